@@ -1,0 +1,4 @@
+// @generated
+
+pub mod health;
+pub mod messenger;

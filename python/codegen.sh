@@ -1,0 +1,7 @@
+#!/bin/bash
+# The seed's codegen step for the Python reference: grpcio-tools' protoc.
+# protos/messenger.proto is a link to the project's one contract, proto/messenger.proto.
+cd "$(dirname "$0")"
+PY="${PYTHON:-../.venv/bin/python3}"
+"$PY" -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. protos/messenger.proto
+echo "✅ Generated gRPC code in python/protos/ folder."

@@ -1,0 +1,13 @@
+//! learning-messenger: the LearningMessenger gRPC lab in Rust.
+//!
+//! - [`proto`]: the messages, generated from `proto/` by `scripts/codegen.sh`.
+//! - [`rpc`]: the hand-built gRPC glue (descriptors, client stubs, service traits).
+//! - [`service`]: the business logic, the four LearningMessenger handlers.
+//! - [`health`]: the standard health service and its serving states.
+//! - [`server`]: running a server (ports, TLS, keepalive, graceful stop).
+//! - [`client`]: connecting, and the client's commands and demos.
+
+#[path = "../generated/mod.rs"]
+pub mod proto;
+
+pub mod rpc;

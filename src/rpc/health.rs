@@ -1,0 +1,84 @@
+//! `grpc.health.v1.Health`: descriptors, client stub, service trait and
+//! registration for the standard health protocol in `proto/health.proto`.
+
+use grpcio::{
+    CallOption, Channel, ClientSStreamReceiver, Marshaller, Method, MethodType, Result, RpcContext,
+    ServerStreamingSink, Service, ServiceBuilder, UnarySink,
+};
+
+use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
+
+/// The service's full name, as gRPC routes it.
+pub const SERVICE_NAME: &str = "grpc.health.v1.Health";
+
+pub mod method {
+    use super::*;
+
+    pub const CHECK: Method<HealthCheckRequest, HealthCheckResponse> = Method {
+        ty: MethodType::Unary,
+        name: "/grpc.health.v1.Health/Check",
+        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
+        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
+    };
+
+    pub const WATCH: Method<HealthCheckRequest, HealthCheckResponse> = Method {
+        ty: MethodType::ServerStreaming,
+        name: "/grpc.health.v1.Health/Watch",
+        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
+        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
+    };
+}
+
+/// The typed client stub. Every call carries `options` (deadline, headers).
+#[derive(Clone)]
+pub struct HealthClient {
+    client: grpcio::Client,
+    options: CallOption,
+}
+
+impl HealthClient {
+    pub fn new(channel: Channel) -> Self {
+        HealthClient { client: grpcio::Client::new(channel), options: CallOption::default() }
+    }
+
+    pub fn with_options(mut self, options: CallOption) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Unary, blocking.
+    pub fn check(&self, req: &HealthCheckRequest) -> Result<HealthCheckResponse> {
+        self.client.unary_call(&method::CHECK, req, self.options.clone())
+    }
+
+    /// Unary, async.
+    pub fn check_async(&self, req: &HealthCheckRequest) -> Result<grpcio::ClientUnaryReceiver<HealthCheckResponse>> {
+        self.client.unary_call_async(&method::CHECK, req, self.options.clone())
+    }
+
+    /// Server streaming, blocking: the status now, then each change.
+    pub fn watch(&self, req: &HealthCheckRequest) -> Result<impl Iterator<Item = Result<HealthCheckResponse>>> {
+        Ok(super::blocking_iter(self.watch_async(req)?))
+    }
+
+    /// Server streaming, async.
+    pub fn watch_async(&self, req: &HealthCheckRequest) -> Result<ClientSStreamReceiver<HealthCheckResponse>> {
+        self.client.server_streaming(&method::WATCH, req, self.options.clone())
+    }
+}
+
+/// What a health server implements.
+pub trait Health {
+    fn check(&mut self, ctx: RpcContext, req: HealthCheckRequest, sink: UnarySink<HealthCheckResponse>);
+    fn watch(&mut self, ctx: RpcContext, req: HealthCheckRequest, sink: ServerStreamingSink<HealthCheckResponse>);
+}
+
+/// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
+pub fn create_health<S: Health + Send + Clone + 'static>(service: S) -> Service {
+    let mut builder = ServiceBuilder::new();
+    let mut instance = service.clone();
+    builder = builder.add_unary_handler(&method::CHECK, move |ctx, req, sink| instance.check(ctx, req, sink));
+    let mut instance = service;
+    builder = builder.add_server_streaming_handler(&method::WATCH, move |ctx, req, sink| instance.watch(ctx, req, sink));
+    builder.build()
+}

@@ -1,0 +1,28 @@
+//! Hand-built gRPC glue over grpcio: for each service in `proto/`, its method
+//! descriptors, a typed client stub, the service trait a server implements,
+//! and the function that registers an implementation. It is what
+//! grpcio-compiler would generate, written out by hand.
+
+pub mod health;
+pub mod messenger;
+
+use futures::executor::{block_on, block_on_stream};
+use futures::{Sink, SinkExt, Stream};
+use grpcio::{WriteFlags, Result};
+
+/// Sends every item of a blocking iterator, one write in flight at a time
+/// (HTTP/2 flow control paces the producer), then half-closes.
+fn send_blocking<T, S>(sink: &mut S, items: impl IntoIterator<Item = T>) -> Result<()>
+where
+    S: Sink<(T, WriteFlags), Error = grpcio::Error> + Unpin,
+{
+    for item in items {
+        block_on(sink.send((item, WriteFlags::default())))?;
+    }
+    block_on(sink.close())
+}
+
+/// A response stream read by blocking the calling thread.
+fn blocking_iter<S: Stream + Unpin>(stream: S) -> impl Iterator<Item = S::Item> {
+    block_on_stream(stream)
+}
