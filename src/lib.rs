@@ -11,3 +11,7 @@
 pub mod proto;
 
 pub mod rpc;
+pub mod client;
+pub mod health;
+pub mod server;
+pub mod service;

@@ -1,1 +1,70 @@
-fn main() {}
+//! `server`: serves LearningMessenger (and gRPC health) until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use learning_messenger::server::{self, ServerConfig, TlsIdentity, DEFAULT_MAX_MESSAGE_BYTES};
+use log::info;
+
+#[derive(Parser)]
+#[command(about = "The LearningMessenger gRPC server (logs: RUST_LOG, default info)")]
+struct Args {
+    /// Address to listen on, HOST:PORT (port 0 picks a free one).
+    #[arg(long, default_value = "[::]:50051")]
+    addr: String,
+    /// Simulated delay before each streamed update, in ms (0 disables).
+    #[arg(long, default_value_t = 1000)]
+    delay_ms: u64,
+    /// Largest request message accepted, in bytes; bigger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
+    max_message_bytes: usize,
+    /// On Ctrl-C or SIGTERM, how long in-flight calls may finish before they are cancelled, in ms.
+    #[arg(long, default_value_t = 5000)]
+    shutdown_grace_ms: u64,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Completion queues (one polling thread each); 0 means one per core.
+    #[arg(long, default_value_t = 0)]
+    completion_queues: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    }) {
+        eprintln!("server: cannot install the signal handler: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let config = ServerConfig {
+        addr: args.addr,
+        delay: Duration::from_millis(args.delay_ms),
+        max_message_bytes: args.max_message_bytes,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsIdentity { cert, key }),
+        completion_queues: args.completion_queues,
+    };
+    let running = match server::start(&config) {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!("🚀 gRPC server logic running on port {}...", running.port());
+
+    let _ = stop_rx.recv();
+    info!("stopping: health NOT_SERVING, no new calls, in-flight calls may finish");
+    let stopped = running.shutdown(Duration::from_millis(args.shutdown_grace_ms));
+    info!("stopped ({stopped:?})");
+    ExitCode::SUCCESS
+}

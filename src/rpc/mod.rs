@@ -6,9 +6,26 @@
 pub mod health;
 pub mod messenger;
 
+use std::pin::Pin;
+use std::task::Poll;
+
 use futures::executor::{block_on, block_on_stream};
 use futures::{Sink, SinkExt, Stream};
-use grpcio::{WriteFlags, Result};
+use grpcio::{Result, WriteFlags};
+
+/// Resolves when a server streaming call ends without us: the client cancelled,
+/// its deadline passed, or the server is cancelling all calls. A streaming
+/// sink's `poll_ready` reports the call's end and registers for it.
+pub async fn call_ended<T, S>(sink: &mut S)
+where
+    S: Sink<(T, WriteFlags), Error = grpcio::Error> + Unpin,
+{
+    futures::future::poll_fn(|cx| match Pin::new(&mut *sink).poll_ready(cx) {
+        Poll::Ready(Err(_)) => Poll::Ready(()),
+        _ => Poll::Pending,
+    })
+    .await
+}
 
 /// Sends every item of a blocking iterator, one write in flight at a time
 /// (HTTP/2 flow control paces the producer), then half-closes.

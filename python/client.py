@@ -1,0 +1,95 @@
+"""The seed's client.py, the Python reference. Additions only: --target and a
+delay scale (MESSENGER_DELAY_SCALE / --delay-scale)."""
+import argparse
+import os
+import sys
+
+import grpc
+import time
+
+# Import generated gRPC code
+# These modules provide the typed Message classes and the Service Stub
+import protos.messenger_pb2 as pb2
+import protos.messenger_pb2_grpc as pb2_grpc
+
+# Multiplies every simulated 1 s latency of the seed (0 disables them).
+DELAY_SCALE = float(os.environ.get("MESSENGER_DELAY_SCALE", "1.0"))
+
+
+def run_unary(stub):
+    """1. UNARY: Basic Request-Response; the client waits for a single response."""
+    print("--- Unary Request ---")
+    response = stub.GetLearningStatus(pb2.StatusRequest(user_id="researcher-01"))
+    print(f"Server Response: {response.message} (Active: {response.active})")
+
+
+def run_server_streaming(stub):
+    """2. SERVER STREAMING: Single request, stream of responses consumed with a for loop."""
+    print("\n--- Server Streaming (Real-time updates) ---")
+    responses = stub.StreamLearnings(pb2.TopicRequest(topic="gRPC Protocols"))
+    for update in responses:
+        print(f"[{update.timestamp}] Progress {update.progress}%: {update.content}")
+
+
+def run_client_streaming(stub):
+    """3. CLIENT STREAMING: Multiple requests from a generator, single final response."""
+    print("\n--- Client Streaming (Uploading research notes) ---")
+
+    def generate_notes():
+        notes = [
+            "Note 1: gRPC uses HTTP/2 Multiplexing",
+            "Note 2: Built on Protocol Buffers",
+            "Note 3: Binary TLV serialization",
+            "Note 4: Typed interface contracts"
+        ]
+        for note in notes:
+            # LATENCY SIMULATION: Simulating a human user or slow-moving data source
+            time.sleep(1 * DELAY_SCALE)
+            yield pb2.ResearchNote(text=note)
+
+    response = stub.SubmitResearchNotes(generate_notes())
+    print(f"Server Summary: {response.final_summary} (Total {response.count})")
+
+
+def run_bidirectional_streaming(stub):
+    """4. BI-DIRECTIONAL STREAMING: Continuous shared flow, echoes read while sending."""
+    print("\n--- Bi-directional Streaming (Collaborative Feed) ---")
+
+    def make_feed_requests():
+        updates = [
+            ("Engineer", "Initializing system..."),
+            ("Lead", "Monitoring data flow..."),
+            ("QA", "Verifying latency...")
+        ]
+        for user, msg in updates:
+            # Continuous outgoing stream
+            time.sleep(1 * DELAY_SCALE)
+            yield pb2.FeedUpdate(user=user, message=msg)
+
+    # Initializing the persistent pipe
+    response_stream = stub.CollaborativeFeed(make_feed_requests())
+    for resp in response_stream:
+        # Reacting to server echoes in real-time
+        print(f" [Feed Update] {resp.user}: {resp.message}")
+
+
+if __name__ == '__main__':
+    """
+    STUB PATTERN: The LearningMessengerStub is our local proxy for the remote server.
+    """
+    parser = argparse.ArgumentParser(description="LearningMessenger gRPC client (Python reference)")
+    parser.add_argument("--target", default="localhost:50051", help="server HOST:PORT (default localhost:50051)")
+    parser.add_argument("--delay-scale", type=float, default=None,
+                        help="multiplies the simulated 1 s delays (default $MESSENGER_DELAY_SCALE or 1.0; 0 disables)")
+    args = parser.parse_args()
+    if args.delay_scale is not None:
+        DELAY_SCALE = args.delay_scale
+    sys.stdout.reconfigure(line_buffering=True)
+    # Connect to the orchestrator via a persistent HTTP/2 channel
+    with grpc.insecure_channel(args.target) as channel:
+        stub = pb2_grpc.LearningMessengerStub(channel)
+        # Execute the multi-modal driver suite
+        run_unary(stub)
+        run_server_streaming(stub)
+        run_client_streaming(stub)
+        run_bidirectional_streaming(stub)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The demo: builds, starts the Rust server, runs the Rust client and then the
+# Python reference client against it (the seed's transcript, twice), and stops
+# the server. PORT (default 50051) picks the port.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+PORT="${PORT:-50051}"
+
+bash scripts/bootstrap.sh
+echo "Building (the first build compiles gRPC C-core: 10-15 minutes)..."
+cargo build --quiet --bins
+bin="$CARGO_TARGET_DIR/debug"
+
+log="$(mktemp)"
+"$bin/server" --addr "127.0.0.1:$PORT" >"$log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 100); do
+    grep -q "running on port" "$log" && break
+    kill -0 "$server" 2>/dev/null || { cat "$log"; echo "demo: the server did not start" >&2; exit 1; }
+    sleep 0.1
+done
+
+echo
+echo "=== Rust client -> Rust server (127.0.0.1:$PORT) ==="
+"$bin/client" --target "127.0.0.1:$PORT"
+echo
+echo "=== Python reference client -> Rust server ==="
+(cd python && ../.venv/bin/python3 -u client.py --target "127.0.0.1:$PORT")
+
+kill -TERM "$server"
+wait "$server" || true
+echo
+echo "=== Rust server log ==="
+cat "$log"

@@ -1,0 +1,145 @@
+//! Running a LearningMessenger server: completion queues, message limits,
+//! keepalive, TLS, the health service, and a graceful stop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{self, Either};
+use futures_timer::Delay;
+use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials, ServerCredentialsBuilder};
+use log::info;
+
+use crate::health::HealthService;
+use crate::rpc;
+use crate::service::{MessengerService, DEFAULT_DELAY};
+
+/// gRPC's own default receive limit.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// How long in-flight calls may run on after a stop is asked for.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often an idle connection is pinged, and how long a ping may go unanswered
+/// before the peer counts as gone and its calls end.
+pub const KEEPALIVE_TIME: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Clone, Debug)]
+pub struct TlsIdentity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// `HOST:PORT` to listen on; port 0 picks a free one.
+    pub addr: String,
+    /// Pause before each StreamLearnings update.
+    pub delay: Duration,
+    pub max_message_bytes: usize,
+    pub tls: Option<TlsIdentity>,
+    /// Completion queues, each polled by one thread; 0 means one per core.
+    pub completion_queues: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "[::]:50051".to_owned(),
+            delay: DEFAULT_DELAY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            tls: None,
+            completion_queues: 0,
+        }
+    }
+}
+
+/// A started server: LearningMessenger and Health on one port.
+pub struct RunningServer {
+    server: grpcio::Server,
+    health: HealthService,
+    port: u16,
+}
+
+/// How a graceful stop went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every in-flight call finished within the grace period.
+    Drained,
+    /// Calls still running when the grace period ran out were cancelled.
+    CancelledRemaining,
+}
+
+/// Starts serving per `config`, or says in one line why it cannot.
+pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
+    let credentials = match &config.tls {
+        Some(identity) => tls_credentials(identity)?,
+        None => ServerCredentials::insecure(),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queues = if config.completion_queues == 0 { cores } else { config.completion_queues };
+    let env = Arc::new(EnvBuilder::new().cq_count(queues).name_prefix("grpc-server").build());
+    let max_message = i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX);
+    let args = ChannelBuilder::new(env.clone())
+        .max_receive_message_len(max_message)
+        .keepalive_time(KEEPALIVE_TIME)
+        .keepalive_timeout(KEEPALIVE_TIMEOUT)
+        .keepalive_permit_without_calls(true)
+        // Clients may ping as often as our own keepalive does.
+        .http2_min_recv_ping_interval_without_data(KEEPALIVE_TIMEOUT)
+        .build_args();
+
+    let health = HealthService::serving(&["", rpc::messenger::SERVICE_NAME]);
+    let mut server = ServerBuilder::new(env)
+        .channel_args(args)
+        .register_service(rpc::messenger::create_learning_messenger(MessengerService::new(config.delay)))
+        .register_service(rpc::health::create_health(health.clone()))
+        .build()
+        .map_err(|e| format!("cannot build the server: {e}"))?;
+    let port = server
+        .add_listening_port(config.addr.as_str(), credentials)
+        .map_err(|_| format!("cannot listen on {}: address invalid or in use", config.addr))?;
+    server.start();
+    Ok(RunningServer { server, health, port })
+}
+
+fn tls_credentials(identity: &TlsIdentity) -> Result<ServerCredentials, String> {
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path).map_err(|e| format!("cannot read TLS {what} {}: {e}", path.display()))
+    };
+    let (cert, key) = (read(&identity.cert, "certificate")?, read(&identity.key, "key")?);
+    for (pem, what, path) in [(&cert, "certificate", &identity.cert), (&key, "key", &identity.key)] {
+        if !pem.starts_with(b"-----BEGIN") && !String::from_utf8_lossy(pem).contains("-----BEGIN") {
+            return Err(format!("TLS {what} {} is not a PEM file", path.display()));
+        }
+    }
+    Ok(ServerCredentialsBuilder::new().add_cert(cert, key).build())
+}
+
+impl RunningServer {
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn health(&self) -> &HealthService {
+        &self.health
+    }
+
+    /// Stops gracefully: health turns NOT_SERVING, no new calls are accepted,
+    /// in-flight calls may finish within `grace`, then what remains is cancelled.
+    pub fn shutdown(mut self, grace: Duration) -> Stopped {
+        self.health.shutdown();
+        let mut drained = self.server.shutdown();
+        let outcome = futures::executor::block_on(future::select(&mut drained, Delay::new(grace)));
+        match outcome {
+            Either::Left(_) => Stopped::Drained,
+            Either::Right(_) => {
+                info!("grace period over: cancelling the calls still running");
+                self.server.cancel_all_calls();
+                let _ = futures::executor::block_on(drained);
+                Stopped::CancelledRemaining
+            }
+        }
+    }
+}
