@@ -6,6 +6,7 @@
 //! - [`health`]: the standard health service and its serving states.
 //! - [`server`]: running a server (ports, TLS, keepalive, graceful stop).
 //! - [`client`]: connecting, and the client's commands and demos.
+//! - [`bench`]: the benchmark: checked load patterns, codec costs, the comparison with Python.
 
 #[path = "../generated/mod.rs"]
 pub mod proto;
@@ -15,3 +16,4 @@ pub mod client;
 pub mod health;
 pub mod server;
 pub mod service;
+pub mod bench;

@@ -1,0 +1,185 @@
+//! The benchmark's own logic at tiny sizes: every workload against a real
+//! in-process server, wrong answers caught, and the command line's errors.
+//! Figures are never asserted: only that they exist and are sane.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestServer;
+use grpcio::{ClientStreamingSink, DuplexSink, EnvBuilder, RequestStream, RpcContext, ServerBuilder, ServerCredentials, ServerStreamingSink, UnarySink};
+use learning_messenger::bench::report::Unit;
+use learning_messenger::bench::workloads::{Settings, Workload};
+use learning_messenger::bench::{run_against, BenchError};
+use learning_messenger::proto::messenger::{FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse, TopicRequest};
+use learning_messenger::rpc::messenger::{create_learning_messenger, LearningMessenger};
+use learning_messenger::service::MessengerService;
+
+fn tiny() -> Settings {
+    Settings { concurrency: 4, duration: Duration::from_millis(200), warmup: Duration::from_millis(50), messages: 2_000 }
+}
+
+#[test]
+fn every_workload_runs_and_reports_its_figures() {
+    let server = TestServer::start();
+    let figures = run_against(&server.target, 2, 1, &Workload::ALL, &tiny()).expect("the run succeeds");
+    for workload in Workload::ALL {
+        assert!(figures.iter().any(|f| f.workload == workload.name()), "no figures for {}", workload.name());
+    }
+    for figure in &figures {
+        assert!(figure.value.is_finite() && figure.value > 0.0, "{figure:?}");
+        if let Unit::Rate(_) = figure.unit {
+            continue;
+        }
+        assert_eq!(figure.unit, Unit::Latency, "{figure:?}");
+    }
+    let metrics: Vec<_> = figures.iter().filter(|f| f.workload == "unary").map(|f| f.metric).collect();
+    assert_eq!(metrics, ["throughput", "p50", "p99", "p99.9"]);
+}
+
+/// Our handlers, except for the one answer a test makes wrong.
+#[derive(Clone)]
+struct Faulty {
+    inner: MessengerService,
+    fault: Fault,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// The summary counts one note too few.
+    ShortCount,
+    /// The feed's echoes say something else.
+    WrongEcho,
+    /// The status is inactive.
+    Inactive,
+}
+
+impl LearningMessenger for Faulty {
+    fn get_learning_status(&mut self, ctx: RpcContext, req: StatusRequest, sink: UnarySink<StatusResponse>) {
+        if self.fault != Fault::Inactive {
+            return self.inner.get_learning_status(ctx, req, sink);
+        }
+        let reply = sink.success(StatusResponse { message: "System ready for research. Status check OK.".into(), active: false, ..Default::default() });
+        ctx.spawn(async move {
+            let _ = reply.await;
+        });
+    }
+
+    fn stream_learnings(&mut self, ctx: RpcContext, req: TopicRequest, sink: ServerStreamingSink<LearningUpdate>) {
+        self.inner.stream_learnings(ctx, req, sink)
+    }
+
+    fn submit_research_notes(&mut self, ctx: RpcContext, notes: RequestStream<ResearchNote>, sink: ClientStreamingSink<SummaryResponse>) {
+        use futures::TryStreamExt;
+        if self.fault != Fault::ShortCount {
+            return self.inner.submit_research_notes(ctx, notes, sink);
+        }
+        ctx.spawn(async move {
+            let notes: Vec<ResearchNote> = notes.try_collect().await.unwrap_or_default();
+            let count = notes.len() as i32 - 1;
+            let summary = learning_messenger::service::summarize(count, notes.last().map(|n| n.text.as_str()));
+            let _ = sink.success(summary).await;
+        });
+    }
+
+    fn collaborative_feed(&mut self, ctx: RpcContext, updates: RequestStream<FeedUpdate>, mut sink: DuplexSink<FeedUpdate>) {
+        use futures::{SinkExt, TryStreamExt};
+        if self.fault != Fault::WrongEcho {
+            return self.inner.collaborative_feed(ctx, updates, sink);
+        }
+        ctx.spawn(async move {
+            let mut echoes = updates.map_ok(|update| {
+                let mut echo = learning_messenger::service::acknowledge(&update);
+                echo.message.push('!');
+                (echo, grpcio::WriteFlags::default())
+            });
+            let _ = sink.send_all(&mut echoes).await;
+            let _ = sink.close().await;
+        });
+    }
+}
+
+/// A server on a free port answering with `fault`.
+fn faulty_server(fault: Fault) -> (grpcio::Server, String) {
+    let env = Arc::new(EnvBuilder::new().cq_count(1).build());
+    let service = Faulty { inner: MessengerService::new(Duration::ZERO), fault };
+    let mut server = ServerBuilder::new(env).register_service(create_learning_messenger(service)).build().unwrap();
+    let port = server.add_listening_port("127.0.0.1:0", ServerCredentials::insecure()).unwrap();
+    server.start();
+    (server, format!("127.0.0.1:{port}"))
+}
+
+fn wrong_answer(fault: Fault, workload: Workload) -> String {
+    let (_server, target) = faulty_server(fault);
+    match run_against(&target, 1, 1, &[workload], &tiny()) {
+        Err(e @ BenchError::WrongAnswer { .. }) => e.to_string(),
+        other => panic!("expected a wrong answer from {}, got {other:?}", workload.name()),
+    }
+}
+
+#[test]
+fn a_wrong_summary_fails_the_run() {
+    let error = wrong_answer(Fault::ShortCount, Workload::ClientStream);
+    assert!(error.starts_with("client-stream: wrong answer: summary was "), "{error}");
+}
+
+#[test]
+fn a_wrong_echo_fails_the_run() {
+    let error = wrong_answer(Fault::WrongEcho, Workload::Bidi);
+    assert!(error.starts_with("bidi: wrong answer: echo 0 was "), "{error}");
+    let error = wrong_answer(Fault::WrongEcho, Workload::PingPong);
+    assert!(error.starts_with("ping-pong: wrong answer: echo 0 was "), "{error}");
+}
+
+#[test]
+fn a_wrong_status_fails_the_run() {
+    let error = wrong_answer(Fault::Inactive, Workload::Unary);
+    assert!(error.contains("unary: wrong answer: status was"), "{error}");
+}
+
+fn bench(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench")).args(args).output().expect("bench runs");
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code().unwrap_or(-1), text(output.stdout), text(output.stderr))
+}
+
+#[test]
+fn bad_flags_exit_2_with_usage() {
+    for args in [
+        &["unary", "--concurrency", "0"][..],
+        &["unary", "--duration", "ten"],
+        &["bidi", "--messages", "-5"],
+        &["compare", "--no-such-flag"],
+        &["warp-speed"],
+    ] {
+        let (code, stdout, stderr) = bench(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty() && stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn an_unreachable_target_is_one_line_and_a_failure() {
+    let port = learning_messenger::bench::compare::free_port().unwrap();
+    let (code, stdout, stderr) = bench(&["ping-pong", "--target", &format!("127.0.0.1:{port}")]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("bench: error: cannot reach 127.0.0.1:{port}: ")), "{stderr}");
+}
+
+#[test]
+fn the_binary_prints_a_table_of_checked_figures() {
+    let server = TestServer::start();
+    let (code, stdout, stderr) =
+        bench(&["bidi", "--target", &server.target, "--messages", "500", "--warmup", "0s", "--duration", "100ms"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("workload"), "{stdout}");
+    assert!(stdout.contains("echoes/s"), "{stdout}");
+    let (code, stdout, _) = bench(&["codec", "--iterations", "10"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("FeedUpdate (echo)"), "{stdout}");
+}
