@@ -3,10 +3,12 @@
 //! is a future spawned on it, delays are timers, and every write is awaited
 //! so HTTP/2 flow control paces the stream.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{self, Either};
-use futures::{Sink, SinkExt, StreamExt, TryStreamExt};
+use futures::{Sink, SinkExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{
     ClientStreamingSink, DuplexSink, RequestStream, RpcContext, RpcStatus, RpcStatusCode,
@@ -34,11 +36,42 @@ pub const DEFAULT_DELAY: Duration = Duration::from_secs(1);
 pub struct MessengerService {
     /// Pause before each StreamLearnings update; zero sends at once.
     delay: Duration,
+    in_flight: CallCounter,
 }
 
 impl MessengerService {
     pub fn new(delay: Duration) -> Self {
-        MessengerService { delay }
+        MessengerService { delay, in_flight: CallCounter::default() }
+    }
+
+    /// The count of this service's calls whose work is still running.
+    pub fn in_flight(&self) -> CallCounter {
+        self.in_flight.clone()
+    }
+}
+
+/// Counts calls whose work is still running: each handler holds a guard until
+/// its spawned future ends (finished, failed or cancelled). One relaxed atomic
+/// add and subtract per call; it shows that cancelled calls leave nothing behind.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounter(Arc<AtomicUsize>);
+
+impl CallCounter {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn enter(&self) -> CallGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        CallGuard(self.0.clone())
+    }
+}
+
+struct CallGuard(Arc<AtomicUsize>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -91,13 +124,19 @@ impl LearningMessenger for MessengerService {
         info!("📡 Unary Request from: {}", req.user_id);
         let response = StatusResponse { message: STATUS_MESSAGE.to_owned(), active: true, ..Default::default() };
         let reply = sink.success(response);
-        ctx.spawn(async move { log_outcome("GetLearningStatus", reply.await) });
+        let in_flight = self.in_flight.enter();
+        ctx.spawn(async move {
+            let _in_flight = in_flight;
+            log_outcome("GetLearningStatus", reply.await)
+        });
     }
 
     fn stream_learnings(&mut self, ctx: RpcContext, req: TopicRequest, mut sink: ServerStreamingSink<LearningUpdate>) {
         info!("📡 Server Streaming topic: {}", req.topic);
         let delay = self.delay;
+        let in_flight = self.in_flight.enter();
         ctx.spawn(async move {
+            let _in_flight = in_flight;
             for (i, content) in learning_contents(&req.topic).into_iter().enumerate() {
                 if !delay.is_zero() && !pause(&mut sink, delay).await {
                     return debug!("StreamLearnings ended by the client during a delay");
@@ -123,7 +162,9 @@ impl LearningMessenger for MessengerService {
         sink: ClientStreamingSink<SummaryResponse>,
     ) {
         info!("📡 Receiving stream of research notes...");
+        let in_flight = self.in_flight.enter();
         ctx.spawn(async move {
+            let _in_flight = in_flight;
             // Only the count and the last note are kept: memory stays flat however long the stream.
             let mut count: i32 = 0;
             let mut last = None;
@@ -146,7 +187,9 @@ impl LearningMessenger for MessengerService {
         info!("📡 Bi-directional 'Collaborative Feed' opened.");
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
+        let in_flight = self.in_flight.enter();
         ctx.spawn(async move {
+            let _in_flight = in_flight;
             let mut echoes = updates.map_ok(|update| {
                 debug!(" [Feed] From {}: {}", update.user, update.message);
                 (acknowledge(&update), WriteFlags::default())

@@ -39,7 +39,8 @@ fn unary_answers_the_seed_status() {
 fn unary_async_form_gives_the_same_answer() {
     let server = TestServer::start();
     let request = StatusRequest { user_id: "研究者".into(), ..Default::default() };
-    let response = block_on(server.client().get_learning_status_async(&request).unwrap()).unwrap();
+    let client = server.client();
+    let response = block_on(client.get_learning_status_async(&request).unwrap()).unwrap();
     assert_eq!(response.message, "System ready for research. Status check OK.");
 }
 
@@ -67,7 +68,8 @@ fn server_stream_sends_four_timestamped_updates() {
 fn server_stream_keeps_non_ascii_topics_intact() {
     let server = TestServer::start();
     let request = TopicRequest { topic: "gRPC über HTTP/2 — 多路复用 🚀".into(), ..Default::default() };
-    let first = block_on(server.client().stream_learnings_async(&request).unwrap().next()).unwrap().unwrap();
+    let client = server.client();
+    let first = block_on(client.stream_learnings_async(&request).unwrap().next()).unwrap().unwrap();
     assert_eq!(first.content, "Searching for research papers on gRPC über HTTP/2 — 多路复用 🚀...");
 }
 
@@ -147,7 +149,8 @@ fn bidi_empty_feed_ends_cleanly_with_no_echoes() {
 #[test]
 fn bidi_echo_arrives_while_the_client_stream_is_still_open() {
     let server = TestServer::start();
-    let (mut sender, mut echoes) = server.client().collaborative_feed_async().unwrap();
+    let client = server.client();
+    let (mut sender, mut echoes) = client.collaborative_feed_async().unwrap();
     block_on(async {
         for i in 0..3 {
             sender.send((feed("Lead", &format!("update {i}")), WriteFlags::default())).await.unwrap();

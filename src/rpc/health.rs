@@ -58,7 +58,7 @@ impl HealthClient {
 
     /// Server streaming, blocking: the status now, then each change.
     pub fn watch(&self, req: &HealthCheckRequest) -> Result<impl Iterator<Item = Result<HealthCheckResponse>>> {
-        Ok(super::blocking_iter(self.watch_async(req)?))
+        Ok(super::blocking_iter(self.watch_async(req)?, self.client.channel()))
     }
 
     /// Server streaming, async.

@@ -76,14 +76,16 @@ impl LearningMessengerClient {
         self.client.unary_call(&method::GET_LEARNING_STATUS, req, self.options.clone())
     }
 
-    /// Unary, async: the receiver is a future of the response.
+    /// Unary, async: the receiver is a future of the response. Like every
+    /// `_async` form, keep the client alive until the call is over: dropping
+    /// the last client of a channel stops its calls.
     pub fn get_learning_status_async(&self, req: &StatusRequest) -> Result<ClientUnaryReceiver<StatusResponse>> {
         self.client.unary_call_async(&method::GET_LEARNING_STATUS, req, self.options.clone())
     }
 
     /// Server streaming, blocking: an iterator over the updates as they arrive.
     pub fn stream_learnings(&self, req: &TopicRequest) -> Result<impl Iterator<Item = Result<LearningUpdate>>> {
-        Ok(super::blocking_iter(self.stream_learnings_async(req)?))
+        Ok(super::blocking_iter(self.stream_learnings_async(req)?, self.client.channel()))
     }
 
     /// Server streaming, async: a `Stream` of updates.
@@ -116,7 +118,7 @@ impl LearningMessengerClient {
             // A failed send ends the call; the receiver reports its status.
             let _ = super::send_blocking(&mut sender, updates);
         });
-        Ok(super::blocking_iter(receiver))
+        Ok(super::blocking_iter(receiver, self.client.channel()))
     }
 
     /// Bidi, async: a `Sink` for outgoing updates and a `Stream` of echoes.

@@ -39,7 +39,22 @@ where
     block_on(sink.close())
 }
 
-/// A response stream read by blocking the calling thread.
-fn blocking_iter<S: Stream + Unpin>(stream: S) -> impl Iterator<Item = S::Item> {
-    block_on_stream(stream)
+/// A response stream read by blocking the calling thread. It holds the
+/// channel: grpcio stops a call's completion queue when the last handle on
+/// its channel goes, so the iterator must not outlive it.
+pub struct BlockingResponses<S: Stream + Unpin> {
+    responses: futures::executor::BlockingStream<S>,
+    _channel: grpcio::Channel,
+}
+
+impl<S: Stream + Unpin> Iterator for BlockingResponses<S> {
+    type Item = S::Item;
+
+    fn next(&mut self) -> Option<S::Item> {
+        self.responses.next()
+    }
+}
+
+fn blocking_iter<S: Stream + Unpin>(stream: S, channel: &grpcio::Channel) -> BlockingResponses<S> {
+    BlockingResponses { responses: block_on_stream(stream), _channel: channel.clone() }
 }
