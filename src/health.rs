@@ -54,12 +54,13 @@ impl HealthService {
     /// are told so and their streams end.
     pub fn shutdown(&self) {
         let mut state = self.state.lock().unwrap();
-        state.terminal = true;
-        for status in state.statuses.values_mut() {
+        let HealthState { statuses, watchers, terminal } = &mut *state;
+        *terminal = true;
+        for status in statuses.values_mut() {
             *status = ServingStatus::NOT_SERVING;
         }
-        for (name, tx) in state.watchers.drain(..) {
-            let status = if state.statuses.contains_key(&name) { ServingStatus::NOT_SERVING } else { ServingStatus::SERVICE_UNKNOWN };
+        for (name, tx) in watchers.drain(..) {
+            let status = if statuses.contains_key(&name) { ServingStatus::NOT_SERVING } else { ServingStatus::SERVICE_UNKNOWN };
             let _ = tx.unbounded_send(status);
         }
     }
@@ -75,6 +76,9 @@ impl HealthService {
         let (tx, rx) = mpsc::unbounded();
         let now = state.statuses.get(service).copied().unwrap_or(ServingStatus::SERVICE_UNKNOWN);
         if !state.terminal {
+            // Watches that ended dropped their receivers: forget them, or
+            // clients that watch and cancel would grow this list for ever.
+            state.watchers.retain(|(_, tx)| !tx.is_closed());
             state.watchers.push((service.to_owned(), tx));
         }
         (now, rx)
@@ -133,5 +137,33 @@ impl Health for HealthService {
                 debug!("Health.Watch: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    #[test]
+    fn ended_watches_are_forgotten() {
+        let health = HealthService::serving(&[""]);
+        for _ in 0..100 {
+            drop(health.subscribe(""));
+        }
+        let (_, _live) = health.subscribe("");
+        assert_eq!(health.state.lock().unwrap().watchers.len(), 1);
+    }
+
+    #[test]
+    fn shutdown_is_terminal_and_ends_watches() {
+        let health = HealthService::serving(&["", "a"]);
+        let (now, mut changes) = health.subscribe("a");
+        assert_eq!(now, ServingStatus::SERVING);
+        health.shutdown();
+        health.set_status("a", ServingStatus::SERVING);
+        assert_eq!(health.status("a"), Some(ServingStatus::NOT_SERVING));
+        assert_eq!(block_on(changes.next()), Some(ServingStatus::NOT_SERVING));
+        assert_eq!(block_on(changes.next()), None);
     }
 }

@@ -12,7 +12,7 @@ use log::info;
 
 use crate::health::HealthService;
 use crate::rpc;
-use crate::service::{MessengerService, DEFAULT_DELAY};
+use crate::service::{CallCounter, MessengerService, DEFAULT_DELAY};
 
 /// gRPC's own default receive limit.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -22,6 +22,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// before the peer counts as gone and its calls end.
 pub const KEEPALIVE_TIME: Duration = Duration::from_secs(30);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients may ping this often without sending data (our own client pings
+/// every KEEPALIVE_TIME); more often counts as abuse and gets a GOAWAY.
+const MIN_CLIENT_PING_INTERVAL: Duration = KEEPALIVE_TIMEOUT;
 
 /// A certificate chain and its private key, PEM files.
 #[derive(Clone, Debug)]
@@ -40,6 +43,10 @@ pub struct ServerConfig {
     pub tls: Option<TlsIdentity>,
     /// Completion queues, each polled by one thread; 0 means one per core.
     pub completion_queues: usize,
+    /// HTTP/2 keepalive: ping a connection after this long without reads...
+    pub keepalive_time: Duration,
+    /// ...and close it, ending its calls, if the ping is not answered within this.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +57,8 @@ impl Default for ServerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             tls: None,
             completion_queues: 0,
+            keepalive_time: KEEPALIVE_TIME,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
         }
     }
 }
@@ -58,6 +67,7 @@ impl Default for ServerConfig {
 pub struct RunningServer {
     server: grpcio::Server,
     health: HealthService,
+    in_flight: CallCounter,
     port: u16,
 }
 
@@ -82,17 +92,18 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let max_message = i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX);
     let args = ChannelBuilder::new(env.clone())
         .max_receive_message_len(max_message)
-        .keepalive_time(KEEPALIVE_TIME)
-        .keepalive_timeout(KEEPALIVE_TIMEOUT)
+        .keepalive_time(config.keepalive_time)
+        .keepalive_timeout(config.keepalive_timeout)
         .keepalive_permit_without_calls(true)
-        // Clients may ping as often as our own keepalive does.
-        .http2_min_recv_ping_interval_without_data(KEEPALIVE_TIMEOUT)
+        .http2_min_recv_ping_interval_without_data(MIN_CLIENT_PING_INTERVAL)
         .build_args();
 
     let health = HealthService::serving(&["", rpc::messenger::SERVICE_NAME]);
+    let messenger = MessengerService::new(config.delay);
+    let in_flight = messenger.in_flight();
     let mut server = ServerBuilder::new(env)
         .channel_args(args)
-        .register_service(rpc::messenger::create_learning_messenger(MessengerService::new(config.delay)))
+        .register_service(rpc::messenger::create_learning_messenger(messenger))
         .register_service(rpc::health::create_health(health.clone()))
         .build()
         .map_err(|e| format!("cannot build the server: {e}"))?;
@@ -100,7 +111,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
         .add_listening_port(config.addr.as_str(), credentials)
         .map_err(|_| format!("cannot listen on {}: address invalid or in use", config.addr))?;
     server.start();
-    Ok(RunningServer { server, health, port })
+    Ok(RunningServer { server, health, in_flight, port })
 }
 
 fn tls_credentials(identity: &TlsIdentity) -> Result<ServerCredentials, String> {
@@ -124,6 +135,11 @@ impl RunningServer {
 
     pub fn health(&self) -> &HealthService {
         &self.health
+    }
+
+    /// LearningMessenger calls whose work is still running.
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.get()
     }
 
     /// Stops gracefully: health turns NOT_SERVING, no new calls are accepted,

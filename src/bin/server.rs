@@ -32,6 +32,12 @@ struct Args {
     /// Completion queues (one polling thread each); 0 means one per core.
     #[arg(long, default_value_t = 0)]
     completion_queues: usize,
+    /// HTTP/2 keepalive: ping a connection after this many ms without reads.
+    #[arg(long, default_value_t = server::KEEPALIVE_TIME.as_millis() as u64)]
+    keepalive_time_ms: u64,
+    /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
+    #[arg(long, default_value_t = server::KEEPALIVE_TIMEOUT.as_millis() as u64)]
+    keepalive_timeout_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         max_message_bytes: args.max_message_bytes,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsIdentity { cert, key }),
         completion_queues: args.completion_queues,
+        keepalive_time: Duration::from_millis(args.keepalive_time_ms),
+        keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
     };
     let running = match server::start(&config) {
         Ok(running) => running,

@@ -1,10 +1,14 @@
 //! Shared by the integration tests: real servers on free loopback ports.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use grpcio::{GrpcSlice, Marshaller, MessageReader, Method, MethodType};
+use grpcio::{GrpcSlice, Marshaller, MessageReader, Method, MethodType, RpcStatus};
 use learning_messenger::client::{self, ConnectOptions};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::server::{self, RunningServer, ServerConfig};
@@ -108,3 +112,194 @@ Server Summary: Processed 4 notes. Key takeaway: Note 4: Typed interface contrac
  [Feed Update] System: Acknowledged Lead's update: Monitoring data flow...
  [Feed Update] System: Acknowledged QA's update: Verifying latency...
 ";
+
+/// The status of a call that should have failed.
+pub fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
+    match result {
+        Err(grpcio::Error::RpcFailure(status)) => status,
+        other => panic!("expected a failed call, got {other:?}"),
+    }
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` passes; says whether it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Memory and threads of a process, from /proc/PID/status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessStatus {
+    pub rss_kib: u64,
+    pub threads: u64,
+}
+
+impl ProcessStatus {
+    pub fn of(pid: u32) -> ProcessStatus {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status readable");
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+        };
+        ProcessStatus { rss_kib: field("VmRSS:"), threads: field("Threads:") }
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+}
+
+/// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
+pub struct PeakWatcher {
+    stop: Arc<AtomicBool>,
+    sampler: JoinHandle<ProcessStatus>,
+}
+
+impl PeakWatcher {
+    pub fn start(pid: u32) -> PeakWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = ProcessStatus::of(pid);
+            while !stop_flag.load(Ordering::Relaxed) {
+                let now = ProcessStatus::of(pid);
+                peak = ProcessStatus { rss_kib: peak.rss_kib.max(now.rss_kib), threads: peak.threads.max(now.threads) };
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        PeakWatcher { stop, sampler }
+    }
+
+    /// The highest RSS and thread count seen.
+    pub fn stop(self) -> ProcessStatus {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().expect("sampler thread")
+    }
+}
+
+/// The `server` binary under test.
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
+
+/// The `server` binary running as a child process on 127.0.0.1 at a free
+/// port, its stderr log collected; killed on drop if still running.
+pub struct ServerProcess {
+    child: Child,
+    pub port: u16,
+    pub target: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `server --addr 127.0.0.1:0 ARGS` (log level info) and waits for
+    /// the line that names its port.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(SERVER_BIN)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log_sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(port) = line.split("running on port ").nth(1).and_then(|rest| rest.split("...").next()) {
+                    let _ = port_tx.send(port.parse::<u16>().expect("port number"));
+                }
+                let mut log = log_sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not report its port; log:\n{}", log.lock().unwrap());
+            }
+        };
+        ServerProcess { child, port, target: format!("127.0.0.1:{port}"), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn client(&self) -> LearningMessengerClient {
+        client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
+    }
+
+    pub fn status(&self) -> ProcessStatus {
+        ProcessStatus::of(self.pid())
+    }
+
+    /// Sends a signal by name (TERM, INT) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill runs");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log.lock().unwrap().contains(text))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the `server` binary with `args` to completion (killed after `timeout`).
+pub fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(SERVER_BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server binary starts");
+    let exited = wait_until(timeout, || child.try_wait().expect("try_wait").is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("server output");
+    assert!(exited, "server {args:?} still running after {timeout:?}; stderr: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
