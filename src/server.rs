@@ -107,11 +107,30 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
         .register_service(rpc::health::create_health(health.clone()))
         .build()
         .map_err(|e| format!("cannot build the server: {e}"))?;
-    let port = server
-        .add_listening_port(config.addr.as_str(), credentials)
-        .map_err(|_| format!("cannot listen on {}: address invalid or in use", config.addr))?;
+    let port = server.add_listening_port(config.addr.as_str(), credentials).map_err(|_| listen_error(config))?;
     server.start();
     Ok(RunningServer { server, health, in_flight, port })
+}
+
+/// Why the port could not be added. C-core only says that it failed, for a
+/// bad address and a bad certificate alike: an insecure probe tells them apart.
+fn listen_error(config: &ServerConfig) -> String {
+    match &config.tls {
+        Some(identity) if can_listen(&config.addr) => format!(
+            "cannot serve TLS: {} and {} are not a valid certificate chain and its private key",
+            identity.cert.display(),
+            identity.key.display()
+        ),
+        _ => format!("cannot listen on {}: address invalid or in use", config.addr),
+    }
+}
+
+/// Whether a plaintext listener can bind `addr` (the probe is dropped at once).
+fn can_listen(addr: &str) -> bool {
+    let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("grpc-probe").build());
+    ServerBuilder::new(env)
+        .build()
+        .is_ok_and(|mut probe| probe.add_listening_port(addr, ServerCredentials::insecure()).is_ok())
 }
 
 fn tls_credentials(identity: &TlsIdentity) -> Result<ServerCredentials, String> {
@@ -119,9 +138,13 @@ fn tls_credentials(identity: &TlsIdentity) -> Result<ServerCredentials, String> 
         std::fs::read(path).map_err(|e| format!("cannot read TLS {what} {}: {e}", path.display()))
     };
     let (cert, key) = (read(&identity.cert, "certificate")?, read(&identity.key, "key")?);
-    for (pem, what, path) in [(&cert, "certificate", &identity.cert), (&key, "key", &identity.key)] {
-        if !pem.starts_with(b"-----BEGIN") && !String::from_utf8_lossy(pem).contains("-----BEGIN") {
-            return Err(format!("TLS {what} {} is not a PEM file", path.display()));
+    let pem_checks = [
+        (&cert, "-----BEGIN CERTIFICATE-----", "certificate", &identity.cert),
+        (&key, "PRIVATE KEY-----", "key", &identity.key),
+    ];
+    for (pem, marker, what, path) in pem_checks {
+        if !String::from_utf8_lossy(pem).contains(marker) {
+            return Err(format!("TLS {what} {} is not a PEM {what} (no {marker:?} line)", path.display()));
         }
     }
     Ok(ServerCredentialsBuilder::new().add_cert(cert, key).build())

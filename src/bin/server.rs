@@ -42,7 +42,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,grpcio=warn")).init();
+    // gRPC C-core's own diagnostics go through the same logger and RUST_LOG.
+    grpcio::redirect_log();
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -61,7 +63,12 @@ fn main() -> ExitCode {
         keepalive_time: Duration::from_millis(args.keepalive_time_ms),
         keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
     };
-    let running = match server::start(&config) {
+    // A failed start is reported in one line below: C-core's own lines about it are muted.
+    let log_level = log::max_level();
+    log::set_max_level(log::LevelFilter::Off);
+    let started = server::start(&config);
+    log::set_max_level(log_level);
+    let running = match started {
         Ok(running) => running,
         Err(e) => {
             eprintln!("server: {e}");

@@ -202,13 +202,13 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `server --addr 127.0.0.1:0 ARGS` (log level info) and waits for
+    /// Starts `server --addr 127.0.0.1:0 ARGS` (default log level) and waits for
     /// the line that names its port.
     pub fn start(args: &[&str]) -> ServerProcess {
         let mut child = Command::new(SERVER_BIN)
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
