@@ -1,48 +1,105 @@
-//! `client`: runs the seed's four demos against a LearningMessenger server.
+//! `client`: talks to a LearningMessenger server, one command per pattern;
+//! without a command, the seed's four demos.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use learning_messenger::client::{self, demo, ConnectOptions};
+use clap::{Args, Parser, Subcommand};
+use learning_messenger::client::commands::{self, Command, Settings};
+use learning_messenger::client::demo::{DEMO_TOPIC, DEMO_USER_ID};
+use learning_messenger::client::input::Input;
+use learning_messenger::client::output::Format;
+use learning_messenger::client::ConnectOptions;
 
 #[derive(Parser)]
-#[command(about = "The LearningMessenger gRPC client")]
-struct Args {
+#[command(
+    name = "client",
+    about = "The LearningMessenger gRPC client: one command per RPC pattern; without one, the seed's four demos",
+    after_help = "Exit codes: 0 done, 1 a call failed (error status, unreachable server, deadline), \
+                  2 bad flag, 3 local problem (unreadable file), 130 interrupted."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<ClientCommand>,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
     /// Server address, HOST:PORT.
-    #[arg(long, default_value = "localhost:50051")]
+    #[arg(long, global = true, default_value = "localhost:50051")]
     target: String,
-    /// Pause before each outgoing streamed message, in ms (0 for none).
-    #[arg(long, default_value_t = 1000)]
-    delay_ms: u64,
+    /// Pause before each outgoing streamed message, in ms; 0 for none [default: 1000 for the demos, 0 for upload and chat].
+    #[arg(long, global = true)]
+    delay_ms: Option<u64>,
     /// Deadline for each call, in ms.
-    #[arg(long)]
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
     /// Use TLS, trusting this CA certificate (PEM).
-    #[arg(long)]
+    #[arg(long, global = true)]
     tls_ca: Option<PathBuf>,
     /// With --tls-ca: the name to expect in the server's certificate.
-    #[arg(long, requires = "tls_ca")]
+    #[arg(long, global = true, requires = "tls_ca")]
     tls_server_name: Option<String>,
+    /// Print one JSON object per received message or result instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// The seed's four demos in order (what `client` alone runs).
+    All {
+        /// Run the four patterns at the same time over one connection, then print the total time.
+        #[arg(long)]
+        concurrent: bool,
+    },
+    /// Unary: ask for the learning status.
+    Status {
+        #[arg(long, default_value = DEMO_USER_ID)]
+        user_id: String,
+    },
+    /// Server streaming: follow a topic's progress updates as they arrive.
+    Learn {
+        #[arg(long, default_value = DEMO_TOPIC)]
+        topic: String,
+    },
+    /// Client streaming: upload one note per line, then print the server's summary.
+    Upload {
+        /// The notes, one per line ('-' for standard input); without it, the seed's four notes.
+        file: Option<PathBuf>,
+    },
+    /// Bidirectional streaming: send each line of standard input as a feed update, print each echo as it arrives.
+    ///
+    /// A line `NAME: text` speaks as NAME (one word); other lines as --user. Blank lines are skipped.
+    /// End of input (Ctrl-D) closes the stream after the last echo.
+    Chat {
+        /// Who speaks [default: the login name, $USER or $LOGNAME].
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let options = ConnectOptions {
-        target: args.target.clone(),
-        timeout: args.timeout_ms.map(Duration::from_millis),
-        tls_ca: args.tls_ca,
-        tls_server_name: args.tls_server_name,
+    let Cli { global, command } = Cli::parse();
+    let command = match command.unwrap_or(ClientCommand::All { concurrent: false }) {
+        ClientCommand::All { concurrent } => Command::All { concurrent },
+        ClientCommand::Status { user_id } => Command::Status { user_id },
+        ClientCommand::Learn { topic } => Command::Learn { topic },
+        ClientCommand::Upload { file } => Command::Upload { input: file.as_deref().map(Input::from_arg) },
+        ClientCommand::Chat { user } => Command::Chat { user },
     };
-    let result = client::connect(&options).and_then(|client| {
-        futures::executor::block_on(demo::run_all(&client, Duration::from_millis(args.delay_ms), &mut std::io::stdout()))
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}", e.report(&args.target));
-            ExitCode::FAILURE
-        }
-    }
+    let settings = Settings {
+        connect: ConnectOptions {
+            target: global.target,
+            timeout: global.timeout_ms.map(Duration::from_millis),
+            tls_ca: global.tls_ca,
+            tls_server_name: global.tls_server_name,
+        },
+        delay: global.delay_ms.map(Duration::from_millis),
+        format: if global.json { Format::Json } else { Format::Text },
+    };
+    commands::run(command, &settings)
 }

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{stream, Stream};
 
-use super::{send_paced, ClientError};
-use crate::proto::messenger::{FeedUpdate, ResearchNote, StatusRequest, TopicRequest};
+use super::calls;
+use super::output::{Format, Printer};
+use super::ClientError;
+use crate::proto::messenger::{FeedUpdate, ResearchNote};
 use crate::rpc::messenger::LearningMessengerClient;
 
 /// The seed's pause before each outgoing streamed message.
@@ -25,78 +27,66 @@ pub const DEMO_FEED: [(&str, &str); 3] = [
     ("QA", "Verifying latency..."),
 ];
 
-/// The four demos in the seed's order.
+/// The seed's four notes, as the stream an upload sends.
+pub fn demo_notes() -> impl Stream<Item = Result<ResearchNote, ClientError>> {
+    stream::iter(DEMO_NOTES.map(|text| Ok(ResearchNote { text: text.to_owned(), ..Default::default() })))
+}
+
+/// The seed's three feed updates, as the stream a feed sends.
+pub fn demo_feed() -> impl Stream<Item = Result<FeedUpdate, ClientError>> {
+    stream::iter(DEMO_FEED.map(|(user, message)| {
+        Ok(FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() })
+    }))
+}
+
+/// The four demos in the seed's order, printed exactly as the seed prints them.
 pub async fn run_all(client: &LearningMessengerClient, delay: Duration, out: &mut impl Write) -> Result<(), ClientError> {
-    run_unary(client, out).await?;
-    run_server_streaming(client, out).await?;
-    run_client_streaming(client, delay, out).await?;
-    run_bidirectional_streaming(client, delay, out).await
+    play_all(client, delay, &mut Printer::plain(out, Format::Text)).await
+}
+
+/// The four demos in the seed's order, through `printer` (text or JSON).
+pub async fn play_all<W: Write>(
+    client: &LearningMessengerClient,
+    delay: Duration,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
+    run_unary(client, printer).await?;
+    run_server_streaming(client, printer).await?;
+    run_client_streaming(client, delay, printer).await?;
+    run_bidirectional_streaming(client, delay, printer).await
 }
 
 /// 1. Unary: one request, one response.
-pub async fn run_unary(client: &LearningMessengerClient, out: &mut impl Write) -> Result<(), ClientError> {
-    writeln!(out, "--- Unary Request ---")?;
-    let request = StatusRequest { user_id: DEMO_USER_ID.to_owned(), ..Default::default() };
-    let response = client.get_learning_status_async(&request)?.await?;
-    writeln!(out, "Server Response: {} (Active: {})", response.message, python_bool(response.active))?;
-    Ok(())
+pub async fn run_unary<W: Write>(client: &LearningMessengerClient, printer: &mut Printer<W>) -> Result<(), ClientError> {
+    printer.section("--- Unary Request ---")?;
+    calls::status(client, DEMO_USER_ID, printer).await
 }
 
 /// 2. Server streaming: each update printed as it arrives.
-pub async fn run_server_streaming(client: &LearningMessengerClient, out: &mut impl Write) -> Result<(), ClientError> {
-    writeln!(out, "\n--- Server Streaming (Real-time updates) ---")?;
-    let request = TopicRequest { topic: DEMO_TOPIC.to_owned(), ..Default::default() };
-    let mut updates = client.stream_learnings_async(&request)?;
-    while let Some(update) = updates.try_next().await? {
-        writeln!(out, "[{}] Progress {}%: {}", update.timestamp, update.progress, update.content)?;
-    }
-    Ok(())
+pub async fn run_server_streaming<W: Write>(
+    client: &LearningMessengerClient,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
+    printer.section("--- Server Streaming (Real-time updates) ---")?;
+    calls::learn(client, DEMO_TOPIC, printer).await
 }
 
 /// 3. Client streaming: the notes go up one by one, the summary comes back once.
-pub async fn run_client_streaming(
+pub async fn run_client_streaming<W: Write>(
     client: &LearningMessengerClient,
     delay: Duration,
-    out: &mut impl Write,
+    printer: &mut Printer<W>,
 ) -> Result<(), ClientError> {
-    writeln!(out, "\n--- Client Streaming (Uploading research notes) ---")?;
-    let notes = DEMO_NOTES.map(|text| ResearchNote { text: text.to_owned(), ..Default::default() });
-    let (mut sender, summary) = client.submit_research_notes_async()?;
-    let sent = send_paced(&mut sender, notes, delay).await;
-    // If sending failed, the summary carries the status that says why.
-    let summary = summary.await?;
-    sent?;
-    writeln!(out, "Server Summary: {} (Total {})", summary.final_summary, summary.count)?;
-    Ok(())
+    printer.section("--- Client Streaming (Uploading research notes) ---")?;
+    calls::upload(client, demo_notes(), delay, printer).await
 }
 
 /// 4. Bidirectional streaming: updates go up while echoes come back.
-pub async fn run_bidirectional_streaming(
+pub async fn run_bidirectional_streaming<W: Write>(
     client: &LearningMessengerClient,
     delay: Duration,
-    out: &mut impl Write,
+    printer: &mut Printer<W>,
 ) -> Result<(), ClientError> {
-    writeln!(out, "\n--- Bi-directional Streaming (Collaborative Feed) ---")?;
-    let updates = DEMO_FEED.map(|(user, message)| FeedUpdate {
-        user: user.to_owned(),
-        message: message.to_owned(),
-        ..Default::default()
-    });
-    let (mut sender, mut echoes) = client.collaborative_feed_async()?;
-    let send = send_paced(&mut sender, updates, delay);
-    let receive = async {
-        while let Some(echo) = echoes.try_next().await? {
-            writeln!(out, " [Feed Update] {}: {}", echo.user, echo.message)?;
-        }
-        Ok::<(), ClientError>(())
-    };
-    let (sent, received) = futures::join!(send, receive);
-    received?;
-    sent?;
-    Ok(())
-}
-
-/// Python's spelling of a bool, as the seed prints it.
-fn python_bool(value: bool) -> &'static str {
-    if value { "True" } else { "False" }
+    printer.section("--- Bi-directional Streaming (Collaborative Feed) ---")?;
+    calls::feed(client, demo_feed(), delay, printer).await
 }

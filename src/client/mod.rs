@@ -1,14 +1,27 @@
 //! The client side: connecting to a server, reporting failures in one line,
 //! and the demos and commands the `client` binary runs.
+//!
+//! - [`calls`]: one function per RPC, printing what comes back.
+//! - [`demo`]: the seed's four demos, built on those calls.
+//! - [`commands`]: the `client` commands, Ctrl-C and exit codes.
+//! - [`input`]: lines of a file or of standard input, read on a thread of their own.
+//! - [`output`]: the seed's lines (coloured on a terminal) or JSON.
 
+pub mod calls;
+pub mod commands;
 pub mod demo;
+pub mod input;
+pub mod output;
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Sink, SinkExt};
+use futures::channel::oneshot;
+use futures::future::{self, Either, FutureExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use futures_timer::Delay;
 use grpcio::{CallOption, ChannelBuilder, ChannelCredentialsBuilder, EnvBuilder, RpcStatusCode, WriteFlags};
 
@@ -64,6 +77,22 @@ pub enum ClientError {
     Io(std::io::Error),
     /// Bad local set-up: unreadable file, bad option value.
     Setup(String),
+    /// The input to send is unreadable: where, and why.
+    Input(String),
+    /// Ctrl-C (or SIGTERM) ended the command; its calls were cancelled.
+    Interrupted,
+}
+
+/// The client's exit codes (clap's usage errors exit with [`exit::USAGE`]).
+pub mod exit {
+    /// A call failed: the server answered with an error status, was unreachable, or the deadline passed.
+    pub const CALL_FAILED: u8 = 1;
+    /// A bad flag or argument.
+    pub const USAGE: u8 = 2;
+    /// A local problem: an unreadable input or certificate file, or output that cannot be written.
+    pub const LOCAL: u8 = 3;
+    /// Interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 impl From<grpcio::Error> for ClientError {
@@ -95,9 +124,29 @@ impl ClientError {
         }
     }
 
-    /// One line for the user: the target, the status code and its message.
+    /// One line for the user: for a failed call the target, the status code
+    /// and its message; for a local problem, what and where.
     pub fn report(&self, target: &str) -> String {
-        format!("error: {target}: {self}")
+        match self {
+            ClientError::Rpc(_) | ClientError::Interrupted => format!("error: {target}: {self}"),
+            ClientError::Io(_) => format!("error: cannot write the output: {self}"),
+            ClientError::Setup(_) | ClientError::Input(_) => format!("error: {self}"),
+        }
+    }
+
+    /// The process exit code for this failure, one of [`exit`].
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Rpc(_) => exit::CALL_FAILED,
+            ClientError::Interrupted => exit::INTERRUPTED,
+            ClientError::Io(_) | ClientError::Setup(_) | ClientError::Input(_) => exit::LOCAL,
+        }
+    }
+
+    /// Whether our output was closed by its reader (e.g. `client learn | head -1`):
+    /// the reader chose to stop, so the client stops quietly.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, ClientError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 
@@ -115,7 +164,8 @@ impl fmt::Display for ClientError {
             ClientError::Rpc(e) => write!(f, "{e}"),
             ClientError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => write!(f, "output closed"),
             ClientError::Io(e) => write!(f, "{e}"),
-            ClientError::Setup(message) => write!(f, "{message}"),
+            ClientError::Setup(message) | ClientError::Input(message) => write!(f, "{message}"),
+            ClientError::Interrupted => write!(f, "CANCELLED: interrupted"),
         }
     }
 }
@@ -127,16 +177,79 @@ pub async fn pause(delay: Duration) {
     }
 }
 
-/// Sends each item after a pause of `delay`, one write in flight at a time,
-/// then half-closes the stream.
-pub async fn send_paced<T, S, I>(sink: &mut S, items: I, delay: Duration) -> grpcio::Result<()>
+/// Sends each item of `items` after a pause of `delay`, then half-closes the
+/// stream. One write is in flight at a time, so HTTP/2 flow control paces the
+/// source; items that are ready together go out in one batch (the sink should
+/// have `enhance_batch` on), and what is buffered is flushed before waiting.
+pub async fn send_paced<T, S, I>(sink: &mut S, items: I, delay: Duration) -> Result<(), ClientError>
 where
     S: Sink<(T, WriteFlags), Error = grpcio::Error> + Unpin,
-    I: IntoIterator<Item = T>,
+    I: Stream<Item = Result<T, ClientError>>,
 {
-    for item in items {
-        pause(delay).await;
-        sink.send((item, WriteFlags::default())).await?;
+    futures::pin_mut!(items);
+    loop {
+        let next = match items.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                sink.flush().await?;
+                items.next().await
+            }
+        };
+        let Some(item) = next else { break };
+        let item = item?;
+        if !delay.is_zero() {
+            sink.flush().await?;
+            pause(delay).await;
+        }
+        sink.feed((item, WriteFlags::default())).await?;
     }
-    sink.close().await
+    sink.flush().await?;
+    sink.close().await?;
+    Ok(())
+}
+
+/// Runs [`send_paced`] on the channel's completion-queue thread, where each
+/// write's completion resumes the sending at once, without a hop to another
+/// thread (several times faster for a long stream). It never blocks that
+/// thread: items come from memory or a channel, pauses are timers. The
+/// returned future resolves with the outcome.
+pub fn spawn_sender<T, S, I>(
+    client: &LearningMessengerClient,
+    mut sink: S,
+    items: I,
+    delay: Duration,
+) -> impl Future<Output = Result<(), ClientError>>
+where
+    T: Send + 'static,
+    S: Sink<(T, WriteFlags), Error = grpcio::Error> + Unpin + Send + 'static,
+    I: Stream<Item = Result<T, ClientError>> + Send + 'static,
+{
+    let (done_tx, done_rx) = oneshot::channel();
+    client.spawn(async move {
+        let _ = done_tx.send(send_paced(&mut sink, items, delay).await);
+    });
+    // Dropped unfinished (the queue shut down): the call is over, and its status says why.
+    done_rx.map(|done| done.unwrap_or(Err(ClientError::Rpc(grpcio::Error::RpcFinished(None)))))
+}
+
+/// Runs the two halves of a streaming call together: `send` writes the
+/// outgoing messages, `receive` reads what comes back. A failed write means
+/// the call has ended, and `receive` then reports the status that says why. A
+/// local failure (unreadable input) ends the call at once: dropping the
+/// receiving half cancels it.
+pub async fn send_and_receive<R>(
+    send: impl Future<Output = Result<(), ClientError>>,
+    receive: impl Future<Output = Result<R, ClientError>>,
+) -> Result<R, ClientError> {
+    futures::pin_mut!(send, receive);
+    match future::select(send, receive).await {
+        Either::Left((Ok(()), receive)) => receive.await,
+        // The call is over (grpcio may say so even when it ended well, if
+        // its end overtakes our half-close): its outcome is the status the
+        // receiving half reads.
+        Either::Left((Err(ClientError::Rpc(grpcio::Error::RpcFinished(_))), receive)) => receive.await,
+        Either::Left((Err(failed), _)) => Err(failed),
+        // The server ended the call before we finished sending.
+        Either::Right((received, _)) => received,
+    }
 }
