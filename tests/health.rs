@@ -11,7 +11,7 @@ use futures::{SinkExt, TryStreamExt};
 use grpcio::{CallOption, ClientSStreamReceiver, RpcStatusCode, WriteFlags};
 use learning_messenger::proto::health::health_check_response::ServingStatus;
 use learning_messenger::proto::health::{HealthCheckRequest, HealthCheckResponse};
-use learning_messenger::proto::messenger::{ResearchNote, StatusRequest};
+use learning_messenger::proto::messenger::StatusRequest;
 use learning_messenger::rpc::health::HealthClient;
 use learning_messenger::rpc::messenger::SERVICE_NAME;
 use learning_messenger::server::Stopped;
@@ -69,8 +69,7 @@ fn a_graceful_stop_turns_health_not_serving_and_watchers_see_it() {
     // An upload left open keeps the server in its grace period while we look.
     let client = server.client();
     let (mut notes, summary) = client.submit_research_notes_async().unwrap();
-    let note = ResearchNote { text: "in flight".into(), ..Default::default() };
-    block_on(notes.send((note, WriteFlags::default()))).unwrap();
+    block_on(notes.send((common::note("in flight"), WriteFlags::default()))).unwrap();
     assert!(common::wait_until(Duration::from_secs(10), || server.running().calls_in_flight() == 1));
 
     let stopping = std::thread::spawn(move || server.stop(Duration::from_secs(20)));

@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{failure, raw_method, wait_until, PeakWatcher, ProcessStatus, ServerProcess, TestServer};
+use common::{failure, feed, note, raw_method, wait_until, PeakWatcher, ProcessStatus, ServerProcess, TestServer};
 use futures::executor::block_on;
 use futures::future::{self, Either};
 use futures::{stream, SinkExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{CallOption, MethodType, RpcStatus, RpcStatusCode, WriteFlags};
 use learning_messenger::client::{self, ConnectOptions};
-use learning_messenger::proto::messenger::{FeedUpdate, ResearchNote, StatusRequest, SummaryResponse, TopicRequest};
+use learning_messenger::proto::messenger::{FeedUpdate, StatusRequest, SummaryResponse, TopicRequest};
 use learning_messenger::rpc::messenger::{method, LearningMessengerClient};
 use learning_messenger::server::ServerConfig;
 use protobuf::Message;
@@ -35,14 +35,6 @@ const MALFORMED: [&[u8]; 3] = [
     &[0x0a, 0x05, b'a'],       // field 1 announces 5 bytes, 1 follows
     &[0x0a, 0x02, 0xc3, 0x28], // field 1, a string, is not UTF-8
 ];
-
-fn note(text: &str) -> ResearchNote {
-    ResearchNote { text: text.to_owned(), ..Default::default() }
-}
-
-fn feed(user: &str, message: &str) -> FeedUpdate {
-    FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() }
-}
 
 fn topic(name: &str) -> TopicRequest {
     TopicRequest { topic: name.to_owned(), ..Default::default() }
@@ -448,13 +440,15 @@ fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
     let watcher = PeakWatcher::start(server.pid());
     let started = Instant::now();
     let request = topic("concurrency");
-    let calls = (0..STREAMS).map(|_| client.stream_learnings_async(&request).unwrap().try_collect::<Vec<_>>());
+    let calls: Vec<_> =
+        (0..STREAMS).map(|_| client.stream_learnings_async(&request).unwrap().try_collect::<Vec<_>>()).collect();
+    let issued = started.elapsed();
     let results = block_on(future::join_all(calls));
     let elapsed = started.elapsed();
     let peak = watcher.stop();
     let updates: usize = results.into_iter().map(|updates| updates.expect("every stream succeeds").len()).sum();
     eprintln!(
-        "{STREAMS} concurrent StreamLearnings (1 s delay): {elapsed:.2?}; server threads idle {} / peak {}, RSS idle {:.1} / peak {:.1} MiB",
+        "{STREAMS} concurrent StreamLearnings (1 s delay): all issued after {issued:.2?}, all done after {elapsed:.2?}; server threads idle {} / peak {}, RSS idle {:.1} / peak {:.1} MiB",
         idle.threads,
         peak.threads,
         idle.rss_mib(),

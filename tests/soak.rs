@@ -9,7 +9,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, PeakWatcher};
+use common::{feed, note, PeakWatcher, ServerProcess};
 use futures::executor::block_on;
 use futures::future;
 use futures::{SinkExt, TryStreamExt};
@@ -52,12 +52,12 @@ const STEPS: [Step; 9] = [
     Step::FeedCancelled,
 ];
 
-fn note(i: usize) -> ResearchNote {
-    ResearchNote { text: format!("note {i}"), ..Default::default() }
+fn numbered_note(i: usize) -> ResearchNote {
+    note(&format!("note {i}"))
 }
 
-fn feed(i: usize) -> FeedUpdate {
-    FeedUpdate { user: "soak".into(), message: format!("update {i}"), ..Default::default() }
+fn numbered_update(i: usize) -> FeedUpdate {
+    feed("soak", &format!("update {i}"))
 }
 
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -109,7 +109,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
         Step::Upload => {
             let (mut sink, summary) = patient.submit_research_notes_async().map_err(e)?;
             for i in 0..200 {
-                sink.send((note(i), WriteFlags::default())).await.map_err(e)?;
+                sink.send((numbered_note(i), WriteFlags::default())).await.map_err(e)?;
             }
             sink.close().await.map_err(e)?;
             let summary = summary.await.map_err(e)?;
@@ -118,7 +118,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
         Step::UploadCancelled => {
             let (mut sink, _summary) = patient.submit_research_notes_async().map_err(e)?;
             for i in 0..50 {
-                sink.send((note(i), WriteFlags::default())).await.map_err(e)?;
+                sink.send((numbered_note(i), WriteFlags::default())).await.map_err(e)?;
             }
             sink.cancel();
             Ok(())
@@ -128,7 +128,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             let (mut sink, summary) = hasty.submit_research_notes_async().map_err(e)?;
             for i in 0..100 {
                 Delay::new(Duration::from_millis(50)).await;
-                if sink.send((note(i), WriteFlags::default())).await.is_err() {
+                if sink.send((numbered_note(i), WriteFlags::default())).await.is_err() {
                     break;
                 }
             }
@@ -138,7 +138,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             let (mut sink, echoes) = patient.collaborative_feed_async().map_err(e)?;
             let send = async {
                 for i in 0..100 {
-                    sink.send((feed(i), WriteFlags::default())).await?;
+                    sink.send((numbered_update(i), WriteFlags::default())).await?;
                 }
                 sink.close().await
             };
@@ -153,7 +153,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
         Step::FeedCancelled => {
             let (mut sink, mut echoes) = patient.collaborative_feed_async().map_err(e)?;
             for i in 0..10 {
-                sink.send((feed(i), WriteFlags::default())).await.map_err(e)?;
+                sink.send((numbered_update(i), WriteFlags::default())).await.map_err(e)?;
             }
             for _ in 0..5 {
                 echoes.try_next().await.map_err(e)?.ok_or("the feed ended early")?;

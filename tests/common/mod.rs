@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use grpcio::{GrpcSlice, Marshaller, MessageReader, Method, MethodType, RpcStatus};
 use learning_messenger::client::{self, ConnectOptions};
+use learning_messenger::proto::messenger::{FeedUpdate, ResearchNote};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::server::{self, RunningServer, ServerConfig};
 
@@ -112,6 +113,14 @@ Server Summary: Processed 4 notes. Key takeaway: Note 4: Typed interface contrac
  [Feed Update] System: Acknowledged Lead's update: Monitoring data flow...
  [Feed Update] System: Acknowledged QA's update: Verifying latency...
 ";
+
+pub fn note(text: &str) -> ResearchNote {
+    ResearchNote { text: text.to_owned(), ..Default::default() }
+}
+
+pub fn feed(user: &str, message: &str) -> FeedUpdate {
+    FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() }
+}
 
 /// The status of a call that should have failed.
 pub fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
