@@ -373,3 +373,30 @@ fn ctrl_c_cancels_the_stream_with_one_line_and_code_130() {
     let output = finish(child);
     assert_fails(&output, 130, &[&format!("error: {}: CANCELLED: interrupted", server.target)]);
 }
+
+#[test]
+fn tls_flags_reach_the_server_or_get_one_line_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // Self-signed for "localhost": the certificate is its own CA.
+    let server = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (write("server.pem", server.cert.pem()), write("server.key", server.key_pair.serialize_pem()));
+    let (ca, other_ca) = (cert.clone(), write("other.pem", stranger.cert.pem()));
+    let tls = learning_messenger::server::TlsIdentity { cert: cert.into(), key: key.into() };
+    let server = TestServer::with_config(ServerConfig { tls: Some(tls), delay: Duration::ZERO, ..test_config() });
+
+    let trusted = ["--tls-ca", &ca, "--tls-server-name", "localhost", "--timeout-ms", "20000"];
+    let output = run(&server.target, &[&["status"][..], &trusted].concat(), None);
+    assert_ok(&output);
+    assert!(stdout(&output).starts_with("Server Response: "));
+
+    for refused in [&["status", "--timeout-ms", "20000"][..], &["status", "--tls-ca", &other_ca, "--tls-server-name", "localhost"]] {
+        let output = run(&server.target, refused, None);
+        assert_fails(&output, 1, &[&format!("error: {}: UNAVAILABLE", server.target)]);
+    }
+}

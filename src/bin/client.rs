@@ -84,6 +84,7 @@ enum ClientCommand {
 
 fn main() -> ExitCode {
     let Cli { global, command } = Cli::parse();
+    commands::init_logging();
     let command = match command.unwrap_or(ClientCommand::All { concurrent: false }) {
         ClientCommand::All { concurrent } => Command::All { concurrent },
         ClientCommand::Status { user_id } => Command::Status { user_id },

@@ -80,6 +80,19 @@ pub fn run(command: Command, settings: &Settings) -> ExitCode {
     }
 }
 
+/// Diagnostics, gRPC C-core's included, only as RUST_LOG asks (none by
+/// default): a failure is reported in one line, not in C-core's log lines.
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
+    // grpcio's redirect_log hands an Off level back to C-core's own stderr
+    // logger; installed at Error, it routes C-core through `log`, which then
+    // drops what RUST_LOG does not ask for.
+    let level = log::max_level();
+    log::set_max_level(level.max(log::LevelFilter::Error));
+    grpcio::redirect_log();
+    log::set_max_level(level);
+}
+
 /// Resolves on the first Ctrl-C or SIGTERM; a second one exits at once.
 fn interruption() -> impl Future<Output = ()> {
     let (tx, mut rx) = mpsc::unbounded();

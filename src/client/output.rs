@@ -174,9 +174,9 @@ impl<W: Write> Printer<W> {
                 let text = message.text(self.colour);
                 match (&self.bar, message) {
                     (Some(bar), Received::Update(update)) => {
-                        bar.println(text);
                         bar.set_position(update.progress.clamp(0, 100) as u64);
                         bar.set_message(update.content.clone());
+                        bar.println(text);
                         Ok(())
                     }
                     _ => self.line(&text),
