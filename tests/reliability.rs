@@ -27,6 +27,9 @@ const MIB: u64 = 1024;
 /// Memory growth allowed before a test calls it unbounded: generous, since
 /// allocators keep some freed memory and C-core sizes its buffers by load.
 const RSS_MARGIN_KIB: u64 = 64 * MIB;
+/// Threads allowed beyond the idle count: C-core's executor pool grows and
+/// shrinks by a thread or two with load; a thread per call would show thousands.
+const THREAD_MARGIN: u64 = 8;
 
 /// Request bytes that are not a valid message of any of our request types
 /// (each has a string as field 1).
@@ -298,8 +301,7 @@ fn thousands_of_cancelled_and_expired_streams_give_back_memory_and_threads() {
         before.threads,
         after.threads
     );
-    // C-core's executor pool grows and shrinks by a thread or two with load.
-    assert!(after.threads <= before.threads + 4, "threads grew: {before:?} -> {after:?}");
+    assert!(after.threads <= before.threads + THREAD_MARGIN, "threads grew: {before:?} -> {after:?}");
     assert!(after.rss_kib <= before.rss_kib + RSS_MARGIN_KIB, "memory grew: {before:?} -> {after:?}");
     assert_still_answers(&client);
 
@@ -457,7 +459,7 @@ fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
     assert_eq!(updates, 4 * STREAMS);
     // About 4 s expected; generous for a loaded 2-core machine.
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
-    assert!(peak.threads <= idle.threads + 4, "threads grew with the load: {idle:?} -> {peak:?}");
+    assert!(peak.threads <= idle.threads + THREAD_MARGIN, "threads grew with the load: {idle:?} -> {peak:?}");
     assert!(idle.threads <= 24, "{} threads is not a small fixed pool", idle.threads);
 }
 
@@ -526,11 +528,12 @@ impl Drop for BlackHoleProxy {
 
 #[test]
 fn keepalive_ends_the_calls_of_a_peer_that_vanished() {
-    let keepalive = Duration::from_millis(200);
+    // Ping after 250 ms of silence; a peer has 1 s to answer (a loaded machine may be slow to).
+    let (keepalive, timeout) = (Duration::from_millis(250), Duration::from_secs(1));
     let server = TestServer::with_config(ServerConfig {
         delay: Duration::from_secs(60),
         keepalive_time: keepalive,
-        keepalive_timeout: keepalive,
+        keepalive_timeout: timeout,
         ..common::test_config()
     });
     let in_flight = || server.running().calls_in_flight();
@@ -546,5 +549,5 @@ fn keepalive_ends_the_calls_of_a_peer_that_vanished() {
     proxy.black_hole();
     let vanished = Instant::now();
     assert!(wait_until(Duration::from_secs(30), || in_flight() == 0), "the vanished peer's call still runs");
-    eprintln!("keepalive {keepalive:?}/{keepalive:?}: the vanished peer's call ended after {:.2?}", vanished.elapsed());
+    eprintln!("keepalive {keepalive:?}/{timeout:?}: the vanished peer's call ended after {:.2?}", vanished.elapsed());
 }
