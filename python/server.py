@@ -96,6 +96,7 @@ def serve(port=50051):
     print(f"🚀 gRPC server logic running on port {port}...")
     server.start()
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # Ctrl-C, even when started in the background
     try:
         while True:
             time.sleep(86400)  # Maintain daemon state
