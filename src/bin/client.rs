@@ -58,11 +58,13 @@ enum ClientCommand {
     },
     /// Unary: ask for the learning status.
     Status {
+        /// Who is asking.
         #[arg(long, default_value = DEMO_USER_ID)]
         user_id: String,
     },
     /// Server streaming: follow a topic's progress updates as they arrive.
     Learn {
+        /// What to learn about.
         #[arg(long, default_value = DEMO_TOPIC)]
         topic: String,
     },
