@@ -174,7 +174,7 @@ impl RunningServer {
         match outcome {
             Either::Left(_) => Stopped::Drained,
             Either::Right(_) => {
-                info!("grace period over: cancelling the calls still running");
+                info!("grace period over: cancelling {} call(s) still running", self.in_flight.get());
                 self.server.cancel_all_calls();
                 let _ = futures::executor::block_on(drained);
                 Stopped::CancelledRemaining

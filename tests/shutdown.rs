@@ -1,5 +1,5 @@
 //! The `server` binary as an operator runs it: real SIGTERM and SIGINT
-//! (graceful stop), bad flags, and an address already in use.
+//! (graceful stop), its flags, bad flags, and an address already in use.
 
 mod common;
 
@@ -85,7 +85,18 @@ fn a_call_longer_than_the_grace_is_cancelled_and_the_server_still_exits_0() {
     );
     let exit = server.wait_exit(Duration::from_secs(30)).expect("the server exits");
     assert_eq!(exit.code(), Some(0), "{exit:?}; log:\n{}", server.log());
+    assert!(server.log().contains("cancelling 1 call(s) still running"), "log:\n{}", server.log());
     assert!(server.log().contains("stopped (CancelledRemaining)"), "log:\n{}", server.log());
+}
+
+#[test]
+fn max_message_bytes_sets_the_receive_limit() {
+    let server = ServerProcess::start(&["--max-message-bytes", "1024"]);
+    let client = bounded_client(&server.target);
+    let request = |len: usize| StatusRequest { user_id: "u".repeat(len), ..Default::default() };
+    assert!(client.get_learning_status(&request(1000)).unwrap().active);
+    let status = failure(client.get_learning_status(&request(1025)));
+    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
 }
 
 #[test]
