@@ -2,10 +2,11 @@
 //! registration for the standard health protocol in `proto/health.proto`.
 
 use grpcio::{
-    CallOption, Channel, ClientSStreamReceiver, Marshaller, Method, MethodType, Result, RpcContext,
+    CallOption, Channel, ClientSStreamReceiver, Method, MethodType, Result, RpcContext,
     ServerStreamingSink, Service, ServiceBuilder, UnarySink,
 };
 
+use super::protobuf_method;
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
 
 /// The service's full name, as gRPC routes it.
@@ -14,19 +15,11 @@ pub const SERVICE_NAME: &str = "grpc.health.v1.Health";
 pub mod method {
     use super::*;
 
-    pub const CHECK: Method<HealthCheckRequest, HealthCheckResponse> = Method {
-        ty: MethodType::Unary,
-        name: "/grpc.health.v1.Health/Check",
-        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-    };
+    pub const CHECK: Method<HealthCheckRequest, HealthCheckResponse> =
+        protobuf_method(MethodType::Unary, "/grpc.health.v1.Health/Check");
 
-    pub const WATCH: Method<HealthCheckRequest, HealthCheckResponse> = Method {
-        ty: MethodType::ServerStreaming,
-        name: "/grpc.health.v1.Health/Watch",
-        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-    };
+    pub const WATCH: Method<HealthCheckRequest, HealthCheckResponse> =
+        protobuf_method(MethodType::ServerStreaming, "/grpc.health.v1.Health/Watch");
 }
 
 /// The typed client stub. Every call carries `options` (deadline, headers).

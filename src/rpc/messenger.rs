@@ -4,10 +4,11 @@
 use grpcio::{
     CallOption, Channel, ClientCStreamReceiver, ClientCStreamSender, ClientDuplexReceiver,
     ClientDuplexSender, ClientSStreamReceiver, ClientUnaryReceiver, ClientStreamingSink,
-    DuplexSink, Marshaller, Method, MethodType, RequestStream, Result, RpcContext,
+    DuplexSink, Method, MethodType, RequestStream, Result, RpcContext,
     ServerStreamingSink, Service, ServiceBuilder, UnarySink,
 };
 
+use super::protobuf_method;
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -20,33 +21,17 @@ pub const SERVICE_NAME: &str = "messenger.LearningMessenger";
 pub mod method {
     use super::*;
 
-    pub const GET_LEARNING_STATUS: Method<StatusRequest, StatusResponse> = Method {
-        ty: MethodType::Unary,
-        name: "/messenger.LearningMessenger/GetLearningStatus",
-        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-    };
+    pub const GET_LEARNING_STATUS: Method<StatusRequest, StatusResponse> =
+        protobuf_method(MethodType::Unary, "/messenger.LearningMessenger/GetLearningStatus");
 
-    pub const STREAM_LEARNINGS: Method<TopicRequest, LearningUpdate> = Method {
-        ty: MethodType::ServerStreaming,
-        name: "/messenger.LearningMessenger/StreamLearnings",
-        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-    };
+    pub const STREAM_LEARNINGS: Method<TopicRequest, LearningUpdate> =
+        protobuf_method(MethodType::ServerStreaming, "/messenger.LearningMessenger/StreamLearnings");
 
-    pub const SUBMIT_RESEARCH_NOTES: Method<ResearchNote, SummaryResponse> = Method {
-        ty: MethodType::ClientStreaming,
-        name: "/messenger.LearningMessenger/SubmitResearchNotes",
-        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-    };
+    pub const SUBMIT_RESEARCH_NOTES: Method<ResearchNote, SummaryResponse> =
+        protobuf_method(MethodType::ClientStreaming, "/messenger.LearningMessenger/SubmitResearchNotes");
 
-    pub const COLLABORATIVE_FEED: Method<FeedUpdate, FeedUpdate> = Method {
-        ty: MethodType::Duplex,
-        name: "/messenger.LearningMessenger/CollaborativeFeed",
-        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
-    };
+    pub const COLLABORATIVE_FEED: Method<FeedUpdate, FeedUpdate> =
+        protobuf_method(MethodType::Duplex, "/messenger.LearningMessenger/CollaborativeFeed");
 }
 
 /// The typed client stub. Every call carries `options` (deadline, headers).

@@ -11,7 +11,20 @@ use std::task::Poll;
 
 use futures::executor::{block_on, block_on_stream};
 use futures::{Sink, SinkExt, Stream};
-use grpcio::{Result, WriteFlags};
+use grpcio::{Marshaller, Method, MethodType, Result, WriteFlags};
+
+/// A method descriptor whose messages travel as protobuf binary.
+const fn protobuf_method<Req: protobuf::Message, Resp: protobuf::Message>(
+    ty: MethodType,
+    name: &'static str,
+) -> Method<Req, Resp> {
+    Method {
+        ty,
+        name,
+        req_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
+        resp_mar: Marshaller { ser: grpcio::pb_ser, de: grpcio::pb_de },
+    }
+}
 
 /// Resolves when a server streaming call ends without us: the client cancelled,
 /// its deadline passed, or the server is cancelling all calls. A streaming
