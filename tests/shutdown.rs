@@ -101,7 +101,8 @@ fn max_message_bytes_sets_the_receive_limit() {
 
 #[test]
 fn bad_flags_exit_2_with_a_clap_error() {
-    for args in [&["--no-such-flag"][..], &["--max-message-bytes", "lots"], &["--delay-ms", "-1"]] {
+    let bad = [&["--no-such-flag"][..], &["--max-message-bytes", "lots"], &["--delay-ms", "-1"], &["--keepalive-time-ms", "0"]];
+    for args in bad {
         let output = run_server_binary(args, Duration::from_secs(30));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");

@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
     max_message_bytes: usize,
     /// On Ctrl-C or SIGTERM, how long in-flight calls may finish before they are cancelled, in ms.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
@@ -33,10 +33,10 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     completion_queues: usize,
     /// HTTP/2 keepalive: ping a connection after this many ms without reads.
-    #[arg(long, default_value_t = server::KEEPALIVE_TIME.as_millis() as u64)]
+    #[arg(long, default_value_t = server::KEEPALIVE_TIME.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_time_ms: u64,
     /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
-    #[arg(long, default_value_t = server::KEEPALIVE_TIMEOUT.as_millis() as u64)]
+    #[arg(long, default_value_t = server::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_timeout_ms: u64,
 }
 
