@@ -162,6 +162,30 @@ fn upload_sends_every_line_of_a_large_file() {
 }
 
 #[test]
+fn upload_memory_stays_flat_however_long_the_input() {
+    // 256 MiB of notes through stdin: a client that gathered them before
+    // sending (or queued them unsent) would hold them all.
+    const LINES: usize = 512 * 1024;
+    let line = format!("{}\n", "x".repeat(511));
+    let server = TestServer::start();
+    let mut child = client(&server.target, &["upload", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let watcher = common::PeakWatcher::start(child.id());
+    let writer = std::thread::spawn(move || {
+        for _ in 0..LINES {
+            stdin.write_all(line.as_bytes())?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let output = finish(child);
+    let peak = watcher.stop();
+    writer.join().unwrap().expect("the client read all its input");
+    assert_ok(&output);
+    assert!(stdout(&output).ends_with(&format!("(Total {LINES})\n")), "{}", stdout(&output));
+    assert!(peak.rss_mib() < 64.0, "client peak RSS {:.1} MiB for 256 MiB of input", peak.rss_mib());
+}
+
+#[test]
 fn upload_reads_standard_input_or_sends_the_seeds_notes() {
     let server = TestServer::start();
     let output = run(&server.target, &["upload", "-"], Some("first\r\n\nthird: über 🚀\n".as_bytes()));
@@ -299,7 +323,7 @@ fn all_concurrent_takes_about_the_longest_pattern_not_their_sum() {
     let total = timing["total_ms"].as_u64().unwrap();
     let sum: u64 = timing["pattern_ms"].as_object().unwrap().values().map(|ms| ms.as_u64().unwrap()).sum();
     assert_eq!(timing["pattern_ms"].as_object().unwrap().len(), 4);
-    assert!(sum >= 3300, "the patterns' own times add up to {sum} ms");
+    assert!(sum >= 3000, "the patterns' own times add up to {sum} ms");
     // At the same time, the total is the longest (about 1.2 s) plus overhead;
     // one after another it would be the sum. The bound is generous.
     assert!(total < sum * 3 / 4, "total {total} ms is not much less than the sum {sum} ms");
