@@ -38,9 +38,10 @@ enum Step {
     UploadPastDeadline,
     Feed,
     FeedCancelled,
+    FeedPastDeadline,
 }
 
-const STEPS: [Step; 9] = [
+const STEPS: [Step; 10] = [
     Step::Unary,
     Step::StreamToEnd,
     Step::StreamPastDeadline,
@@ -50,6 +51,7 @@ const STEPS: [Step; 9] = [
     Step::UploadPastDeadline,
     Step::Feed,
     Step::FeedCancelled,
+    Step::FeedPastDeadline,
 ];
 
 fn numbered_note(i: usize) -> ResearchNote {
@@ -160,6 +162,21 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             }
             echoes.cancel();
             Ok(())
+        }
+        Step::FeedPastDeadline => {
+            // A slow chat: one update per 50 ms, each echo read, against a 200 ms deadline.
+            let (mut sink, mut echoes) = hasty.collaborative_feed_async().map_err(e)?;
+            for i in 0..100 {
+                Delay::new(Duration::from_millis(50)).await;
+                if sink.send((numbered_update(i), WriteFlags::default())).await.is_err() {
+                    break;
+                }
+                match echoes.try_next().await {
+                    Ok(Some(_)) => continue,
+                    other => return expect_code(other, RpcStatusCode::DEADLINE_EXCEEDED),
+                }
+            }
+            expect_code(echoes.try_next().await, RpcStatusCode::DEADLINE_EXCEEDED)
         }
     }
 }
