@@ -246,7 +246,11 @@ fn a_deadline_or_cancel_mid_call_stops_the_server_work_at_once() {
     let server = TestServer::with_config(ServerConfig { delay: Duration::from_secs(60), ..common::test_config() });
     let in_flight = || server.running().calls_in_flight();
     let client = server.client();
-    let stopped_soon = |what: &str| assert!(wait_until(Duration::from_secs(10), || in_flight() == 0), "{what}: the server's call still runs");
+    let stopped_soon = |what: &str| {
+        let ended = Instant::now();
+        assert!(wait_until(Duration::from_secs(10), || in_flight() == 0), "{what}: the server's call still runs");
+        eprintln!("{what}: the server's work stopped within {:.1?}", ended.elapsed());
+    };
 
     let expiring = client.clone().with_options(CallOption::default().timeout(Duration::from_millis(300)));
     let status = failure(block_on(expiring.stream_learnings_async(&topic("t")).unwrap().try_next()));
