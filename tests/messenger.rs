@@ -4,20 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{is_hh_mm_ss, mask_timestamps, raw_method, TestServer, SEED_TRANSCRIPT};
+use common::{feed, is_hh_mm_ss, mask_timestamps, note, raw_method, TestServer, SEED_TRANSCRIPT};
 use futures::executor::block_on;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use grpcio::{CallOption, MethodType, RpcStatusCode, WriteFlags};
 use learning_messenger::client::demo;
-use learning_messenger::proto::messenger::{FeedUpdate, ResearchNote, StatusRequest, TopicRequest};
-
-fn note(text: &str) -> ResearchNote {
-    ResearchNote { text: text.to_owned(), ..Default::default() }
-}
-
-fn feed(user: &str, message: &str) -> FeedUpdate {
-    FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() }
-}
+use learning_messenger::proto::messenger::{StatusRequest, TopicRequest};
 
 fn status_code(result: grpcio::Result<impl std::fmt::Debug>) -> RpcStatusCode {
     match result {

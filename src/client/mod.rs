@@ -52,7 +52,10 @@ pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, Clie
     let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("grpc-client").build());
     let mut builder = ChannelBuilder::new(env)
         .keepalive_time(KEEPALIVE_TIME)
-        .keepalive_timeout(KEEPALIVE_TIMEOUT);
+        .keepalive_timeout(KEEPALIVE_TIMEOUT)
+        // C-core otherwise stops pinging after two pings on a call that sends no
+        // data (a long Watch or StreamLearnings), and a vanished server goes unseen.
+        .http2_max_pings_without_data(0);
     if let Some(ca) = &options.tls_ca {
         let pem = std::fs::read(ca)
             .map_err(|e| ClientError::Setup(format!("cannot read TLS CA certificate {}: {e}", ca.display())))?;
