@@ -13,7 +13,8 @@ cargo build --quiet --bins
 bin="$CARGO_TARGET_DIR/debug"
 
 log="$(mktemp)"
-"$bin/server" --addr "127.0.0.1:$PORT" >"$log" 2>&1 &
+# debug for the handlers: every note and feed update logged, as the seed's server prints them.
+RUST_LOG="${RUST_LOG:-info,learning_messenger::service=debug}" "$bin/server" --addr "127.0.0.1:$PORT" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do
