@@ -183,3 +183,23 @@ fn the_binary_prints_a_table_of_checked_figures() {
     assert_eq!(code, 0);
     assert!(stdout.contains("FeedUpdate (echo)"), "{stdout}");
 }
+
+#[test]
+fn compare_says_which_server_cannot_start() {
+    use learning_messenger::bench::compare::{compare, CompareOptions};
+    let out_dir = tempfile::tempdir().unwrap();
+    let options = CompareOptions {
+        settings: tiny(),
+        python_messages: 10,
+        connections: 1,
+        client_threads: 1,
+        workloads: vec![Workload::Unary],
+        server_bin: out_dir.path().join("no-such-server"),
+        python: out_dir.path().join("no-such-python"),
+        python_dir: out_dir.path().to_owned(),
+        out_dir: out_dir.path().to_owned(),
+    };
+    let error = compare(&options).unwrap_err().to_string();
+    assert!(error.starts_with("cannot start the rust server ("), "{error}");
+    assert!(error.contains("cargo build --release --bins"), "{error}");
+}

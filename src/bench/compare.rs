@@ -107,7 +107,13 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .map_err(|e| BenchError::Setup(format!("cannot start the {} server ({program}): {e}", kind.name())))?;
+            .map_err(|e| {
+                let hint = match kind {
+                    ServerKind::Rust => "build it with `cargo build --release --bins`, or pass --server-bin",
+                    ServerKind::Python => "run scripts/bootstrap.sh, or pass --python and --python-dir",
+                };
+                BenchError::Setup(format!("cannot start the {} server ({program}): {e}; {hint}", kind.name()))
+            })?;
         let mut server = ServerProcess { kind, target: format!("127.0.0.1:{port}"), child, log };
         server.wait_ready(Duration::from_secs(30))?;
         Ok(server)
