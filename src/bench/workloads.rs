@@ -348,17 +348,26 @@ async fn submit_notes(client: LearningMessengerClient, count: u64, sent: Counter
     Ok(elapsed)
 }
 
+/// A smaller unmeasured call made by `call`, then the measured one of
+/// `settings.messages` messages: the figure is their rate.
+fn measured_stream<F, Fut>(name: &'static str, metric: &'static str, unit: &'static str, client: &LearningMessengerClient, settings: &Settings, call: F) -> Result<Vec<Figure>, BenchError>
+where
+    F: Fn(LearningMessengerClient, u64, Counter) -> Fut,
+    Fut: Future<Output = Result<Duration, BenchError>> + Send + 'static,
+{
+    let done = Counter::default();
+    let progress = Progress::new(name, settings.messages, metric);
+    let lost = || BenchError::Setup(format!("{name}: the call stopped without a result"));
+    let warmup = spawn_on(client, call(client.clone(), settings.warmup_messages(), Counter::default()));
+    wait_with_progress(warmup, &progress, || 0).unwrap_or_else(|_| Err(lost()))?;
+    let run = spawn_on(client, call(client.clone(), settings.messages, done.clone()));
+    let elapsed = wait_with_progress(run, &progress, || done.get()).unwrap_or_else(|_| Err(lost()))?;
+    Ok(vec![Figure::new(name, metric, Unit::Rate(unit), per_second(settings.messages, elapsed))])
+}
+
 /// One SubmitResearchNotes call of `settings.messages` notes (after a smaller one): notes/s.
 pub fn client_stream(client: &LearningMessengerClient, settings: &Settings) -> Result<Vec<Figure>, BenchError> {
-    const NAME: &str = "client-stream";
-    let sent = Counter::default();
-    let progress = Progress::new("client-stream", settings.messages, "notes");
-    let lost = || BenchError::Setup(format!("{NAME}: the call stopped without a result"));
-    let warmup = spawn_on(client, submit_notes(client.clone(), settings.warmup_messages(), Counter::default()));
-    wait_with_progress(warmup, &progress, || 0).unwrap_or_else(|_| Err(lost()))?;
-    let run = spawn_on(client, submit_notes(client.clone(), settings.messages, sent.clone()));
-    let elapsed = wait_with_progress(run, &progress, || sent.get()).unwrap_or_else(|_| Err(lost()))?;
-    Ok(vec![Figure::new(NAME, "notes", Unit::Rate("notes/s"), per_second(settings.messages, elapsed))])
+    measured_stream("client-stream", "notes", "notes/s", client, settings, submit_notes)
 }
 
 /// One CollaborativeFeed call of `count` updates, sent while the echoes are
@@ -396,15 +405,7 @@ async fn feed(client: LearningMessengerClient, count: u64, echoed: Counter) -> R
 
 /// One CollaborativeFeed of `settings.messages` updates (after a smaller one): echoes/s.
 pub fn bidi(client: &LearningMessengerClient, settings: &Settings) -> Result<Vec<Figure>, BenchError> {
-    const NAME: &str = "bidi";
-    let echoed = Counter::default();
-    let progress = Progress::new(NAME, settings.messages, "echoes");
-    let lost = || BenchError::Setup(format!("{NAME}: the call stopped without a result"));
-    let warmup = spawn_on(client, feed(client.clone(), settings.warmup_messages(), Counter::default()));
-    wait_with_progress(warmup, &progress, || 0).unwrap_or_else(|_| Err(lost()))?;
-    let run = spawn_on(client, feed(client.clone(), settings.messages, echoed.clone()));
-    let elapsed = wait_with_progress(run, &progress, || echoed.get()).unwrap_or_else(|_| Err(lost()))?;
-    Ok(vec![Figure::new(NAME, "echoes", Unit::Rate("echoes/s"), per_second(settings.messages, elapsed))])
+    measured_stream("bidi", "echoes", "echoes/s", client, settings, feed)
 }
 
 /// Lock-step round trips on one CollaborativeFeed: send one update, wait for
