@@ -102,7 +102,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
         .max_receive_message_len(max_message)
         .keepalive_time(config.keepalive_time)
         .keepalive_timeout(config.keepalive_timeout)
-        .keepalive_permit_without_calls(true)
+        // Our clients ping only while they have calls; allowing pings on idle
+        // connections too made C-core cancel busy unary calls under load.
         .http2_min_recv_ping_interval_without_data(MIN_CLIENT_PING_INTERVAL)
         .build_args();
 

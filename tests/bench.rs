@@ -191,3 +191,15 @@ fn compare_says_which_server_cannot_start() {
     assert!(error.starts_with("cannot start the rust server ("), "{error}");
     assert!(error.contains("cargo build --release --bins"), "{error}");
 }
+
+#[test]
+fn a_load_of_unary_calls_is_never_cancelled() {
+    // Sustained load from a client with gRPC's default channel: every call is
+    // answered. (A server that allowed pings on idle connections had C-core
+    // cancel some of them; seen with the release build.)
+    let server = common::ServerProcess::start(&["--delay-ms", "0"]);
+    let args = ["unary", "--target", &server.target, "--concurrency", "1", "--duration", "3s", "--warmup", "1s"];
+    let (code, stdout, stderr) = bench(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("throughput"), "{stdout}");
+}
