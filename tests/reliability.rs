@@ -336,7 +336,7 @@ fn feed_and_read(client: &LearningMessengerClient, count: usize) -> usize {
     let mut updates = stream::iter((0..count).map(|i| Ok((feed("u", &format!("update {i}")), WriteFlags::default()))));
     let send = async {
         sink.send_all(&mut updates).await.unwrap();
-        sink.close().await.unwrap();
+        common::sent(sink.close().await).unwrap();
     };
     let read = echoes.try_fold(0, |n, _| future::ready(Ok(n + 1)));
     block_on(future::join(send, read)).1.unwrap()
@@ -424,7 +424,7 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
             let mut more_updates = stream::iter((0..more).map(|_| Ok((update.clone(), WriteFlags::default()))));
             let send = async {
                 sink.send_all(&mut more_updates).await.unwrap();
-                sink.close().await.unwrap();
+                common::sent(sink.close().await).unwrap();
             };
             let read = echoes.try_fold(0, |n, _| future::ready(Ok(n + 1)));
             let echoed = block_on(future::join(send, read)).1.unwrap();

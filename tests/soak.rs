@@ -145,7 +145,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
                 sink.close().await
             };
             let (sent, echoes) = future::join(send, echoes.try_collect::<Vec<_>>()).await;
-            sent.map_err(e)?;
+            common::sent(sent).map_err(e)?;
             let echoes = echoes.map_err(e)?;
             let last = echoes.last().map(|echo| echo.message.as_str());
             check(echoes.len() == 100 && last == Some("Acknowledged soak's update: update 99"), || {
