@@ -176,3 +176,17 @@ fn seed_demos_print_the_seed_transcript() {
     block_on(demo::run_all(&server.client(), Duration::ZERO, &mut out)).unwrap();
     assert_eq!(mask_timestamps(&String::from_utf8(out).unwrap()), SEED_TRANSCRIPT);
 }
+
+#[test]
+fn blocking_upload_reports_the_status_that_ended_it() {
+    let server = TestServer::with_config(learning_messenger::server::ServerConfig {
+        max_message_bytes: 1024,
+        delay: Duration::ZERO,
+        ..common::test_config()
+    });
+    let big = "x".repeat(4096);
+    // Many notes after the oversized one, so the client is still sending when the server refuses.
+    let notes = std::iter::once(note("fine")).chain(std::iter::once(note(&big))).chain((0..10_000).map(|i| note(&format!("{i}"))));
+    let code = status_code(server.client().submit_research_notes(notes));
+    assert_eq!(code, RpcStatusCode::RESOURCE_EXHAUSTED);
+}

@@ -81,8 +81,13 @@ impl LearningMessengerClient {
     /// Client streaming, blocking: sends `notes` lazily, then waits for the summary.
     pub fn submit_research_notes(&self, notes: impl IntoIterator<Item = ResearchNote>) -> Result<SummaryResponse> {
         let (mut sender, receiver) = self.submit_research_notes_async()?;
-        super::send_blocking(&mut sender, notes)?;
-        futures::executor::block_on(receiver)
+        match super::send_blocking(&mut sender, notes) {
+            // A refused write means the server ended the call: the receiver has its status.
+            Ok(()) | Err(grpcio::Error::RpcFinished(_) | grpcio::Error::RemoteStopped) => {
+                futures::executor::block_on(receiver)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Client streaming, async: a `Sink` for the notes and a future of the summary.
