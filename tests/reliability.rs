@@ -417,7 +417,7 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
                     accepted += 1;
                 }
             });
-            eprintln!("slow bidi reader: writes stalled after {accepted} updates ({} MiB)", accepted * UPDATE_BYTES >> 20);
+            eprintln!("slow bidi reader: writes stalled after {accepted} updates ({} MiB)", (accepted * UPDATE_BYTES) >> 20);
             assert!(accepted < BUDGET, "all {BUDGET} updates were accepted while the client read nothing");
             // The stall was flow control, not a wedge: reading lets everything through.
             let more = 16;

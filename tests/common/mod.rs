@@ -57,6 +57,7 @@ pub fn test_config() -> ServerConfig {
     ServerConfig { addr: "127.0.0.1:0".to_owned(), completion_queues: 2, ..ServerConfig::default() }
 }
 
+#[allow(clippy::ptr_arg)] // grpcio's SerializeFn<Vec<u8>> takes &Vec<u8>
 fn raw_ser(bytes: &Vec<u8>, buf: &mut GrpcSlice) -> grpcio::Result<()> {
     *buf = GrpcSlice::from(bytes.clone());
     Ok(())
