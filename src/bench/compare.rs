@@ -56,9 +56,10 @@ pub fn sibling_server_bin() -> PathBuf {
     exe.parent().unwrap_or(Path::new(".")).join(format!("server{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// The project's Python reference: `.venv/bin/python3` and `python/`.
+/// The project's Python reference: `.venv/bin/python3` and `python/`, under the
+/// checkout `cargo run` runs from (else the one this binary was built in).
 pub fn default_python() -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     (root.join(".venv/bin/python3"), root.join("python"))
 }
 

@@ -4,9 +4,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The project's root: this crate lives in `tools/codegen`.
+/// The project's root: this crate lives in `tools/codegen`. Read when run
+/// (cargo sets the variable for `cargo run` and `cargo test`), not when built:
+/// a target dir shared by clones at other paths keeps a binary built in one.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.join("../..")
 }
 
 /// Every `.proto` file in `proto_dir`, sorted so the output is deterministic.
