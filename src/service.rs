@@ -135,6 +135,9 @@ impl LearningMessenger for MessengerService {
         info!("📡 Server Streaming topic: {}", req.topic);
         let delay = self.delay;
         let in_flight = self.in_flight.enter();
+        // Without a delay the updates are ready together: buffered, they leave
+        // with the status in one write; with one, each must go out when made.
+        let flags = WriteFlags::default().buffer_hint(delay.is_zero());
         ctx.spawn(async move {
             let _in_flight = in_flight;
             for (i, content) in learning_contents(&req.topic).into_iter().enumerate() {
@@ -147,7 +150,7 @@ impl LearningMessenger for MessengerService {
                     timestamp: local_timestamp(),
                     ..Default::default()
                 };
-                if let Err(e) = sink.send((update, WriteFlags::default())).await {
+                if let Err(e) = sink.send((update, flags)).await {
                     return log_outcome("StreamLearnings", Err(e));
                 }
             }
