@@ -42,7 +42,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,grpcio=warn")).init();
+    let _log_flush = learning_messenger::logging::init("info,grpcio=warn");
     // gRPC C-core's own diagnostics go through the same logger and RUST_LOG.
     grpcio::redirect_log();
 
