@@ -247,12 +247,9 @@ pub async fn send_and_receive<R>(
     futures::pin_mut!(send, receive);
     match future::select(send, receive).await {
         Either::Left((Ok(()), receive)) => receive.await,
-        // A write failed because the call is over (grpcio may say so even
-        // when it ended well, if its end overtakes our half-close): its
-        // outcome is the status the receiving half reads.
-        Either::Left((Err(ClientError::Rpc(grpcio::Error::RpcFinished(_) | grpcio::Error::RemoteStopped)), receive)) => {
-            receive.await
-        }
+        // A write refused because the call is over: its outcome is the status
+        // the receiving half reads.
+        Either::Left((Err(ClientError::Rpc(e)), receive)) if crate::rpc::call_already_over(&e) => receive.await,
         Either::Left((Err(failed), _)) => Err(failed),
         // The server ended the call before we finished sending.
         Either::Right((received, _)) => received,

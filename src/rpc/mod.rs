@@ -71,3 +71,10 @@ impl<S: Stream + Unpin> Iterator for BlockingResponses<S> {
 fn blocking_iter<S: Stream + Unpin>(stream: S, channel: &grpcio::Channel) -> BlockingResponses<S> {
     BlockingResponses { responses: block_on_stream(stream), _channel: channel.clone() }
 }
+
+/// Whether a write or half-close was refused only because the call is over.
+/// grpcio says so even for a call that ended well, when its end overtakes the
+/// half-close: the receiving half's outcome is then the call's outcome.
+pub fn call_already_over(error: &grpcio::Error) -> bool {
+    matches!(error, grpcio::Error::RpcFinished(_) | grpcio::Error::RemoteStopped)
+}
