@@ -150,8 +150,9 @@ fn bidi_echo_arrives_while_the_client_stream_is_still_open() {
             let echo = echoes.try_next().await.unwrap().expect("an echo before half-close");
             assert_eq!(echo.message, format!("Acknowledged Lead's update: update {i}"));
         }
-        sender.close().await.unwrap();
+        let closed = sender.close().await;
         assert!(echoes.try_next().await.unwrap().is_none());
+        learning_messenger::rpc::sent(closed).unwrap();
     });
 }
 

@@ -324,8 +324,10 @@ fn upload(client: &LearningMessengerClient, count: usize) -> SummaryResponse {
     let mut notes = stream::iter((0..count).map(|i| Ok((note(&format!("note {i}")), WriteFlags::default()))));
     block_on(async {
         sink.send_all(&mut notes).await.unwrap();
-        sink.close().await.unwrap();
-        summary.await.unwrap()
+        let closed = sink.close().await;
+        let summary = summary.await.unwrap();
+        learning_messenger::rpc::sent(closed).unwrap();
+        summary
     })
 }
 
@@ -336,7 +338,7 @@ fn feed_and_read(client: &LearningMessengerClient, count: usize) -> usize {
     let mut updates = stream::iter((0..count).map(|i| Ok((feed("u", &format!("update {i}")), WriteFlags::default()))));
     let send = async {
         sink.send_all(&mut updates).await.unwrap();
-        common::sent(sink.close().await).unwrap();
+        learning_messenger::rpc::sent(sink.close().await).unwrap();
     };
     let read = echoes.try_fold(0, |n, _| future::ready(Ok(n + 1)));
     block_on(future::join(send, read)).1.unwrap()
@@ -424,7 +426,7 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
             let mut more_updates = stream::iter((0..more).map(|_| Ok((update.clone(), WriteFlags::default()))));
             let send = async {
                 sink.send_all(&mut more_updates).await.unwrap();
-                common::sent(sink.close().await).unwrap();
+                learning_messenger::rpc::sent(sink.close().await).unwrap();
             };
             let read = echoes.try_fold(0, |n, _| future::ready(Ok(n + 1)));
             let echoed = block_on(future::join(send, read)).1.unwrap();

@@ -113,8 +113,9 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             for i in 0..200 {
                 sink.send((numbered_note(i), WriteFlags::default())).await.map_err(e)?;
             }
-            sink.close().await.map_err(e)?;
+            let closed = sink.close().await;
             let summary = summary.await.map_err(e)?;
+            learning_messenger::rpc::sent(closed).map_err(e)?;
             check(summary.count == 200 && summary.final_summary.ends_with("note 199"), || format!("{summary:?}"))
         }
         Step::UploadCancelled => {
@@ -145,7 +146,7 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
                 sink.close().await
             };
             let (sent, echoes) = future::join(send, echoes.try_collect::<Vec<_>>()).await;
-            common::sent(sent).map_err(e)?;
+            learning_messenger::rpc::sent(sent).map_err(e)?;
             let echoes = echoes.map_err(e)?;
             let last = echoes.last().map(|echo| echo.message.as_str());
             check(echoes.len() == 100 && last == Some("Acknowledged soak's update: update 99"), || {

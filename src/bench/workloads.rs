@@ -347,21 +347,11 @@ async fn submit_notes(client: LearningMessengerClient, count: u64, sent: Counter
     let written = sending.await;
     let summary = summary.await.map_err(BenchError::rpc(NAME))?;
     // The summary, checked below, tells whether every note arrived.
-    refused_unless_over(written).map_err(BenchError::rpc(NAME))?;
+    crate::rpc::sent(written).map_err(BenchError::rpc(NAME))?;
     let elapsed = start.elapsed();
     sent.set(count);
     check_summary(count, &summary).map_err(|what| BenchError::wrong(NAME, what))?;
     Ok(elapsed)
-}
-
-/// A write's or half-close's result once the answer has been read well: a
-/// refusal because the call is over is no failure then (see
-/// [`crate::rpc::call_already_over`]).
-fn refused_unless_over(written: grpcio::Result<()>) -> grpcio::Result<()> {
-    match written {
-        Err(e) if !crate::rpc::call_already_over(&e) => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// A smaller unmeasured call made by `call`, then the measured one of
@@ -414,7 +404,7 @@ async fn feed(client: LearningMessengerClient, count: u64, echoed: Counter) -> R
     echoed.set(count);
     match sender.await {
         // Every echo arrived, checked, and the feed ended well.
-        Ok(sent) => refused_unless_over(sent).map_err(BenchError::rpc(NAME))?,
+        Ok(sent) => crate::rpc::sent(sent).map_err(BenchError::rpc(NAME))?,
         Err(_) => return Err(BenchError::Setup(format!("{NAME}: the sender stopped without a result"))),
     }
     Ok(elapsed)
@@ -451,7 +441,7 @@ pub fn ping_pong(client: &LearningMessengerClient, settings: &Settings) -> Resul
         if echoes.try_next().await.map_err(BenchError::rpc(NAME))?.is_some() {
             return Err(BenchError::wrong(NAME, "an echo nobody asked for"));
         }
-        refused_unless_over(closed).map_err(BenchError::rpc(NAME))?;
+        crate::rpc::sent(closed).map_err(BenchError::rpc(NAME))?;
         Ok(tally)
     });
     let (total, position) = window.progress(settings);

@@ -78,3 +78,12 @@ fn blocking_iter<S: Stream + Unpin>(stream: S, channel: &grpcio::Channel) -> Blo
 pub fn call_already_over(error: &grpcio::Error) -> bool {
     matches!(error, grpcio::Error::RpcFinished(_) | grpcio::Error::RemoteStopped)
 }
+
+/// A write's or half-close's result, a refusal because the call is over
+/// counted as done: the receiving half tells how the call went.
+pub fn sent(result: grpcio::Result<()>) -> grpcio::Result<()> {
+    match result {
+        Err(e) if !call_already_over(&e) => Err(e),
+        _ => Ok(()),
+    }
+}

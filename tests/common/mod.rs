@@ -313,14 +313,3 @@ pub fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
     assert!(exited, "server {args:?} still running after {timeout:?}; stderr: {}", String::from_utf8_lossy(&output.stderr));
     output
 }
-
-/// The outcome of a stream's sending half while its receiving half runs too:
-/// grpcio reports a write or half-close as refused when the call's end (read
-/// by the receiving half) overtakes it, so then the receiving half tells how
-/// the call went.
-pub fn sent(result: grpcio::Result<()>) -> grpcio::Result<()> {
-    match result {
-        Err(grpcio::Error::RpcFinished(_) | grpcio::Error::RemoteStopped) => Ok(()),
-        other => other,
-    }
-}
