@@ -95,7 +95,6 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
         Some(identity) => tls_credentials(identity)?,
         None => ServerCredentials::insecure(),
     };
-    enable_promise_based_server_calls();
     let queues = if config.completion_queues == 0 { default_completion_queues() } else { config.completion_queues };
     let env = Arc::new(EnvBuilder::new().cq_count(queues).name_prefix("grpc-server").build());
     let max_message = i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX);
@@ -125,15 +124,14 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
 /// C-core 1.56 passes each server call through a legacy adapter per filter;
 /// its promise-based server call, an experiment in this release (off by
 /// default), skips them: a third more streamed messages per core (README,
-/// tuning log). C-core reads `GRPC_EXPERIMENTS` once, when it first needs it,
-/// so this runs before the process's first server; an operator's value wins.
-fn enable_promise_based_server_calls() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("GRPC_EXPERIMENTS").is_none() {
-            std::env::set_var("GRPC_EXPERIMENTS", "promise_based_server_call");
-        }
-    });
+/// tuning log). C-core reads `GRPC_EXPERIMENTS` once, when it first starts,
+/// so call this first thing in `main`, while the process has one thread
+/// (setting a variable races with other threads reading the environment).
+/// An operator's own `GRPC_EXPERIMENTS` wins.
+pub fn enable_promise_based_server_calls() {
+    if std::env::var_os("GRPC_EXPERIMENTS").is_none() {
+        std::env::set_var("GRPC_EXPERIMENTS", "promise_based_server_call");
+    }
 }
 
 /// Why the port could not be added. C-core only says that it failed, for a
