@@ -5,7 +5,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 bash scripts/bootstrap.sh
-# In-process test servers run as the server binary does (see
-# server::enable_promise_based_server_calls).
-export GRPC_EXPERIMENTS="${GRPC_EXPERIMENTS:-promise_based_server_call}"
 cargo test --workspace --all-targets "$@"

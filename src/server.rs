@@ -121,19 +121,6 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     Ok(RunningServer { server, health, in_flight, port })
 }
 
-/// C-core 1.56 passes each server call through a legacy adapter per filter;
-/// its promise-based server call, an experiment in this release (off by
-/// default), skips them: a third more streamed messages per core (README,
-/// tuning log). C-core reads `GRPC_EXPERIMENTS` once, when it first starts,
-/// so call this first thing in `main`, while the process has one thread
-/// (setting a variable races with other threads reading the environment).
-/// An operator's own `GRPC_EXPERIMENTS` wins.
-pub fn enable_promise_based_server_calls() {
-    if std::env::var_os("GRPC_EXPERIMENTS").is_none() {
-        std::env::set_var("GRPC_EXPERIMENTS", "promise_based_server_call");
-    }
-}
-
 /// Why the port could not be added. C-core only says that it failed, for a
 /// bad address and a bad certificate alike: an insecure probe tells them apart.
 fn listen_error(config: &ServerConfig) -> String {

@@ -41,7 +41,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    server::enable_promise_based_server_calls();
     let args = Args::parse();
     let _log_flush = learning_messenger::logging::init("info,grpcio=warn");
     // gRPC C-core's own diagnostics go through the same logger and RUST_LOG.
