@@ -205,7 +205,8 @@ where
     Ok((tally, elapsed))
 }
 
-fn per_second(count: u64, elapsed: Duration) -> f64 {
+/// `count` events over `elapsed`, per second.
+pub fn per_second(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
@@ -343,10 +344,10 @@ async fn submit_notes(client: LearningMessengerClient, count: u64, sent: Counter
         sink.send_all(&mut notes).await?;
         sink.close().await
     };
-    // A write refused because the call ended says less than how it ended.
+    // The summary, checked below, tells whether every note arrived: it
+    // decides before a write refused because the call had ended.
     let written = sending.await;
     let summary = summary.await.map_err(BenchError::rpc(NAME))?;
-    // The summary, checked below, tells whether every note arrived.
     crate::rpc::sent(written).map_err(BenchError::rpc(NAME))?;
     let elapsed = start.elapsed();
     sent.set(count);

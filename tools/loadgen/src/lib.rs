@@ -208,7 +208,7 @@ pub struct ClosedLoop {
 
 impl ClosedLoop {
     pub fn calls_per_second(&self) -> f64 {
-        self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        learning_messenger::bench::workloads::per_second(self.calls, self.elapsed)
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use learning_messenger::bench::parse_duration;
 use learning_messenger::bench::report::{Latency, Unit};
+use learning_messenger::bench::workloads::per_second;
 use messenger_loadgen::{self as loadgen, Connection};
 
 #[derive(Parser)]
@@ -113,10 +114,6 @@ async fn connect(target: &str, count: u64) -> loadgen::Result<Vec<Connection>> {
         connections.push(Connection::open(target).await?);
     }
     Ok(connections)
-}
-
-fn per_second(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
 fn rate(value: f64, name: &'static str) -> String {
