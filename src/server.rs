@@ -97,9 +97,10 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     };
     let queues = if config.completion_queues == 0 { default_completion_queues() } else { config.completion_queues };
     let env = Arc::new(EnvBuilder::new().cq_count(queues).name_prefix("grpc-server").build());
-    let max_message = i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX);
     let args = ChannelBuilder::new(env.clone())
-        .max_receive_message_len(max_message)
+        // No limit in C-core, so its message-size filter stays out of every
+        // call: the services check each request against the limit themselves.
+        .max_receive_message_len(-1)
         .keepalive_time(config.keepalive_time)
         .keepalive_timeout(config.keepalive_timeout)
         // Our clients ping only while they have calls; allowing pings on idle
@@ -112,8 +113,8 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let in_flight = messenger.in_flight();
     let mut server = ServerBuilder::new(env)
         .channel_args(args)
-        .register_service(rpc::messenger::create_learning_messenger(messenger))
-        .register_service(rpc::health::create_health(health.clone()))
+        .register_service(rpc::messenger::create_learning_messenger(messenger, config.max_message_bytes))
+        .register_service(rpc::health::create_health(health.clone(), config.max_message_bytes))
         .build()
         .map_err(|e| format!("cannot build the server: {e}"))?;
     let port = server.add_listening_port(config.addr.as_str(), credentials).map_err(|_| listen_error(config))?;

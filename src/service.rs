@@ -11,8 +11,7 @@ use futures::future::{self, Either};
 use futures::{Sink, SinkExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{
-    ClientStreamingSink, DuplexSink, RequestStream, RpcContext, RpcStatus, RpcStatusCode,
-    ServerStreamingSink, UnarySink, WriteFlags,
+    ClientStreamingSink, DuplexSink, RpcContext, RpcStatus, ServerStreamingSink, UnarySink, WriteFlags,
 };
 use log::{debug, info, warn};
 
@@ -21,6 +20,7 @@ use crate::proto::messenger::{
     TopicRequest,
 };
 use crate::rpc::messenger::LearningMessenger;
+use crate::rpc::Requests;
 
 /// The unary answer, word for word as the seed's server gives it.
 pub const STATUS_MESSAGE: &str = "System ready for research. Status check OK.";
@@ -161,7 +161,7 @@ impl LearningMessenger for MessengerService {
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext,
-        mut notes: RequestStream<ResearchNote>,
+        mut notes: Requests<ResearchNote>,
         sink: ClientStreamingSink<SummaryResponse>,
     ) {
         info!("📡 Receiving stream of research notes...");
@@ -186,7 +186,7 @@ impl LearningMessenger for MessengerService {
         });
     }
 
-    fn collaborative_feed(&mut self, ctx: RpcContext, updates: RequestStream<FeedUpdate>, mut sink: DuplexSink<FeedUpdate>) {
+    fn collaborative_feed(&mut self, ctx: RpcContext, updates: Requests<FeedUpdate>, mut sink: DuplexSink<FeedUpdate>) {
         info!("📡 Bi-directional 'Collaborative Feed' opened.");
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
@@ -216,18 +216,16 @@ where
     matches!(future::select(Delay::new(delay), call_ended).await, Either::Left(_))
 }
 
-/// Ends a call whose request stream failed: a message that does not parse gets
-/// INTERNAL (gRPC's code for that) with the reason; a call the client already
-/// ended needs no answer.
+/// Ends a call whose request stream failed: a refused request gets the status
+/// saying why; a call the client already ended needs no answer.
 async fn reject<F, Fut>(method: &str, error: grpcio::Error, fail: F)
 where
     F: FnOnce(RpcStatus) -> Fut,
     Fut: std::future::Future<Output = grpcio::Result<()>>,
 {
     match error {
-        grpcio::Error::Codec(e) => {
-            warn!("{method}: rejecting a request message that does not parse: {e}");
-            let status = RpcStatus::with_message(RpcStatusCode::INTERNAL, format!("invalid request message: {e}"));
+        grpcio::Error::RpcFailure(status) => {
+            warn!("{method}: refusing a request message: {}", status.message());
             log_outcome(method, fail(status).await);
         }
         other => log_outcome(method, Err(other)),

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestServer;
-use grpcio::{ClientStreamingSink, DuplexSink, EnvBuilder, RequestStream, RpcContext, ServerBuilder, ServerCredentials, ServerStreamingSink, UnarySink};
+use grpcio::{ClientStreamingSink, DuplexSink, EnvBuilder, RpcContext, ServerBuilder, ServerCredentials, ServerStreamingSink, UnarySink};
 use learning_messenger::bench::report::Unit;
 use learning_messenger::bench::workloads::{Settings, Workload};
 use learning_messenger::bench::{run_against, BenchError};
 use learning_messenger::proto::messenger::{FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse, TopicRequest};
 use learning_messenger::rpc::messenger::{create_learning_messenger, LearningMessenger};
+use learning_messenger::rpc::Requests;
+use learning_messenger::server::DEFAULT_MAX_MESSAGE_BYTES;
 use learning_messenger::service::MessengerService;
 
 fn tiny() -> Settings {
@@ -71,7 +73,7 @@ impl LearningMessenger for Faulty {
         self.inner.stream_learnings(ctx, req, sink)
     }
 
-    fn submit_research_notes(&mut self, ctx: RpcContext, notes: RequestStream<ResearchNote>, sink: ClientStreamingSink<SummaryResponse>) {
+    fn submit_research_notes(&mut self, ctx: RpcContext, notes: Requests<ResearchNote>, sink: ClientStreamingSink<SummaryResponse>) {
         use futures::TryStreamExt;
         if self.fault != Fault::ShortCount {
             return self.inner.submit_research_notes(ctx, notes, sink);
@@ -84,7 +86,7 @@ impl LearningMessenger for Faulty {
         });
     }
 
-    fn collaborative_feed(&mut self, ctx: RpcContext, updates: RequestStream<FeedUpdate>, mut sink: DuplexSink<FeedUpdate>) {
+    fn collaborative_feed(&mut self, ctx: RpcContext, updates: Requests<FeedUpdate>, mut sink: DuplexSink<FeedUpdate>) {
         use futures::{SinkExt, TryStreamExt};
         if self.fault != Fault::WrongEcho {
             return self.inner.collaborative_feed(ctx, updates, sink);
@@ -105,7 +107,7 @@ impl LearningMessenger for Faulty {
 fn faulty_server(fault: Fault) -> (grpcio::Server, String) {
     let env = Arc::new(EnvBuilder::new().cq_count(1).build());
     let service = Faulty { inner: MessengerService::new(Duration::ZERO), fault };
-    let mut server = ServerBuilder::new(env).register_service(create_learning_messenger(service)).build().unwrap();
+    let mut server = ServerBuilder::new(env).register_service(create_learning_messenger(service, DEFAULT_MAX_MESSAGE_BYTES)).build().unwrap();
     let port = server.add_listening_port("127.0.0.1:0", ServerCredentials::insecure()).unwrap();
     server.start();
     (server, format!("127.0.0.1:{port}"))

@@ -50,6 +50,23 @@ fn check_of_an_unknown_service_is_not_found() {
 }
 
 #[test]
+fn health_requests_over_the_receive_limit_get_resource_exhausted() {
+    let server = TestServer::with_config(learning_messenger::server::ServerConfig {
+        max_message_bytes: 64,
+        ..common::test_config()
+    });
+    let health = health_client(&server);
+    let long_name = "s".repeat(100);
+    let status = failure(check(&health, &long_name));
+    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
+    assert!(status.message().contains("larger than max"), "{status:?}");
+    let watch = health.watch_async(&request(&long_name)).unwrap();
+    let status = failure(block_on(watch.try_collect::<Vec<_>>()));
+    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
+    assert_eq!(check(&health, "").unwrap(), ServingStatus::SERVING);
+}
+
+#[test]
 fn watch_of_an_unknown_service_says_service_unknown() {
     let server = TestServer::start();
     let health = health_client(&server);

@@ -6,7 +6,7 @@ use grpcio::{
     ServerStreamingSink, Service, ServiceBuilder, UnarySink,
 };
 
-use super::protobuf_method;
+use super::{protobuf_method, server_side, with_request, RequestDecoder};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
 
 /// The service's full name, as gRPC routes it.
@@ -67,11 +67,17 @@ pub trait Health {
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
-pub fn create_health<S: Health + Send + Clone + 'static>(service: S) -> Service {
+/// Requests over `max_request_bytes` are refused with RESOURCE_EXHAUSTED.
+pub fn create_health<S: Health + Send + Clone + 'static>(service: S, max_request_bytes: usize) -> Service {
+    let decoder = RequestDecoder::new(max_request_bytes);
     let mut builder = ServiceBuilder::new();
     let mut instance = service.clone();
-    builder = builder.add_unary_handler(&method::CHECK, move |ctx, req, sink| instance.check(ctx, req, sink));
+    builder = builder.add_unary_handler(&server_side(&method::CHECK), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.check(ctx, req, sink))
+    });
     let mut instance = service;
-    builder = builder.add_server_streaming_handler(&method::WATCH, move |ctx, req, sink| instance.watch(ctx, req, sink));
+    builder = builder.add_server_streaming_handler(&server_side(&method::WATCH), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.watch(ctx, req, sink))
+    });
     builder.build()
 }

@@ -4,11 +4,11 @@
 use grpcio::{
     CallOption, Channel, ClientCStreamReceiver, ClientCStreamSender, ClientDuplexReceiver,
     ClientDuplexSender, ClientSStreamReceiver, ClientUnaryReceiver, ClientStreamingSink,
-    DuplexSink, Method, MethodType, RequestStream, Result, RpcContext,
+    DuplexSink, Method, MethodType, Result, RpcContext,
     ServerStreamingSink, Service, ServiceBuilder, UnarySink,
 };
 
-use super::protobuf_method;
+use super::{protobuf_method, server_side, with_request, RequestDecoder, Requests};
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -135,30 +135,35 @@ pub trait LearningMessenger {
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext,
-        notes: RequestStream<ResearchNote>,
+        notes: Requests<ResearchNote>,
         sink: ClientStreamingSink<SummaryResponse>,
     );
-    fn collaborative_feed(&mut self, ctx: RpcContext, updates: RequestStream<FeedUpdate>, sink: DuplexSink<FeedUpdate>);
+    fn collaborative_feed(&mut self, ctx: RpcContext, updates: Requests<FeedUpdate>, sink: DuplexSink<FeedUpdate>);
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
-pub fn create_learning_messenger<S: LearningMessenger + Send + Clone + 'static>(service: S) -> Service {
+/// Request messages over `max_request_bytes` are refused with RESOURCE_EXHAUSTED.
+pub fn create_learning_messenger<S>(service: S, max_request_bytes: usize) -> Service
+where
+    S: LearningMessenger + Send + Clone + 'static,
+{
+    let decoder = RequestDecoder::new(max_request_bytes);
     let mut builder = ServiceBuilder::new();
     let mut instance = service.clone();
-    builder = builder.add_unary_handler(&method::GET_LEARNING_STATUS, move |ctx, req, sink| {
-        instance.get_learning_status(ctx, req, sink)
+    builder = builder.add_unary_handler(&server_side(&method::GET_LEARNING_STATUS), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.get_learning_status(ctx, req, sink))
     });
     let mut instance = service.clone();
-    builder = builder.add_server_streaming_handler(&method::STREAM_LEARNINGS, move |ctx, req, sink| {
-        instance.stream_learnings(ctx, req, sink)
+    builder = builder.add_server_streaming_handler(&server_side(&method::STREAM_LEARNINGS), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.stream_learnings(ctx, req, sink))
     });
     let mut instance = service.clone();
-    builder = builder.add_client_streaming_handler(&method::SUBMIT_RESEARCH_NOTES, move |ctx, notes, sink| {
-        instance.submit_research_notes(ctx, notes, sink)
+    builder = builder.add_client_streaming_handler(&server_side(&method::SUBMIT_RESEARCH_NOTES), move |ctx, notes, sink| {
+        instance.submit_research_notes(ctx, decoder.stream(notes), sink)
     });
     let mut instance = service;
-    builder = builder.add_duplex_streaming_handler(&method::COLLABORATIVE_FEED, move |ctx, updates, sink| {
-        instance.collaborative_feed(ctx, updates, sink)
+    builder = builder.add_duplex_streaming_handler(&server_side(&method::COLLABORATIVE_FEED), move |ctx, updates, sink| {
+        instance.collaborative_feed(ctx, decoder.stream(updates), sink)
     });
     builder.build()
 }
