@@ -80,13 +80,14 @@ pub enum Stopped {
     CancelledRemaining,
 }
 
-/// One completion queue per two cores, at least one. All of a call's work runs
-/// on its queue's thread, and a load generator or the rest of the host needs
-/// cores too: on 2 cores shared with `bench`, 1 queue served 57k unary calls/s
-/// against 41k for 2 (median of 3 runs each; see the README's Benchmark section).
+/// One completion queue per core: C-core reads and parses on whichever queue
+/// thread is polling while the others answer, so a light load generator on 2
+/// cores gets 70.7k unary calls/s from 2 queues against 60.3k from 1, with the
+/// same ping-pong latency (median of 6 alternating runs; README, tuning log).
+/// A client that needs a core of its own does better against fewer: `bench
+/// compare` starts its server with half.
 pub fn default_completion_queues() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / 2).max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Starts serving per `config`, or says in one line why it cannot.

@@ -79,6 +79,11 @@ pub fn free_port() -> Result<u16, BenchError> {
         .map_err(|e| BenchError::Setup(format!("cannot find a free port: {e}")))
 }
 
+/// Completion queues for our server under `compare`: half the cores, at least one.
+pub fn compare_server_queues() -> usize {
+    (crate::server::default_completion_queues() / 2).max(1)
+}
+
 impl ServerProcess {
     /// Starts a server of `kind` with no delays on a free port and waits until it takes connections.
     pub fn start(kind: ServerKind, options: &CompareOptions) -> Result<ServerProcess, BenchError> {
@@ -90,6 +95,8 @@ impl ServerProcess {
             ServerKind::Rust => {
                 let mut command = Command::new(&options.server_bin);
                 command.args(["--addr", &format!("127.0.0.1:{port}"), "--delay-ms", "0"]);
+                // bench is a grpcio client needing cores of its own: the server gets half of them.
+                command.args(["--completion-queues", &compare_server_queues().to_string()]);
                 // Per-call info logs would measure the terminal, not the server.
                 command.env("RUST_LOG", "warn").stdout(log_file);
                 command
@@ -223,6 +230,7 @@ impl Comparison {
                 "warmup_s": options.settings.warmup.as_secs_f64(),
                 "messages": options.settings.messages,
                 "python_messages": options.python_messages,
+                "rust_server_completion_queues": compare_server_queues(),
             },
             "rust": figures(&self.rust),
             "python": figures(&self.python),
@@ -233,7 +241,7 @@ impl Comparison {
         format!(
             "Machine: {machine}. Load generator and servers share it.\n\n\
              Settings: {} calls in flight over {} connection(s), {} client thread(s), {:?} measured after {:?} warm-up; \
-             streams of {} messages (Python: {}). \"rust advantage\" is how many times better ours is \
+             streams of {} messages (Python: {}); our server on {} completion queue(s). \"rust advantage\" is how many times better ours is \
              (higher rate or lower latency).\n\n{}",
             options.settings.concurrency,
             options.connections,
@@ -242,6 +250,7 @@ impl Comparison {
             options.settings.warmup,
             options.settings.messages,
             options.python_messages,
+            compare_server_queues(),
             self.table().to_markdown()
         )
     }

@@ -29,7 +29,7 @@ struct Args {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Completion queues (one polling thread each); 0 means one per two cores, at least one.
+    /// Completion queues (one polling thread each); 0 means one per core.
     #[arg(long, default_value_t = 0)]
     completion_queues: usize,
     /// HTTP/2 keepalive: ping a connection after this many ms without reads.
