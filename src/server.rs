@@ -82,10 +82,11 @@ pub enum Stopped {
 
 /// One completion queue per core: C-core reads and parses on whichever queue
 /// thread is polling while the others answer, so a light load generator on 2
-/// cores gets 70.7k unary calls/s from 2 queues against 60.3k from 1, with the
-/// same ping-pong latency (median of 6 alternating runs; README, tuning log).
-/// A client that needs a core of its own does better against fewer: `bench
-/// compare` starts its server with half.
+/// cores gets 70.7k unary calls/s from 2 queues against 60.3k from 1 (medians
+/// of 6 alternating runs), for a ping-pong p50 about 5% slower (handing the
+/// poller role over costs context switches; README, tuning log). A client that
+/// needs a core of its own does better against fewer: `bench compare` starts
+/// its server with half.
 pub fn default_completion_queues() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
