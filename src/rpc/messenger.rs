@@ -81,13 +81,9 @@ impl LearningMessengerClient {
     /// Client streaming, blocking: sends `notes` lazily, then waits for the summary.
     pub fn submit_research_notes(&self, notes: impl IntoIterator<Item = ResearchNote>) -> Result<SummaryResponse> {
         let (mut sender, receiver) = self.submit_research_notes_async()?;
-        match super::send_blocking(&mut sender, notes) {
-            // A refused write means the server ended the call: the receiver has its status.
-            Ok(()) | Err(grpcio::Error::RpcFinished(_) | grpcio::Error::RemoteStopped) => {
-                futures::executor::block_on(receiver)
-            }
-            Err(e) => Err(e),
-        }
+        // A write refused because the server ended the call: the receiver has its status.
+        super::sent(super::send_blocking(&mut sender, notes))?;
+        futures::executor::block_on(receiver)
     }
 
     /// Client streaming, async: a `Sink` for the notes and a future of the summary.
