@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build and the Python reference need, idempotently:
-# system packages (C++ compiler, OpenSSL headers), a project-local venv with
-# CMake 3 and the pinned Python gRPC stack, and the Python stubs.
+# system packages (C++ compiler, CMake, OpenSSL headers), the patched gRPC
+# C-core source (vendor/grpcio-sys), a project-local venv with the pinned
+# Python gRPC stack, and the Python stubs. After it, plain `cargo` works in
+# any shell.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -9,11 +11,19 @@ cd "$ROOT"
 missing=()
 command -v g++ >/dev/null || missing+=(g++)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v patch >/dev/null || missing+=(patch)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+# gRPC C-core's build needs CMake 3 (CMake 4 rejects parts of its tree).
+case "$(cmake --version 2>/dev/null | head -n1)" in
+    "cmake version 3."*) ;;
+    *) missing+=(cmake) ;;
+esac
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "bootstrap: installing ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif [ "${missing[*]}" = cmake ]; then
+        echo "bootstrap: no system CMake 3; the scripts use the venv's (plain cargo will not find it)" >&2
     else
         echo "bootstrap: please install ${missing[*]} (needs root)" >&2
         exit 1
@@ -21,9 +31,11 @@ if ((${#missing[@]})); then
 fi
 command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust with rustup" >&2; exit 1; }
 
+bash scripts/vendor-grpcio-sys.sh
+
 stamp=.venv/.requirements
 if [ ! -f "$stamp" ] || ! cmp -s python/requirements.txt "$stamp"; then
-    echo "bootstrap: creating .venv (CMake 3, Python gRPC reference)"
+    echo "bootstrap: creating .venv (Python gRPC reference)"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r python/requirements.txt
     cp python/requirements.txt "$stamp"

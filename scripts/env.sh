@@ -1,5 +1,7 @@
-# Sourced by the other scripts: puts the project's tools on PATH and keeps
-# cargo's target dir outside the clone so later runs on this machine are warm.
+# Sourced by the other scripts: the project root, and the project's tools on
+# PATH. Cargo builds where plain `cargo` does (./target) unless
+# CARGO_TARGET_DIR says otherwise (.ci/run keeps one outside the clone).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/learning-messenger/target}"
-export PATH="$ROOT/.venv/bin:$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# The venv's CMake is only the fallback for machines without Debian's cmake.
+export PATH="$HOME/.cargo/bin:$PATH:$ROOT/.venv/bin"

@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};
-use learning_messenger::bench::report::{latency_histogram, record_latency, Latency};
-use learning_messenger::bench::workloads::{
-    check_echo, check_learning_update, check_status, check_summary, feed_update, research_note, TOPIC,
+use messenger_lab::checks::{
+    check_echo, check_learning_update, check_status, check_summary, numbered_note, numbered_update,
 };
-use learning_messenger::proto::messenger::{FeedUpdate, LearningUpdate, StatusRequest, StatusResponse, SummaryResponse, TopicRequest};
+use messenger_lab::closed_loop::{self, Tally, Window};
+use messenger_lab::demo::TOPIC;
+use messenger_lab::method_path;
+use messenger_lab::proto::messenger::{
+    FeedUpdate, LearningUpdate, StatusRequest, StatusResponse, SummaryResponse, TopicRequest,
+};
+use messenger_lab::report::{latency_histogram, per_second, record_latency, Latency};
 use protobuf::Message;
 use tokio::net::TcpStream;
 
-const SERVICE: &str = "/messenger.LearningMessenger/";
 /// Bytes of messages encoded before they are handed to HTTP/2 in one piece.
 const CHUNK_BYTES: usize = 64 * 1024;
 
@@ -51,9 +55,10 @@ impl Connection {
         Ok(Connection { target: target.to_owned(), requests })
     }
 
-    /// Starts a call to `method`: its request body and its response.
-    async fn call(&self, method: &str) -> Result<(SendStream<Bytes>, h2::client::ResponseFuture)> {
-        let request = http::Request::post(format!("http://{}{SERVICE}{method}", self.target))
+    /// Starts a call to the method at `path`: its request body and its response.
+    async fn call(&self, path: &str) -> Result<(SendStream<Bytes>, h2::client::ResponseFuture)> {
+        let method = method_name(path);
+        let request = http::Request::post(format!("http://{}{path}", self.target))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .body(())
@@ -62,6 +67,11 @@ impl Connection {
         let (response, body) = requests.send_request(request, false).map_err(|e| format!("{method}: {e}"))?;
         Ok((body, response))
     }
+}
+
+/// The method's name, the last part of its path, for messages.
+fn method_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Appends `message` to `out` as one gRPC length-prefixed message.
@@ -208,11 +218,11 @@ pub struct ClosedLoop {
 
 impl ClosedLoop {
     pub fn calls_per_second(&self) -> f64 {
-        learning_messenger::bench::workloads::per_second(self.calls, self.elapsed)
+        per_second(self.calls, self.elapsed)
     }
 }
 
-/// Closed-loop calls: `concurrency` callers over `connections`, each starting
+/// Closed-loop calls: `concurrency` workers over `connections`, each starting
 /// its next call when its last one ends; calls that start inside the window
 /// (after `warmup`, for `duration`) are counted and timed.
 async fn closed_loop<F, Fut>(
@@ -229,37 +239,23 @@ where
     if connections.is_empty() || concurrency == 0 {
         return Err("need at least one connection and one call in flight".to_owned());
     }
-    let window_start = Instant::now() + warmup;
-    let window_end = window_start + duration;
-    let caller = |index: usize| {
+    let window = Window::starting_now(warmup, duration);
+    let worker = |index: usize| {
         let (connection, call) = (&connections[index % connections.len()], &call);
-        async move {
-            let (mut calls, mut histogram) = (0, latency_histogram());
-            loop {
-                let started = Instant::now();
-                if started >= window_end {
-                    return Ok::<_, String>((calls, histogram));
-                }
-                call(connection.clone(), index).await?;
-                if started >= window_start {
-                    calls += 1;
-                    record_latency(&mut histogram, started.elapsed());
-                }
-            }
-        }
+        closed_loop::worker(window, move || call(connection.clone(), index))
     };
-    // One thread polls every caller: no cross-thread wake-ups in the client.
-    let results = futures::future::join_all((0..concurrency).map(caller)).await;
-    let (mut calls, mut histogram) = (0, latency_histogram());
-    for result in results {
-        let (caller_calls, caller_histogram) = result?;
-        calls += caller_calls;
-        histogram.add(&caller_histogram).map_err(|e| e.to_string())?;
-    }
-    if calls == 0 {
+    // One thread polls every worker: no cross-thread wake-ups in the client.
+    let tallies = futures::future::join_all((0..concurrency).map(worker)).await;
+    let tallies = tallies.into_iter().collect::<Result<Vec<Tally>>>()?;
+    let (tally, elapsed) = Tally::merge(tallies, &window);
+    if tally.calls == 0 {
         return Err("no call completed in the measured window".to_owned());
     }
-    Ok(ClosedLoop { calls, elapsed: duration, latency: Latency::from_histogram(&histogram) })
+    Ok(ClosedLoop {
+        calls: tally.calls,
+        elapsed,
+        latency: Latency::from_histogram(&tally.latencies),
+    })
 }
 
 /// Closed-loop GetLearningStatus, each answer checked.
@@ -267,7 +263,7 @@ pub async fn unary(connections: &[Connection], concurrency: usize, warmup: Durat
     closed_loop(connections, concurrency, warmup, duration, |connection, index| {
         let request = StatusRequest { user_id: format!("loadgen-{index}"), ..Default::default() };
         async move {
-            let (mut body, response) = connection.call("GetLearningStatus").await?;
+            let (mut body, response) = connection.call(method_path::GET_LEARNING_STATUS).await?;
             send_one(&mut body, &request).await?;
             let status: StatusResponse = Response::of("GetLearningStatus", response).await?.single("GetLearningStatus").await?;
             check_status(&status).map_err(|what| format!("GetLearningStatus: {what}"))
@@ -279,7 +275,7 @@ pub async fn unary(connections: &[Connection], concurrency: usize, warmup: Durat
 /// Closed-loop StreamLearnings (start the server with `--delay-ms 0`), every update checked.
 pub async fn server_stream(connections: &[Connection], concurrency: usize, warmup: Duration, duration: Duration) -> Result<ClosedLoop> {
     closed_loop(connections, concurrency, warmup, duration, |connection, _| async move {
-        let (mut body, response) = connection.call("StreamLearnings").await?;
+        let (mut body, response) = connection.call(method_path::STREAM_LEARNINGS).await?;
         send_one(&mut body, &TopicRequest { topic: TOPIC.to_owned(), ..Default::default() }).await?;
         let mut response = Response::of("StreamLearnings", response).await?;
         let mut index = 0;
@@ -303,8 +299,8 @@ pub const UPDATES_PER_CALL: usize = 4;
 /// Returns the time from the first note to the summary.
 pub async fn client_stream(connection: &Connection, count: u64) -> Result<Duration> {
     let started = Instant::now();
-    let (mut body, response) = connection.call("SubmitResearchNotes").await?;
-    send_lazily(&mut body, count, research_note).await?;
+    let (mut body, response) = connection.call(method_path::SUBMIT_RESEARCH_NOTES).await?;
+    send_lazily(&mut body, count, numbered_note).await?;
     let summary: SummaryResponse = Response::of("SubmitResearchNotes", response).await?.single("SubmitResearchNotes").await?;
     let elapsed = started.elapsed();
     check_summary(count, &summary).map_err(|what| format!("SubmitResearchNotes: {what}"))?;
@@ -315,8 +311,8 @@ pub async fn client_stream(connection: &Connection, count: u64) -> Result<Durati
 /// still being sent; every echo is checked. Returns the time to the last echo.
 pub async fn bidi(connection: &Connection, count: u64) -> Result<Duration> {
     let started = Instant::now();
-    let (mut body, response) = connection.call("CollaborativeFeed").await?;
-    let send = send_lazily(&mut body, count, feed_update);
+    let (mut body, response) = connection.call(method_path::COLLABORATIVE_FEED).await?;
+    let send = send_lazily(&mut body, count, numbered_update);
     let receive = async {
         let mut response = Response::of("CollaborativeFeed", response).await?;
         let (mut received, mut expected) = (0, String::new());
@@ -337,14 +333,14 @@ pub async fn bidi(connection: &Connection, count: u64) -> Result<Duration> {
 /// Lock-step CollaborativeFeed: each update waits for its echo. Latencies of
 /// `count` round trips after `warmup` unmeasured ones.
 pub async fn ping_pong(connection: &Connection, warmup: u64, count: u64) -> Result<Latency> {
-    let (mut body, response_head) = connection.call("CollaborativeFeed").await?;
+    let (mut body, response_head) = connection.call(method_path::COLLABORATIVE_FEED).await?;
     // The server answers with headers only when it sends the first echo.
     let mut response_head = Some(response_head);
     let mut response: Option<Response> = None;
     let (mut scratch, mut frame, mut expected, mut histogram) = (Vec::new(), BytesMut::new(), String::new(), latency_histogram());
     for i in 0..warmup + count {
         let started = Instant::now();
-        encode(&feed_update(i), &mut scratch, &mut frame)?;
+        encode(&numbered_update(i), &mut scratch, &mut frame)?;
         body.send_data(frame.split().freeze(), false).map_err(|e| format!("the request stream failed: {e}"))?;
         let stream = match response.as_mut() {
             Some(stream) => stream,

@@ -5,9 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use learning_messenger::bench::parse_duration;
-use learning_messenger::bench::report::{Latency, Unit};
-use learning_messenger::bench::workloads::per_second;
+use messenger_lab::report::{parse_duration, per_second, Latency, Unit};
 use messenger_loadgen::{self as loadgen, Connection};
 
 #[derive(Parser)]

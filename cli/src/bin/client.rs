@@ -1,0 +1,119 @@
+//! `client`: talks to a LearningMessenger server, one command per pattern;
+//! without a command, the seed's four demos.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use learning_messenger::client::commands::{self, ClientOptions, Command};
+use learning_messenger::client::input::Input;
+use learning_messenger::client::output::Format;
+use learning_messenger::client::ConnectOptions;
+use learning_messenger::server::TlsIdentity;
+use messenger_lab::demo;
+
+#[derive(Parser)]
+#[command(
+    name = "client",
+    about = "The LearningMessenger gRPC client: one command per RPC pattern; without one, the seed's four demos",
+    after_help = "Exit codes: 0 done, 1 a call failed (error status, unreachable server, deadline), \
+                  2 bad flag, 3 local problem (unreadable file), 130 interrupted."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<ClientCommand>,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Server address, HOST:PORT.
+    #[arg(long, global = true, default_value = "localhost:50051")]
+    target: String,
+    /// Pause before each outgoing streamed message, in ms; 0 for none [default: 1000 for the demos, 0 for upload and chat].
+    #[arg(long, global = true)]
+    delay_ms: Option<u64>,
+    /// Deadline for each call, in ms.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: Option<u64>,
+    /// Use TLS, trusting this CA certificate (PEM).
+    #[arg(long, global = true)]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca: the name to expect in the server's certificate.
+    #[arg(long, global = true, requires = "tls_ca")]
+    tls_server_name: Option<String>,
+    /// Mutual TLS: present this certificate chain (PEM); needs --tls-key and --tls-ca.
+    #[arg(long, global = true, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Print one JSON object per received message or result instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// The seed's four demos in order (what `client` alone runs).
+    All {
+        /// Run the four patterns at the same time over one connection, then print the total time.
+        #[arg(long)]
+        concurrent: bool,
+    },
+    /// Unary: ask for the learning status.
+    Status {
+        /// Who is asking.
+        #[arg(long, default_value = demo::USER_ID)]
+        user_id: String,
+    },
+    /// Server streaming: follow a topic's progress updates as they arrive.
+    Learn {
+        /// What to learn about.
+        #[arg(long, default_value = demo::TOPIC)]
+        topic: String,
+    },
+    /// Client streaming: upload one note per line, then print the server's summary.
+    Upload {
+        /// The notes, one per line ('-' for standard input); without it, the seed's four notes.
+        file: Option<PathBuf>,
+    },
+    /// Bidirectional streaming: send each line of standard input as a feed update, print each echo as it arrives.
+    ///
+    /// A line `NAME: text` speaks as NAME (one word); other lines as --user. Blank lines are skipped.
+    /// End of input (Ctrl-D) closes the stream after the last echo.
+    Chat {
+        /// Who speaks [default: the login name, $USER or $LOGNAME].
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let Cli { global, command } = Cli::parse();
+    commands::init_logging();
+    let command = match command.unwrap_or(ClientCommand::All { concurrent: false }) {
+        ClientCommand::All { concurrent } => Command::All { concurrent },
+        ClientCommand::Status { user_id } => Command::Status { user_id },
+        ClientCommand::Learn { topic } => Command::Learn { topic },
+        ClientCommand::Upload { file } => Command::Upload { input: file.as_deref().map(Input::from_arg) },
+        ClientCommand::Chat { user } => Command::Chat { user },
+    };
+    let options = ClientOptions {
+        connect: ConnectOptions {
+            target: global.target,
+            timeout: global.timeout_ms.map(Duration::from_millis),
+            tls_ca: global.tls_ca,
+            tls_server_name: global.tls_server_name,
+            tls_identity: global
+                .tls_cert
+                .zip(global.tls_key)
+                .map(|(cert, key)| TlsIdentity { cert, key }),
+        },
+        delay: global.delay_ms.map(Duration::from_millis),
+        format: if global.json { Format::Json } else { Format::Text },
+    };
+    commands::run(command, &options)
+}

@@ -1,0 +1,101 @@
+//! `server`: serves LearningMessenger (and gRPC health) until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use learning_messenger::server::{self, ServerConfig, TlsIdentity};
+use learning_messenger::transport::{self, DEFAULT_MAX_MESSAGE_BYTES};
+use messenger_lab::answers::SEED_DELAY;
+use log::info;
+
+/// jemalloc serves every allocation in the process, C-core's included (its
+/// `malloc` replaces libc's): less CPU per streamed message, measured in
+/// docs/tuning-log.md.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Parser)]
+#[command(about = "The LearningMessenger gRPC server (logs: RUST_LOG, default info)")]
+struct Args {
+    /// Address to listen on, HOST:PORT (port 0 picks a free one).
+    #[arg(long, default_value = "[::]:50051")]
+    addr: String,
+    /// Simulated delay before each streamed update, in ms (0 disables).
+    #[arg(long, default_value_t = SEED_DELAY.as_millis() as u64)]
+    delay_ms: u64,
+    /// Largest request message accepted, in bytes; bigger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
+    max_message_bytes: usize,
+    /// On Ctrl-C or SIGTERM, how long in-flight calls may finish before they are cancelled, in ms.
+    #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
+    shutdown_grace_ms: u64,
+    /// Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); 0 for no limit.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: u32,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: require client certificates signed by this CA (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Completion queues (one polling thread each); 0 means one per core.
+    #[arg(long, default_value_t = 0)]
+    completion_queues: usize,
+    /// HTTP/2 keepalive: ping a connection after this many ms without reads.
+    #[arg(long, default_value_t = transport::KEEPALIVE_TIME.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_time_ms: u64,
+    /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
+    #[arg(long, default_value_t = transport::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let _log_flush = learning_messenger::logging::init("info,grpcio=warn");
+    // gRPC C-core's own diagnostics go through the same logger and RUST_LOG.
+    grpcio::redirect_log();
+
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    }) {
+        eprintln!("server: cannot install the signal handler: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let config = ServerConfig {
+        addr: args.addr,
+        delay: Duration::from_millis(args.delay_ms),
+        max_message_bytes: args.max_message_bytes,
+        max_concurrent_streams: args.max_concurrent_streams,
+        tls_client_ca: args.tls_client_ca,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsIdentity { cert, key }),
+        completion_queues: args.completion_queues,
+        keepalive_time: Duration::from_millis(args.keepalive_time_ms),
+        keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
+    };
+    // A failed start is reported in one line below: C-core's own lines about it are muted.
+    let log_level = log::max_level();
+    log::set_max_level(log::LevelFilter::Off);
+    let started = server::start(&config);
+    log::set_max_level(log_level);
+    let running = match started {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!("🚀 gRPC server logic running on port {}...", running.port());
+
+    let _ = stop_rx.recv();
+    info!("stopping: health NOT_SERVING, no new calls, in-flight calls may finish");
+    let stopped = running.shutdown(Duration::from_millis(args.shutdown_grace_ms));
+    info!("stopped ({stopped:?})");
+    ExitCode::SUCCESS
+}

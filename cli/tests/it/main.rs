@@ -1,0 +1,15 @@
+//! The integration tests, one binary: real servers on free loopback ports,
+//! the `server` and `client` programs as processes, and the Python reference.
+//! Slow tests are `#[ignore]`d so a plain `cargo test` stays quick;
+//! `scripts/test.sh` (and CI) runs them too, with `--include-ignored`.
+
+mod support;
+
+mod cli;
+mod health;
+mod interop;
+mod messenger;
+mod reliability;
+mod shutdown;
+mod soak;
+mod tls;

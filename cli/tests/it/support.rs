@@ -1,0 +1,281 @@
+//! Shared by the integration tests: real servers on free loopback ports.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use grpcio::{GrpcSlice, Marshaller, MessageReader, Method, MethodType, RpcStatus};
+use learning_messenger::client::{self, ConnectOptions};
+use learning_messenger::proto::messenger::{FeedUpdate, ResearchNote};
+use learning_messenger::rpc::messenger::LearningMessengerClient;
+use learning_messenger::server::{self, RunningServer, ServerConfig};
+
+/// A server in this process on 127.0.0.1 at a free port, stopped on drop.
+pub struct TestServer {
+    running: Option<RunningServer>,
+    pub target: String,
+}
+
+impl TestServer {
+    /// No delays: tests should not wait for the seed's simulated latency.
+    pub fn start() -> TestServer {
+        TestServer::with_config(ServerConfig { delay: Duration::ZERO, ..test_config() })
+    }
+
+    pub fn with_config(config: ServerConfig) -> TestServer {
+        let running = server::start(&config).expect("server starts");
+        let target = format!("127.0.0.1:{}", running.port());
+        TestServer { running: Some(running), target }
+    }
+
+    pub fn client(&self) -> LearningMessengerClient {
+        client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
+    }
+
+    pub fn running(&self) -> &RunningServer {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn stop(mut self, grace: Duration) -> server::Stopped {
+        self.running.take().unwrap().shutdown(grace)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::ZERO);
+        }
+    }
+}
+
+pub fn test_config() -> ServerConfig {
+    ServerConfig { addr: "127.0.0.1:0".to_owned(), completion_queues: 2, ..ServerConfig::default() }
+}
+
+#[allow(clippy::ptr_arg)] // grpcio's SerializeFn<Vec<u8>> takes &Vec<u8>
+fn raw_ser(bytes: &Vec<u8>, buf: &mut GrpcSlice) -> grpcio::Result<()> {
+    *buf = GrpcSlice::from(bytes.clone());
+    Ok(())
+}
+
+fn raw_de(mut reader: MessageReader) -> grpcio::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).map_err(|e| grpcio::Error::Codec(Box::new(e)))?;
+    Ok(bytes)
+}
+
+/// A method that sends and receives raw bytes: for malformed messages and unknown names.
+pub fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>> {
+    Method {
+        ty,
+        name: Box::leak(name.to_owned().into_boxed_str()),
+        req_mar: Marshaller { ser: raw_ser, de: raw_de },
+        resp_mar: Marshaller { ser: raw_ser, de: raw_de },
+    }
+}
+
+pub use messenger_lab::clock::{is_clock_time, mask_times};
+
+/// What the seed's client.py prints, timestamps masked.
+pub const SEED_TRANSCRIPT: &str = "\
+--- Unary Request ---
+Server Response: System ready for research. Status check OK. (Active: True)
+
+--- Server Streaming (Real-time updates) ---
+[--:--:--] Progress 25%: Searching for research papers on gRPC Protocols...
+[--:--:--] Progress 50%: Analyzing core principles of gRPC Protocols...
+[--:--:--] Progress 75%: Synthesizing key gRPC use cases...
+[--:--:--] Progress 100%: Finalizing the consolidated report.
+
+--- Client Streaming (Uploading research notes) ---
+Server Summary: Processed 4 notes. Key takeaway: Note 4: Typed interface contracts (Total 4)
+
+--- Bi-directional Streaming (Collaborative Feed) ---
+ [Feed Update] System: Acknowledged Engineer's update: Initializing system...
+ [Feed Update] System: Acknowledged Lead's update: Monitoring data flow...
+ [Feed Update] System: Acknowledged QA's update: Verifying latency...
+";
+
+pub fn note(text: &str) -> ResearchNote {
+    ResearchNote { text: text.to_owned(), ..Default::default() }
+}
+
+pub fn feed(user: &str, message: &str) -> FeedUpdate {
+    FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() }
+}
+
+/// The status of a call that should have failed.
+pub fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
+    match result {
+        Err(grpcio::Error::RpcFailure(status)) => status,
+        other => panic!("expected a failed call, got {other:?}"),
+    }
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` passes; says whether it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub use messenger_lab::process::ProcessStatus;
+
+/// The status of a process that must be running.
+pub fn status_of(pid: u32) -> ProcessStatus {
+    ProcessStatus::of(pid).unwrap_or_else(|| panic!("no /proc/{pid}/status"))
+}
+
+/// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
+pub struct PeakWatcher {
+    stop: Arc<AtomicBool>,
+    sampler: JoinHandle<ProcessStatus>,
+}
+
+impl PeakWatcher {
+    pub fn start(pid: u32) -> PeakWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = status_of(pid);
+            while !stop_flag.load(Ordering::Relaxed) {
+                peak = peak.max(status_of(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        PeakWatcher { stop, sampler }
+    }
+
+    /// The highest RSS and thread count seen.
+    pub fn stop(self) -> ProcessStatus {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().expect("sampler thread")
+    }
+}
+
+/// The `server` binary under test.
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
+
+/// The `server` binary running as a child process on 127.0.0.1 at a free
+/// port, its stderr log collected; killed on drop if still running.
+pub struct ServerProcess {
+    child: Child,
+    pub port: u16,
+    pub target: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `server --addr 127.0.0.1:0 ARGS` (default log level) and waits for
+    /// the line that names its port.
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(SERVER_BIN)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log_sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(port) = line.split("running on port ").nth(1).and_then(|rest| rest.split("...").next()) {
+                    let _ = port_tx.send(port.parse::<u16>().expect("port number"));
+                }
+                let mut log = log_sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not report its port; log:\n{}", log.lock().unwrap());
+            }
+        };
+        ServerProcess { child, port, target: format!("127.0.0.1:{port}"), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn client(&self) -> LearningMessengerClient {
+        client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
+    }
+
+    pub fn status(&self) -> ProcessStatus {
+        status_of(self.pid())
+    }
+
+    /// Sends a signal by name (TERM, INT) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill runs");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log.lock().unwrap().contains(text))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the `server` binary with `args` to completion (killed after `timeout`).
+pub fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(SERVER_BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server binary starts");
+    let exited = wait_until(timeout, || child.try_wait().expect("try_wait").is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("server output");
+    assert!(exited, "server {args:?} still running after {timeout:?}; stderr: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}

@@ -1,0 +1,49 @@
+//! Each RPC's path (`/package.Service/Method`): the HTTP/2 `:path` a call is
+//! routed by. The gRPC glue's method descriptors and the h2 load generator
+//! both take them from here.
+
+/// `messenger.LearningMessenger`, the contract in `proto/messenger.proto`.
+pub const LEARNING_MESSENGER: &str = "messenger.LearningMessenger";
+pub const GET_LEARNING_STATUS: &str = "/messenger.LearningMessenger/GetLearningStatus";
+pub const STREAM_LEARNINGS: &str = "/messenger.LearningMessenger/StreamLearnings";
+pub const SUBMIT_RESEARCH_NOTES: &str = "/messenger.LearningMessenger/SubmitResearchNotes";
+pub const COLLABORATIVE_FEED: &str = "/messenger.LearningMessenger/CollaborativeFeed";
+
+/// `grpc.health.v1.Health`, the standard health protocol in `proto/health.proto`.
+pub const HEALTH: &str = "grpc.health.v1.Health";
+pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+pub const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
+
+#[cfg(test)]
+mod tests {
+    use protobuf::reflect::FileDescriptor;
+
+    use super::*;
+    use crate::proto::{health, messenger};
+
+    /// Every path named here is a method of its service in the contract, and
+    /// every method of the contract has a path here.
+    fn paths_of(file: &FileDescriptor) -> Vec<String> {
+        let package = file.package();
+        file.services()
+            .flat_map(|service| {
+                let name = format!("{package}.{}", service.proto().name());
+                service
+                    .methods()
+                    .map(move |method| format!("/{name}/{}", method.proto().name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn paths_match_the_contract() {
+        assert_eq!(
+            paths_of(&messenger::file_descriptor()),
+            [GET_LEARNING_STATUS, STREAM_LEARNINGS, SUBMIT_RESEARCH_NOTES, COLLABORATIVE_FEED]
+        );
+        assert_eq!(paths_of(&health::file_descriptor()), [HEALTH_CHECK, HEALTH_WATCH]);
+        assert!(GET_LEARNING_STATUS.starts_with(&format!("/{LEARNING_MESSENGER}/")));
+        assert!(HEALTH_CHECK.starts_with(&format!("/{HEALTH}/")));
+    }
+}

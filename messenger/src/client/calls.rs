@@ -1,0 +1,79 @@
+//! One function per LearningMessenger RPC: make the call, print each message
+//! the moment it arrives. The seed's demos and the client's commands are all
+//! built on these.
+
+use std::io::Write;
+use std::time::Duration;
+
+use futures::{Stream, TryFutureExt, TryStreamExt};
+
+use super::output::{Printer, Received};
+use super::streaming::{send_and_receive, spawn_sender};
+use super::ClientError;
+use crate::proto::messenger::{FeedUpdate, ResearchNote, StatusRequest, TopicRequest};
+use crate::rpc::messenger::LearningMessengerClient;
+
+/// Unary: one request, one response.
+pub async fn status<W: Write>(
+    client: &LearningMessengerClient,
+    user_id: &str,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
+    let request = StatusRequest { user_id: user_id.to_owned(), ..Default::default() };
+    let response = client.get_learning_status_async(&request)?.await?;
+    printer.received(Received::Status(&response))?;
+    Ok(())
+}
+
+/// Server streaming: each update printed as it arrives (on a terminal, with a
+/// progress bar that follows it).
+pub async fn learn<W: Write>(
+    client: &LearningMessengerClient,
+    topic: &str,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
+    let request = TopicRequest { topic: topic.to_owned(), ..Default::default() };
+    let mut updates = client.stream_learnings_async(&request)?;
+    printer.start_progress();
+    while let Some(update) = updates.try_next().await? {
+        printer.received(Received::Update(&update))?;
+    }
+    printer.finish_progress();
+    Ok(())
+}
+
+/// Client streaming: `notes` go up as they come, one `delay` apart, and the
+/// summary is printed once the server has them all.
+pub async fn upload<W: Write>(
+    client: &LearningMessengerClient,
+    notes: impl Stream<Item = Result<ResearchNote, ClientError>> + Send + 'static,
+    delay: Duration,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
+    let (mut sender, summary) = client.submit_research_notes_async()?;
+    sender.enhance_batch(true);
+    let send = spawn_sender(client, sender, notes, delay);
+    let summary = send_and_receive(send, summary.err_into()).await?;
+    printer.received(Received::Summary(&summary))?;
+    Ok(())
+}
+
+/// Bidirectional streaming: `updates` go up as they come, one `delay` apart,
+/// while each echo is printed the moment it arrives (full duplex). Ends after
+/// the last echo, once `updates` has ended.
+pub async fn feed<W: Write>(
+    client: &LearningMessengerClient,
+    updates: impl Stream<Item = Result<FeedUpdate, ClientError>> + Send + 'static,
+    delay: Duration,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
+    let (mut sender, mut echoes) = client.collaborative_feed_async()?;
+    sender.enhance_batch(true);
+    let receive = async {
+        while let Some(echo) = echoes.try_next().await? {
+            printer.received(Received::Echo(&echo))?;
+        }
+        Ok(())
+    };
+    send_and_receive(spawn_sender(client, sender, updates, delay), receive).await
+}

@@ -1,0 +1,23 @@
+//! The client side: connecting to a server, the seed's demos and the
+//! `client` commands, and reporting a failure in one line.
+//!
+//! - [`connect`]: the channel to a server (target, deadline, TLS, keepalive).
+//! - [`error`]: why a command failed, its one-line report and exit code.
+//! - [`calls`]: one function per RPC, printing what comes back.
+//! - [`demo`]: the seed's four demos, built on those calls.
+//! - [`commands`]: the `client` commands and Ctrl-C.
+//! - [`input`]: lines of a file or of standard input, read on a thread of their own.
+//! - [`output`]: the seed's lines (coloured on a terminal) or JSON.
+//! - `streaming`: the paced sending half of a streaming call.
+
+pub mod calls;
+pub mod commands;
+pub mod connect;
+pub mod demo;
+pub mod error;
+pub mod input;
+pub mod output;
+mod streaming;
+
+pub use connect::{connect, ConnectOptions};
+pub use error::{exit, ClientError};

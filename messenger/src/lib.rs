@@ -1,0 +1,22 @@
+//! learning-messenger: the LearningMessenger gRPC lab in Rust, on grpcio
+//! (gRPC C-core).
+//!
+//! - [`rpc`]: the hand-built gRPC glue (descriptors, client stubs, service traits, registration).
+//! - [`service`]: the handlers: the four LearningMessenger RPCs, and health.
+//! - [`server`]: running a server (queues, limits, keepalive, TLS, graceful stop).
+//! - [`client`]: connecting, the seed's demos and the client's commands.
+//! - [`logging`]: the server's log lines, written to stderr in batches.
+//! - [`transport`]: HTTP/2 settings the server and the client share.
+//!
+//! The messages and the lab's expected answers live in `messenger-lab`,
+//! which needs no grpcio; [`proto`] is its generated code.
+
+pub use messenger_lab::proto;
+
+pub mod client;
+pub mod logging;
+pub mod rpc;
+pub mod server;
+pub mod service;
+mod tls;
+pub mod transport;

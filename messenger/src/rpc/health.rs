@@ -1,0 +1,82 @@
+//! `grpc.health.v1.Health`: descriptors, client stub, service trait and
+//! registration for the standard health protocol in `proto/health.proto`.
+
+use grpcio::{
+    CallOption, Channel, ClientSStreamReceiver, Method, MethodType, Result, RpcContext,
+    ServerStreamingSink, Service, ServiceBuilder, UnarySink,
+};
+
+use messenger_lab::method_path;
+
+use super::blocking::BlockingResponses;
+use super::method::{protobuf_method, server_side};
+use super::refuse::with_request;
+use super::RequestDecoder;
+use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
+
+/// The service's full name, as gRPC routes it.
+pub const SERVICE_NAME: &str = method_path::HEALTH;
+
+pub mod method {
+    use super::*;
+
+    pub const CHECK: Method<HealthCheckRequest, HealthCheckResponse> =
+        protobuf_method(MethodType::Unary, method_path::HEALTH_CHECK);
+
+    pub const WATCH: Method<HealthCheckRequest, HealthCheckResponse> =
+        protobuf_method(MethodType::ServerStreaming, method_path::HEALTH_WATCH);
+}
+
+/// The typed client stub. Every call carries `options` (deadline, headers).
+#[derive(Clone)]
+pub struct HealthClient {
+    client: grpcio::Client,
+    options: CallOption,
+}
+
+impl HealthClient {
+    pub fn new(channel: Channel) -> Self {
+        HealthClient { client: grpcio::Client::new(channel), options: CallOption::default() }
+    }
+
+    pub fn with_options(mut self, options: CallOption) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Unary, blocking.
+    pub fn check(&self, req: &HealthCheckRequest) -> Result<HealthCheckResponse> {
+        self.client.unary_call(&method::CHECK, req, self.options.clone())
+    }
+
+    /// Server streaming, blocking: the status now, then each change.
+    pub fn watch(&self, req: &HealthCheckRequest) -> Result<BlockingResponses<ClientSStreamReceiver<HealthCheckResponse>>> {
+        Ok(BlockingResponses::new(self.watch_async(req)?, self.client.channel()))
+    }
+
+    /// Server streaming, async.
+    pub fn watch_async(&self, req: &HealthCheckRequest) -> Result<ClientSStreamReceiver<HealthCheckResponse>> {
+        self.client.server_streaming(&method::WATCH, req, self.options.clone())
+    }
+}
+
+/// What a health server implements.
+pub trait Health {
+    fn check(&mut self, ctx: RpcContext, req: HealthCheckRequest, sink: UnarySink<HealthCheckResponse>);
+    fn watch(&mut self, ctx: RpcContext, req: HealthCheckRequest, sink: ServerStreamingSink<HealthCheckResponse>);
+}
+
+/// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
+/// Requests are decoded by `decoder`, which refuses those over its limit.
+pub fn create_health<S: Health + Send + Clone + 'static>(service: S, decoder: RequestDecoder) -> Service {
+    let mut builder = ServiceBuilder::new();
+    let mut instance = service.clone();
+    builder = builder.add_unary_handler(&server_side(&method::CHECK), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.check(ctx, req, sink))
+    });
+    let mut instance = service;
+    builder = builder.add_server_streaming_handler(&server_side(&method::WATCH), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.watch(ctx, req, sink))
+    });
+    builder.build()
+}

@@ -1,0 +1,169 @@
+//! `messenger.LearningMessenger`: descriptors, client stub, service trait and
+//! registration for the contract in `proto/messenger.proto`.
+
+use grpcio::{
+    CallOption, Channel, ClientCStreamReceiver, ClientCStreamSender, ClientDuplexReceiver,
+    ClientDuplexSender, ClientSStreamReceiver, ClientUnaryReceiver, ClientStreamingSink,
+    DuplexSink, Method, MethodType, Result, RpcContext,
+    ServerStreamingSink, Service, ServiceBuilder, UnarySink,
+};
+
+use messenger_lab::method_path;
+
+use super::blocking::{send_blocking, BlockingResponses};
+use super::method::{protobuf_method, server_side};
+use super::refuse::with_request;
+use super::{ok_if_call_over, RequestDecoder, Requests};
+use crate::proto::messenger::{
+    FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
+    TopicRequest,
+};
+
+/// The service's full name, as gRPC routes it.
+pub const SERVICE_NAME: &str = method_path::LEARNING_MESSENGER;
+
+/// One descriptor per RPC: full name, pattern and the protobuf marshallers.
+pub mod method {
+    use super::*;
+
+    pub const GET_LEARNING_STATUS: Method<StatusRequest, StatusResponse> =
+        protobuf_method(MethodType::Unary, method_path::GET_LEARNING_STATUS);
+
+    pub const STREAM_LEARNINGS: Method<TopicRequest, LearningUpdate> =
+        protobuf_method(MethodType::ServerStreaming, method_path::STREAM_LEARNINGS);
+
+    pub const SUBMIT_RESEARCH_NOTES: Method<ResearchNote, SummaryResponse> =
+        protobuf_method(MethodType::ClientStreaming, method_path::SUBMIT_RESEARCH_NOTES);
+
+    pub const COLLABORATIVE_FEED: Method<FeedUpdate, FeedUpdate> =
+        protobuf_method(MethodType::Duplex, method_path::COLLABORATIVE_FEED);
+}
+
+/// The typed client stub. Every call carries `options` (deadline, headers).
+#[derive(Clone)]
+pub struct LearningMessengerClient {
+    client: grpcio::Client,
+    options: CallOption,
+}
+
+impl LearningMessengerClient {
+    pub fn new(channel: Channel) -> Self {
+        LearningMessengerClient { client: grpcio::Client::new(channel), options: CallOption::default() }
+    }
+
+    /// The same stub, with these options on every call it makes.
+    pub fn with_options(mut self, options: CallOption) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn channel(&self) -> &Channel {
+        self.client.channel()
+    }
+
+    /// Unary, blocking.
+    pub fn get_learning_status(&self, req: &StatusRequest) -> Result<StatusResponse> {
+        self.client.unary_call(&method::GET_LEARNING_STATUS, req, self.options.clone())
+    }
+
+    /// Unary, async: the receiver is a future of the response. Like every
+    /// `_async` form, keep the client alive until the call is over: dropping
+    /// the last client of a channel stops its calls.
+    pub fn get_learning_status_async(&self, req: &StatusRequest) -> Result<ClientUnaryReceiver<StatusResponse>> {
+        self.client.unary_call_async(&method::GET_LEARNING_STATUS, req, self.options.clone())
+    }
+
+    /// Server streaming, blocking: an iterator over the updates as they arrive.
+    pub fn stream_learnings(&self, req: &TopicRequest) -> Result<BlockingResponses<ClientSStreamReceiver<LearningUpdate>>> {
+        Ok(BlockingResponses::new(self.stream_learnings_async(req)?, self.client.channel()))
+    }
+
+    /// Server streaming, async: a `Stream` of updates.
+    pub fn stream_learnings_async(&self, req: &TopicRequest) -> Result<ClientSStreamReceiver<LearningUpdate>> {
+        self.client.server_streaming(&method::STREAM_LEARNINGS, req, self.options.clone())
+    }
+
+    /// Client streaming, blocking: sends `notes` lazily, then waits for the summary.
+    pub fn submit_research_notes(&self, notes: impl IntoIterator<Item = ResearchNote>) -> Result<SummaryResponse> {
+        let (mut sender, receiver) = self.submit_research_notes_async()?;
+        // A write refused because the server ended the call: the receiver has its status.
+        ok_if_call_over(send_blocking(&mut sender, notes))?;
+        futures::executor::block_on(receiver)
+    }
+
+    /// Client streaming, async: a `Sink` for the notes and a future of the summary.
+    pub fn submit_research_notes_async(
+        &self,
+    ) -> Result<(ClientCStreamSender<ResearchNote>, ClientCStreamReceiver<SummaryResponse>)> {
+        self.client.client_streaming(&method::SUBMIT_RESEARCH_NOTES, self.options.clone())
+    }
+
+    /// Bidi, blocking: `updates` are sent from a thread of their own while the
+    /// returned iterator yields each echo as it arrives (full duplex).
+    pub fn collaborative_feed<I>(&self, updates: I) -> Result<BlockingResponses<ClientDuplexReceiver<FeedUpdate>>>
+    where
+        I: IntoIterator<Item = FeedUpdate> + Send + 'static,
+    {
+        let (mut sender, receiver) = self.collaborative_feed_async()?;
+        std::thread::spawn(move || {
+            // A failed send ends the call; the receiver reports its status.
+            let _ = send_blocking(&mut sender, updates);
+        });
+        Ok(BlockingResponses::new(receiver, self.client.channel()))
+    }
+
+    /// Bidi, async: a `Sink` for outgoing updates and a `Stream` of echoes.
+    pub fn collaborative_feed_async(
+        &self,
+    ) -> Result<(ClientDuplexSender<FeedUpdate>, ClientDuplexReceiver<FeedUpdate>)> {
+        self.client.duplex_streaming(&method::COLLABORATIVE_FEED, self.options.clone())
+    }
+
+    /// Runs `f` on the channel's completion-queue thread (keep it light).
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.client.spawn(f)
+    }
+}
+
+/// What a LearningMessenger server implements: one handler per RPC. Each gets
+/// the call's context and answers through its sink, without blocking.
+pub trait LearningMessenger {
+    fn get_learning_status(&mut self, ctx: RpcContext, req: StatusRequest, sink: UnarySink<StatusResponse>);
+    fn stream_learnings(&mut self, ctx: RpcContext, req: TopicRequest, sink: ServerStreamingSink<LearningUpdate>);
+    fn submit_research_notes(
+        &mut self,
+        ctx: RpcContext,
+        notes: Requests<ResearchNote>,
+        sink: ClientStreamingSink<SummaryResponse>,
+    );
+    fn collaborative_feed(&mut self, ctx: RpcContext, updates: Requests<FeedUpdate>, sink: DuplexSink<FeedUpdate>);
+}
+
+/// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
+/// Requests are decoded by `decoder`, which refuses those over its limit.
+pub fn create_learning_messenger<S>(service: S, decoder: RequestDecoder) -> Service
+where
+    S: LearningMessenger + Send + Clone + 'static,
+{
+    let mut builder = ServiceBuilder::new();
+    let mut instance = service.clone();
+    builder = builder.add_unary_handler(&server_side(&method::GET_LEARNING_STATUS), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.get_learning_status(ctx, req, sink))
+    });
+    let mut instance = service.clone();
+    builder = builder.add_server_streaming_handler(&server_side(&method::STREAM_LEARNINGS), move |ctx, req, sink| {
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.stream_learnings(ctx, req, sink))
+    });
+    let mut instance = service.clone();
+    builder = builder.add_client_streaming_handler(&server_side(&method::SUBMIT_RESEARCH_NOTES), move |ctx, notes, sink| {
+        instance.submit_research_notes(ctx, decoder.stream(notes), sink)
+    });
+    let mut instance = service;
+    builder = builder.add_duplex_streaming_handler(&server_side(&method::COLLABORATIVE_FEED), move |ctx, updates, sink| {
+        instance.collaborative_feed(ctx, decoder.stream(updates), sink)
+    });
+    builder.build()
+}

@@ -1,0 +1,24 @@
+//! Hand-built gRPC glue over grpcio: for each service in `proto/`, its method
+//! descriptors, a typed client stub, the service trait a server implements,
+//! and the function that registers an implementation. It is what
+//! grpcio-compiler would generate, written out by hand.
+//!
+//! - [`messenger`], [`health`]: one module per service.
+//! - `method`: descriptors, and the server's side of each (requests received encoded).
+//! - `decode`: a server's requests checked against the size limit, then decoded.
+//! - `refuse`: ending a single-request call whose request was refused.
+//! - `call_end`: telling that a call has ended, and grpcio's refusals once it has.
+//! - `blocking`: the client stubs' blocking forms.
+
+pub mod health;
+pub mod messenger;
+
+mod blocking;
+mod call_end;
+mod decode;
+mod method;
+mod refuse;
+
+pub use blocking::BlockingResponses;
+pub use call_end::{call_ended, is_call_over, ok_if_call_over};
+pub use decode::{RequestDecoder, Requests};

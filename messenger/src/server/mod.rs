@@ -1,0 +1,157 @@
+//! Running a LearningMessenger server: completion queues, message limits,
+//! keepalive, TLS, the health service, and a graceful stop.
+
+mod config;
+
+pub use config::{
+    default_completion_queues, ServerConfig, TlsIdentity, DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_SHUTDOWN_GRACE,
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{self, Either};
+use futures_timer::Delay;
+use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
+use log::info;
+
+use crate::rpc::{self, RequestDecoder};
+use crate::service::{CallCounter, HealthService, MessengerService};
+
+/// Clients may ping this often without sending data (our own client pings
+/// every KEEPALIVE_TIME); more often counts as abuse and gets a GOAWAY.
+const MIN_CLIENT_PING_INTERVAL: Duration = crate::transport::KEEPALIVE_TIMEOUT;
+
+/// A started server: LearningMessenger and Health on one port.
+pub struct RunningServer {
+    server: grpcio::Server,
+    health: HealthService,
+    in_flight: CallCounter,
+    port: u16,
+}
+
+/// How a graceful stop went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every in-flight call finished within the grace period.
+    Drained,
+    /// Calls still running when the grace period ran out were cancelled.
+    CancelledRemaining,
+}
+
+/// Starts serving per `config`, or says in one line why it cannot.
+pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
+    let credentials = match &config.tls {
+        Some(identity) => crate::tls::server_credentials(identity, config.tls_client_ca.as_deref())?,
+        None if config.tls_client_ca.is_some() => {
+            return Err("a client CA (mutual TLS) needs the server's own certificate and key".to_owned())
+        }
+        None => ServerCredentials::insecure(),
+    };
+    let queues = match config.completion_queues {
+        0 => default_completion_queues(),
+        n => n,
+    };
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(queues)
+            .name_prefix("grpc-server")
+            .build(),
+    );
+    let health = HealthService::serving(&["", rpc::messenger::SERVICE_NAME]);
+    let messenger = MessengerService::new(config.delay);
+    let in_flight = messenger.in_flight();
+    let decoder = RequestDecoder::new(config.max_message_bytes);
+    let mut server = ServerBuilder::new(env.clone())
+        .channel_args(channel_args(config, env).build_args())
+        .register_service(rpc::messenger::create_learning_messenger(messenger, decoder))
+        .register_service(rpc::health::create_health(health.clone(), decoder))
+        .build()
+        .map_err(|e| format!("cannot build the server: {e}"))?;
+    let port = server
+        .add_listening_port(config.addr.as_str(), credentials)
+        .map_err(|_| listen_error(config))?;
+    server.start();
+    Ok(RunningServer {
+        server,
+        health,
+        in_flight,
+        port,
+    })
+}
+
+/// Every C-core channel argument of the server, in one place:
+/// `ServerBuilder::channel_args` replaces what was set before.
+fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> ChannelBuilder {
+    let mut args = ChannelBuilder::new(env)
+        // No limit in C-core, so its message-size filter stays out of every
+        // call: the services check each request against the limit themselves.
+        .max_receive_message_len(-1)
+        .keepalive_time(config.keepalive_time)
+        .keepalive_timeout(config.keepalive_timeout)
+        // Our clients ping only while they have calls; allowing pings on idle
+        // connections too made C-core cancel busy unary calls under load.
+        .http2_min_recv_ping_interval_without_data(MIN_CLIENT_PING_INTERVAL);
+    if config.max_concurrent_streams > 0 {
+        // With the patched C-core (docs/http2-floods.md), streams whose calls
+        // are unfinished count too, reset or not: a reset flood is refused.
+        let limit = i32::try_from(config.max_concurrent_streams).unwrap_or(i32::MAX);
+        args = args.max_concurrent_stream(limit);
+    }
+    args
+}
+
+/// Why the port could not be added. C-core only says that it failed, for a
+/// bad address and a bad certificate alike: an insecure probe tells them apart.
+fn listen_error(config: &ServerConfig) -> String {
+    match &config.tls {
+        Some(identity) if can_listen(&config.addr) => format!(
+            "cannot serve TLS: {} and {} are not a valid certificate chain and its private key",
+            identity.cert.display(),
+            identity.key.display()
+        ),
+        _ => format!("cannot listen on {}: address invalid or in use", config.addr),
+    }
+}
+
+/// Whether a plaintext listener can bind `addr` (the probe is dropped at once).
+fn can_listen(addr: &str) -> bool {
+    let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("grpc-probe").build());
+    ServerBuilder::new(env)
+        .build()
+        .is_ok_and(|mut probe| probe.add_listening_port(addr, ServerCredentials::insecure()).is_ok())
+}
+
+impl RunningServer {
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn health(&self) -> &HealthService {
+        &self.health
+    }
+
+    /// LearningMessenger calls whose work is still running.
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    /// Stops gracefully: health turns NOT_SERVING, no new calls are accepted,
+    /// in-flight calls may finish within `grace`, then what remains is cancelled.
+    pub fn shutdown(mut self, grace: Duration) -> Stopped {
+        self.health.shutdown();
+        let mut drained = self.server.shutdown();
+        let outcome = futures::executor::block_on(future::select(&mut drained, Delay::new(grace)));
+        match outcome {
+            Either::Left(_) => Stopped::Drained,
+            Either::Right(_) => {
+                info!("grace period over: cancelling {} call(s) still running", self.in_flight.get());
+                self.server.cancel_all_calls();
+                let _ = futures::executor::block_on(drained);
+                Stopped::CancelledRemaining
+            }
+        }
+    }
+}

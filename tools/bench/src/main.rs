@@ -1,0 +1,148 @@
+//! `bench`: drives a LearningMessenger server and reports checked figures;
+//! `bench compare` does so against our server and the Python reference.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use messenger_bench::compare::{self, CompareOptions};
+use messenger_bench::workloads::{Load, Workload};
+use messenger_bench::{codec, BenchError};
+use messenger_lab::report::{self, parse_duration};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks a LearningMessenger server: every answer is checked, figures after a warm-up")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Closed-loop GetLearningStatus: calls/s, p50/p99/p99.9 latency.
+    Unary(TargetArgs),
+    /// Closed-loop StreamLearnings (start the server with --delay-ms 0): calls/s, messages/s.
+    ServerStream(TargetArgs),
+    /// One SubmitResearchNotes call of --messages notes: notes/s.
+    ClientStream(TargetArgs),
+    /// One CollaborativeFeed of --messages updates, echoes read concurrently: echoes/s.
+    Bidi(TargetArgs),
+    /// Lock-step CollaborativeFeed round trips: p50/p99/p99.9 latency.
+    PingPong(TargetArgs),
+    /// Every workload above, in turn.
+    All(TargetArgs),
+    /// Wire size and encode/decode time per message: protobuf binary vs JSON.
+    Codec {
+        /// Encodes and decodes timed per message and encoding.
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..))]
+        iterations: u32,
+    },
+    /// Starts our server and the Python reference (both delay 0), runs every workload against each.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Calls in flight at once (unary, server-stream).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    concurrency: u64,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    connections: u64,
+    /// The bench client's completion-queue threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    client_threads: u64,
+    /// Measured time of unary, server-stream and ping-pong (500ms, 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before it.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Messages in the client-stream and bidi calls.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    messages: u64,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Server address, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    target: String,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Messages per stream for the Python server, which is far slower (rates are compared).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64))]
+    python_messages: u64,
+    /// Where compare.json, compare.md and the servers' logs are written.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
+    /// Our server binary (default: `server` next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Python interpreter with grpcio (default: the project's .venv).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Directory of the reference server.py (default: the project's python/).
+    #[arg(long)]
+    python_dir: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    fn load(&self) -> Load {
+        Load { concurrency: self.concurrency as usize, duration: self.duration, warmup: self.warmup, messages: self.messages }
+    }
+}
+
+fn run(command: Command) -> Result<(), BenchError> {
+    let (target, workloads) = match command {
+        Command::Unary(t) => (t, vec![Workload::Unary]),
+        Command::ServerStream(t) => (t, vec![Workload::ServerStream]),
+        Command::ClientStream(t) => (t, vec![Workload::ClientStream]),
+        Command::Bidi(t) => (t, vec![Workload::Bidi]),
+        Command::PingPong(t) => (t, vec![Workload::PingPong]),
+        Command::All(t) => (t, Workload::ALL.to_vec()),
+        Command::Codec { iterations } => {
+            print!("{}", codec::table(&codec::measure_all(iterations)?).to_text());
+            return Ok(());
+        }
+        Command::Compare(args) => {
+            let (python, python_dir) = compare::default_python();
+            let options = CompareOptions {
+                load: args.load.load(),
+                python_messages: args.python_messages,
+                connections: args.load.connections as usize,
+                client_threads: args.load.client_threads as usize,
+                workloads: Workload::ALL.to_vec(),
+                server_bin: args.server_bin.unwrap_or_else(compare::sibling_server_bin),
+                python: args.python.unwrap_or(python),
+                python_dir: args.python_dir.unwrap_or(python_dir),
+                out_dir: args.out_dir,
+            };
+            let comparison = compare::compare(&options)?;
+            print!("{}", comparison.table().to_text());
+            println!("(written to {}/compare.json and compare.md)", options.out_dir.display());
+            return Ok(());
+        }
+    };
+    let load = &target.load;
+    let figures = messenger_bench::run(&target.target, load.connections as usize, load.client_threads as usize, &workloads, &load.load())?;
+    print!("{}", report::figures_table(&figures).to_text());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
