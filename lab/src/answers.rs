@@ -87,6 +87,8 @@ mod tests {
     fn updates_count_up_to_a_hundred_percent() {
         let progress: Vec<_> = (0..4).map(progress_of).collect();
         assert_eq!(progress, [25, 50, 75, 100]);
-        assert!(clock::is_clock_time(&learning_update(0, "c".into()).timestamp));
+        assert!(clock::is_clock_time(
+            &learning_update(0, "c".into()).timestamp
+        ));
     }
 }

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use crate::answers::{self, FEED_ECHO_USER, STATUS_MESSAGE};
 use crate::clock;
-use crate::proto::messenger::{FeedUpdate, LearningUpdate, ResearchNote, StatusResponse, SummaryResponse};
+use crate::proto::messenger::{
+    FeedUpdate, LearningUpdate, ResearchNote, StatusResponse, SummaryResponse,
+};
 
 /// The user every numbered feed update comes from.
 pub const LOAD_USER: &str = "bench";
@@ -22,7 +24,11 @@ pub fn check_status(response: &StatusResponse) -> Result<(), String> {
 }
 
 /// Checks the `index`th StreamLearnings update for `topic`.
-pub fn check_learning_update(topic: &str, index: usize, update: &LearningUpdate) -> Result<(), String> {
+pub fn check_learning_update(
+    topic: &str,
+    index: usize,
+    update: &LearningUpdate,
+) -> Result<(), String> {
     let expected = answers::learning_contents(topic);
     let Some(content) = expected.get(index) else {
         return Err(format!("more than {} updates", expected.len()));
@@ -75,7 +81,11 @@ pub fn numbered_update(i: u64) -> FeedUpdate {
 /// Checks the echo of [`numbered_update`]`(i)`; `expected` is scratch space, reused.
 pub fn check_echo(i: u64, echo: &FeedUpdate, expected: &mut String) -> Result<(), String> {
     expected.clear();
-    let _ = write!(expected, "{}", answers::acknowledgement(LOAD_USER, &format!("update {i}")));
+    let _ = write!(
+        expected,
+        "{}",
+        answers::acknowledgement(LOAD_USER, &format!("update {i}"))
+    );
     if echo.user != FEED_ECHO_USER || echo.message != *expected {
         return Err(format!(
             "echo {i} was {:?}: {:?}; expected {FEED_ECHO_USER:?}: {expected:?}",
@@ -129,7 +139,10 @@ mod tests {
             timestamp: timestamp.to_owned(),
             ..Default::default()
         };
-        assert_eq!(check_learning_update(TOPIC, 0, &update(0, "12:34:56")), Ok(()));
+        assert_eq!(
+            check_learning_update(TOPIC, 0, &update(0, "12:34:56")),
+            Ok(())
+        );
         assert!(check_learning_update(TOPIC, 1, &update(0, "12:34:56")).is_err());
         assert!(check_learning_update(TOPIC, 0, &update(0, "12:34"))
             .unwrap_err()

@@ -143,7 +143,13 @@ mod tests {
         let result = block_on(worker(window, || {
             calls += 1;
             let failed = calls == 3;
-            async move { if failed { Err("third") } else { Ok(()) } }
+            async move {
+                if failed {
+                    Err("third")
+                } else {
+                    Ok(())
+                }
+            }
         }));
         assert_eq!(result.unwrap_err(), "third");
         assert_eq!(calls, 3);

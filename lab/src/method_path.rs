@@ -40,9 +40,17 @@ mod tests {
     fn paths_match_the_contract() {
         assert_eq!(
             paths_of(&messenger::file_descriptor()),
-            [GET_LEARNING_STATUS, STREAM_LEARNINGS, SUBMIT_RESEARCH_NOTES, COLLABORATIVE_FEED]
+            [
+                GET_LEARNING_STATUS,
+                STREAM_LEARNINGS,
+                SUBMIT_RESEARCH_NOTES,
+                COLLABORATIVE_FEED
+            ]
         );
-        assert_eq!(paths_of(&health::file_descriptor()), [HEALTH_CHECK, HEALTH_WATCH]);
+        assert_eq!(
+            paths_of(&health::file_descriptor()),
+            [HEALTH_CHECK, HEALTH_WATCH]
+        );
         assert!(GET_LEARNING_STATUS.starts_with(&format!("/{LEARNING_MESSENGER}/")));
         assert!(HEALTH_CHECK.starts_with(&format!("/{HEALTH}/")));
     }

@@ -94,15 +94,24 @@ pub struct Figure {
 
 impl Figure {
     pub fn new(workload: &'static str, metric: &'static str, unit: Unit, value: f64) -> Figure {
-        Figure { workload, metric, unit, value }
+        Figure {
+            workload,
+            metric,
+            unit,
+            value,
+        }
     }
 
     /// The latency percentiles of `latency` as figures.
     pub fn latencies(workload: &'static str, latency: &Latency) -> Vec<Figure> {
-        [("p50", latency.p50), ("p99", latency.p99), ("p99.9", latency.p999)]
-            .into_iter()
-            .map(|(metric, value)| Figure::new(workload, metric, Unit::Latency, value.as_secs_f64()))
-            .collect()
+        [
+            ("p50", latency.p50),
+            ("p99", latency.p99),
+            ("p99.9", latency.p999),
+        ]
+        .into_iter()
+        .map(|(metric, value)| Figure::new(workload, metric, Unit::Latency, value.as_secs_f64()))
+        .collect()
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -113,7 +122,11 @@ impl Figure {
 /// How many times better `ours` is than `theirs` (above 1: ours is better),
 /// whichever direction the unit counts as better.
 pub fn advantage(unit: Unit, ours: f64, theirs: f64) -> Option<f64> {
-    let (num, den) = if unit.higher_is_better() { (ours, theirs) } else { (theirs, ours) };
+    let (num, den) = if unit.higher_is_better() {
+        (ours, theirs)
+    } else {
+        (theirs, ours)
+    };
     (num.is_finite() && den.is_finite() && den > 0.0).then(|| num / den)
 }
 
@@ -166,7 +179,10 @@ pub struct Table {
 
 impl Table {
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Table {
-        Table { header: header.into_iter().map(Into::into).collect(), rows: Vec::new() }
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn push<S: Into<String>>(&mut self, row: impl IntoIterator<Item = S>) {
@@ -204,7 +220,9 @@ impl Table {
             out.trim_end().to_owned() + "\n"
         };
         let mut out = line(&self.header);
-        out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>()));
+        out.push_str(&line(
+            &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
+        ));
         for row in &self.rows {
             out.push_str(&line(row));
         }
@@ -215,11 +233,25 @@ impl Table {
     pub fn to_markdown(&self) -> String {
         let escape = |cell: &String| cell.replace('|', "\\|");
         let mut out = String::new();
-        let _ = writeln!(out, "| {} |", self.header.iter().map(escape).collect::<Vec<_>>().join(" | "));
-        let align: Vec<&str> = (0..self.header.len()).map(|i| if i == 0 { "---" } else { "---:" }).collect();
+        let _ = writeln!(
+            out,
+            "| {} |",
+            self.header
+                .iter()
+                .map(escape)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let align: Vec<&str> = (0..self.header.len())
+            .map(|i| if i == 0 { "---" } else { "---:" })
+            .collect();
         let _ = writeln!(out, "|{}|", align.join("|"));
         for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.iter().map(escape).collect::<Vec<_>>().join(" | "));
+            let _ = writeln!(
+                out,
+                "| {} |",
+                row.iter().map(escape).collect::<Vec<_>>().join(" | ")
+            );
         }
         out
     }
@@ -229,7 +261,11 @@ impl Table {
 pub fn figures_table(figures: &[Figure]) -> Table {
     let mut table = Table::new(["workload", "metric", "value"]);
     for figure in figures {
-        table.push([figure.workload.to_owned(), figure.metric.to_owned(), figure.unit.format(figure.value)]);
+        table.push([
+            figure.workload.to_owned(),
+            figure.metric.to_owned(),
+            figure.unit.format(figure.value),
+        ]);
     }
     table
 }
@@ -253,7 +289,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s or m)")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s or m)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
 }
@@ -268,7 +308,9 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("ten")
+            .unwrap_err()
+            .contains("not a duration"));
         assert!(parse_duration("5h").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("").is_err());
     }
@@ -282,7 +324,9 @@ mod tests {
         let latency = Latency::from_histogram(&histogram).unwrap();
         assert_eq!(latency.samples, 1000);
         // Three significant digits: within 0.1%.
-        let near = |d: Duration, micros: f64| (d.as_secs_f64() * 1e6 - micros).abs() <= micros * 0.001 + 0.001;
+        let near = |d: Duration, micros: f64| {
+            (d.as_secs_f64() * 1e6 - micros).abs() <= micros * 0.001 + 0.001
+        };
         assert!(near(latency.p50, 500.0), "{:?}", latency.p50);
         assert!(near(latency.p99, 990.0), "{:?}", latency.p99);
         assert!(near(latency.p999, 999.0), "{:?}", latency.p999);
@@ -355,4 +399,3 @@ mod tests {
         );
     }
 }
-

@@ -25,12 +25,19 @@ pub struct LogFlush(Arc<Shared>);
 /// Sends `env_logger`'s output (default filter `default_filter`, overridden by
 /// `RUST_LOG`) to stderr through the batch writer.
 pub fn init(default_filter: &str) -> LogFlush {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
     let shared = Arc::new(Shared::default());
     let writer = shared.clone();
     // Without the thread, lines are written where they are logged, as usual.
-    if std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || write_batches(&writer)).is_ok() {
-        builder.target(env_logger::Target::Pipe(Box::new(BatchedStderr(shared.clone()))));
+    if std::thread::Builder::new()
+        .name("log-writer".to_owned())
+        .spawn(move || write_batches(&writer))
+        .is_ok()
+    {
+        builder.target(env_logger::Target::Pipe(Box::new(BatchedStderr(
+            shared.clone(),
+        ))));
         // env_logger cannot see that the pipe ends in a terminal: colour as it would.
         if std::env::var_os("RUST_LOG_STYLE").is_none() && io::stderr().is_terminal() {
             builder.write_style(env_logger::WriteStyle::Always);
@@ -41,7 +48,10 @@ pub fn init(default_filter: &str) -> LogFlush {
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Vec<u8>> {
-    shared.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lines
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Writes out what is buffered. Every writer takes stderr's lock before the
@@ -57,7 +67,10 @@ fn write_batches(shared: &Shared) {
     loop {
         let mut lines = lock(shared);
         while lines.is_empty() {
-            lines = shared.ready.wait(lines).unwrap_or_else(|poisoned| poisoned.into_inner());
+            lines = shared
+                .ready
+                .wait(lines)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         drop(lines);
         std::thread::sleep(BATCH_WINDOW);

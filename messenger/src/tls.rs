@@ -13,7 +13,8 @@ use crate::server::TlsIdentity;
 
 /// Reads a PEM file, or says in one line why it is not one.
 fn read_pem(path: &Path, what: &str, marker: &str) -> Result<Vec<u8>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read TLS {what} {}: {e}", path.display()))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read TLS {what} {}: {e}", path.display()))?;
     // grpcio hands PEM to C-core as a C string: no NUL may be inside.
     if pem.contains(&0) || !String::from_utf8_lossy(&pem).contains(marker) {
         return Err(format!(

@@ -98,7 +98,9 @@ fn main() -> ExitCode {
         ClientCommand::All { concurrent } => Command::All { concurrent },
         ClientCommand::Status { user_id } => Command::Status { user_id },
         ClientCommand::Learn { topic } => Command::Learn { topic },
-        ClientCommand::Upload { file } => Command::Upload { input: file.as_deref().map(Input::from_arg) },
+        ClientCommand::Upload { file } => Command::Upload {
+            input: file.as_deref().map(Input::from_arg),
+        },
         ClientCommand::Chat { user } => Command::Chat { user },
     };
     let options = ClientOptions {
@@ -113,7 +115,11 @@ fn main() -> ExitCode {
                 .map(|(cert, key)| TlsIdentity { cert, key }),
         },
         delay: global.delay_ms.map(Duration::from_millis),
-        format: if global.json { Format::Json } else { Format::Text },
+        format: if global.json {
+            Format::Json
+        } else {
+            Format::Text
+        },
     };
     commands::run(command, &options)
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 use learning_messenger::server::{self, ServerConfig, TlsIdentity};
 use learning_messenger::transport::{self, DEFAULT_MAX_MESSAGE_BYTES};
-use messenger_lab::answers::SEED_DELAY;
 use log::info;
+use messenger_lab::answers::SEED_DELAY;
 
 /// jemalloc serves every allocation in the process, C-core's included (its
 /// `malloc` replaces libc's): less CPU per streamed message, measured in
@@ -74,7 +74,10 @@ fn main() -> ExitCode {
         max_message_bytes: args.max_message_bytes,
         max_concurrent_streams: args.max_concurrent_streams,
         tls_client_ca: args.tls_client_ca,
-        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsIdentity { cert, key }),
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsIdentity { cert, key }),
         completion_queues: args.completion_queues,
         keepalive_time: Duration::from_millis(args.keepalive_time_ms),
         keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),

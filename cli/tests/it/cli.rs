@@ -1,7 +1,6 @@
 //! The `client` binary run as a real process against a real server in this
 //! process: every command, its JSON output, and every way it can fail.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -35,7 +34,9 @@ fn finish(child: Child) -> Output {
     match rx.recv_timeout(PATIENCE) {
         Ok(output) => output.expect("client output"),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("client still running after {PATIENCE:?}");
         }
     }
@@ -64,7 +65,12 @@ fn stderr(output: &Output) -> String {
 
 /// A successful run: exit 0, nothing on stderr.
 fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "client failed: {:?}; stderr: {}", output.status, stderr(output));
+    assert!(
+        output.status.success(),
+        "client failed: {:?}; stderr: {}",
+        output.status,
+        stderr(output)
+    );
     assert_eq!(stderr(output), "");
 }
 
@@ -72,8 +78,15 @@ fn assert_ok(output: &Output) {
 fn assert_fails(output: &Output, code: i32, expected: &[&str]) {
     let stderr = stderr(output);
     assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "stderr: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line expected on stderr, got: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "stderr: {stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line expected on stderr, got: {stderr}"
+    );
     assert!(stderr.starts_with("error: "), "stderr: {stderr}");
     for text in expected {
         assert!(stderr.contains(text), "{text:?} not in stderr: {stderr}");
@@ -96,12 +109,17 @@ fn lines_of(stdout: ChildStdout) -> mpsc::Receiver<String> {
 fn json_lines(output: &Output) -> Vec<Value> {
     stdout(output)
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+        })
         .collect()
 }
 
 fn slow_server(delay: Duration) -> TestServer {
-    TestServer::with_config(ServerConfig { delay, ..test_config() })
+    TestServer::with_config(ServerConfig {
+        delay,
+        ..test_config()
+    })
 }
 
 #[test]
@@ -110,7 +128,11 @@ fn no_command_and_all_print_the_seed_transcript() {
     for args in [&["--delay-ms", "0"][..], &["all", "--delay-ms", "0"]] {
         let output = run(&server.target, args, None);
         assert_ok(&output);
-        assert_eq!(mask_times(&stdout(&output)), SEED_TRANSCRIPT, "client {args:?}");
+        assert_eq!(
+            mask_times(&stdout(&output)),
+            SEED_TRANSCRIPT,
+            "client {args:?}"
+        );
     }
 }
 
@@ -119,7 +141,10 @@ fn status_prints_the_servers_answer() {
     let server = TestServer::start();
     let output = run(&server.target, &["status", "--user-id", "someone"], None);
     assert_ok(&output);
-    assert_eq!(stdout(&output), "Server Response: System ready for research. Status check OK. (Active: True)\n");
+    assert_eq!(
+        stdout(&output),
+        "Server Response: System ready for research. Status check OK. (Active: True)\n"
+    );
 }
 
 #[test]
@@ -128,7 +153,10 @@ fn learn_prints_plain_lines_off_a_terminal() {
     let output = run(&server.target, &["learn", "--topic", "Rust"], None);
     assert_ok(&output);
     let text = stdout(&output);
-    assert!(!text.contains('\x1b'), "no colours or progress bar in a pipe: {text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "no colours or progress bar in a pipe: {text:?}"
+    );
     assert_eq!(
         mask_times(&text),
         "[--:--:--] Progress 25%: Searching for research papers on Rust...\n\
@@ -145,11 +173,19 @@ fn upload_sends_every_line_of_a_large_file() {
     {
         let mut writer = std::io::BufWriter::new(file.as_file_mut());
         for i in 1..=NOTES {
-            writeln!(writer, "note {i}: line {i} of a file read lazily, one note per line").unwrap();
+            writeln!(
+                writer,
+                "note {i}: line {i} of a file read lazily, one note per line"
+            )
+            .unwrap();
         }
     }
     let server = TestServer::start();
-    let output = run(&server.target, &["upload", file.path().to_str().unwrap()], None);
+    let output = run(
+        &server.target,
+        &["upload", file.path().to_str().unwrap()],
+        None,
+    );
     assert_ok(&output);
     assert_eq!(
         stdout(&output),
@@ -167,7 +203,10 @@ fn upload_memory_stays_flat_however_long_the_input() {
     const LINES: usize = 512 * 1024;
     let line = format!("{}\n", "x".repeat(511));
     let server = TestServer::start();
-    let mut child = client(&server.target, &["upload", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut child = client(&server.target, &["upload", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let watcher = crate::support::PeakWatcher::start(child.id());
     let writer = std::thread::spawn(move || {
@@ -178,18 +217,36 @@ fn upload_memory_stays_flat_however_long_the_input() {
     });
     let output = finish(child);
     let peak = watcher.stop();
-    writer.join().unwrap().expect("the client read all its input");
+    writer
+        .join()
+        .unwrap()
+        .expect("the client read all its input");
     assert_ok(&output);
-    assert!(stdout(&output).ends_with(&format!("(Total {LINES})\n")), "{}", stdout(&output));
-    assert!(peak.rss_mib() < 64.0, "client peak RSS {:.1} MiB for 256 MiB of input", peak.rss_mib());
+    assert!(
+        stdout(&output).ends_with(&format!("(Total {LINES})\n")),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        peak.rss_mib() < 64.0,
+        "client peak RSS {:.1} MiB for 256 MiB of input",
+        peak.rss_mib()
+    );
 }
 
 #[test]
 fn upload_reads_standard_input_or_sends_the_seeds_notes() {
     let server = TestServer::start();
-    let output = run(&server.target, &["upload", "-"], Some("first\r\n\nthird: über 🚀\n".as_bytes()));
+    let output = run(
+        &server.target,
+        &["upload", "-"],
+        Some("first\r\n\nthird: über 🚀\n".as_bytes()),
+    );
     assert_ok(&output);
-    assert_eq!(stdout(&output), "Server Summary: Processed 3 notes. Key takeaway: third: über 🚀 (Total 3)\n");
+    assert_eq!(
+        stdout(&output),
+        "Server Summary: Processed 3 notes. Key takeaway: third: über 🚀 (Total 3)\n"
+    );
 
     let output = run(&server.target, &["upload"], None);
     assert_ok(&output);
@@ -212,19 +269,36 @@ fn chat_echoes_each_line_while_input_is_still_open() {
     // Each echo must come back while stdin is still open: a client that
     // waited for the end of input would never answer here.
     for (line, echo) in [
-        ("alice: hello", " [Feed Update] System: Acknowledged alice's update: hello"),
-        ("no name here", " [Feed Update] System: Acknowledged bob's update: no name here"),
+        (
+            "alice: hello",
+            " [Feed Update] System: Acknowledged alice's update: hello",
+        ),
+        (
+            "no name here",
+            " [Feed Update] System: Acknowledged bob's update: no name here",
+        ),
     ] {
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
-        assert_eq!(echoes.recv_timeout(PATIENCE).expect("an echo before the end of input"), echo);
+        assert_eq!(
+            echoes
+                .recv_timeout(PATIENCE)
+                .expect("an echo before the end of input"),
+            echo
+        );
     }
     writeln!(stdin, "carol: last words").unwrap();
     drop(stdin);
     let output = finish(child);
     assert_ok(&output);
-    assert_eq!(echoes.recv_timeout(PATIENCE).unwrap(), " [Feed Update] System: Acknowledged carol's update: last words");
-    assert!(echoes.recv_timeout(PATIENCE).is_err(), "nothing after the last echo");
+    assert_eq!(
+        echoes.recv_timeout(PATIENCE).unwrap(),
+        " [Feed Update] System: Acknowledged carol's update: last words"
+    );
+    assert!(
+        echoes.recv_timeout(PATIENCE).is_err(),
+        "nothing after the last echo"
+    );
 }
 
 #[test]
@@ -233,7 +307,12 @@ fn chat_speaks_as_the_login_name_by_default() {
     let mut command = client(&server.target, &["chat"]);
     command.env("USER", "dora").stdin(Stdio::piped());
     let mut child = command.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"hi\n\n  \nok\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hi\n\n  \nok\n")
+        .unwrap();
     let output = finish(child);
     assert_ok(&output);
     assert_eq!(
@@ -251,42 +330,72 @@ fn json_is_one_object_per_received_message() {
     let rpcs: Vec<_> = objects.iter().map(|o| o["rpc"].as_str().unwrap()).collect();
     assert_eq!(
         rpcs,
-        ["GetLearningStatus", "StreamLearnings", "StreamLearnings", "StreamLearnings", "StreamLearnings"]
-            .into_iter()
-            .chain(["SubmitResearchNotes", "CollaborativeFeed", "CollaborativeFeed", "CollaborativeFeed"])
-            .collect::<Vec<_>>()
+        [
+            "GetLearningStatus",
+            "StreamLearnings",
+            "StreamLearnings",
+            "StreamLearnings",
+            "StreamLearnings"
+        ]
+        .into_iter()
+        .chain([
+            "SubmitResearchNotes",
+            "CollaborativeFeed",
+            "CollaborativeFeed",
+            "CollaborativeFeed"
+        ])
+        .collect::<Vec<_>>()
     );
     assert_eq!(objects[0]["message"]["active"], true);
-    let progress: Vec<_> = objects[1..5].iter().map(|o| o["message"]["progress"].as_i64().unwrap()).collect();
+    let progress: Vec<_> = objects[1..5]
+        .iter()
+        .map(|o| o["message"]["progress"].as_i64().unwrap())
+        .collect();
     assert_eq!(progress, [25, 50, 75, 100]);
-    assert!(crate::support::is_clock_time(objects[1]["message"]["timestamp"].as_str().unwrap()));
+    assert!(crate::support::is_clock_time(
+        objects[1]["message"]["timestamp"].as_str().unwrap()
+    ));
     assert_eq!(objects[5]["message"]["count"], 4);
     assert_eq!(
         objects[5]["message"]["finalSummary"],
         "Processed 4 notes. Key takeaway: Note 4: Typed interface contracts"
     );
     assert_eq!(objects[8]["message"]["user"], "System");
-    assert_eq!(objects[8]["message"]["message"], "Acknowledged QA's update: Verifying latency...");
+    assert_eq!(
+        objects[8]["message"]["message"],
+        "Acknowledged QA's update: Verifying latency..."
+    );
 
     let output = run(&server.target, &["upload", "-", "--json"], Some(b"a\nb\n"));
     assert_ok(&output);
     assert_eq!(
         json_lines(&output),
-        [serde_json::json!({"rpc": "SubmitResearchNotes", "message": {"count": 2, "finalSummary": "Processed 2 notes. Key takeaway: b"}})]
+        [
+            serde_json::json!({"rpc": "SubmitResearchNotes", "message": {"count": 2, "finalSummary": "Processed 2 notes. Key takeaway: b"}})
+        ]
     );
 }
 
 #[test]
 fn all_concurrent_prints_every_pattern_then_the_total_time() {
     let server = TestServer::start();
-    let output = run(&server.target, &["all", "--concurrent", "--delay-ms", "0"], None);
+    let output = run(
+        &server.target,
+        &["all", "--concurrent", "--delay-ms", "0"],
+        None,
+    );
     assert_ok(&output);
     let text = stdout(&output);
     // Each line is `LABEL | LINE`, LINE as the seed prints it.
     let lines: Vec<(&str, String)> = text
         .lines()
         .filter_map(|line| line.split_once(" | "))
-        .map(|(label, line)| (label.trim_end(), mask_times(line).trim_end_matches('\n').to_owned()))
+        .map(|(label, line)| {
+            (
+                label.trim_end(),
+                mask_times(line).trim_end_matches('\n').to_owned(),
+            )
+        })
         .collect();
     let mut label = "unary";
     for seed_line in SEED_TRANSCRIPT.lines().filter(|l| !l.is_empty()) {
@@ -297,13 +406,22 @@ fn all_concurrent_prints_every_pattern_then_the_total_time() {
         } else if seed_line.starts_with("--- Bi") {
             label = "bidi";
         }
-        assert!(lines.contains(&(label, seed_line.to_owned())), "{label} | {seed_line} missing from:\n{text}");
+        assert!(
+            lines.contains(&(label, seed_line.to_owned())),
+            "{label} | {seed_line} missing from:\n{text}"
+        );
     }
     for pattern in ["unary", "server-stream", "client-stream", "bidi"] {
-        let finished = lines.iter().filter(|(l, line)| *l == pattern && line.starts_with("finished in ")).count();
+        let finished = lines
+            .iter()
+            .filter(|(l, line)| *l == pattern && line.starts_with("finished in "))
+            .count();
         assert_eq!(finished, 1, "{pattern} not finished once:\n{text}");
     }
-    assert!(text.lines().last().unwrap().starts_with("Total time: "), "{text}");
+    assert!(
+        text.lines().last().unwrap().starts_with("Total time: "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -311,31 +429,64 @@ fn all_concurrent_takes_about_the_longest_pattern_not_their_sum() {
     // Real pauses on both sides: the streams take 4 x 300 ms, the upload
     // 4 x 300 ms, the feed 3 x 300 ms; their sum is over 3 s.
     let server = slow_server(Duration::from_millis(300));
-    let output = run(&server.target, &["all", "--concurrent", "--json", "--delay-ms", "300"], None);
+    let output = run(
+        &server.target,
+        &["all", "--concurrent", "--json", "--delay-ms", "300"],
+        None,
+    );
     assert_ok(&output);
     let objects = json_lines(&output);
     let rpcs: Vec<_> = objects.iter().filter_map(|o| o["rpc"].as_str()).collect();
-    for rpc in ["GetLearningStatus", "StreamLearnings", "SubmitResearchNotes", "CollaborativeFeed"] {
+    for rpc in [
+        "GetLearningStatus",
+        "StreamLearnings",
+        "SubmitResearchNotes",
+        "CollaborativeFeed",
+    ] {
         assert!(rpcs.contains(&rpc), "no {rpc} result in {objects:?}");
     }
     let timing = objects.last().unwrap();
     let total = timing["total_ms"].as_u64().unwrap();
-    let sum: u64 = timing["pattern_ms"].as_object().unwrap().values().map(|ms| ms.as_u64().unwrap()).sum();
+    let sum: u64 = timing["pattern_ms"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|ms| ms.as_u64().unwrap())
+        .sum();
     assert_eq!(timing["pattern_ms"].as_object().unwrap().len(), 4);
     assert!(sum >= 3000, "the patterns' own times add up to {sum} ms");
     // At the same time, the total is the longest (about 1.2 s) plus overhead;
     // one after another it would be the sum. The bound is generous.
-    assert!(total < sum * 3 / 4, "total {total} ms is not much less than the sum {sum} ms");
+    assert!(
+        total < sum * 3 / 4,
+        "total {total} ms is not much less than the sum {sum} ms"
+    );
 }
 
 #[test]
 fn unreachable_server_is_one_line_naming_the_target_and_unavailable() {
     // A port that was just free and now has nobody listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    for args in [&["status"][..], &["learn"], &["upload"], &["chat"], &["--delay-ms", "0"]] {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    for args in [
+        &["status"][..],
+        &["learn"],
+        &["upload"],
+        &["chat"],
+        &["--delay-ms", "0"],
+    ] {
         let output = run(&closed, args, None);
         assert_fails(&output, 1, &[&format!("error: {closed}: UNAVAILABLE: ")]);
-        assert_eq!(stdout(&output).lines().filter(|l| l.starts_with("[") || l.starts_with("Server")).count(), 0);
+        assert_eq!(
+            stdout(&output)
+                .lines()
+                .filter(|l| l.starts_with("[") || l.starts_with("Server"))
+                .count(),
+            0
+        );
     }
 }
 
@@ -343,34 +494,59 @@ fn unreachable_server_is_one_line_naming_the_target_and_unavailable() {
 fn a_deadline_shorter_than_the_stream_is_deadline_exceeded() {
     let server = slow_server(Duration::from_secs(5));
     let output = run(&server.target, &["learn", "--timeout-ms", "300"], None);
-    assert_fails(&output, 1, &[&format!("error: {}: DEADLINE_EXCEEDED", server.target)]);
+    assert_fails(
+        &output,
+        1,
+        &[&format!("error: {}: DEADLINE_EXCEEDED", server.target)],
+    );
     assert_eq!(stdout(&output), "");
 }
 
 #[test]
 fn bad_flags_exit_2_with_usage_and_local_problems_exit_3() {
     let server = TestServer::start();
-    for args in [&["--no-such-flag"][..], &["status", "--timeout-ms", "soon"], &["learn", "extra"], &["dance"]] {
+    for args in [
+        &["--no-such-flag"][..],
+        &["status", "--timeout-ms", "soon"],
+        &["learn", "extra"],
+        &["dance"],
+    ] {
         let output = run(&server.target, args, None);
         let stderr = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "client {args:?}: {stderr}");
-        assert!(stderr.starts_with("error: ") && stderr.contains("--help"), "client {args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("--help"),
+            "client {args:?}: {stderr}"
+        );
     }
     let output = run(&server.target, &["upload", "/no/such/notes.txt"], None);
     assert_fails(&output, 3, &["cannot open /no/such/notes.txt"]);
     let output = run(&server.target, &["upload", "-"], Some(b"fine\n\xff\xfe\n"));
     assert_fails(&output, 3, &["standard input: line 2: not valid UTF-8"]);
-    let output = run(&server.target, &["status", "--tls-ca", "/no/such/ca.pem"], None);
+    let output = run(
+        &server.target,
+        &["status", "--tls-ca", "/no/such/ca.pem"],
+        None,
+    );
     assert_fails(&output, 3, &["/no/such/ca.pem"]);
 }
 
 #[test]
 fn every_command_has_help() {
     for command in ["all", "status", "learn", "upload", "chat"] {
-        let output = finish(Command::new(CLIENT).args([command, "--help"]).stdout(Stdio::piped()).spawn().unwrap());
+        let output = finish(
+            Command::new(CLIENT)
+                .args([command, "--help"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         assert!(output.status.success());
         let help = stdout(&output);
-        assert!(help.contains("--target") && help.contains("--json"), "client {command} --help: {help}");
+        assert!(
+            help.contains("--target") && help.contains("--json"),
+            "client {command} --help: {help}"
+        );
     }
 }
 
@@ -390,11 +566,21 @@ fn ctrl_c_cancels_the_stream_with_one_line_and_code_130() {
     let mut child = client(&server.target, &["learn"]).spawn().unwrap();
     let updates = lines_of(child.stdout.take().unwrap());
     let first = updates.recv_timeout(PATIENCE).expect("a first update");
-    assert!(first.ends_with("Progress 25%: Searching for research papers on gRPC Protocols..."), "{first}");
-    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(
+        first.ends_with("Progress 25%: Searching for research papers on gRPC Protocols..."),
+        "{first}"
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(sent.success());
     let output = finish(child);
-    assert_fails(&output, 130, &[&format!("error: {}: CANCELLED: interrupted", server.target)]);
+    assert_fails(
+        &output,
+        130,
+        &[&format!("error: {}: CANCELLED: interrupted", server.target)],
+    );
 }
 
 #[test]
@@ -408,18 +594,48 @@ fn tls_flags_reach_the_server_or_get_one_line_when_refused() {
     // Self-signed for "localhost": the certificate is its own CA.
     let server = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert, key) = (write("server.pem", server.cert.pem()), write("server.key", server.key_pair.serialize_pem()));
+    let (cert, key) = (
+        write("server.pem", server.cert.pem()),
+        write("server.key", server.key_pair.serialize_pem()),
+    );
     let (ca, other_ca) = (cert.clone(), write("other.pem", stranger.cert.pem()));
-    let tls = learning_messenger::server::TlsIdentity { cert: cert.into(), key: key.into() };
-    let server = TestServer::with_config(ServerConfig { tls: Some(tls), delay: Duration::ZERO, ..test_config() });
+    let tls = learning_messenger::server::TlsIdentity {
+        cert: cert.into(),
+        key: key.into(),
+    };
+    let server = TestServer::with_config(ServerConfig {
+        tls: Some(tls),
+        delay: Duration::ZERO,
+        ..test_config()
+    });
 
-    let trusted = ["--tls-ca", &ca, "--tls-server-name", "localhost", "--timeout-ms", "20000"];
+    let trusted = [
+        "--tls-ca",
+        &ca,
+        "--tls-server-name",
+        "localhost",
+        "--timeout-ms",
+        "20000",
+    ];
     let output = run(&server.target, &[&["status"][..], &trusted].concat(), None);
     assert_ok(&output);
     assert!(stdout(&output).starts_with("Server Response: "));
 
-    for refused in [&["status", "--timeout-ms", "20000"][..], &["status", "--tls-ca", &other_ca, "--tls-server-name", "localhost"]] {
+    for refused in [
+        &["status", "--timeout-ms", "20000"][..],
+        &[
+            "status",
+            "--tls-ca",
+            &other_ca,
+            "--tls-server-name",
+            "localhost",
+        ],
+    ] {
         let output = run(&server.target, refused, None);
-        assert_fails(&output, 1, &[&format!("error: {}: UNAVAILABLE", server.target)]);
+        assert_fails(
+            &output,
+            1,
+            &[&format!("error: {}: UNAVAILABLE", server.target)],
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! The four patterns end to end against a real in-process server.
 
-
 use std::time::Duration;
 
-use crate::support::{feed, is_clock_time, mask_times, note, raw_method, TestServer, SEED_TRANSCRIPT};
+use crate::support::{
+    feed, is_clock_time, mask_times, note, raw_method, TestServer, SEED_TRANSCRIPT,
+};
 use futures::executor::block_on;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use grpcio::{CallOption, MethodType, RpcStatusCode, WriteFlags};
@@ -21,27 +22,50 @@ fn status_code(result: grpcio::Result<impl std::fmt::Debug>) -> RpcStatusCode {
 #[test]
 fn unary_answers_the_seed_status() {
     let server = TestServer::start();
-    let request = StatusRequest { user_id: "researcher-01".into(), ..Default::default() };
+    let request = StatusRequest {
+        user_id: "researcher-01".into(),
+        ..Default::default()
+    };
     let response = server.client().get_learning_status(&request).unwrap();
-    assert_eq!(response.message, "System ready for research. Status check OK.");
+    assert_eq!(
+        response.message,
+        "System ready for research. Status check OK."
+    );
     assert!(response.active);
 }
 
 #[test]
 fn unary_async_form_gives_the_same_answer() {
     let server = TestServer::start();
-    let request = StatusRequest { user_id: "研究者".into(), ..Default::default() };
+    let request = StatusRequest {
+        user_id: "研究者".into(),
+        ..Default::default()
+    };
     let client = server.client();
     let response = block_on(client.get_learning_status_async(&request).unwrap()).unwrap();
-    assert_eq!(response.message, "System ready for research. Status check OK.");
+    assert_eq!(
+        response.message,
+        "System ready for research. Status check OK."
+    );
 }
 
 #[test]
 fn server_stream_sends_four_timestamped_updates() {
     let server = TestServer::start();
-    let request = TopicRequest { topic: "gRPC Protocols".into(), ..Default::default() };
-    let updates: Vec<_> = server.client().stream_learnings(&request).unwrap().collect::<Result<_, _>>().unwrap();
-    let contents: Vec<_> = updates.iter().map(|u| (u.progress, u.content.as_str())).collect();
+    let request = TopicRequest {
+        topic: "gRPC Protocols".into(),
+        ..Default::default()
+    };
+    let updates: Vec<_> = server
+        .client()
+        .stream_learnings(&request)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let contents: Vec<_> = updates
+        .iter()
+        .map(|u| (u.progress, u.content.as_str()))
+        .collect();
     assert_eq!(
         contents,
         [
@@ -52,17 +76,29 @@ fn server_stream_sends_four_timestamped_updates() {
         ]
     );
     for update in &updates {
-        assert!(is_clock_time(&update.timestamp), "timestamp {:?} is not HH:MM:SS", update.timestamp);
+        assert!(
+            is_clock_time(&update.timestamp),
+            "timestamp {:?} is not HH:MM:SS",
+            update.timestamp
+        );
     }
 }
 
 #[test]
 fn server_stream_keeps_non_ascii_topics_intact() {
     let server = TestServer::start();
-    let request = TopicRequest { topic: "gRPC über HTTP/2 — 多路复用 🚀".into(), ..Default::default() };
+    let request = TopicRequest {
+        topic: "gRPC über HTTP/2 — 多路复用 🚀".into(),
+        ..Default::default()
+    };
     let client = server.client();
-    let first = block_on(client.stream_learnings_async(&request).unwrap().next()).unwrap().unwrap();
-    assert_eq!(first.content, "Searching for research papers on gRPC über HTTP/2 — 多路复用 🚀...");
+    let first = block_on(client.stream_learnings_async(&request).unwrap().next())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.content,
+        "Searching for research papers on gRPC über HTTP/2 — 多路复用 🚀..."
+    );
 }
 
 #[test]
@@ -71,7 +107,10 @@ fn server_stream_honours_the_delay() {
         delay: Duration::from_millis(50),
         ..crate::support::test_config()
     });
-    let request = TopicRequest { topic: "t".into(), ..Default::default() };
+    let request = TopicRequest {
+        topic: "t".into(),
+        ..Default::default()
+    };
     let started = std::time::Instant::now();
     let count = server.client().stream_learnings(&request).unwrap().count();
     assert_eq!(count, 4);
@@ -85,7 +124,10 @@ fn client_stream_summarises_count_and_last_note() {
     let notes = ["first", "second", "Note 4: Typed interface contracts"].map(note);
     let summary = server.client().submit_research_notes(notes).unwrap();
     assert_eq!(summary.count, 3);
-    assert_eq!(summary.final_summary, "Processed 3 notes. Key takeaway: Note 4: Typed interface contracts");
+    assert_eq!(
+        summary.final_summary,
+        "Processed 3 notes. Key takeaway: Note 4: Typed interface contracts"
+    );
 }
 
 #[test]
@@ -93,23 +135,38 @@ fn client_stream_of_no_notes_says_none() {
     let server = TestServer::start();
     let summary = server.client().submit_research_notes(Vec::new()).unwrap();
     assert_eq!(summary.count, 0);
-    assert_eq!(summary.final_summary, "Processed 0 notes. Key takeaway: None");
+    assert_eq!(
+        summary.final_summary,
+        "Processed 0 notes. Key takeaway: None"
+    );
 }
 
 #[test]
 fn client_stream_keeps_non_ascii_notes_intact() {
     let server = TestServer::start();
-    let summary = server.client().submit_research_notes([note("a"), note("Ünïcödé — 笔记 ✅")]).unwrap();
-    assert_eq!(summary.final_summary, "Processed 2 notes. Key takeaway: Ünïcödé — 笔记 ✅");
+    let summary = server
+        .client()
+        .submit_research_notes([note("a"), note("Ünïcödé — 笔记 ✅")])
+        .unwrap();
+    assert_eq!(
+        summary.final_summary,
+        "Processed 2 notes. Key takeaway: Ünïcödé — 笔记 ✅"
+    );
 }
 
 #[test]
 fn client_stream_carries_a_3_mib_note() {
     let server = TestServer::start();
     let big: String = "0123456789abcdef".repeat(3 * 1024 * 1024 / 16);
-    let summary = server.client().submit_research_notes([note("small"), note(&big)]).unwrap();
+    let summary = server
+        .client()
+        .submit_research_notes([note("small"), note(&big)])
+        .unwrap();
     assert_eq!(summary.count, 2);
-    assert_eq!(summary.final_summary, format!("Processed 2 notes. Key takeaway: {big}"));
+    assert_eq!(
+        summary.final_summary,
+        format!("Processed 2 notes. Key takeaway: {big}")
+    );
 }
 
 #[test]
@@ -117,15 +174,24 @@ fn bidi_echoes_every_update() {
     let server = TestServer::start();
     let echoes: Vec<_> = server
         .client()
-        .collaborative_feed(vec![feed("Engineer", "Initializing system..."), feed("QA", "naïve ✓")])
+        .collaborative_feed(vec![
+            feed("Engineer", "Initializing system..."),
+            feed("QA", "naïve ✓"),
+        ])
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let echoes: Vec<_> = echoes.iter().map(|e| (e.user.as_str(), e.message.as_str())).collect();
+    let echoes: Vec<_> = echoes
+        .iter()
+        .map(|e| (e.user.as_str(), e.message.as_str()))
+        .collect();
     assert_eq!(
         echoes,
         [
-            ("System", "Acknowledged Engineer's update: Initializing system..."),
+            (
+                "System",
+                "Acknowledged Engineer's update: Initializing system..."
+            ),
             ("System", "Acknowledged QA's update: naïve ✓"),
         ]
     );
@@ -134,7 +200,12 @@ fn bidi_echoes_every_update() {
 #[test]
 fn bidi_empty_feed_ends_cleanly_with_no_echoes() {
     let server = TestServer::start();
-    let echoes: Vec<_> = server.client().collaborative_feed(Vec::new()).unwrap().collect::<Result<_, _>>().unwrap();
+    let echoes: Vec<_> = server
+        .client()
+        .collaborative_feed(Vec::new())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert!(echoes.is_empty());
 }
 
@@ -145,10 +216,20 @@ fn bidi_echo_arrives_while_the_client_stream_is_still_open() {
     let (mut sender, mut echoes) = client.collaborative_feed_async().unwrap();
     block_on(async {
         for i in 0..3 {
-            sender.send((feed("Lead", &format!("update {i}")), WriteFlags::default())).await.unwrap();
+            sender
+                .send((feed("Lead", &format!("update {i}")), WriteFlags::default()))
+                .await
+                .unwrap();
             // Not half-closed yet: the echo must come back now.
-            let echo = echoes.try_next().await.unwrap().expect("an echo before half-close");
-            assert_eq!(echo.message, format!("Acknowledged Lead's update: update {i}"));
+            let echo = echoes
+                .try_next()
+                .await
+                .unwrap()
+                .expect("an echo before half-close");
+            assert_eq!(
+                echo.message,
+                format!("Acknowledged Lead's update: update {i}")
+            );
         }
         let closed = sender.close().await;
         assert!(echoes.try_next().await.unwrap().is_none());
@@ -161,21 +242,38 @@ fn unknown_method_and_service_are_unimplemented() {
     let server = TestServer::start();
     let channel = server.client().channel().clone();
     let client = grpcio::Client::new(channel);
-    for name in ["/messenger.LearningMessenger/NoSuchMethod", "/no.such.Service/GetLearningStatus"] {
+    for name in [
+        "/messenger.LearningMessenger/NoSuchMethod",
+        "/no.such.Service/GetLearningStatus",
+    ] {
         let method = raw_method(name, MethodType::Unary);
         let code = status_code(client.unary_call(&method, &Vec::new(), CallOption::default()));
         assert_eq!(code, RpcStatusCode::UNIMPLEMENTED, "{name}");
     }
     // And the server still answers.
-    assert!(server.client().get_learning_status(&StatusRequest::default()).unwrap().active);
+    assert!(
+        server
+            .client()
+            .get_learning_status(&StatusRequest::default())
+            .unwrap()
+            .active
+    );
 }
 
 #[test]
 fn seed_demos_print_the_seed_transcript() {
     let server = TestServer::start();
     let mut out = Vec::new();
-    block_on(demo::run_all(&server.client(), Duration::ZERO, &mut Printer::plain(&mut out, Format::Text))).unwrap();
-    assert_eq!(mask_times(&String::from_utf8(out).unwrap()), SEED_TRANSCRIPT);
+    block_on(demo::run_all(
+        &server.client(),
+        Duration::ZERO,
+        &mut Printer::plain(&mut out, Format::Text),
+    ))
+    .unwrap();
+    assert_eq!(
+        mask_times(&String::from_utf8(out).unwrap()),
+        SEED_TRANSCRIPT
+    );
 }
 
 #[test]
@@ -187,7 +285,9 @@ fn blocking_upload_reports_the_status_that_ended_it() {
     });
     let big = "x".repeat(4096);
     // Many notes after the oversized one, so the client is still sending when the server refuses.
-    let notes = std::iter::once(note("fine")).chain(std::iter::once(note(&big))).chain((0..10_000).map(|i| note(&format!("{i}"))));
+    let notes = std::iter::once(note("fine"))
+        .chain(std::iter::once(note(&big)))
+        .chain((0..10_000).map(|i| note(&format!("{i}"))));
     let code = status_code(server.client().submit_research_notes(notes));
     assert_eq!(code, RpcStatusCode::RESOURCE_EXHAUSTED);
 }

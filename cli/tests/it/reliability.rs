@@ -3,21 +3,25 @@
 //! servers; memory and threads on the `server` binary in its own process,
 //! where /proc shows them undisturbed by the test's own clients.
 
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{failure, feed, note, raw_method, wait_until, PeakWatcher, ProcessStatus, ServerProcess, TestServer};
+use crate::support::{
+    failure, feed, note, raw_method, wait_until, PeakWatcher, ProcessStatus, ServerProcess,
+    TestServer,
+};
 use futures::executor::block_on;
 use futures::future::{self, Either};
 use futures::{stream, SinkExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{CallOption, MethodType, RpcStatus, RpcStatusCode, WriteFlags};
 use learning_messenger::client::{self, ConnectOptions};
-use learning_messenger::proto::messenger::{FeedUpdate, StatusRequest, SummaryResponse, TopicRequest};
+use learning_messenger::proto::messenger::{
+    FeedUpdate, StatusRequest, SummaryResponse, TopicRequest,
+};
 use learning_messenger::rpc::messenger::{method, LearningMessengerClient};
 use learning_messenger::server::ServerConfig;
 use protobuf::Message;
@@ -39,7 +43,10 @@ const MALFORMED: [&[u8]; 3] = [
 ];
 
 fn topic(name: &str) -> TopicRequest {
-    TopicRequest { topic: name.to_owned(), ..Default::default() }
+    TopicRequest {
+        topic: name.to_owned(),
+        ..Default::default()
+    }
 }
 
 /// A deadline on every test call, so that a wedged server fails the test instead of hanging it.
@@ -53,7 +60,9 @@ fn raw_client(server: &TestServer) -> grpcio::Client {
 }
 
 fn assert_still_answers(client: &LearningMessengerClient) {
-    let reply = client.get_learning_status(&StatusRequest::default()).expect("the server still answers");
+    let reply = client
+        .get_learning_status(&StatusRequest::default())
+        .expect("the server still answers");
     assert!(reply.active);
 }
 
@@ -61,10 +70,16 @@ fn assert_still_answers(client: &LearningMessengerClient) {
 /// parse) or INVALID_ARGUMENT, with a message saying why.
 fn assert_rejected(status: &RpcStatus, what: &str) {
     assert!(
-        matches!(status.code(), RpcStatusCode::INTERNAL | RpcStatusCode::INVALID_ARGUMENT),
+        matches!(
+            status.code(),
+            RpcStatusCode::INTERNAL | RpcStatusCode::INVALID_ARGUMENT
+        ),
         "{what}: got {status:?}"
     );
-    assert!(!status.message().is_empty(), "{what}: {status:?} has no message");
+    assert!(
+        !status.message().is_empty(),
+        "{what}: {status:?} has no message"
+    );
 }
 
 fn unary(raw: &grpcio::Client, request: &[u8]) -> grpcio::Result<Vec<u8>> {
@@ -74,17 +89,27 @@ fn unary(raw: &grpcio::Client, request: &[u8]) -> grpcio::Result<Vec<u8>> {
 
 fn server_stream(raw: &grpcio::Client, request: &[u8]) -> grpcio::Result<Vec<Vec<u8>>> {
     let method = raw_method(method::STREAM_LEARNINGS.name, MethodType::ServerStreaming);
-    block_on(raw.server_streaming(&method, &request.to_vec(), bounded())?.try_collect())
+    block_on(
+        raw.server_streaming(&method, &request.to_vec(), bounded())?
+            .try_collect(),
+    )
 }
 
 /// Sends `items` as SubmitResearchNotes requests (stopping at the first failed
 /// write: the server may have ended the call) and returns the call's result.
 fn client_stream(raw: &grpcio::Client, items: &[&[u8]]) -> grpcio::Result<Vec<u8>> {
-    let method = raw_method(method::SUBMIT_RESEARCH_NOTES.name, MethodType::ClientStreaming);
+    let method = raw_method(
+        method::SUBMIT_RESEARCH_NOTES.name,
+        MethodType::ClientStreaming,
+    );
     let (mut sink, summary) = raw.client_streaming(&method, bounded())?;
     block_on(async {
         for item in items {
-            if sink.send((item.to_vec(), WriteFlags::default())).await.is_err() {
+            if sink
+                .send((item.to_vec(), WriteFlags::default()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -101,8 +126,15 @@ fn bidi_with_bad_second_update(raw: &grpcio::Client, bad: &[u8]) -> RpcStatus {
     block_on(async {
         let first = feed("Engineer", "a valid update").write_to_bytes().unwrap();
         sink.send((first, WriteFlags::default())).await.unwrap();
-        let echo = echoes.try_next().await.unwrap().expect("the first update's echo");
-        assert_eq!(FeedUpdate::parse_from_bytes(&echo).unwrap().message, "Acknowledged Engineer's update: a valid update");
+        let echo = echoes
+            .try_next()
+            .await
+            .unwrap()
+            .expect("the first update's echo");
+        assert_eq!(
+            FeedUpdate::parse_from_bytes(&echo).unwrap().message,
+            "Acknowledged Engineer's update: a valid update"
+        );
         let _ = sink.send((bad.to_vec(), WriteFlags::default())).await;
         loop {
             match echoes.try_next().await {
@@ -119,7 +151,10 @@ fn malformed_unary_and_server_stream_requests_are_rejected_with_a_message() {
     let raw = raw_client(&server);
     for bad in MALFORMED {
         assert_rejected(&failure(unary(&raw, bad)), &format!("unary {bad:x?}"));
-        assert_rejected(&failure(server_stream(&raw, bad)), &format!("server stream {bad:x?}"));
+        assert_rejected(
+            &failure(server_stream(&raw, bad)),
+            &format!("server stream {bad:x?}"),
+        );
         assert_still_answers(&server.client());
     }
 }
@@ -136,7 +171,10 @@ fn a_malformed_note_in_the_middle_of_an_upload_is_rejected_with_a_message() {
     }
     // The same bytes framed as valid notes go through: the rejection was the item's.
     let summary = client_stream(&raw, &[&valid, &valid]).unwrap();
-    assert_eq!(SummaryResponse::parse_from_bytes(&summary).unwrap().count, 2);
+    assert_eq!(
+        SummaryResponse::parse_from_bytes(&summary).unwrap().count,
+        2
+    );
 }
 
 #[test]
@@ -161,16 +199,38 @@ fn messages_over_the_receive_limit_get_resource_exhausted_in_all_four_patterns()
     let raw = raw_client(&server);
     let text = |len: usize| "n".repeat(len);
     let over = |status: RpcStatus, what: &str| {
-        assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{what}: {status:?}");
-        assert!(!status.message().is_empty(), "{what}: {status:?} has no message");
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::RESOURCE_EXHAUSTED,
+            "{what}: {status:?}"
+        );
+        assert!(
+            !status.message().is_empty(),
+            "{what}: {status:?} has no message"
+        );
     };
-    let big_status = StatusRequest { user_id: text(LIMIT + 1), ..Default::default() }.write_to_bytes().unwrap();
+    let big_status = StatusRequest {
+        user_id: text(LIMIT + 1),
+        ..Default::default()
+    }
+    .write_to_bytes()
+    .unwrap();
     over(failure(unary(&raw, &big_status)), "unary");
-    over(failure(server_stream(&raw, &topic(&text(LIMIT + 1)).write_to_bytes().unwrap())), "server stream");
+    over(
+        failure(server_stream(
+            &raw,
+            &topic(&text(LIMIT + 1)).write_to_bytes().unwrap(),
+        )),
+        "server stream",
+    );
     let small_note = note("small").write_to_bytes().unwrap();
     let big_note = note(&text(LIMIT + 1)).write_to_bytes().unwrap();
-    over(failure(client_stream(&raw, &[&small_note, &big_note, &small_note])), "client stream");
-    let status = bidi_with_bad_second_update(&raw, &feed("x", &text(LIMIT + 1)).write_to_bytes().unwrap());
+    over(
+        failure(client_stream(&raw, &[&small_note, &big_note, &small_note])),
+        "client stream",
+    );
+    let status =
+        bidi_with_bad_second_update(&raw, &feed("x", &text(LIMIT + 1)).write_to_bytes().unwrap());
     over(status, "bidi");
     assert_still_answers(&server.client());
 
@@ -178,7 +238,10 @@ fn messages_over_the_receive_limit_get_resource_exhausted_in_all_four_patterns()
     let fits = note(&text(LIMIT - 16)).write_to_bytes().unwrap();
     assert!(fits.len() <= LIMIT);
     let summary = client_stream(&raw, &[&fits]).unwrap();
-    assert_eq!(SummaryResponse::parse_from_bytes(&summary).unwrap().count, 1);
+    assert_eq!(
+        SummaryResponse::parse_from_bytes(&summary).unwrap().count,
+        1
+    );
 }
 
 #[test]
@@ -187,7 +250,11 @@ fn the_default_receive_limit_is_grpcs_4_mib() {
     let raw = raw_client(&server);
     let over = note(&"n".repeat(4 * 1024 * 1024)).write_to_bytes().unwrap();
     let status = failure(client_stream(&raw, &[&over]));
-    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::RESOURCE_EXHAUSTED,
+        "{status:?}"
+    );
     assert_still_answers(&server.client());
 }
 
@@ -195,18 +262,39 @@ fn the_default_receive_limit_is_grpcs_4_mib() {
 fn unknown_methods_are_unimplemented_in_every_pattern() {
     let server = TestServer::start();
     let raw = raw_client(&server);
-    let unknown = ["/messenger.LearningMessenger/NoSuchMethod", "/no.such.Service/CollaborativeFeed"];
+    let unknown = [
+        "/messenger.LearningMessenger/NoSuchMethod",
+        "/no.such.Service/CollaborativeFeed",
+    ];
     for name in unknown {
-        let status = failure(raw.server_streaming(&raw_method(name, MethodType::ServerStreaming), &Vec::new(), bounded())
-            .and_then(|replies| block_on(replies.try_collect::<Vec<_>>())));
-        assert_eq!(status.code(), RpcStatusCode::UNIMPLEMENTED, "{name} server stream");
-        let (mut sink, summary) = raw.client_streaming(&raw_method(name, MethodType::ClientStreaming), bounded()).unwrap();
+        let status = failure(
+            raw.server_streaming(
+                &raw_method(name, MethodType::ServerStreaming),
+                &Vec::new(),
+                bounded(),
+            )
+            .and_then(|replies| block_on(replies.try_collect::<Vec<_>>())),
+        );
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::UNIMPLEMENTED,
+            "{name} server stream"
+        );
+        let (mut sink, summary) = raw
+            .client_streaming(&raw_method(name, MethodType::ClientStreaming), bounded())
+            .unwrap();
         let status = block_on(async {
             let _ = sink.close().await;
             failure(summary.await)
         });
-        assert_eq!(status.code(), RpcStatusCode::UNIMPLEMENTED, "{name} client stream");
-        let (mut sink, mut replies) = raw.duplex_streaming(&raw_method(name, MethodType::Duplex), bounded()).unwrap();
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::UNIMPLEMENTED,
+            "{name} client stream"
+        );
+        let (mut sink, mut replies) = raw
+            .duplex_streaming(&raw_method(name, MethodType::Duplex), bounded())
+            .unwrap();
         let status = block_on(async {
             let _ = sink.send((Vec::new(), WriteFlags::default())).await;
             failure(replies.try_next().await)
@@ -221,13 +309,21 @@ fn unknown_methods_are_unimplemented_in_every_pattern() {
 /// by cancelling after 250 ms.
 fn cancel_and_expire_streams(client: &LearningMessengerClient, streams: usize) {
     let wait = Duration::from_millis(250);
-    let expiring = client.clone().with_options(CallOption::default().timeout(wait));
+    let expiring = client
+        .clone()
+        .with_options(CallOption::default().timeout(wait));
     let request = topic("churn");
     let calls = (0..streams).map(|i| {
         let (client, expiring, request) = (client, &expiring, &request);
         async move {
             if i % 2 == 0 {
-                let status = failure(expiring.stream_learnings_async(request).unwrap().try_next().await);
+                let status = failure(
+                    expiring
+                        .stream_learnings_async(request)
+                        .unwrap()
+                        .try_next()
+                        .await,
+                );
                 assert_eq!(status.code(), RpcStatusCode::DEADLINE_EXCEEDED);
             } else {
                 let mut updates = client.stream_learnings_async(request).unwrap();
@@ -242,22 +338,41 @@ fn cancel_and_expire_streams(client: &LearningMessengerClient, streams: usize) {
 #[test]
 fn a_deadline_or_cancel_mid_call_stops_the_server_work_at_once() {
     // Each update would come after 60 s: only an early stop ends these calls in time.
-    let server = TestServer::with_config(ServerConfig { delay: Duration::from_secs(60), ..crate::support::test_config() });
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::from_secs(60),
+        ..crate::support::test_config()
+    });
     let in_flight = || server.running().calls_in_flight();
     let client = server.client();
     let stopped_soon = |what: &str| {
         let ended = Instant::now();
-        assert!(wait_until(Duration::from_secs(10), || in_flight() == 0), "{what}: the server's call still runs");
-        eprintln!("{what}: the server's work stopped within {:.1?}", ended.elapsed());
+        assert!(
+            wait_until(Duration::from_secs(10), || in_flight() == 0),
+            "{what}: the server's call still runs"
+        );
+        eprintln!(
+            "{what}: the server's work stopped within {:.1?}",
+            ended.elapsed()
+        );
     };
 
-    let expiring = client.clone().with_options(CallOption::default().timeout(Duration::from_millis(300)));
-    let status = failure(block_on(expiring.stream_learnings_async(&topic("t")).unwrap().try_next()));
+    let expiring = client
+        .clone()
+        .with_options(CallOption::default().timeout(Duration::from_millis(300)));
+    let status = failure(block_on(
+        expiring
+            .stream_learnings_async(&topic("t"))
+            .unwrap()
+            .try_next(),
+    ));
     assert_eq!(status.code(), RpcStatusCode::DEADLINE_EXCEEDED);
     stopped_soon("StreamLearnings past its deadline");
 
     let mut updates = client.stream_learnings_async(&topic("t")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || in_flight() == 1), "the call reached the server");
+    assert!(
+        wait_until(Duration::from_secs(10), || in_flight() == 1),
+        "the call reached the server"
+    );
     updates.cancel();
     stopped_soon("StreamLearnings cancelled");
 
@@ -266,7 +381,10 @@ fn a_deadline_or_cancel_mid_call_stops_the_server_work_at_once() {
     block_on(notes.send((note("one"), WriteFlags::default()))).unwrap();
     let (mut updates, echoes) = client.collaborative_feed_async().unwrap();
     block_on(updates.send((feed("u", "one"), WriteFlags::default()))).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || in_flight() == 2), "both calls reached the server");
+    assert!(
+        wait_until(Duration::from_secs(10), || in_flight() == 2),
+        "both calls reached the server"
+    );
     drop((notes, summary, updates, echoes));
     stopped_soon("SubmitResearchNotes and CollaborativeFeed cancelled");
     assert_still_answers(&client);
@@ -274,10 +392,16 @@ fn a_deadline_or_cancel_mid_call_stops_the_server_work_at_once() {
 
 #[test]
 fn thousands_of_cancelled_and_expired_streams_leave_no_call_running() {
-    let server = TestServer::with_config(ServerConfig { delay: Duration::from_secs(1), ..crate::support::test_config() });
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::from_secs(1),
+        ..crate::support::test_config()
+    });
     cancel_and_expire_streams(&server.client(), 2000);
     assert!(
-        wait_until(Duration::from_secs(10), || server.running().calls_in_flight() == 0),
+        wait_until(Duration::from_secs(10), || server
+            .running()
+            .calls_in_flight()
+            == 0),
         "{} calls still running",
         server.running().calls_in_flight()
     );
@@ -304,23 +428,36 @@ fn thousands_of_cancelled_and_expired_streams_give_back_memory_and_threads() {
         before.threads,
         after.threads
     );
-    assert!(after.threads <= before.threads + THREAD_MARGIN, "threads grew: {before:?} -> {after:?}");
-    assert!(after.rss_kib <= before.rss_kib + RSS_MARGIN_KIB, "memory grew: {before:?} -> {after:?}");
+    assert!(
+        after.threads <= before.threads + THREAD_MARGIN,
+        "threads grew: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.rss_kib <= before.rss_kib + RSS_MARGIN_KIB,
+        "memory grew: {before:?} -> {after:?}"
+    );
     assert_still_answers(&client);
 
     // No call was left behind: a graceful stop drains at once instead of
     // waiting out its 20 s grace and cancelling.
     server.signal("TERM");
-    let exit = server.wait_exit(Duration::from_secs(60)).expect("the server exits");
+    let exit = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server exits");
     assert!(exit.success(), "{exit:?}");
-    assert!(server.log().contains("stopped (Drained)"), "log:\n{}", server.log());
+    assert!(
+        server.log().contains("stopped (Drained)"),
+        "log:\n{}",
+        server.log()
+    );
 }
 
 /// Uploads `count` notes, batching writes, and returns the summary.
 fn upload(client: &LearningMessengerClient, count: usize) -> SummaryResponse {
     let (mut sink, summary) = client.submit_research_notes_async().unwrap();
     sink.enhance_batch(true);
-    let mut notes = stream::iter((0..count).map(|i| Ok((note(&format!("note {i}")), WriteFlags::default()))));
+    let mut notes =
+        stream::iter((0..count).map(|i| Ok((note(&format!("note {i}")), WriteFlags::default()))));
     block_on(async {
         sink.send_all(&mut notes).await.unwrap();
         let closed = sink.close().await;
@@ -334,7 +471,9 @@ fn upload(client: &LearningMessengerClient, count: usize) -> SummaryResponse {
 fn feed_and_read(client: &LearningMessengerClient, count: usize) -> usize {
     let (mut sink, echoes) = client.collaborative_feed_async().unwrap();
     sink.enhance_batch(true);
-    let mut updates = stream::iter((0..count).map(|i| Ok((feed("u", &format!("update {i}")), WriteFlags::default()))));
+    let mut updates = stream::iter(
+        (0..count).map(|i| Ok((feed("u", &format!("update {i}")), WriteFlags::default()))),
+    );
     let send = async {
         sink.send_all(&mut updates).await.unwrap();
         learning_messenger::rpc::ok_if_call_over(sink.close().await).unwrap();
@@ -378,10 +517,16 @@ fn a_million_note_upload_leaves_server_memory_flat() {
         |client| {
             let summary = upload(client, 1_000_000);
             assert_eq!(summary.count, 1_000_000);
-            assert_eq!(summary.final_summary, "Processed 1000000 notes. Key takeaway: note 999999");
+            assert_eq!(
+                summary.final_summary,
+                "Processed 1000000 notes. Key takeaway: note 999999"
+            );
         },
     );
-    assert!(peak.rss_kib <= before.rss_kib + RSS_MARGIN_KIB, "memory grew with the upload: {before:?} -> {peak:?}");
+    assert!(
+        peak.rss_kib <= before.rss_kib + RSS_MARGIN_KIB,
+        "memory grew with the upload: {before:?} -> {peak:?}"
+    );
 }
 
 #[test]
@@ -391,7 +536,10 @@ fn a_million_update_feed_leaves_server_memory_flat() {
         |client| assert_eq!(feed_and_read(client, 10_000), 10_000),
         |client| assert_eq!(feed_and_read(client, 1_000_000), 1_000_000),
     );
-    assert!(peak.rss_kib <= before.rss_kib + RSS_MARGIN_KIB, "memory grew with the feed: {before:?} -> {peak:?}");
+    assert!(
+        peak.rss_kib <= before.rss_kib + RSS_MARGIN_KIB,
+        "memory grew with the feed: {before:?} -> {peak:?}"
+    );
 }
 
 #[test]
@@ -418,11 +566,18 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
                     accepted += 1;
                 }
             });
-            eprintln!("slow bidi reader: writes stalled after {accepted} updates ({} MiB)", (accepted * UPDATE_BYTES) >> 20);
-            assert!(accepted < BUDGET, "all {BUDGET} updates were accepted while the client read nothing");
+            eprintln!(
+                "slow bidi reader: writes stalled after {accepted} updates ({} MiB)",
+                (accepted * UPDATE_BYTES) >> 20
+            );
+            assert!(
+                accepted < BUDGET,
+                "all {BUDGET} updates were accepted while the client read nothing"
+            );
             // The stall was flow control, not a wedge: reading lets everything through.
             let more = 16;
-            let mut more_updates = stream::iter((0..more).map(|_| Ok((update.clone(), WriteFlags::default()))));
+            let mut more_updates =
+                stream::iter((0..more).map(|_| Ok((update.clone(), WriteFlags::default()))));
             let send = async {
                 sink.send_all(&mut more_updates).await.unwrap();
                 learning_messenger::rpc::ok_if_call_over(sink.close().await).unwrap();
@@ -433,7 +588,10 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
             assert_eq!(echoed, accepted + 1 + more);
         },
     );
-    assert!(peak.rss_kib <= before.rss_kib + RSS_MARGIN_KIB, "the server buffered the unread echoes: {before:?} -> {peak:?}");
+    assert!(
+        peak.rss_kib <= before.rss_kib + RSS_MARGIN_KIB,
+        "the server buffered the unread echoes: {before:?} -> {peak:?}"
+    );
 }
 
 #[test]
@@ -448,13 +606,22 @@ fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
     let watcher = PeakWatcher::start(server.pid());
     let started = Instant::now();
     let request = topic("concurrency");
-    let calls: Vec<_> =
-        (0..STREAMS).map(|_| client.stream_learnings_async(&request).unwrap().try_collect::<Vec<_>>()).collect();
+    let calls: Vec<_> = (0..STREAMS)
+        .map(|_| {
+            client
+                .stream_learnings_async(&request)
+                .unwrap()
+                .try_collect::<Vec<_>>()
+        })
+        .collect();
     let issued = started.elapsed();
     let results = block_on(future::join_all(calls));
     let elapsed = started.elapsed();
     let peak = watcher.stop();
-    let updates: usize = results.into_iter().map(|updates| updates.expect("every stream succeeds").len()).sum();
+    let updates: usize = results
+        .into_iter()
+        .map(|updates| updates.expect("every stream succeeds").len())
+        .sum();
     eprintln!(
         "{STREAMS} concurrent StreamLearnings (1 s delay): all issued after {issued:.2?}, all done after {elapsed:.2?}; server threads idle {} / peak {}, RSS idle {:.1} / peak {:.1} MiB",
         idle.threads,
@@ -465,8 +632,15 @@ fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
     assert_eq!(updates, 4 * STREAMS);
     // About 4 s expected; generous for a loaded 2-core machine.
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
-    assert!(peak.threads <= idle.threads + THREAD_MARGIN, "threads grew with the load: {idle:?} -> {peak:?}");
-    assert!(idle.threads <= 24, "{} threads is not a small fixed pool", idle.threads);
+    assert!(
+        peak.threads <= idle.threads + THREAD_MARGIN,
+        "threads grew with the load: {idle:?} -> {peak:?}"
+    );
+    assert!(
+        idle.threads <= 24,
+        "{} threads is not a small fixed pool",
+        idle.threads
+    );
 }
 
 /// A loopback TCP proxy that can stop forwarding without closing anything:
@@ -487,17 +661,26 @@ impl BlackHoleProxy {
             closed: Arc::new(AtomicBool::new(false)),
             sockets: Arc::default(),
         };
-        let (upstream, forwarding, closed, sockets) =
-            (upstream.to_owned(), proxy.forwarding.clone(), proxy.closed.clone(), proxy.sockets.clone());
+        let (upstream, forwarding, closed, sockets) = (
+            upstream.to_owned(),
+            proxy.forwarding.clone(),
+            proxy.closed.clone(),
+            proxy.sockets.clone(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if closed.load(Ordering::SeqCst) {
                     break;
                 }
-                let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else { continue };
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
+                    continue;
+                };
                 let mut open = sockets.lock().unwrap();
                 open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
                     let forwarding = forwarding.clone();
                     std::thread::spawn(move || pump(from, to, &forwarding));
                 }
@@ -546,14 +729,27 @@ fn keepalive_ends_the_calls_of_a_peer_that_vanished() {
     let proxy = BlackHoleProxy::start(&server.target);
     let client = client::connect(&ConnectOptions::new(proxy.addr.clone())).unwrap();
     let _updates = client.stream_learnings_async(&topic("keepalive")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || in_flight() == 1), "the call reached the server");
+    assert!(
+        wait_until(Duration::from_secs(10), || in_flight() == 1),
+        "the call reached the server"
+    );
 
     // A peer that answers the pings keeps its idle call through many keepalive periods.
     std::thread::sleep(keepalive * 10);
-    assert_eq!(in_flight(), 1, "keepalive ended the call of a peer that answers");
+    assert_eq!(
+        in_flight(),
+        1,
+        "keepalive ended the call of a peer that answers"
+    );
 
     proxy.black_hole();
     let vanished = Instant::now();
-    assert!(wait_until(Duration::from_secs(30), || in_flight() == 0), "the vanished peer's call still runs");
-    eprintln!("keepalive {keepalive:?}/{timeout:?}: the vanished peer's call ended after {:.2?}", vanished.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(30), || in_flight() == 0),
+        "the vanished peer's call still runs"
+    );
+    eprintln!(
+        "keepalive {keepalive:?}/{timeout:?}: the vanished peer's call ended after {:.2?}",
+        vanished.elapsed()
+    );
 }

@@ -1,7 +1,6 @@
 //! The `server` binary as an operator runs it: real SIGTERM and SIGINT
 //! (graceful stop), its flags, bad flags, and an address already in use.
 
-
 use std::time::Duration;
 
 use crate::support::{failure, run_server_binary, wait_until, ServerProcess};
@@ -16,14 +15,23 @@ use learning_messenger::rpc::health::HealthClient;
 use learning_messenger::rpc::messenger::{LearningMessengerClient, SERVICE_NAME};
 
 fn bounded_client(target: &str) -> LearningMessengerClient {
-    client::connect(&ConnectOptions { timeout: Some(Duration::from_secs(30)), ..ConnectOptions::new(target) }).unwrap()
+    client::connect(&ConnectOptions {
+        timeout: Some(Duration::from_secs(30)),
+        ..ConnectOptions::new(target)
+    })
+    .unwrap()
 }
 
 /// Starts StreamLearnings and waits for its first update: the call is surely in flight.
 fn stream_in_flight(client: &LearningMessengerClient) -> ClientSStreamReceiver<LearningUpdate> {
-    let request = TopicRequest { topic: "shutdown".into(), ..Default::default() };
+    let request = TopicRequest {
+        topic: "shutdown".into(),
+        ..Default::default()
+    };
     let mut updates = client.stream_learnings_async(&request).unwrap();
-    let first = block_on(updates.try_next()).unwrap().expect("a first update");
+    let first = block_on(updates.try_next())
+        .unwrap()
+        .expect("a first update");
     assert_eq!(first.progress, 25);
     updates
 }
@@ -35,29 +43,64 @@ fn graceful_stop_on(signal: &str) {
     let mut server = ServerProcess::start(&["--delay-ms", "1000", "--shutdown-grace-ms", "20000"]);
     let client = bounded_client(&server.target);
     let health = HealthClient::new(client.channel().clone());
-    let watch_request = HealthCheckRequest { service: SERVICE_NAME.into(), ..Default::default() };
+    let watch_request = HealthCheckRequest {
+        service: SERVICE_NAME.into(),
+        ..Default::default()
+    };
     let mut watch = health.watch_async(&watch_request).unwrap();
     let watched = |watch: &mut ClientSStreamReceiver<HealthCheckResponse>| {
-        block_on(watch.try_next()).unwrap().map(|response| response.status.enum_value_or_default())
+        block_on(watch.try_next())
+            .unwrap()
+            .map(|response| response.status.enum_value_or_default())
     };
     assert_eq!(watched(&mut watch), Some(ServingStatus::SERVING));
     let updates = stream_in_flight(&client);
 
     server.signal(signal);
-    assert_eq!(watched(&mut watch), Some(ServingStatus::NOT_SERVING), "SIG{signal}");
+    assert_eq!(
+        watched(&mut watch),
+        Some(ServingStatus::NOT_SERVING),
+        "SIG{signal}"
+    );
     assert_eq!(watched(&mut watch), None, "SIG{signal}: the watch ends");
     // New calls are refused, on a new connection and on the one in use, while the old call runs on.
     let fresh = bounded_client(&server.target);
-    let refused = |client: &LearningMessengerClient| client.get_learning_status(&StatusRequest::default()).is_err();
-    assert!(wait_until(Duration::from_secs(10), || refused(&fresh)), "SIG{signal}: a new connection is still served");
+    let refused = |client: &LearningMessengerClient| {
+        client
+            .get_learning_status(&StatusRequest::default())
+            .is_err()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || refused(&fresh)),
+        "SIG{signal}: a new connection is still served"
+    );
     let status = failure(client.get_learning_status(&StatusRequest::default()));
-    assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "SIG{signal}: {status:?}");
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::UNAVAILABLE,
+        "SIG{signal}: {status:?}"
+    );
 
     let rest: Vec<_> = block_on(updates.try_collect()).expect("the call in flight finishes");
-    assert_eq!(rest.iter().map(|u| u.progress).collect::<Vec<_>>(), [50, 75, 100], "SIG{signal}");
-    let exit = server.wait_exit(Duration::from_secs(30)).expect("the server exits");
-    assert_eq!(exit.code(), Some(0), "SIG{signal}: {exit:?}; log:\n{}", server.log());
-    assert!(server.log().contains("stopped (Drained)"), "SIG{signal}: log:\n{}", server.log());
+    assert_eq!(
+        rest.iter().map(|u| u.progress).collect::<Vec<_>>(),
+        [50, 75, 100],
+        "SIG{signal}"
+    );
+    let exit = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("the server exits");
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "SIG{signal}: {exit:?}; log:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("stopped (Drained)"),
+        "SIG{signal}: log:\n{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -79,34 +122,62 @@ fn a_call_longer_than_the_grace_is_cancelled_and_the_server_still_exits_0() {
     // Three more seconds of work do not fit in 300 ms of grace: the call is cut short.
     let status = failure(block_on(updates.try_collect::<Vec<_>>()));
     assert!(
-        matches!(status.code(), RpcStatusCode::CANCELLED | RpcStatusCode::UNAVAILABLE),
+        matches!(
+            status.code(),
+            RpcStatusCode::CANCELLED | RpcStatusCode::UNAVAILABLE
+        ),
         "{status:?}"
     );
-    let exit = server.wait_exit(Duration::from_secs(30)).expect("the server exits");
+    let exit = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("the server exits");
     assert_eq!(exit.code(), Some(0), "{exit:?}; log:\n{}", server.log());
-    assert!(server.log().contains("cancelling 1 call(s) still running"), "log:\n{}", server.log());
-    assert!(server.log().contains("stopped (CancelledRemaining)"), "log:\n{}", server.log());
+    assert!(
+        server.log().contains("cancelling 1 call(s) still running"),
+        "log:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("stopped (CancelledRemaining)"),
+        "log:\n{}",
+        server.log()
+    );
 }
 
 #[test]
 fn max_message_bytes_sets_the_receive_limit() {
     let server = ServerProcess::start(&["--max-message-bytes", "1024"]);
     let client = bounded_client(&server.target);
-    let request = |len: usize| StatusRequest { user_id: "u".repeat(len), ..Default::default() };
+    let request = |len: usize| StatusRequest {
+        user_id: "u".repeat(len),
+        ..Default::default()
+    };
     assert!(client.get_learning_status(&request(1000)).unwrap().active);
     let status = failure(client.get_learning_status(&request(1025)));
-    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::RESOURCE_EXHAUSTED,
+        "{status:?}"
+    );
 }
 
 #[test]
 fn bad_flags_exit_2_with_a_clap_error() {
-    let bad = [&["--no-such-flag"][..], &["--max-message-bytes", "lots"], &["--delay-ms", "-1"], &["--keepalive-time-ms", "0"]];
+    let bad = [
+        &["--no-such-flag"][..],
+        &["--max-message-bytes", "lots"],
+        &["--delay-ms", "-1"],
+        &["--keepalive-time-ms", "0"],
+    ];
     for args in bad {
         let output = run_server_binary(args, Duration::from_secs(30));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         // clap: usage for an unknown flag, a pointer to --help for a bad value.
-        assert!(stderr.starts_with("error: ") && stderr.contains("--help"), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("--help"),
+            "{args:?}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
@@ -118,7 +189,9 @@ fn an_address_in_use_stops_the_server_with_one_line() {
     let output = run_server_binary(&["--addr", &addr], Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.trim_end(), format!("server: cannot listen on {addr}: address invalid or in use"));
+    assert_eq!(
+        stderr.trim_end(),
+        format!("server: cannot listen on {addr}: address invalid or in use")
+    );
     drop(taken);
 }
-

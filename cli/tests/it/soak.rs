@@ -4,7 +4,6 @@
 //! server's memory and threads must end where they started, and a graceful
 //! stop afterwards must find nothing left running.
 
-
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,10 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     }
 }
 
-fn expect_code<T: std::fmt::Debug>(result: grpcio::Result<T>, code: RpcStatusCode) -> Result<(), String> {
+fn expect_code<T: std::fmt::Debug>(
+    result: grpcio::Result<T>,
+    code: RpcStatusCode,
+) -> Result<(), String> {
     match result {
         Err(grpcio::Error::RpcFailure(status)) if status.code() == code => Ok(()),
         other => Err(format!("expected {code:?}, got {other:?}")),
@@ -86,41 +88,67 @@ struct Clients {
 async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
     let e = |e: grpcio::Error| e.to_string();
     let (patient, hasty) = (&clients.patient, &clients.hasty);
-    let topic = TopicRequest { topic: "soak".into(), ..Default::default() };
+    let topic = TopicRequest {
+        topic: "soak".into(),
+        ..Default::default()
+    };
     match step {
         Step::Unary => {
-            let reply = patient.get_learning_status_async(&StatusRequest::default()).map_err(e)?.await.map_err(e)?;
+            let reply = patient
+                .get_learning_status_async(&StatusRequest::default())
+                .map_err(e)?
+                .await
+                .map_err(e)?;
             check(reply.active, || format!("{reply:?}"))
         }
         Step::StreamToEnd => {
-            let updates: Vec<_> = patient.stream_learnings_async(&topic).map_err(e)?.try_collect().await.map_err(e)?;
+            let updates: Vec<_> = patient
+                .stream_learnings_async(&topic)
+                .map_err(e)?
+                .try_collect()
+                .await
+                .map_err(e)?;
             let progress: Vec<_> = updates.iter().map(|u| u.progress).collect();
-            check(progress == [25, 50, 75, 100], || format!("progress {progress:?}"))
+            check(progress == [25, 50, 75, 100], || {
+                format!("progress {progress:?}")
+            })
         }
         Step::StreamPastDeadline => {
             let updates = hasty.stream_learnings_async(&topic).map_err(e)?;
-            expect_code(updates.try_collect::<Vec<_>>().await, RpcStatusCode::DEADLINE_EXCEEDED)
+            expect_code(
+                updates.try_collect::<Vec<_>>().await,
+                RpcStatusCode::DEADLINE_EXCEEDED,
+            )
         }
         Step::StreamCancelled => {
             let mut updates = patient.stream_learnings_async(&topic).map_err(e)?;
             let first = updates.try_next().await.map_err(e)?;
             updates.cancel();
-            check(first.as_ref().is_some_and(|u| u.progress == 25), || format!("first update {first:?}"))
+            check(first.as_ref().is_some_and(|u| u.progress == 25), || {
+                format!("first update {first:?}")
+            })
         }
         Step::Upload => {
             let (mut sink, summary) = patient.submit_research_notes_async().map_err(e)?;
             for i in 0..200 {
-                sink.send((numbered_note(i), WriteFlags::default())).await.map_err(e)?;
+                sink.send((numbered_note(i), WriteFlags::default()))
+                    .await
+                    .map_err(e)?;
             }
             let closed = sink.close().await;
             let summary = summary.await.map_err(e)?;
             learning_messenger::rpc::ok_if_call_over(closed).map_err(e)?;
-            check(summary.count == 200 && summary.final_summary.ends_with("note 199"), || format!("{summary:?}"))
+            check(
+                summary.count == 200 && summary.final_summary.ends_with("note 199"),
+                || format!("{summary:?}"),
+            )
         }
         Step::UploadCancelled => {
             let (mut sink, _summary) = patient.submit_research_notes_async().map_err(e)?;
             for i in 0..50 {
-                sink.send((numbered_note(i), WriteFlags::default())).await.map_err(e)?;
+                sink.send((numbered_note(i), WriteFlags::default()))
+                    .await
+                    .map_err(e)?;
             }
             sink.cancel();
             Ok(())
@@ -130,7 +158,11 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             let (mut sink, summary) = hasty.submit_research_notes_async().map_err(e)?;
             for i in 0..100 {
                 Delay::new(Duration::from_millis(50)).await;
-                if sink.send((numbered_note(i), WriteFlags::default())).await.is_err() {
+                if sink
+                    .send((numbered_note(i), WriteFlags::default()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -140,7 +172,8 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             let (mut sink, echoes) = patient.collaborative_feed_async().map_err(e)?;
             let send = async {
                 for i in 0..100 {
-                    sink.send((numbered_update(i), WriteFlags::default())).await?;
+                    sink.send((numbered_update(i), WriteFlags::default()))
+                        .await?;
                 }
                 sink.close().await
             };
@@ -148,17 +181,24 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             learning_messenger::rpc::ok_if_call_over(sent).map_err(e)?;
             let echoes = echoes.map_err(e)?;
             let last = echoes.last().map(|echo| echo.message.as_str());
-            check(echoes.len() == 100 && last == Some("Acknowledged soak's update: update 99"), || {
-                format!("{} echoes, last {last:?}", echoes.len())
-            })
+            check(
+                echoes.len() == 100 && last == Some("Acknowledged soak's update: update 99"),
+                || format!("{} echoes, last {last:?}", echoes.len()),
+            )
         }
         Step::FeedCancelled => {
             let (mut sink, mut echoes) = patient.collaborative_feed_async().map_err(e)?;
             for i in 0..10 {
-                sink.send((numbered_update(i), WriteFlags::default())).await.map_err(e)?;
+                sink.send((numbered_update(i), WriteFlags::default()))
+                    .await
+                    .map_err(e)?;
             }
             for _ in 0..5 {
-                echoes.try_next().await.map_err(e)?.ok_or("the feed ended early")?;
+                echoes
+                    .try_next()
+                    .await
+                    .map_err(e)?
+                    .ok_or("the feed ended early")?;
             }
             echoes.cancel();
             Ok(())
@@ -168,7 +208,11 @@ async fn run_step(clients: &Clients, step: Step) -> Result<(), String> {
             let (mut sink, mut echoes) = hasty.collaborative_feed_async().map_err(e)?;
             for i in 0..100 {
                 Delay::new(Duration::from_millis(50)).await;
-                if sink.send((numbered_update(i), WriteFlags::default())).await.is_err() {
+                if sink
+                    .send((numbered_update(i), WriteFlags::default()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 match echoes.try_next().await {
@@ -197,8 +241,11 @@ fn soak(target: &str, duration: Duration) -> Tally {
             scope.spawn(|| {
                 let patient = client::connect(&ConnectOptions::new(target)).unwrap();
                 let clients = Clients {
-                    hasty: patient.clone().with_options(CallOption::default().timeout(Duration::from_millis(200))),
-                    patient: patient.with_options(CallOption::default().timeout(Duration::from_secs(30))),
+                    hasty: patient
+                        .clone()
+                        .with_options(CallOption::default().timeout(Duration::from_millis(200))),
+                    patient: patient
+                        .with_options(CallOption::default().timeout(Duration::from_secs(30))),
                 };
                 let client_loops = (0..CLIENTS_PER_CONNECTION).map(|offset| {
                     let (clients, tally) = (&clients, &tally);
@@ -226,9 +273,14 @@ fn soak(target: &str, duration: Duration) -> Tally {
 
 #[test]
 fn soak_mixed_patterns_with_cancels_and_deadlines() {
-    let mut server = ServerProcess::start(&["--delay-ms", DELAY_MS, "--shutdown-grace-ms", "20000"]);
+    let mut server =
+        ServerProcess::start(&["--delay-ms", DELAY_MS, "--shutdown-grace-ms", "20000"]);
     let warm_up = soak(&server.target, WARM_UP);
-    assert!(warm_up.unexpected.is_empty(), "warm-up: {:?}", warm_up.unexpected);
+    assert!(
+        warm_up.unexpected.is_empty(),
+        "warm-up: {:?}",
+        warm_up.unexpected
+    );
     let start = server.status();
     let watcher = PeakWatcher::start(server.pid());
     let tally = soak(&server.target, SOAK);
@@ -236,7 +288,11 @@ fn soak_mixed_patterns_with_cancels_and_deadlines() {
     let end = server.status();
 
     let total: usize = tally.steps.iter().sum();
-    let per_step: Vec<_> = STEPS.iter().zip(tally.steps).map(|(step, n)| format!("{step:?} {n}")).collect();
+    let per_step: Vec<_> = STEPS
+        .iter()
+        .zip(tally.steps)
+        .map(|(step, n)| format!("{step:?} {n}"))
+        .collect();
     eprintln!(
         "soak {SOAK:?}, {} clients: {total} steps ({}); server RSS start {:.1} MiB, peak {:.1} MiB, end {:.1} MiB; threads {} -> {} (peak {})",
         CONNECTIONS * CLIENTS_PER_CONNECTION,
@@ -249,17 +305,36 @@ fn soak_mixed_patterns_with_cancels_and_deadlines() {
         peak.threads
     );
     let shown = &tally.unexpected[..tally.unexpected.len().min(10)];
-    assert!(tally.unexpected.is_empty(), "{} unexpected outcomes, first ones: {shown:#?}", tally.unexpected.len());
-    assert!(tally.steps.iter().all(|&n| n > 0), "a step never ran: {per_step:?}");
-    assert!(end.rss_kib <= start.rss_kib + 64 * 1024, "memory grew: {start:?} -> {end:?}");
+    assert!(
+        tally.unexpected.is_empty(),
+        "{} unexpected outcomes, first ones: {shown:#?}",
+        tally.unexpected.len()
+    );
+    assert!(
+        tally.steps.iter().all(|&n| n > 0),
+        "a step never ran: {per_step:?}"
+    );
+    assert!(
+        end.rss_kib <= start.rss_kib + 64 * 1024,
+        "memory grew: {start:?} -> {end:?}"
+    );
     // C-core's executor pool may have grown by a thread or two.
-    assert!(end.threads <= start.threads + 8, "threads grew: {start:?} -> {end:?}");
+    assert!(
+        end.threads <= start.threads + 8,
+        "threads grew: {start:?} -> {end:?}"
+    );
 
     // Nothing was left running: a graceful stop drains at once.
     server.signal("TERM");
-    let exit = server.wait_exit(Duration::from_secs(60)).expect("the server exits");
+    let exit = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server exits");
     assert_eq!(exit.code(), Some(0), "{exit:?}");
-    assert!(server.log().contains("stopped (Drained)"), "log tail: {}", tail(&server.log()));
+    assert!(
+        server.log().contains("stopped (Drained)"),
+        "log tail: {}",
+        tail(&server.log())
+    );
 }
 
 fn tail(log: &str) -> String {

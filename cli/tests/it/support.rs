@@ -22,13 +22,19 @@ pub struct TestServer {
 impl TestServer {
     /// No delays: tests should not wait for the seed's simulated latency.
     pub fn start() -> TestServer {
-        TestServer::with_config(ServerConfig { delay: Duration::ZERO, ..test_config() })
+        TestServer::with_config(ServerConfig {
+            delay: Duration::ZERO,
+            ..test_config()
+        })
     }
 
     pub fn with_config(config: ServerConfig) -> TestServer {
         let running = server::start(&config).expect("server starts");
         let target = format!("127.0.0.1:{}", running.port());
-        TestServer { running: Some(running), target }
+        TestServer {
+            running: Some(running),
+            target,
+        }
     }
 
     pub fn client(&self) -> LearningMessengerClient {
@@ -53,7 +59,11 @@ impl Drop for TestServer {
 }
 
 pub fn test_config() -> ServerConfig {
-    ServerConfig { addr: "127.0.0.1:0".to_owned(), completion_queues: 2, ..ServerConfig::default() }
+    ServerConfig {
+        addr: "127.0.0.1:0".to_owned(),
+        completion_queues: 2,
+        ..ServerConfig::default()
+    }
 }
 
 #[allow(clippy::ptr_arg)] // grpcio's SerializeFn<Vec<u8>> takes &Vec<u8>
@@ -64,7 +74,9 @@ fn raw_ser(bytes: &Vec<u8>, buf: &mut GrpcSlice) -> grpcio::Result<()> {
 
 fn raw_de(mut reader: MessageReader) -> grpcio::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| grpcio::Error::Codec(Box::new(e)))?;
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| grpcio::Error::Codec(Box::new(e)))?;
     Ok(bytes)
 }
 
@@ -73,8 +85,14 @@ pub fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>> {
     Method {
         ty,
         name: Box::leak(name.to_owned().into_boxed_str()),
-        req_mar: Marshaller { ser: raw_ser, de: raw_de },
-        resp_mar: Marshaller { ser: raw_ser, de: raw_de },
+        req_mar: Marshaller {
+            ser: raw_ser,
+            de: raw_de,
+        },
+        resp_mar: Marshaller {
+            ser: raw_ser,
+            de: raw_de,
+        },
     }
 }
 
@@ -101,11 +119,18 @@ Server Summary: Processed 4 notes. Key takeaway: Note 4: Typed interface contrac
 ";
 
 pub fn note(text: &str) -> ResearchNote {
-    ResearchNote { text: text.to_owned(), ..Default::default() }
+    ResearchNote {
+        text: text.to_owned(),
+        ..Default::default()
+    }
 }
 
 pub fn feed(user: &str, message: &str) -> FeedUpdate {
-    FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() }
+    FeedUpdate {
+        user: user.to_owned(),
+        message: message.to_owned(),
+        ..Default::default()
+    }
 }
 
 /// The status of a call that should have failed.
@@ -196,7 +221,11 @@ impl ServerProcess {
         let log_sink = log.clone();
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
-                if let Some(port) = line.split("running on port ").nth(1).and_then(|rest| rest.split("...").next()) {
+                if let Some(port) = line
+                    .split("running on port ")
+                    .nth(1)
+                    .and_then(|rest| rest.split("...").next())
+                {
                     let _ = port_tx.send(port.parse::<u16>().expect("port number"));
                 }
                 let mut log = log_sink.lock().unwrap();
@@ -208,10 +237,18 @@ impl ServerProcess {
             Ok(port) => port,
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not report its port; log:\n{}", log.lock().unwrap());
+                panic!(
+                    "server did not report its port; log:\n{}",
+                    log.lock().unwrap()
+                );
             }
         };
-        ServerProcess { child, port, target: format!("127.0.0.1:{port}"), log }
+        ServerProcess {
+            child,
+            port,
+            target: format!("127.0.0.1:{port}"),
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -228,7 +265,11 @@ impl ServerProcess {
 
     /// Sends a signal by name (TERM, INT) with kill(1).
     pub fn signal(&self, name: &str) {
-        let sent = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill runs");
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
         assert!(sent.success(), "kill -{name} failed");
     }
 
@@ -276,6 +317,10 @@ pub fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
         let _ = child.kill();
     }
     let output = child.wait_with_output().expect("server output");
-    assert!(exited, "server {args:?} still running after {timeout:?}; stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        exited,
+        "server {args:?} still running after {timeout:?}; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }

@@ -1,7 +1,6 @@
 //! TLS: servers with a CA and certificate generated at run time (rcgen), the
 //! clients they serve and refuse, and the server binary's TLS start errors.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +10,9 @@ use learning_messenger::client::{self, ConnectOptions};
 use learning_messenger::proto::messenger::{StatusRequest, TopicRequest};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::server::{ServerConfig, TlsIdentity};
-use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 use tempfile::TempDir;
 
 /// The name in the server's certificate.
@@ -30,7 +31,10 @@ impl Authority {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().unwrap();
-        Authority { cert: params.self_signed(&key).unwrap(), key }
+        Authority {
+            cert: params.self_signed(&key).unwrap(),
+            key,
+        }
     }
 }
 
@@ -63,7 +67,10 @@ impl Pki {
     }
 
     fn identity(&self) -> TlsIdentity {
-        TlsIdentity { cert: self.cert.clone(), key: self.key.clone() }
+        TlsIdentity {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
     }
 
     fn file(&self, name: &str, contents: &str) -> PathBuf {
@@ -78,7 +85,11 @@ fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
 }
 
 fn tls_server(pki: &Pki) -> TestServer {
-    TestServer::with_config(ServerConfig { delay: Duration::ZERO, tls: Some(pki.identity()), ..crate::support::test_config() })
+    TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        tls: Some(pki.identity()),
+        ..crate::support::test_config()
+    })
 }
 
 /// A client with a deadline on each call: a refused handshake must fail, not hang.
@@ -93,14 +104,26 @@ fn connect(target: &str, ca: Option<&Path>, server_name: &str) -> LearningMessen
 }
 
 fn assert_served(client: &LearningMessengerClient) {
-    assert!(client.get_learning_status(&StatusRequest::default()).unwrap().active);
-    let request = TopicRequest { topic: "TLS".into(), ..Default::default() };
+    assert!(
+        client
+            .get_learning_status(&StatusRequest::default())
+            .unwrap()
+            .active
+    );
+    let request = TopicRequest {
+        topic: "TLS".into(),
+        ..Default::default()
+    };
     assert_eq!(client.stream_learnings(&request).unwrap().count(), 4);
 }
 
 fn assert_refused(client: &LearningMessengerClient, what: &str) {
     let status = failure(client.get_learning_status(&StatusRequest::default()));
-    assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{what}: {status:?}");
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::UNAVAILABLE,
+        "{what}: {status:?}"
+    );
 }
 
 #[test]
@@ -114,7 +137,10 @@ fn a_client_trusting_the_servers_ca_is_served() {
 fn a_plaintext_client_against_a_tls_server_fails_cleanly() {
     let pki = Pki::generate();
     let server = tls_server(&pki);
-    assert_refused(&connect(&server.target, None, SERVER_NAME), "plaintext client");
+    assert_refused(
+        &connect(&server.target, None, SERVER_NAME),
+        "plaintext client",
+    );
     // The failed handshake did not disturb the server.
     assert_served(&connect(&server.target, Some(&pki.ca), SERVER_NAME));
 }
@@ -123,14 +149,20 @@ fn a_plaintext_client_against_a_tls_server_fails_cleanly() {
 fn a_client_trusting_another_ca_is_refused() {
     let pki = Pki::generate();
     let server = tls_server(&pki);
-    assert_refused(&connect(&server.target, Some(&pki.other_ca), SERVER_NAME), "client trusting another CA");
+    assert_refused(
+        &connect(&server.target, Some(&pki.other_ca), SERVER_NAME),
+        "client trusting another CA",
+    );
 }
 
 #[test]
 fn a_client_expecting_another_server_name_is_refused() {
     let pki = Pki::generate();
     let server = tls_server(&pki);
-    assert_refused(&connect(&server.target, Some(&pki.ca), "not-the-server.example"), "client expecting another name");
+    assert_refused(
+        &connect(&server.target, Some(&pki.ca), "not-the-server.example"),
+        "client expecting another name",
+    );
 }
 
 #[test]
@@ -139,18 +171,35 @@ fn the_server_binary_serves_tls_from_its_flags() {
     let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
     let server = ServerProcess::start(&["--delay-ms", "0", "--tls-cert", cert, "--tls-key", key]);
     assert_served(&connect(&server.target, Some(&pki.ca), SERVER_NAME));
-    assert_refused(&connect(&server.target, None, SERVER_NAME), "plaintext client");
+    assert_refused(
+        &connect(&server.target, None, SERVER_NAME),
+        "plaintext client",
+    );
 }
 
 /// Runs the server binary with TLS files that cannot work: it must exit 1
 /// with one line on stderr that starts `server:` and mentions `expected`.
 fn assert_start_error(cert: &Path, key: &Path, expected: &str) {
-    let args = ["--addr", "127.0.0.1:0", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
     let output = run_server_binary(&args, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{args:?}: stderr {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: not one line: {stderr}");
-    assert!(stderr.starts_with("server: ") && stderr.contains(expected), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("server: ") && stderr.contains(expected),
+        "{args:?}: {stderr}"
+    );
 }
 
 #[test]
@@ -162,7 +211,10 @@ fn unusable_tls_files_stop_the_server_binary_with_one_line() {
     let not_pem = pki.file("not-pem.txt", "this is not a certificate\n");
     assert_start_error(&not_pem, &pki.key, "not-pem.txt");
     assert_start_error(&pki.cert, &not_pem, "not-pem.txt");
-    let garbled = pki.file("garbled.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n");
+    let garbled = pki.file(
+        "garbled.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    );
     assert_start_error(&garbled, &pki.key, "garbled.pem");
     // A valid key, but not the certificate's.
     let other_key = pki.file("other.key", &KeyPair::generate().unwrap().serialize_pem());

@@ -19,7 +19,10 @@ pub async fn status<W: Write>(
     user_id: &str,
     printer: &mut Printer<W>,
 ) -> Result<(), ClientError> {
-    let request = StatusRequest { user_id: user_id.to_owned(), ..Default::default() };
+    let request = StatusRequest {
+        user_id: user_id.to_owned(),
+        ..Default::default()
+    };
     let response = client.get_learning_status_async(&request)?.await?;
     printer.received(Received::Status(&response))?;
     Ok(())
@@ -32,7 +35,10 @@ pub async fn learn<W: Write>(
     topic: &str,
     printer: &mut Printer<W>,
 ) -> Result<(), ClientError> {
-    let request = TopicRequest { topic: topic.to_owned(), ..Default::default() };
+    let request = TopicRequest {
+        topic: topic.to_owned(),
+        ..Default::default()
+    };
     let mut updates = client.stream_learnings_async(&request)?;
     printer.start_progress();
     while let Some(update) = updates.try_next().await? {

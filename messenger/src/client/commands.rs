@@ -39,9 +39,10 @@ impl Command {
     pub fn default_delay(&self) -> Duration {
         match self {
             Command::All { .. } => SEED_DELAY,
-            Command::Status { .. } | Command::Learn { .. } | Command::Upload { .. } | Command::Chat { .. } => {
-                Duration::ZERO
-            }
+            Command::Status { .. }
+            | Command::Learn { .. }
+            | Command::Upload { .. }
+            | Command::Chat { .. } => Duration::ZERO,
         }
     }
 }
@@ -76,7 +77,11 @@ pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
         Err(e) if e.is_closed_output() => ExitCode::SUCCESS,
         Err(e) => {
             // Not eprintln!, which panics when stderr is closed too.
-            let _ = writeln!(io::stderr(), "{}", output::error_line(&e.report(&options.connect.target)));
+            let _ = writeln!(
+                io::stderr(),
+                "{}",
+                output::error_line(&e.report(&options.connect.target))
+            );
             ExitCode::from(e.exit_code())
         }
     }
@@ -117,7 +122,11 @@ fn interruption() -> impl Future<Output = ()> {
     }
 }
 
-async fn execute(command: Command, client: &LearningMessengerClient, options: &ClientOptions) -> Result<(), ClientError> {
+async fn execute(
+    command: Command,
+    client: &LearningMessengerClient,
+    options: &ClientOptions,
+) -> Result<(), ClientError> {
     let delay = options.delay.unwrap_or_else(|| command.default_delay());
     let format = options.format;
     match command {
@@ -126,13 +135,20 @@ async fn execute(command: Command, client: &LearningMessengerClient, options: &C
             demo::run_all(client, delay, &mut Printer::plain(io::stdout(), format)).await
         }
         Command::All { concurrent: true } => all_at_once(client, delay, format).await,
-        Command::Status { user_id } => calls::status(client, &user_id, &mut Printer::stdout(format)).await,
-        Command::Learn { topic } => calls::learn(client, &topic, &mut Printer::stdout(format)).await,
+        Command::Status { user_id } => {
+            calls::status(client, &user_id, &mut Printer::stdout(format)).await
+        }
+        Command::Learn { topic } => {
+            calls::learn(client, &topic, &mut Printer::stdout(format)).await
+        }
         Command::Upload { input: None } => {
             calls::upload(client, demo::notes(), delay, &mut Printer::stdout(format)).await
         }
         Command::Upload { input: Some(input) } => {
-            let notes = input::lines(&input)?.map_ok(|text| ResearchNote { text, ..Default::default() });
+            let notes = input::lines(&input)?.map_ok(|text| ResearchNote {
+                text,
+                ..Default::default()
+            });
             calls::upload(client, notes, delay, &mut Printer::stdout(format)).await
         }
         Command::Chat { user } => {
@@ -151,27 +167,40 @@ pub const PATTERNS: [&str; 4] = ["unary", "server-stream", "client-stream", "bid
 /// The four demos at the same time, as four calls on one channel (one HTTP/2
 /// connection). Each pattern's lines are printed as they arrive, labelled,
 /// then the total time: close to the longest pattern, not to their sum.
-async fn all_at_once(client: &LearningMessengerClient, delay: Duration, format: Format) -> Result<(), ClientError> {
+async fn all_at_once(
+    client: &LearningMessengerClient,
+    delay: Duration,
+    format: Format,
+) -> Result<(), ClientError> {
     let started = Instant::now();
     let printer = |pattern| Printer::plain(io::stdout(), format).labelled(pattern);
     let [unary, server_stream, client_stream, bidi] = PATTERNS;
     let times = futures::try_join!(
-        timed(printer(unary), |mut p| async move { demo::run_unary(client, &mut p).await.map(|()| p) }),
+        timed(printer(unary), |mut p| async move {
+            demo::run_unary(client, &mut p).await.map(|()| p)
+        }),
         timed(printer(server_stream), |mut p| async move {
             demo::run_server_streaming(client, &mut p).await.map(|()| p)
         }),
         timed(printer(client_stream), |mut p| async move {
-            demo::run_client_streaming(client, delay, &mut p).await.map(|()| p)
+            demo::run_client_streaming(client, delay, &mut p)
+                .await
+                .map(|()| p)
         }),
         timed(printer(bidi), |mut p| async move {
-            demo::run_bidirectional_streaming(client, delay, &mut p).await.map(|()| p)
+            demo::run_bidirectional_streaming(client, delay, &mut p)
+                .await
+                .map(|()| p)
         }),
     )?;
     let times = [times.0, times.1, times.2, times.3];
     let total = started.elapsed();
     let sum: Duration = times.iter().sum();
-    let pattern_ms: serde_json::Map<_, _> =
-        PATTERNS.iter().zip(times).map(|(pattern, time)| (pattern.to_string(), json!(time.as_millis() as u64))).collect();
+    let pattern_ms: serde_json::Map<_, _> = PATTERNS
+        .iter()
+        .zip(times)
+        .map(|(pattern, time)| (pattern.to_string(), json!(time.as_millis() as u64)))
+        .collect();
     let text = format!(
         "Total time: {:.2} s for the four patterns at once over one connection (their own times add up to {:.2} s)",
         total.as_secs_f64(),
@@ -194,7 +223,10 @@ where
     let mut printer = demo(printer).await?;
     let elapsed = started.elapsed();
     if printer.format() == Format::Text {
-        printer.result(&format!("finished in {:.2} s", elapsed.as_secs_f64()), serde_json::Value::Null)?;
+        printer.result(
+            &format!("finished in {:.2} s", elapsed.as_secs_f64()),
+            serde_json::Value::Null,
+        )?;
     }
     Ok(elapsed)
 }

@@ -41,7 +41,12 @@ impl ConnectOptions {
 
 /// Opens a channel to `options.target` (lazily: the first call connects).
 pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, ClientError> {
-    let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("grpc-client").build());
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(1)
+            .name_prefix("grpc-client")
+            .build(),
+    );
     let mut builder = ChannelBuilder::new(env)
         .keepalive_time(KEEPALIVE_TIME)
         .keepalive_timeout(KEEPALIVE_TIMEOUT)
@@ -62,4 +67,3 @@ pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, Clie
     }
     Ok(LearningMessengerClient::new(builder.connect(&options.target)).with_options(call_options))
 }
-

@@ -37,7 +37,10 @@ pub async fn run_all<W: Write>(
 }
 
 /// 1. Unary: one request, one response.
-pub async fn run_unary<W: Write>(client: &LearningMessengerClient, printer: &mut Printer<W>) -> Result<(), ClientError> {
+pub async fn run_unary<W: Write>(
+    client: &LearningMessengerClient,
+    printer: &mut Printer<W>,
+) -> Result<(), ClientError> {
     printer.section("--- Unary Request ---")?;
     calls::status(client, demo::USER_ID, printer).await
 }

@@ -47,7 +47,9 @@ impl From<std::io::Error> for ClientError {
 fn code_name(code: RpcStatusCode) -> String {
     // grpcio's Debug form is "14-UNAVAILABLE".
     let debug = format!("{code:?}");
-    debug.split_once('-').map_or(debug.clone(), |(_, name)| name.to_owned())
+    debug
+        .split_once('-')
+        .map_or(debug.clone(), |(_, name)| name.to_owned())
 }
 
 impl ClientError {
@@ -89,7 +91,9 @@ impl ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Rpc(grpcio::Error::RpcFailure(status) | grpcio::Error::RpcFinished(Some(status))) => {
+            ClientError::Rpc(
+                grpcio::Error::RpcFailure(status) | grpcio::Error::RpcFinished(Some(status)),
+            ) => {
                 let message = status.message().replace('\n', " ");
                 if message.is_empty() {
                     write!(f, "{}", code_name(status.code()))
@@ -98,11 +102,12 @@ impl fmt::Display for ClientError {
                 }
             }
             ClientError::Rpc(e) => write!(f, "{e}"),
-            ClientError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => write!(f, "output closed"),
+            ClientError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                write!(f, "output closed")
+            }
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Setup(message) | ClientError::Input(message) => write!(f, "{message}"),
             ClientError::Interrupted => write!(f, "CANCELLED: interrupted"),
         }
     }
 }
-

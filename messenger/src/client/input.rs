@@ -36,7 +36,11 @@ pub enum Input {
 impl Input {
     /// `-` is standard input, anything else a file.
     pub fn from_arg(arg: &Path) -> Input {
-        if arg == Path::new("-") { Input::Stdin } else { Input::File(arg.to_owned()) }
+        if arg == Path::new("-") {
+            Input::Stdin
+        } else {
+            Input::File(arg.to_owned())
+        }
     }
 
     fn name(&self) -> String {
@@ -50,11 +54,15 @@ impl Input {
 /// The lines of `input`, without their line endings, as they are read. A line
 /// that cannot be read (not UTF-8, too long, an I/O error) ends the stream
 /// with an error that says where.
-pub fn lines(input: &Input) -> Result<impl Stream<Item = Result<String, ClientError>> + Unpin, ClientError> {
+pub fn lines(
+    input: &Input,
+) -> Result<impl Stream<Item = Result<String, ClientError>> + Unpin, ClientError> {
     let name = input.name();
     let source: Box<dyn Read + Send> = match input {
         Input::Stdin => Box::new(io::stdin()),
-        Input::File(path) => Box::new(File::open(path).map_err(|e| ClientError::Input(format!("cannot open {name}: {e}")))?),
+        Input::File(path) => Box::new(
+            File::open(path).map_err(|e| ClientError::Input(format!("cannot open {name}: {e}")))?,
+        ),
     };
     let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
     std::thread::Builder::new()
@@ -68,14 +76,21 @@ type Batch = Vec<Result<String, ClientError>>;
 
 /// Reads lines into `tx` until the input ends, a line fails, or the receiver
 /// is gone (the call ended).
-fn forward_lines(mut reader: BufReader<Box<dyn Read + Send>>, name: &str, mut tx: mpsc::Sender<Batch>) {
+fn forward_lines(
+    mut reader: BufReader<Box<dyn Read + Send>>,
+    name: &str,
+    mut tx: mpsc::Sender<Batch>,
+) {
     let mut buf = Vec::new();
     let mut batch = Batch::new();
     for number in 1.. {
         let (line, last) = match read_line(&mut reader, &mut buf) {
             Ok(Some(line)) => (Ok(line), false),
             Ok(None) => break,
-            Err(e) => (Err(ClientError::Input(format!("{name}: line {number}: {e}"))), true),
+            Err(e) => (
+                Err(ClientError::Input(format!("{name}: line {number}: {e}"))),
+                true,
+            ),
         };
         batch.push(line);
         // Hand over what we have before a read that may block.
@@ -95,7 +110,10 @@ fn forward_lines(mut reader: BufReader<Box<dyn Read + Send>>, name: &str, mut tx
 fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<String>> {
     buf.clear();
     // One byte over the limit tells a line of exactly the limit from a longer one.
-    let read = reader.by_ref().take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', buf)?;
+    let read = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', buf)?;
     if read == 0 {
         return Ok(None);
     }
@@ -105,7 +123,10 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<
             buf.pop();
         }
     } else if buf.len() > MAX_LINE_BYTES {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("longer than {MAX_LINE_BYTES} bytes")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("longer than {MAX_LINE_BYTES} bytes"),
+        ));
     }
     String::from_utf8(std::mem::take(buf))
         .map(Some)
@@ -116,10 +137,16 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<
 /// spaces), any other line as `default_user`.
 pub fn parse_chat_line(line: &str, default_user: &str) -> FeedUpdate {
     let (user, message) = match line.split_once(": ") {
-        Some((name, text)) if !name.is_empty() && !name.contains(char::is_whitespace) => (name, text),
+        Some((name, text)) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+            (name, text)
+        }
         _ => (default_user, line),
     };
-    FeedUpdate { user: user.to_owned(), message: message.to_owned(), ..Default::default() }
+    FeedUpdate {
+        user: user.to_owned(),
+        message: message.to_owned(),
+        ..Default::default()
+    }
 }
 
 /// The login name, from `$USER` or `$LOGNAME`.
@@ -150,8 +177,20 @@ mod tests {
 
     #[test]
     fn lines_lose_their_endings_and_a_missing_last_newline_is_fine() {
-        let lines: Vec<_> = read_all(b"a\r\nb\n\nc").into_iter().map(|l| l.unwrap()).collect();
-        assert_eq!(lines, [Some("a".into()), Some("b".into()), Some("".into()), Some("c".into()), None]);
+        let lines: Vec<_> = read_all(b"a\r\nb\n\nc")
+            .into_iter()
+            .map(|l| l.unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                Some("a".into()),
+                Some("b".into()),
+                Some("".into()),
+                Some("c".into()),
+                None
+            ]
+        );
     }
 
     #[test]
@@ -162,15 +201,29 @@ mod tests {
         assert!(read_all(&long).pop().unwrap().is_err());
         let mut exact = vec![b'x'; MAX_LINE_BYTES];
         exact.push(b'\n');
-        assert_eq!(read_all(&exact)[0].as_ref().unwrap().as_ref().unwrap().len(), MAX_LINE_BYTES);
+        assert_eq!(
+            read_all(&exact)[0]
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .len(),
+            MAX_LINE_BYTES
+        );
     }
 
     #[test]
     fn chat_lines_may_name_their_user() {
         let update = parse_chat_line("alice: hi: there", "me");
-        assert_eq!((update.user.as_str(), update.message.as_str()), ("alice", "hi: there"));
+        assert_eq!(
+            (update.user.as_str(), update.message.as_str()),
+            ("alice", "hi: there")
+        );
         let update = parse_chat_line("just words: not a name", "me");
-        assert_eq!((update.user.as_str(), update.message.as_str()), ("me", "just words: not a name"));
+        assert_eq!(
+            (update.user.as_str(), update.message.as_str()),
+            ("me", "just words: not a name")
+        );
         assert_eq!(parse_chat_line(": x", "me").user, "me");
     }
 }

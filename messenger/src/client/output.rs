@@ -62,7 +62,11 @@ impl Received<'_> {
     pub fn text(&self, colour: bool) -> String {
         match self {
             Received::Status(r) => {
-                format!("Server Response: {} (Active: {})", paint(colour, BOLD, &r.message), python_bool(r.active))
+                format!(
+                    "Server Response: {} (Active: {})",
+                    paint(colour, BOLD, &r.message),
+                    python_bool(r.active)
+                )
             }
             Received::Update(u) => format!(
                 "{} Progress {}: {}",
@@ -71,17 +75,33 @@ impl Received<'_> {
                 u.content
             ),
             Received::Summary(s) => {
-                format!("Server Summary: {} (Total {})", paint(colour, BOLD, &s.final_summary), s.count)
+                format!(
+                    "Server Summary: {} (Total {})",
+                    paint(colour, BOLD, &s.final_summary),
+                    s.count
+                )
             }
-            Received::Echo(e) => format!(" [Feed Update] {}: {}", paint(colour, CYAN, &e.user), e.message),
+            Received::Echo(e) => format!(
+                " [Feed Update] {}: {}",
+                paint(colour, CYAN, &e.user),
+                e.message
+            ),
         }
     }
 
     /// `{"rpc": ..., "message": {...}}`.
     pub fn json(&self) -> io::Result<Value> {
-        let options = PrintOptions { always_output_default_values: true, ..Default::default() };
+        let options = PrintOptions {
+            always_output_default_values: true,
+            ..Default::default()
+        };
         let body = protobuf_json_mapping::print_to_string_with_options(self.message(), &options)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cannot print as JSON: {e}")))?;
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("cannot print as JSON: {e}"),
+                )
+            })?;
         let body: Value = serde_json::from_str(&body)?;
         Ok(json!({ "rpc": self.rpc(), "message": body }))
     }
@@ -89,7 +109,11 @@ impl Received<'_> {
 
 /// Python's spelling of a bool, as the seed prints it.
 pub fn python_bool(value: bool) -> &'static str {
-    if value { "True" } else { "False" }
+    if value {
+        "True"
+    } else {
+        "False"
+    }
 }
 
 const BOLD: &str = "1";
@@ -100,7 +124,11 @@ const RED_BOLD: &str = "1;31";
 
 /// `text` in an ANSI colour when `colour` is on.
 fn paint(colour: bool, sgr: &str, text: &str) -> String {
-    if colour { format!("\x1b[{sgr}m{text}\x1b[0m") } else { text.to_owned() }
+    if colour {
+        format!("\x1b[{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Colours are for people at a terminal who have not asked for none.
@@ -111,7 +139,9 @@ fn wants_colour(stream_is_terminal: bool) -> bool {
 /// A one-line error report for stderr, its `error:` in red on a terminal.
 pub fn error_line(report: &str) -> String {
     match report.strip_prefix("error:") {
-        Some(rest) if wants_colour(io::stderr().is_terminal()) => format!("{}{rest}", paint(true, RED_BOLD, "error:")),
+        Some(rest) if wants_colour(io::stderr().is_terminal()) => {
+            format!("{}{rest}", paint(true, RED_BOLD, "error:"))
+        }
         _ => report.to_owned(),
     }
 }
@@ -133,14 +163,26 @@ impl Printer<io::Stdout> {
     /// For standard output: colours and a progress bar only on a terminal.
     pub fn stdout(format: Format) -> Self {
         let terminal = format == Format::Text && io::stdout().is_terminal();
-        Printer { colour: wants_colour(terminal), progress: terminal, ..Printer::plain(io::stdout(), format) }
+        Printer {
+            colour: wants_colour(terminal),
+            progress: terminal,
+            ..Printer::plain(io::stdout(), format)
+        }
     }
 }
 
 impl<W: Write> Printer<W> {
     /// Exactly the seed's lines (or JSON): no colours, no progress bar.
     pub fn plain(out: W, format: Format) -> Self {
-        Printer { out, format, colour: false, progress: false, bar: None, label: None, sections: 0 }
+        Printer {
+            out,
+            format,
+            colour: false,
+            progress: false,
+            bar: None,
+            label: None,
+            sections: 0,
+        }
     }
 
     /// Every text line prefixed with `label`, and no blank lines between sections.
@@ -245,25 +287,51 @@ mod tests {
     use super::*;
 
     fn update() -> LearningUpdate {
-        LearningUpdate { content: "c".into(), progress: 25, timestamp: "12:00:00".into(), ..Default::default() }
+        LearningUpdate {
+            content: "c".into(),
+            progress: 25,
+            timestamp: "12:00:00".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn text_is_the_seeds_line_without_colour() {
-        assert_eq!(Received::Update(&update()).text(false), "[12:00:00] Progress 25%: c");
-        let summary = SummaryResponse { count: 0, final_summary: "s".into(), ..Default::default() };
-        assert_eq!(Received::Summary(&summary).text(false), "Server Summary: s (Total 0)");
+        assert_eq!(
+            Received::Update(&update()).text(false),
+            "[12:00:00] Progress 25%: c"
+        );
+        let summary = SummaryResponse {
+            count: 0,
+            final_summary: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Received::Summary(&summary).text(false),
+            "Server Summary: s (Total 0)"
+        );
     }
 
     #[test]
     fn json_names_the_rpc_and_keeps_default_values() {
-        let status = StatusResponse { message: "m".into(), active: false, ..Default::default() };
+        let status = StatusResponse {
+            message: "m".into(),
+            active: false,
+            ..Default::default()
+        };
         assert_eq!(
             Received::Status(&status).json().unwrap(),
             json!({"rpc": "GetLearningStatus", "message": {"message": "m", "active": false}})
         );
-        let summary = SummaryResponse { count: 3, final_summary: "s".into(), ..Default::default() };
-        assert_eq!(Received::Summary(&summary).json().unwrap()["message"], json!({"count": 3, "finalSummary": "s"}));
+        let summary = SummaryResponse {
+            count: 3,
+            final_summary: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Received::Summary(&summary).json().unwrap()["message"],
+            json!({"count": 3, "finalSummary": "s"})
+        );
     }
 
     #[test]

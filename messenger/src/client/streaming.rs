@@ -82,7 +82,9 @@ pub(crate) async fn send_and_receive<R>(
         Either::Left((Ok(()), receive)) => receive.await,
         // A write refused because the call is over: its outcome is the status
         // the receiving half reads.
-        Either::Left((Err(ClientError::Rpc(e)), receive)) if crate::rpc::is_call_over(&e) => receive.await,
+        Either::Left((Err(ClientError::Rpc(e)), receive)) if crate::rpc::is_call_over(&e) => {
+            receive.await
+        }
         Either::Left((Err(failed), _)) => Err(failed),
         // The server ended the call before we finished sending.
         Either::Right((received, _)) => received,

@@ -7,7 +7,10 @@ use grpcio::WriteFlags;
 
 /// Sends every item of a blocking iterator, one write in flight at a time
 /// (HTTP/2 flow control paces the producer), then half-closes.
-pub(crate) fn send_blocking<T, S>(sink: &mut S, items: impl IntoIterator<Item = T>) -> grpcio::Result<()>
+pub(crate) fn send_blocking<T, S>(
+    sink: &mut S,
+    items: impl IntoIterator<Item = T>,
+) -> grpcio::Result<()>
 where
     S: Sink<(T, WriteFlags), Error = grpcio::Error> + Unpin,
 {

@@ -52,7 +52,10 @@ impl RequestDecoder {
     }
 
     /// `encoded`, each request decoded as it is read.
-    pub(crate) fn stream<T: protobuf::Message>(self, encoded: RequestStream<Encoded>) -> Requests<T> {
+    pub(crate) fn stream<T: protobuf::Message>(
+        self,
+        encoded: RequestStream<Encoded>,
+    ) -> Requests<T> {
         Requests {
             encoded,
             decoder: self,
@@ -77,7 +80,8 @@ impl<T: protobuf::Message> Stream for Requests<T> {
         let decoder = self.decoder;
         self.encoded.poll_next_unpin(cx).map(|item| {
             item.map(|encoded| {
-                encoded.and_then(|encoded| decoder.decode(encoded).map_err(grpcio::Error::RpcFailure))
+                encoded
+                    .and_then(|encoded| decoder.decode(encoded).map_err(grpcio::Error::RpcFailure))
             })
         })
     }

@@ -36,7 +36,10 @@ pub struct HealthClient {
 
 impl HealthClient {
     pub fn new(channel: Channel) -> Self {
-        HealthClient { client: grpcio::Client::new(channel), options: CallOption::default() }
+        HealthClient {
+            client: grpcio::Client::new(channel),
+            options: CallOption::default(),
+        }
     }
 
     pub fn with_options(mut self, options: CallOption) -> Self {
@@ -46,37 +49,68 @@ impl HealthClient {
 
     /// Unary, blocking.
     pub fn check(&self, req: &HealthCheckRequest) -> Result<HealthCheckResponse> {
-        self.client.unary_call(&method::CHECK, req, self.options.clone())
+        self.client
+            .unary_call(&method::CHECK, req, self.options.clone())
     }
 
     /// Server streaming, blocking: the status now, then each change.
-    pub fn watch(&self, req: &HealthCheckRequest) -> Result<BlockingResponses<ClientSStreamReceiver<HealthCheckResponse>>> {
-        Ok(BlockingResponses::new(self.watch_async(req)?, self.client.channel()))
+    pub fn watch(
+        &self,
+        req: &HealthCheckRequest,
+    ) -> Result<BlockingResponses<ClientSStreamReceiver<HealthCheckResponse>>> {
+        Ok(BlockingResponses::new(
+            self.watch_async(req)?,
+            self.client.channel(),
+        ))
     }
 
     /// Server streaming, async.
-    pub fn watch_async(&self, req: &HealthCheckRequest) -> Result<ClientSStreamReceiver<HealthCheckResponse>> {
-        self.client.server_streaming(&method::WATCH, req, self.options.clone())
+    pub fn watch_async(
+        &self,
+        req: &HealthCheckRequest,
+    ) -> Result<ClientSStreamReceiver<HealthCheckResponse>> {
+        self.client
+            .server_streaming(&method::WATCH, req, self.options.clone())
     }
 }
 
 /// What a health server implements.
 pub trait Health {
-    fn check(&mut self, ctx: RpcContext, req: HealthCheckRequest, sink: UnarySink<HealthCheckResponse>);
-    fn watch(&mut self, ctx: RpcContext, req: HealthCheckRequest, sink: ServerStreamingSink<HealthCheckResponse>);
+    fn check(
+        &mut self,
+        ctx: RpcContext,
+        req: HealthCheckRequest,
+        sink: UnarySink<HealthCheckResponse>,
+    );
+    fn watch(
+        &mut self,
+        ctx: RpcContext,
+        req: HealthCheckRequest,
+        sink: ServerStreamingSink<HealthCheckResponse>,
+    );
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
 /// Requests are decoded by `decoder`, which refuses those over its limit.
-pub fn create_health<S: Health + Send + Clone + 'static>(service: S, decoder: RequestDecoder) -> Service {
+pub fn create_health<S: Health + Send + Clone + 'static>(
+    service: S,
+    decoder: RequestDecoder,
+) -> Service {
     let mut builder = ServiceBuilder::new();
     let mut instance = service.clone();
     builder = builder.add_unary_handler(&server_side(&method::CHECK), move |ctx, req, sink| {
-        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.check(ctx, req, sink))
+        with_request(decoder, ctx, req, sink, |ctx, req, sink| {
+            instance.check(ctx, req, sink)
+        })
     });
     let mut instance = service;
-    builder = builder.add_server_streaming_handler(&server_side(&method::WATCH), move |ctx, req, sink| {
-        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.watch(ctx, req, sink))
-    });
+    builder = builder.add_server_streaming_handler(
+        &server_side(&method::WATCH),
+        move |ctx, req, sink| {
+            with_request(decoder, ctx, req, sink, |ctx, req, sink| {
+                instance.watch(ctx, req, sink)
+            })
+        },
+    );
     builder.build()
 }

@@ -3,9 +3,9 @@
 
 use grpcio::{
     CallOption, Channel, ClientCStreamReceiver, ClientCStreamSender, ClientDuplexReceiver,
-    ClientDuplexSender, ClientSStreamReceiver, ClientUnaryReceiver, ClientStreamingSink,
-    DuplexSink, Method, MethodType, Result, RpcContext,
-    ServerStreamingSink, Service, ServiceBuilder, UnarySink,
+    ClientDuplexSender, ClientSStreamReceiver, ClientStreamingSink, ClientUnaryReceiver,
+    DuplexSink, Method, MethodType, Result, RpcContext, ServerStreamingSink, Service,
+    ServiceBuilder, UnarySink,
 };
 
 use messenger_lab::method_path;
@@ -32,8 +32,10 @@ pub mod method {
     pub const STREAM_LEARNINGS: Method<TopicRequest, LearningUpdate> =
         protobuf_method(MethodType::ServerStreaming, method_path::STREAM_LEARNINGS);
 
-    pub const SUBMIT_RESEARCH_NOTES: Method<ResearchNote, SummaryResponse> =
-        protobuf_method(MethodType::ClientStreaming, method_path::SUBMIT_RESEARCH_NOTES);
+    pub const SUBMIT_RESEARCH_NOTES: Method<ResearchNote, SummaryResponse> = protobuf_method(
+        MethodType::ClientStreaming,
+        method_path::SUBMIT_RESEARCH_NOTES,
+    );
 
     pub const COLLABORATIVE_FEED: Method<FeedUpdate, FeedUpdate> =
         protobuf_method(MethodType::Duplex, method_path::COLLABORATIVE_FEED);
@@ -48,7 +50,10 @@ pub struct LearningMessengerClient {
 
 impl LearningMessengerClient {
     pub fn new(channel: Channel) -> Self {
-        LearningMessengerClient { client: grpcio::Client::new(channel), options: CallOption::default() }
+        LearningMessengerClient {
+            client: grpcio::Client::new(channel),
+            options: CallOption::default(),
+        }
     }
 
     /// The same stub, with these options on every call it makes.
@@ -63,28 +68,46 @@ impl LearningMessengerClient {
 
     /// Unary, blocking.
     pub fn get_learning_status(&self, req: &StatusRequest) -> Result<StatusResponse> {
-        self.client.unary_call(&method::GET_LEARNING_STATUS, req, self.options.clone())
+        self.client
+            .unary_call(&method::GET_LEARNING_STATUS, req, self.options.clone())
     }
 
     /// Unary, async: the receiver is a future of the response. Like every
     /// `_async` form, keep the client alive until the call is over: dropping
     /// the last client of a channel stops its calls.
-    pub fn get_learning_status_async(&self, req: &StatusRequest) -> Result<ClientUnaryReceiver<StatusResponse>> {
-        self.client.unary_call_async(&method::GET_LEARNING_STATUS, req, self.options.clone())
+    pub fn get_learning_status_async(
+        &self,
+        req: &StatusRequest,
+    ) -> Result<ClientUnaryReceiver<StatusResponse>> {
+        self.client
+            .unary_call_async(&method::GET_LEARNING_STATUS, req, self.options.clone())
     }
 
     /// Server streaming, blocking: an iterator over the updates as they arrive.
-    pub fn stream_learnings(&self, req: &TopicRequest) -> Result<BlockingResponses<ClientSStreamReceiver<LearningUpdate>>> {
-        Ok(BlockingResponses::new(self.stream_learnings_async(req)?, self.client.channel()))
+    pub fn stream_learnings(
+        &self,
+        req: &TopicRequest,
+    ) -> Result<BlockingResponses<ClientSStreamReceiver<LearningUpdate>>> {
+        Ok(BlockingResponses::new(
+            self.stream_learnings_async(req)?,
+            self.client.channel(),
+        ))
     }
 
     /// Server streaming, async: a `Stream` of updates.
-    pub fn stream_learnings_async(&self, req: &TopicRequest) -> Result<ClientSStreamReceiver<LearningUpdate>> {
-        self.client.server_streaming(&method::STREAM_LEARNINGS, req, self.options.clone())
+    pub fn stream_learnings_async(
+        &self,
+        req: &TopicRequest,
+    ) -> Result<ClientSStreamReceiver<LearningUpdate>> {
+        self.client
+            .server_streaming(&method::STREAM_LEARNINGS, req, self.options.clone())
     }
 
     /// Client streaming, blocking: sends `notes` lazily, then waits for the summary.
-    pub fn submit_research_notes(&self, notes: impl IntoIterator<Item = ResearchNote>) -> Result<SummaryResponse> {
+    pub fn submit_research_notes(
+        &self,
+        notes: impl IntoIterator<Item = ResearchNote>,
+    ) -> Result<SummaryResponse> {
         let (mut sender, receiver) = self.submit_research_notes_async()?;
         // A write refused because the server ended the call: the receiver has its status.
         ok_if_call_over(send_blocking(&mut sender, notes))?;
@@ -94,13 +117,20 @@ impl LearningMessengerClient {
     /// Client streaming, async: a `Sink` for the notes and a future of the summary.
     pub fn submit_research_notes_async(
         &self,
-    ) -> Result<(ClientCStreamSender<ResearchNote>, ClientCStreamReceiver<SummaryResponse>)> {
-        self.client.client_streaming(&method::SUBMIT_RESEARCH_NOTES, self.options.clone())
+    ) -> Result<(
+        ClientCStreamSender<ResearchNote>,
+        ClientCStreamReceiver<SummaryResponse>,
+    )> {
+        self.client
+            .client_streaming(&method::SUBMIT_RESEARCH_NOTES, self.options.clone())
     }
 
     /// Bidi, blocking: `updates` are sent from a thread of their own while the
     /// returned iterator yields each echo as it arrives (full duplex).
-    pub fn collaborative_feed<I>(&self, updates: I) -> Result<BlockingResponses<ClientDuplexReceiver<FeedUpdate>>>
+    pub fn collaborative_feed<I>(
+        &self,
+        updates: I,
+    ) -> Result<BlockingResponses<ClientDuplexReceiver<FeedUpdate>>>
     where
         I: IntoIterator<Item = FeedUpdate> + Send + 'static,
     {
@@ -115,8 +145,12 @@ impl LearningMessengerClient {
     /// Bidi, async: a `Sink` for outgoing updates and a `Stream` of echoes.
     pub fn collaborative_feed_async(
         &self,
-    ) -> Result<(ClientDuplexSender<FeedUpdate>, ClientDuplexReceiver<FeedUpdate>)> {
-        self.client.duplex_streaming(&method::COLLABORATIVE_FEED, self.options.clone())
+    ) -> Result<(
+        ClientDuplexSender<FeedUpdate>,
+        ClientDuplexReceiver<FeedUpdate>,
+    )> {
+        self.client
+            .duplex_streaming(&method::COLLABORATIVE_FEED, self.options.clone())
     }
 
     /// Runs `f` on the channel's completion-queue thread (keep it light).
@@ -131,15 +165,30 @@ impl LearningMessengerClient {
 /// What a LearningMessenger server implements: one handler per RPC. Each gets
 /// the call's context and answers through its sink, without blocking.
 pub trait LearningMessenger {
-    fn get_learning_status(&mut self, ctx: RpcContext, req: StatusRequest, sink: UnarySink<StatusResponse>);
-    fn stream_learnings(&mut self, ctx: RpcContext, req: TopicRequest, sink: ServerStreamingSink<LearningUpdate>);
+    fn get_learning_status(
+        &mut self,
+        ctx: RpcContext,
+        req: StatusRequest,
+        sink: UnarySink<StatusResponse>,
+    );
+    fn stream_learnings(
+        &mut self,
+        ctx: RpcContext,
+        req: TopicRequest,
+        sink: ServerStreamingSink<LearningUpdate>,
+    );
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext,
         notes: Requests<ResearchNote>,
         sink: ClientStreamingSink<SummaryResponse>,
     );
-    fn collaborative_feed(&mut self, ctx: RpcContext, updates: Requests<FeedUpdate>, sink: DuplexSink<FeedUpdate>);
+    fn collaborative_feed(
+        &mut self,
+        ctx: RpcContext,
+        updates: Requests<FeedUpdate>,
+        sink: DuplexSink<FeedUpdate>,
+    );
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
@@ -150,20 +199,32 @@ where
 {
     let mut builder = ServiceBuilder::new();
     let mut instance = service.clone();
-    builder = builder.add_unary_handler(&server_side(&method::GET_LEARNING_STATUS), move |ctx, req, sink| {
-        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.get_learning_status(ctx, req, sink))
-    });
+    builder = builder.add_unary_handler(
+        &server_side(&method::GET_LEARNING_STATUS),
+        move |ctx, req, sink| {
+            with_request(decoder, ctx, req, sink, |ctx, req, sink| {
+                instance.get_learning_status(ctx, req, sink)
+            })
+        },
+    );
     let mut instance = service.clone();
-    builder = builder.add_server_streaming_handler(&server_side(&method::STREAM_LEARNINGS), move |ctx, req, sink| {
-        with_request(decoder, ctx, req, sink, |ctx, req, sink| instance.stream_learnings(ctx, req, sink))
-    });
+    builder = builder.add_server_streaming_handler(
+        &server_side(&method::STREAM_LEARNINGS),
+        move |ctx, req, sink| {
+            with_request(decoder, ctx, req, sink, |ctx, req, sink| {
+                instance.stream_learnings(ctx, req, sink)
+            })
+        },
+    );
     let mut instance = service.clone();
-    builder = builder.add_client_streaming_handler(&server_side(&method::SUBMIT_RESEARCH_NOTES), move |ctx, notes, sink| {
-        instance.submit_research_notes(ctx, decoder.stream(notes), sink)
-    });
+    builder = builder.add_client_streaming_handler(
+        &server_side(&method::SUBMIT_RESEARCH_NOTES),
+        move |ctx, notes, sink| instance.submit_research_notes(ctx, decoder.stream(notes), sink),
+    );
     let mut instance = service;
-    builder = builder.add_duplex_streaming_handler(&server_side(&method::COLLABORATIVE_FEED), move |ctx, updates, sink| {
-        instance.collaborative_feed(ctx, decoder.stream(updates), sink)
-    });
+    builder = builder.add_duplex_streaming_handler(
+        &server_side(&method::COLLABORATIVE_FEED),
+        move |ctx, updates, sink| instance.collaborative_feed(ctx, decoder.stream(updates), sink),
+    );
     builder.build()
 }

@@ -43,9 +43,13 @@ pub enum Stopped {
 /// Starts serving per `config`, or says in one line why it cannot.
 pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let credentials = match &config.tls {
-        Some(identity) => crate::tls::server_credentials(identity, config.tls_client_ca.as_deref())?,
+        Some(identity) => {
+            crate::tls::server_credentials(identity, config.tls_client_ca.as_deref())?
+        }
         None if config.tls_client_ca.is_some() => {
-            return Err("a client CA (mutual TLS) needs the server's own certificate and key".to_owned())
+            return Err(
+                "a client CA (mutual TLS) needs the server's own certificate and key".to_owned(),
+            )
         }
         None => ServerCredentials::insecure(),
     };
@@ -65,7 +69,9 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let decoder = RequestDecoder::new(config.max_message_bytes);
     let mut server = ServerBuilder::new(env.clone())
         .channel_args(channel_args(config, env).build_args())
-        .register_service(rpc::messenger::create_learning_messenger(messenger, decoder))
+        .register_service(rpc::messenger::create_learning_messenger(
+            messenger, decoder,
+        ))
         .register_service(rpc::health::create_health(health.clone(), decoder))
         .build()
         .map_err(|e| format!("cannot build the server: {e}"))?;
@@ -111,16 +117,26 @@ fn listen_error(config: &ServerConfig) -> String {
             identity.cert.display(),
             identity.key.display()
         ),
-        _ => format!("cannot listen on {}: address invalid or in use", config.addr),
+        _ => format!(
+            "cannot listen on {}: address invalid or in use",
+            config.addr
+        ),
     }
 }
 
 /// Whether a plaintext listener can bind `addr` (the probe is dropped at once).
 fn can_listen(addr: &str) -> bool {
-    let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("grpc-probe").build());
-    ServerBuilder::new(env)
-        .build()
-        .is_ok_and(|mut probe| probe.add_listening_port(addr, ServerCredentials::insecure()).is_ok())
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(1)
+            .name_prefix("grpc-probe")
+            .build(),
+    );
+    ServerBuilder::new(env).build().is_ok_and(|mut probe| {
+        probe
+            .add_listening_port(addr, ServerCredentials::insecure())
+            .is_ok()
+    })
 }
 
 impl RunningServer {
@@ -147,7 +163,10 @@ impl RunningServer {
         match outcome {
             Either::Left(_) => Stopped::Drained,
             Either::Right(_) => {
-                info!("grace period over: cancelling {} call(s) still running", self.in_flight.get());
+                info!(
+                    "grace period over: cancelling {} call(s) still running",
+                    self.in_flight.get()
+                );
                 self.server.cancel_all_calls();
                 let _ = futures::executor::block_on(drained);
                 Stopped::CancelledRemaining

@@ -50,20 +50,30 @@ impl HealthService {
             return;
         }
         state.statuses.insert(service.to_owned(), status);
-        state.watchers.retain(|(name, tx)| name != service || tx.unbounded_send(status).is_ok());
+        state
+            .watchers
+            .retain(|(name, tx)| name != service || tx.unbounded_send(status).is_ok());
     }
 
     /// Shutdown has begun: every service is NOT_SERVING from now on, watchers
     /// are told so and their streams end.
     pub fn shutdown(&self) {
         let mut state = self.state.lock().unwrap();
-        let HealthState { statuses, watchers, terminal } = &mut *state;
+        let HealthState {
+            statuses,
+            watchers,
+            terminal,
+        } = &mut *state;
         *terminal = true;
         for status in statuses.values_mut() {
             *status = ServingStatus::NOT_SERVING;
         }
         for (name, tx) in watchers.drain(..) {
-            let status = if statuses.contains_key(&name) { ServingStatus::NOT_SERVING } else { ServingStatus::SERVICE_UNKNOWN };
+            let status = if statuses.contains_key(&name) {
+                ServingStatus::NOT_SERVING
+            } else {
+                ServingStatus::SERVICE_UNKNOWN
+            };
             let _ = tx.unbounded_send(status);
         }
     }
@@ -77,7 +87,11 @@ impl HealthService {
     fn subscribe(&self, service: &str) -> (ServingStatus, mpsc::UnboundedReceiver<ServingStatus>) {
         let mut state = self.state.lock().unwrap();
         let (tx, rx) = mpsc::unbounded();
-        let now = state.statuses.get(service).copied().unwrap_or(ServingStatus::SERVICE_UNKNOWN);
+        let now = state
+            .statuses
+            .get(service)
+            .copied()
+            .unwrap_or(ServingStatus::SERVICE_UNKNOWN);
         if !state.terminal {
             // Watches that ended dropped their receivers: forget them, or
             // clients that watch and cancel would grow this list for ever.
@@ -89,11 +103,19 @@ impl HealthService {
 }
 
 fn response(status: ServingStatus) -> HealthCheckResponse {
-    HealthCheckResponse { status: status.into(), ..Default::default() }
+    HealthCheckResponse {
+        status: status.into(),
+        ..Default::default()
+    }
 }
 
 impl Health for HealthService {
-    fn check(&mut self, ctx: RpcContext<'_>, req: HealthCheckRequest, sink: UnarySink<HealthCheckResponse>) {
+    fn check(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: HealthCheckRequest,
+        sink: UnarySink<HealthCheckResponse>,
+    ) {
         let reply = match self.status(&req.service) {
             Some(status) => sink.success(response(status)),
             None => sink.fail(RpcStatus::with_message(
@@ -108,11 +130,20 @@ impl Health for HealthService {
         });
     }
 
-    fn watch(&mut self, ctx: RpcContext<'_>, req: HealthCheckRequest, mut sink: ServerStreamingSink<HealthCheckResponse>) {
+    fn watch(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: HealthCheckRequest,
+        mut sink: ServerStreamingSink<HealthCheckResponse>,
+    ) {
         let (now, mut changes) = self.subscribe(&req.service);
         self.in_flight.spawn(&ctx, async move {
             let mut last = now;
-            if sink.send((response(now), WriteFlags::default())).await.is_err() {
+            if sink
+                .send((response(now), WriteFlags::default()))
+                .await
+                .is_err()
+            {
                 return;
             }
             loop {
@@ -129,7 +160,11 @@ impl Health for HealthService {
                     Some(status) if status == last => {}
                     Some(status) => {
                         last = status;
-                        if sink.send((response(status), WriteFlags::default())).await.is_err() {
+                        if sink
+                            .send((response(status), WriteFlags::default()))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

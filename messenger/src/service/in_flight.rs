@@ -19,7 +19,11 @@ impl CallCounter {
 
     /// Spawns a call's work on its completion queue, counted until the future
     /// ends: finished, failed, or dropped because the call was cancelled.
-    pub(crate) fn spawn(&self, ctx: &RpcContext<'_>, work: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(
+        &self,
+        ctx: &RpcContext<'_>,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) {
         self.0.fetch_add(1, Ordering::Relaxed);
         let guard = CallGuard(self.0.clone());
         ctx.spawn(async move {

@@ -51,7 +51,9 @@ impl Default for MessengerService {
 
 /// The first `n` characters of `text` (not bytes: notes may be any Unicode).
 fn prefix(text: &str, n: usize) -> &str {
-    text.char_indices().nth(n).map_or(text, |(end, _)| &text[..end])
+    text.char_indices()
+        .nth(n)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 impl LearningMessenger for MessengerService {
@@ -114,7 +116,10 @@ impl LearningMessenger for MessengerService {
                 match notes.try_next().await {
                     Ok(Some(note)) => {
                         count = count.saturating_add(1);
-                        debug!(" - Received fragment {count}: {}...", prefix(&note.text, 20));
+                        debug!(
+                            " - Received fragment {count}: {}...",
+                            prefix(&note.text, 20)
+                        );
                         last = Some(note.text);
                     }
                     Ok(None) => break,

@@ -27,10 +27,7 @@ where
 {
     match error {
         grpcio::Error::RpcFailure(status) => {
-            warn!(
-                "{method}: refusing a request message: {}",
-                status.message()
-            );
+            warn!("{method}: refusing a request message: {}", status.message());
             log_outcome(method, fail(status).await);
         }
         other => log_outcome(method, Err(other)),

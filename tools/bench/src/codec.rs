@@ -50,12 +50,21 @@ fn time_per_call<T>(iterations: u32, mut f: impl FnMut() -> T) -> Duration {
 }
 
 /// Measures `message` both ways; fails if either encoding does not give the message back.
-pub fn measure<M: MessageFull + PartialEq>(name: &'static str, message: &M, iterations: u32) -> Result<CodecFigures, BenchError> {
+pub fn measure<M: MessageFull + PartialEq>(
+    name: &'static str,
+    message: &M,
+    iterations: u32,
+) -> Result<CodecFigures, BenchError> {
     let wrong = |what: String| BenchError::wrong("codec", format!("{name}: {what}"));
-    let binary = message.write_to_bytes().map_err(|e| wrong(format!("binary encoding failed: {e}")))?;
-    let json = protobuf_json_mapping::print_to_string(message).map_err(|e| wrong(format!("JSON encoding failed: {e}")))?;
-    let from_binary = M::parse_from_bytes(&binary).map_err(|e| wrong(format!("binary decoding failed: {e}")))?;
-    let from_json: M = protobuf_json_mapping::parse_from_str(&json).map_err(|e| wrong(format!("JSON decoding failed: {e}")))?;
+    let binary = message
+        .write_to_bytes()
+        .map_err(|e| wrong(format!("binary encoding failed: {e}")))?;
+    let json = protobuf_json_mapping::print_to_string(message)
+        .map_err(|e| wrong(format!("JSON encoding failed: {e}")))?;
+    let from_binary =
+        M::parse_from_bytes(&binary).map_err(|e| wrong(format!("binary decoding failed: {e}")))?;
+    let from_json: M = protobuf_json_mapping::parse_from_str(&json)
+        .map_err(|e| wrong(format!("JSON decoding failed: {e}")))?;
     if from_binary != *message || from_json != *message {
         return Err(wrong("a round trip changed the message".to_owned()));
     }
@@ -64,9 +73,13 @@ pub fn measure<M: MessageFull + PartialEq>(name: &'static str, message: &M, iter
         binary_bytes: binary.len(),
         json_bytes: json.len(),
         binary_encode: time_per_call(iterations, || black_box(message).write_to_bytes()),
-        json_encode: time_per_call(iterations, || protobuf_json_mapping::print_to_string(black_box(message))),
+        json_encode: time_per_call(iterations, || {
+            protobuf_json_mapping::print_to_string(black_box(message))
+        }),
         binary_decode: time_per_call(iterations, || M::parse_from_bytes(black_box(&binary))),
-        json_decode: time_per_call(iterations, || protobuf_json_mapping::parse_from_str::<M>(black_box(&json))),
+        json_decode: time_per_call(iterations, || {
+            protobuf_json_mapping::parse_from_str::<M>(black_box(&json))
+        }),
     })
 }
 
@@ -90,7 +103,11 @@ pub fn measure_all(iterations: u32) -> Result<Vec<CodecFigures>, BenchError> {
         measure("TopicRequest", &topic, iterations)?,
         measure("LearningUpdate", &learning, iterations)?,
         measure("ResearchNote", &note, iterations)?,
-        measure("SummaryResponse", &summarize(4, Some(&note.text)), iterations)?,
+        measure(
+            "SummaryResponse",
+            &summarize(4, Some(&note.text)),
+            iterations,
+        )?,
         measure("FeedUpdate", &update, iterations)?,
         measure("FeedUpdate (echo)", &acknowledge(&update), iterations)?,
     ])
@@ -99,7 +116,15 @@ pub fn measure_all(iterations: u32) -> Result<Vec<CodecFigures>, BenchError> {
 /// The figures as a table: sizes, times, and JSON's cost relative to binary.
 pub fn table(figures: &[CodecFigures]) -> Table {
     let mut table = Table::new([
-        "message", "binary", "JSON", "size", "encode bin", "encode JSON", "decode bin", "decode JSON", "JSON/bin time",
+        "message",
+        "binary",
+        "JSON",
+        "size",
+        "encode bin",
+        "encode JSON",
+        "decode bin",
+        "decode JSON",
+        "JSON/bin time",
     ]);
     for f in figures {
         let ratio = |json: usize, binary: usize| (binary > 0).then(|| json as f64 / binary as f64);
@@ -129,7 +154,13 @@ mod tests {
         let figures = measure_all(3).unwrap();
         assert_eq!(figures.len(), 8);
         for f in &figures {
-            assert!(f.json_bytes > f.binary_bytes, "{}: {} vs {}", f.message, f.json_bytes, f.binary_bytes);
+            assert!(
+                f.json_bytes > f.binary_bytes,
+                "{}: {} vs {}",
+                f.message,
+                f.json_bytes,
+                f.binary_bytes
+            );
         }
         // The original demo's StatusRequest: tag+len+13 bytes vs {"userId": "researcher-01"}.
         assert_eq!(figures[0].binary_bytes, 15);

@@ -55,7 +55,9 @@ pub struct CompareOptions {
 /// The `server` binary next to the running executable (bench and server are built together).
 pub fn sibling_server_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent().unwrap_or(Path::new(".")).join(format!("server{}", std::env::consts::EXE_SUFFIX))
+    exe.parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("server{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// The project's Python reference: `.venv/bin/python3` and `python/`, under the
@@ -94,8 +96,11 @@ impl ServerProcess {
     pub fn start(kind: ServerKind, options: &CompareOptions) -> Result<ServerProcess, BenchError> {
         let port = free_port()?;
         let log = options.out_dir.join(format!("{}-server.log", kind.name()));
-        let log_file = File::create(&log).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", log.display())))?;
-        let stderr = log_file.try_clone().map_err(|e| BenchError::Setup(format!("{}: {e}", log.display())))?;
+        let log_file = File::create(&log)
+            .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", log.display())))?;
+        let stderr = log_file
+            .try_clone()
+            .map_err(|e| BenchError::Setup(format!("{}: {e}", log.display())))?;
         let mut command = match kind {
             ServerKind::Rust => {
                 let mut command = Command::new(&options.server_bin);
@@ -108,10 +113,14 @@ impl ServerProcess {
             }
             ServerKind::Python => {
                 let mut command = Command::new(&options.python);
-                command.args(["server.py", "--port", &port.to_string()]).current_dir(&options.python_dir);
+                command
+                    .args(["server.py", "--port", &port.to_string()])
+                    .current_dir(&options.python_dir);
                 // The seed's server prints every message: that is part of the reference as it is,
                 // but its output goes nowhere so the pipe never fills.
-                command.env("MESSENGER_DELAY_SCALE", "0").stdout(Stdio::null());
+                command
+                    .env("MESSENGER_DELAY_SCALE", "0")
+                    .stdout(Stdio::null());
                 command
             }
         };
@@ -122,12 +131,24 @@ impl ServerProcess {
             .spawn()
             .map_err(|e| {
                 let hint = match kind {
-                    ServerKind::Rust => "build it with `cargo build --release --bins`, or pass --server-bin",
-                    ServerKind::Python => "run scripts/bootstrap.sh, or pass --python and --python-dir",
+                    ServerKind::Rust => {
+                        "build it with `cargo build --release --bins`, or pass --server-bin"
+                    }
+                    ServerKind::Python => {
+                        "run scripts/bootstrap.sh, or pass --python and --python-dir"
+                    }
                 };
-                BenchError::Setup(format!("cannot start the {} server ({program}): {e}; {hint}", kind.name()))
+                BenchError::Setup(format!(
+                    "cannot start the {} server ({program}): {e}; {hint}",
+                    kind.name()
+                ))
             })?;
-        let mut server = ServerProcess { kind, target: format!("127.0.0.1:{port}"), child, log };
+        let mut server = ServerProcess {
+            kind,
+            target: format!("127.0.0.1:{port}"),
+            child,
+            log,
+        };
         server.wait_ready(Duration::from_secs(30))?;
         Ok(server)
     }
@@ -147,7 +168,10 @@ impl ServerProcess {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(BenchError::Setup(format!("the {} server did not serve within {timeout:?}", self.kind.name())));
+                return Err(BenchError::Setup(format!(
+                    "the {} server did not serve within {timeout:?}",
+                    self.kind.name()
+                )));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -168,21 +192,44 @@ impl Drop for ServerProcess {
 
 fn last_line(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("no output").to_owned()
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no output")
+        .to_owned()
 }
 
 /// Runs every workload against one started server; the server's memory after each goes with the figures.
-pub fn measure_server(server: &ServerProcess, options: &CompareOptions, load: &Load) -> Result<Vec<Figure>, BenchError> {
-    let connections = Connections::open(&server.target, options.connections, options.client_threads, Duration::from_secs(5))?;
+pub fn measure_server(
+    server: &ServerProcess,
+    options: &CompareOptions,
+    load: &Load,
+) -> Result<Vec<Figure>, BenchError> {
+    let connections = Connections::open(
+        &server.target,
+        options.connections,
+        options.client_threads,
+        Duration::from_secs(5),
+    )?;
     let mut figures = Vec::new();
     if let Some(rss) = server.resident_bytes() {
-        figures.push(Figure::new("server memory", "RSS at start", Unit::Memory, rss));
+        figures.push(Figure::new(
+            "server memory",
+            "RSS at start",
+            Unit::Memory,
+            rss,
+        ));
     }
     for workload in &options.workloads {
         eprintln!("  {} ...", workload.name());
         figures.extend(workload.run(&connections, load)?);
         if let Some(rss) = server.resident_bytes() {
-            figures.push(Figure::new("server memory", memory_metric(*workload), Unit::Memory, rss));
+            figures.push(Figure::new(
+                "server memory",
+                memory_metric(*workload),
+                Unit::Memory,
+                rss,
+            ));
         }
     }
     Ok(figures)
@@ -210,12 +257,24 @@ impl Comparison {
     pub fn table(&self) -> Table {
         let mut table = Table::new(["workload", "metric", "rust", "python", "rust advantage"]);
         for ours in &self.rust {
-            let theirs = self.python.iter().find(|f| f.workload == ours.workload && f.metric == ours.metric);
+            let theirs = self
+                .python
+                .iter()
+                .find(|f| f.workload == ours.workload && f.metric == ours.metric);
             let (python, ratio) = match theirs {
-                Some(theirs) => (ours.unit.format(theirs.value), advantage(ours.unit, ours.value, theirs.value)),
+                Some(theirs) => (
+                    ours.unit.format(theirs.value),
+                    advantage(ours.unit, ours.value, theirs.value),
+                ),
                 None => ("n/a".to_owned(), None),
             };
-            table.push([ours.workload.to_owned(), ours.metric.to_owned(), ours.unit.format(ours.value), python, format_ratio(ratio)]);
+            table.push([
+                ours.workload.to_owned(),
+                ours.metric.to_owned(),
+                ours.unit.format(ours.value),
+                python,
+                format_ratio(ratio),
+            ]);
         }
         table
     }
@@ -263,7 +322,11 @@ pub fn machine_description() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .find_map(|line| {
+            line.strip_prefix("model name")
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -272,11 +335,18 @@ pub fn machine_description() -> String {
 
 /// The whole comparison: both servers in turn, then the table on stdout and the files in `out_dir`.
 pub fn compare(options: &CompareOptions) -> Result<Comparison, BenchError> {
-    std::fs::create_dir_all(&options.out_dir)
-        .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", options.out_dir.display())))?;
-    let python_load = Load { messages: options.python_messages, ..options.load.clone() };
+    std::fs::create_dir_all(&options.out_dir).map_err(|e| {
+        BenchError::Setup(format!("cannot create {}: {e}", options.out_dir.display()))
+    })?;
+    let python_load = Load {
+        messages: options.python_messages,
+        ..options.load.clone()
+    };
     let mut results = Vec::new();
-    for (kind, load) in [(ServerKind::Rust, &options.load), (ServerKind::Python, &python_load)] {
+    for (kind, load) in [
+        (ServerKind::Rust, &options.load),
+        (ServerKind::Python, &python_load),
+    ] {
         let server = ServerProcess::start(kind, options)?;
         eprintln!("{} server on {}:", kind.name(), server.target);
         results.push(measure_server(&server, options, load)?);
@@ -292,7 +362,8 @@ pub fn compare(options: &CompareOptions) -> Result<Comparison, BenchError> {
             .and_then(|mut file| file.write_all(text.as_bytes()))
             .map_err(|e| BenchError::Setup(format!("cannot write {}: {e}", path.display())))
     };
-    let json = serde_json::to_string_pretty(&comparison.to_json(&machine, options)).unwrap_or_default();
+    let json =
+        serde_json::to_string_pretty(&comparison.to_json(&machine, options)).unwrap_or_default();
     write("compare.json", json + "\n")?;
     write("compare.md", comparison.to_markdown(&machine, options))?;
     Ok(comparison)
@@ -316,9 +387,24 @@ mod tests {
             ],
         };
         let table = comparison.table();
-        assert_eq!(table.rows[0], ["unary", "throughput", "50.0k calls/s", "2000 calls/s", "25.0x"]);
-        assert_eq!(table.rows[1], ["unary", "p99", "200.0 µs", "4.00 ms", "20.0x"]);
-        assert_eq!(table.rows[2], ["bidi", "echoes", "1 echoes/s", "n/a", "n/a"]);
+        assert_eq!(
+            table.rows[0],
+            [
+                "unary",
+                "throughput",
+                "50.0k calls/s",
+                "2000 calls/s",
+                "25.0x"
+            ]
+        );
+        assert_eq!(
+            table.rows[1],
+            ["unary", "p99", "200.0 µs", "4.00 ms", "20.0x"]
+        );
+        assert_eq!(
+            table.rows[2],
+            ["bidi", "echoes", "1 echoes/s", "n/a", "n/a"]
+        );
     }
 
     #[test]

@@ -28,9 +28,15 @@ pub enum BenchError {
     /// No connection could be made to the target.
     Unreachable { target: String, why: String },
     /// A call failed.
-    Rpc { workload: &'static str, error: ClientError },
+    Rpc {
+        workload: &'static str,
+        error: ClientError,
+    },
     /// The server answered, but wrongly: a fast wrong answer never counts.
-    WrongAnswer { workload: &'static str, what: String },
+    WrongAnswer {
+        workload: &'static str,
+        what: String,
+    },
     /// Starting or stopping a server, or writing results, failed.
     Setup(String),
 }
@@ -40,7 +46,9 @@ impl fmt::Display for BenchError {
         match self {
             BenchError::Unreachable { target, why } => write!(f, "cannot reach {target}: {why}"),
             BenchError::Rpc { workload, error } => write!(f, "{workload}: call failed: {error}"),
-            BenchError::WrongAnswer { workload, what } => write!(f, "{workload}: wrong answer: {what}"),
+            BenchError::WrongAnswer { workload, what } => {
+                write!(f, "{workload}: wrong answer: {what}")
+            }
             BenchError::Setup(message) => write!(f, "{message}"),
         }
     }
@@ -51,11 +59,17 @@ impl std::error::Error for BenchError {}
 impl BenchError {
     /// A failed call of `workload`.
     pub fn rpc(workload: &'static str) -> impl FnOnce(grpcio::Error) -> BenchError {
-        move |error| BenchError::Rpc { workload, error: ClientError::Rpc(error) }
+        move |error| BenchError::Rpc {
+            workload,
+            error: ClientError::Rpc(error),
+        }
     }
 
     pub fn wrong(workload: &'static str, what: impl Into<String>) -> BenchError {
-        BenchError::WrongAnswer { workload, what: what.into() }
+        BenchError::WrongAnswer {
+            workload,
+            what: what.into(),
+        }
     }
 }
 
@@ -68,23 +82,48 @@ pub struct Connections {
 impl Connections {
     /// `count` separate HTTP/2 connections to `target`, each connected before
     /// this returns; `threads` completion-queue threads drive them.
-    pub fn open(target: &str, count: usize, threads: usize, timeout: Duration) -> Result<Connections, BenchError> {
-        let env = Arc::new(EnvBuilder::new().cq_count(threads.max(1)).name_prefix("bench").build());
+    pub fn open(
+        target: &str,
+        count: usize,
+        threads: usize,
+        timeout: Duration,
+    ) -> Result<Connections, BenchError> {
+        let env = Arc::new(
+            EnvBuilder::new()
+                .cq_count(threads.max(1))
+                .name_prefix("bench")
+                .build(),
+        );
         let clients = (0..count.max(1))
             .map(|_| {
                 // A channel of its own subchannel pool gets a connection of its own.
-                let channel = ChannelBuilder::new(env.clone()).use_local_subchannel_pool(true).connect(target);
-                wait_until_ready(&channel, timeout).map_err(|why| BenchError::Unreachable { target: target.to_owned(), why })?;
+                let channel = ChannelBuilder::new(env.clone())
+                    .use_local_subchannel_pool(true)
+                    .connect(target);
+                wait_until_ready(&channel, timeout).map_err(|why| BenchError::Unreachable {
+                    target: target.to_owned(),
+                    why,
+                })?;
                 Ok(LearningMessengerClient::new(channel))
             })
             .collect::<Result<_, BenchError>>()?;
-        Ok(Connections { target: target.to_owned(), clients })
+        Ok(Connections {
+            target: target.to_owned(),
+            clients,
+        })
     }
 
     /// The same connections, with `options` (e.g. a deadline) on every call.
     pub fn with_options(&self, options: grpcio::CallOption) -> Connections {
-        let clients = self.clients.iter().map(|client| client.clone().with_options(options.clone())).collect();
-        Connections { target: self.target.clone(), clients }
+        let clients = self
+            .clients
+            .iter()
+            .map(|client| client.clone().with_options(options.clone()))
+            .collect();
+        Connections {
+            target: self.target.clone(),
+            clients,
+        }
     }
 
     /// The client stub for worker `i` (workers are spread over the connections).
@@ -109,13 +148,20 @@ fn wait_until_ready(channel: &grpcio::Channel, timeout: Duration) -> Result<(), 
     loop {
         match state {
             ConnectivityState::GRPC_CHANNEL_READY => return Ok(()),
-            ConnectivityState::GRPC_CHANNEL_TRANSIENT_FAILURE => return Err("connection failed (is a server listening there?)".to_owned()),
+            ConnectivityState::GRPC_CHANNEL_TRANSIENT_FAILURE => {
+                return Err("connection failed (is a server listening there?)".to_owned())
+            }
             ConnectivityState::GRPC_CHANNEL_SHUTDOWN => return Err("channel shut down".to_owned()),
             _ => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !futures::executor::block_on(channel.wait_for_state_change(state, left)) {
-            return Err(format!("not connected within {}", report::format_duration(timeout)));
+        if left.is_zero()
+            || !futures::executor::block_on(channel.wait_for_state_change(state, left))
+        {
+            return Err(format!(
+                "not connected within {}",
+                report::format_duration(timeout)
+            ));
         }
         state = channel.check_connectivity_state(true);
     }
@@ -132,9 +178,14 @@ impl Progress {
         if !std::io::stderr().is_terminal() {
             return Progress { bar: None };
         }
-        let template = format!("{{prefix:>14}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{eta}} left)");
-        let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bar = ProgressBar::new(total).with_style(style.progress_chars("=> ")).with_prefix(label.to_owned());
+        let template = format!(
+            "{{prefix:>14}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} ({{eta}} left)"
+        );
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = ProgressBar::new(total)
+            .with_style(style.progress_chars("=> "))
+            .with_prefix(label.to_owned());
         Progress { bar: Some(bar) }
     }
 
@@ -145,7 +196,11 @@ impl Progress {
     }
 
     /// Waits for `result`, moving the bar to what `position` reads every tenth of a second.
-    pub fn wait<T>(&self, mut result: oneshot::Receiver<T>, position: impl Fn() -> u64) -> Option<T> {
+    pub fn wait<T>(
+        &self,
+        mut result: oneshot::Receiver<T>,
+        position: impl Fn() -> u64,
+    ) -> Option<T> {
         loop {
             match result.try_recv() {
                 Ok(Some(value)) => return Some(value),
@@ -189,7 +244,8 @@ pub fn run(
     workloads: &[workloads::Workload],
     load: &workloads::Load,
 ) -> Result<Vec<Figure>, BenchError> {
-    let connections = Connections::open(target, connections, client_threads, Duration::from_secs(5))?;
+    let connections =
+        Connections::open(target, connections, client_threads, Duration::from_secs(5))?;
     let mut figures = Vec::new();
     for workload in workloads {
         figures.extend(workload.run(&connections, load)?);
@@ -203,9 +259,13 @@ mod tests {
 
     #[test]
     fn errors_read_as_one_line() {
-        let error = BenchError::WrongAnswer { workload: "bidi", what: "echo 7 was \"x\"".to_owned() };
+        let error = BenchError::WrongAnswer {
+            workload: "bidi",
+            what: "echo 7 was \"x\"".to_owned(),
+        };
         assert_eq!(error.to_string(), "bidi: wrong answer: echo 7 was \"x\"");
-        let status = grpcio::RpcStatus::with_message(grpcio::RpcStatusCode::UNAVAILABLE, "gone".into());
+        let status =
+            grpcio::RpcStatus::with_message(grpcio::RpcStatusCode::UNAVAILABLE, "gone".into());
         let error = BenchError::rpc("unary")(grpcio::Error::RpcFailure(status));
         assert_eq!(error.to_string(), "unary: call failed: UNAVAILABLE: gone");
     }

@@ -12,7 +12,9 @@ use messenger_bench::{codec, BenchError};
 use messenger_lab::report::{self, parse_duration};
 
 #[derive(Parser)]
-#[command(about = "Benchmarks a LearningMessenger server: every answer is checked, figures after a warm-up")]
+#[command(
+    about = "Benchmarks a LearningMessenger server: every answer is checked, figures after a warm-up"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,7 +98,12 @@ struct CompareArgs {
 
 impl LoadArgs {
     fn load(&self) -> Load {
-        Load { concurrency: self.concurrency as usize, duration: self.duration, warmup: self.warmup, messages: self.messages }
+        Load {
+            concurrency: self.concurrency as usize,
+            duration: self.duration,
+            warmup: self.warmup,
+            messages: self.messages,
+        }
     }
 }
 
@@ -109,7 +116,10 @@ fn run(command: Command) -> Result<(), BenchError> {
         Command::PingPong(t) => (t, vec![Workload::PingPong]),
         Command::All(t) => (t, Workload::ALL.to_vec()),
         Command::Codec { iterations } => {
-            print!("{}", codec::table(&codec::measure_all(iterations)?).to_text());
+            print!(
+                "{}",
+                codec::table(&codec::measure_all(iterations)?).to_text()
+            );
             return Ok(());
         }
         Command::Compare(args) => {
@@ -127,12 +137,21 @@ fn run(command: Command) -> Result<(), BenchError> {
             };
             let comparison = compare::compare(&options)?;
             print!("{}", comparison.table().to_text());
-            println!("(written to {}/compare.json and compare.md)", options.out_dir.display());
+            println!(
+                "(written to {}/compare.json and compare.md)",
+                options.out_dir.display()
+            );
             return Ok(());
         }
     };
     let load = &target.load;
-    let figures = messenger_bench::run(&target.target, load.connections as usize, load.client_threads as usize, &workloads, &load.load())?;
+    let figures = messenger_bench::run(
+        &target.target,
+        load.connections as usize,
+        load.client_threads as usize,
+        &workloads,
+        &load.load(),
+    )?;
     print!("{}", report::figures_table(&figures).to_text());
     Ok(())
 }

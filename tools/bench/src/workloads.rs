@@ -43,7 +43,12 @@ pub struct Load {
 
 impl Default for Load {
     fn default() -> Self {
-        Load { concurrency: 64, duration: Duration::from_secs(10), warmup: Duration::from_secs(2), messages: 1_000_000 }
+        Load {
+            concurrency: 64,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            messages: 1_000_000,
+        }
     }
 }
 
@@ -65,8 +70,13 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] =
-        [Workload::Unary, Workload::ServerStream, Workload::ClientStream, Workload::Bidi, Workload::PingPong];
+    pub const ALL: [Workload; 5] = [
+        Workload::Unary,
+        Workload::ServerStream,
+        Workload::ClientStream,
+        Workload::Bidi,
+        Workload::PingPong,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -109,7 +119,11 @@ fn spawn_on<T: Send + 'static>(
 }
 
 /// Waits for `work`, moving `progress` to what `position` reads meanwhile.
-fn wait_with_progress<F: Future>(work: F, progress: &Progress, position: impl Fn() -> u64) -> F::Output {
+fn wait_with_progress<F: Future>(
+    work: F,
+    progress: &Progress,
+    position: impl Fn() -> u64,
+) -> F::Output {
     futures::pin_mut!(work);
     futures::executor::block_on(async {
         loop {
@@ -227,17 +241,33 @@ pub fn server_stream(connections: &Connections, load: &Load) -> Result<Vec<Figur
     let latency = Latency::from_histogram(&tally.latencies).expect("calls were counted");
     let messages = tally.calls * updates_per_call as u64;
     Ok(vec![
-        Figure::new(NAME, "throughput", Unit::Rate("calls/s"), per_second(tally.calls, elapsed)),
-        Figure::new(NAME, "messages", Unit::Rate("msgs/s"), per_second(messages, elapsed)),
+        Figure::new(
+            NAME,
+            "throughput",
+            Unit::Rate("calls/s"),
+            per_second(tally.calls, elapsed),
+        ),
+        Figure::new(
+            NAME,
+            "messages",
+            Unit::Rate("msgs/s"),
+            per_second(messages, elapsed),
+        ),
         Figure::new(NAME, "p99", Unit::Latency, latency.p99.as_secs_f64()),
     ])
 }
 
 /// Sends `count` notes, made lazily, in one SubmitResearchNotes call; checks the summary.
-async fn submit_notes(client: LearningMessengerClient, count: u64, sent: Counter) -> Result<Duration, BenchError> {
+async fn submit_notes(
+    client: LearningMessengerClient,
+    count: u64,
+    sent: Counter,
+) -> Result<Duration, BenchError> {
     const NAME: &str = "client-stream";
     let start = Instant::now();
-    let (mut sink, summary) = client.submit_research_notes_async().map_err(BenchError::rpc(NAME))?;
+    let (mut sink, summary) = client
+        .submit_research_notes_async()
+        .map_err(BenchError::rpc(NAME))?;
     // Notes that are ready together are written together; C-core flushes as its buffer fills.
     sink.enhance_batch(true);
     let mut notes = stream::iter((0..count).map(|i| {
@@ -263,7 +293,14 @@ async fn submit_notes(client: LearningMessengerClient, count: u64, sent: Counter
 
 /// A smaller unmeasured call made by `call`, then the measured one of
 /// `load.messages` messages: the figure is their rate.
-fn measured_stream<F, Fut>(name: &'static str, metric: &'static str, unit: &'static str, client: &LearningMessengerClient, load: &Load, call: F) -> Result<Vec<Figure>, BenchError>
+fn measured_stream<F, Fut>(
+    name: &'static str,
+    metric: &'static str,
+    unit: &'static str,
+    client: &LearningMessengerClient,
+    load: &Load,
+    call: F,
+) -> Result<Vec<Figure>, BenchError>
 where
     F: Fn(LearningMessengerClient, u64, Counter) -> Fut,
     Fut: Future<Output = Result<Duration, BenchError>> + Send + 'static,
@@ -271,40 +308,73 @@ where
     let done = Counter::default();
     let progress = Progress::new(name, load.messages, metric);
     let lost = || BenchError::Setup(format!("{name}: the call stopped without a result"));
-    let warmup = spawn_on(client, call(client.clone(), load.warmup_messages(), Counter::default()));
+    let warmup = spawn_on(
+        client,
+        call(client.clone(), load.warmup_messages(), Counter::default()),
+    );
     wait_with_progress(warmup, &progress, || 0).unwrap_or_else(|_| Err(lost()))?;
     let run = spawn_on(client, call(client.clone(), load.messages, done.clone()));
-    let elapsed = wait_with_progress(run, &progress, || done.get()).unwrap_or_else(|_| Err(lost()))?;
-    Ok(vec![Figure::new(name, metric, Unit::Rate(unit), per_second(load.messages, elapsed))])
+    let elapsed =
+        wait_with_progress(run, &progress, || done.get()).unwrap_or_else(|_| Err(lost()))?;
+    Ok(vec![Figure::new(
+        name,
+        metric,
+        Unit::Rate(unit),
+        per_second(load.messages, elapsed),
+    )])
 }
 
 /// One SubmitResearchNotes call of `load.messages` notes (after a smaller one): notes/s.
-pub fn client_stream(client: &LearningMessengerClient, load: &Load) -> Result<Vec<Figure>, BenchError> {
-    measured_stream("client-stream", "notes", "notes/s", client, load, submit_notes)
+pub fn client_stream(
+    client: &LearningMessengerClient,
+    load: &Load,
+) -> Result<Vec<Figure>, BenchError> {
+    measured_stream(
+        "client-stream",
+        "notes",
+        "notes/s",
+        client,
+        load,
+        submit_notes,
+    )
 }
 
 /// One CollaborativeFeed call of `count` updates, sent while the echoes are
 /// read and each checked: the time from the first send to the last echo.
-async fn feed(client: LearningMessengerClient, count: u64, echoed: Counter) -> Result<Duration, BenchError> {
+async fn feed(
+    client: LearningMessengerClient,
+    count: u64,
+    echoed: Counter,
+) -> Result<Duration, BenchError> {
     const NAME: &str = "bidi";
     let start = Instant::now();
-    let (mut sink, mut echoes) = client.collaborative_feed_async().map_err(BenchError::rpc(NAME))?;
+    let (mut sink, mut echoes) = client
+        .collaborative_feed_async()
+        .map_err(BenchError::rpc(NAME))?;
     sink.enhance_batch(true);
     let sender = spawn_on(&client, async move {
-        let mut updates = stream::iter((0..count).map(|i| Ok((numbered_update(i), WriteFlags::default()))));
+        let mut updates =
+            stream::iter((0..count).map(|i| Ok((numbered_update(i), WriteFlags::default()))));
         sink.send_all(&mut updates).await?;
         sink.close().await
     });
     let mut expected = String::new();
     for i in 0..count {
         let echo = echoes.try_next().await.map_err(BenchError::rpc(NAME))?;
-        let echo = echo.ok_or_else(|| BenchError::wrong(NAME, format!("the feed ended after {i} of {count} echoes")))?;
+        let echo = echo.ok_or_else(|| {
+            BenchError::wrong(NAME, format!("the feed ended after {i} of {count} echoes"))
+        })?;
         check_echo(i, &echo, &mut expected).map_err(|what| BenchError::wrong(NAME, what))?;
         if i % 4096 == 0 {
             echoed.set(i);
         }
     }
-    if echoes.try_next().await.map_err(BenchError::rpc(NAME))?.is_some() {
+    if echoes
+        .try_next()
+        .await
+        .map_err(BenchError::rpc(NAME))?
+        .is_some()
+    {
         return Err(BenchError::wrong(NAME, format!("more than {count} echoes")));
     }
     let elapsed = start.elapsed();
@@ -312,7 +382,11 @@ async fn feed(client: LearningMessengerClient, count: u64, echoed: Counter) -> R
     match sender.await {
         // Every echo arrived, checked, and the feed ended well.
         Ok(sent) => ok_if_call_over(sent).map_err(BenchError::rpc(NAME))?,
-        Err(_) => return Err(BenchError::Setup(format!("{NAME}: the sender stopped without a result"))),
+        Err(_) => {
+            return Err(BenchError::Setup(format!(
+                "{NAME}: the sender stopped without a result"
+            )))
+        }
     }
     Ok(elapsed)
 }
@@ -327,7 +401,9 @@ pub fn bidi(client: &LearningMessengerClient, load: &Load) -> Result<Vec<Figure>
 pub fn ping_pong(client: &LearningMessengerClient, load: &Load) -> Result<Vec<Figure>, BenchError> {
     const NAME: &str = "ping-pong";
     let window = Window::starting_now(load.warmup, load.duration);
-    let feed = client.collaborative_feed_async().map_err(BenchError::rpc(NAME))?;
+    let feed = client
+        .collaborative_feed_async()
+        .map_err(BenchError::rpc(NAME))?;
     let run = spawn_on(client, async move {
         let (mut sink, mut echoes) = feed;
         let mut tally = Tally::default();
@@ -337,15 +413,26 @@ pub fn ping_pong(client: &LearningMessengerClient, load: &Load) -> Result<Vec<Fi
             if start >= window.end {
                 break;
             }
-            let (sent, echo) = future::join(sink.send((numbered_update(i), WriteFlags::default())), echoes.try_next()).await;
+            let (sent, echo) = future::join(
+                sink.send((numbered_update(i), WriteFlags::default())),
+                echoes.try_next(),
+            )
+            .await;
             sent.map_err(BenchError::rpc(NAME))?;
             let echo = echo.map_err(BenchError::rpc(NAME))?;
-            let echo = echo.ok_or_else(|| BenchError::wrong(NAME, format!("the feed ended after {i} echoes")))?;
+            let echo = echo.ok_or_else(|| {
+                BenchError::wrong(NAME, format!("the feed ended after {i} echoes"))
+            })?;
             check_echo(i, &echo, &mut expected).map_err(|what| BenchError::wrong(NAME, what))?;
             tally.record(&window, start);
         }
         let closed = sink.close().await;
-        if echoes.try_next().await.map_err(BenchError::rpc(NAME))?.is_some() {
+        if echoes
+            .try_next()
+            .await
+            .map_err(BenchError::rpc(NAME))?
+            .is_some()
+        {
             return Err(BenchError::wrong(NAME, "an echo nobody asked for"));
         }
         ok_if_call_over(closed).map_err(BenchError::rpc(NAME))?;
@@ -353,12 +440,20 @@ pub fn ping_pong(client: &LearningMessengerClient, load: &Load) -> Result<Vec<Fi
     });
     let (total, position) = progress_of(&window, load);
     let progress = Progress::new(NAME, total, "ms");
-    let tally = wait_with_progress(run, &progress, position)
-        .unwrap_or_else(|_| Err(BenchError::Setup(format!("{NAME}: the call stopped without a result"))))?;
+    let tally = wait_with_progress(run, &progress, position).unwrap_or_else(|_| {
+        Err(BenchError::Setup(format!(
+            "{NAME}: the call stopped without a result"
+        )))
+    })?;
     let (tally, elapsed) = Tally::merge([tally], &window);
     let latency = Latency::from_histogram(&tally.latencies)
         .ok_or_else(|| BenchError::wrong(NAME, "no round trip completed in the measured window"))?;
-    let mut figures = vec![Figure::new(NAME, "round trips", Unit::Rate("trips/s"), per_second(tally.calls, elapsed))];
+    let mut figures = vec![Figure::new(
+        NAME,
+        "round trips",
+        Unit::Rate("trips/s"),
+        per_second(tally.calls, elapsed),
+    )];
     figures.extend(Figure::latencies(NAME, &latency));
     Ok(figures)
 }

@@ -6,8 +6,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{ClientStreamingSink, DuplexSink, EnvBuilder, RpcContext, ServerBuilder, ServerCredentials, ServerStreamingSink, UnarySink};
-use learning_messenger::proto::messenger::{FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse, TopicRequest};
+use grpcio::{
+    ClientStreamingSink, DuplexSink, EnvBuilder, RpcContext, ServerBuilder, ServerCredentials,
+    ServerStreamingSink, UnarySink,
+};
+use learning_messenger::proto::messenger::{
+    FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
+    TopicRequest,
+};
 use learning_messenger::rpc::messenger::{create_learning_messenger, LearningMessenger};
 use learning_messenger::rpc::{RequestDecoder, Requests};
 use learning_messenger::server::{self, RunningServer, ServerConfig};
@@ -19,12 +25,22 @@ use messenger_lab::answers::{acknowledge, summarize, STATUS_MESSAGE};
 use messenger_lab::report::Unit;
 
 fn tiny() -> Load {
-    Load { concurrency: 4, duration: Duration::from_millis(200), warmup: Duration::from_millis(50), messages: 2_000 }
+    Load {
+        concurrency: 4,
+        duration: Duration::from_millis(200),
+        warmup: Duration::from_millis(50),
+        messages: 2_000,
+    }
 }
 
 /// Our server, in this process on a free loopback port, without delays.
 fn start_server() -> (RunningServer, String) {
-    let config = ServerConfig { addr: "127.0.0.1:0".to_owned(), delay: Duration::ZERO, completion_queues: 2, ..ServerConfig::default() };
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".to_owned(),
+        delay: Duration::ZERO,
+        completion_queues: 2,
+        ..ServerConfig::default()
+    };
     let running = server::start(&config).expect("server starts");
     let target = format!("127.0.0.1:{}", running.port());
     (running, target)
@@ -33,9 +49,14 @@ fn start_server() -> (RunningServer, String) {
 #[test]
 fn every_workload_runs_and_reports_its_figures() {
     let (_server, target) = start_server();
-    let figures = messenger_bench::run(&target, 2, 1, &Workload::ALL, &tiny()).expect("the run succeeds");
+    let figures =
+        messenger_bench::run(&target, 2, 1, &Workload::ALL, &tiny()).expect("the run succeeds");
     for workload in Workload::ALL {
-        assert!(figures.iter().any(|f| f.workload == workload.name()), "no figures for {}", workload.name());
+        assert!(
+            figures.iter().any(|f| f.workload == workload.name()),
+            "no figures for {}",
+            workload.name()
+        );
     }
     for figure in &figures {
         assert!(figure.value.is_finite() && figure.value > 0.0, "{figure:?}");
@@ -44,7 +65,11 @@ fn every_workload_runs_and_reports_its_figures() {
         }
         assert_eq!(figure.unit, Unit::Latency, "{figure:?}");
     }
-    let metrics: Vec<_> = figures.iter().filter(|f| f.workload == "unary").map(|f| f.metric).collect();
+    let metrics: Vec<_> = figures
+        .iter()
+        .filter(|f| f.workload == "unary")
+        .map(|f| f.metric)
+        .collect();
     assert_eq!(metrics, ["throughput", "p50", "p99", "p99.9"]);
 }
 
@@ -66,21 +91,40 @@ enum Fault {
 }
 
 impl LearningMessenger for Faulty {
-    fn get_learning_status(&mut self, ctx: RpcContext<'_>, req: StatusRequest, sink: UnarySink<StatusResponse>) {
+    fn get_learning_status(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: StatusRequest,
+        sink: UnarySink<StatusResponse>,
+    ) {
         if self.fault != Fault::Inactive {
             return self.inner.get_learning_status(ctx, req, sink);
         }
-        let reply = sink.success(StatusResponse { message: STATUS_MESSAGE.into(), active: false, ..Default::default() });
+        let reply = sink.success(StatusResponse {
+            message: STATUS_MESSAGE.into(),
+            active: false,
+            ..Default::default()
+        });
         ctx.spawn(async move {
             let _ = reply.await;
         });
     }
 
-    fn stream_learnings(&mut self, ctx: RpcContext<'_>, req: TopicRequest, sink: ServerStreamingSink<LearningUpdate>) {
+    fn stream_learnings(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: TopicRequest,
+        sink: ServerStreamingSink<LearningUpdate>,
+    ) {
         self.inner.stream_learnings(ctx, req, sink)
     }
 
-    fn submit_research_notes(&mut self, ctx: RpcContext<'_>, notes: Requests<ResearchNote>, sink: ClientStreamingSink<SummaryResponse>) {
+    fn submit_research_notes(
+        &mut self,
+        ctx: RpcContext<'_>,
+        notes: Requests<ResearchNote>,
+        sink: ClientStreamingSink<SummaryResponse>,
+    ) {
         use futures::TryStreamExt;
         if self.fault != Fault::ShortCount {
             return self.inner.submit_research_notes(ctx, notes, sink);
@@ -93,7 +137,12 @@ impl LearningMessenger for Faulty {
         });
     }
 
-    fn collaborative_feed(&mut self, ctx: RpcContext<'_>, updates: Requests<FeedUpdate>, mut sink: DuplexSink<FeedUpdate>) {
+    fn collaborative_feed(
+        &mut self,
+        ctx: RpcContext<'_>,
+        updates: Requests<FeedUpdate>,
+        mut sink: DuplexSink<FeedUpdate>,
+    ) {
         use futures::{SinkExt, TryStreamExt};
         if self.fault != Fault::WrongEcho {
             return self.inner.collaborative_feed(ctx, updates, sink);
@@ -113,9 +162,20 @@ impl LearningMessenger for Faulty {
 /// A server on a free port answering with `fault`.
 fn faulty_server(fault: Fault) -> (grpcio::Server, String) {
     let env = Arc::new(EnvBuilder::new().cq_count(1).build());
-    let service = Faulty { inner: MessengerService::new(Duration::ZERO), fault };
-    let mut server = ServerBuilder::new(env).register_service(create_learning_messenger(service, RequestDecoder::new(DEFAULT_MAX_MESSAGE_BYTES))).build().unwrap();
-    let port = server.add_listening_port("127.0.0.1:0", ServerCredentials::insecure()).unwrap();
+    let service = Faulty {
+        inner: MessengerService::new(Duration::ZERO),
+        fault,
+    };
+    let mut server = ServerBuilder::new(env)
+        .register_service(create_learning_messenger(
+            service,
+            RequestDecoder::new(DEFAULT_MAX_MESSAGE_BYTES),
+        ))
+        .build()
+        .unwrap();
+    let port = server
+        .add_listening_port("127.0.0.1:0", ServerCredentials::insecure())
+        .unwrap();
     server.start();
     (server, format!("127.0.0.1:{port}"))
 }
@@ -123,23 +183,51 @@ fn faulty_server(fault: Fault) -> (grpcio::Server, String) {
 #[test]
 fn a_wrong_answer_fails_the_run() {
     for (fault, workload, expected) in [
-        (Fault::ShortCount, Workload::ClientStream, "client-stream: wrong answer: summary was "),
-        (Fault::WrongEcho, Workload::Bidi, "bidi: wrong answer: echo 0 was "),
-        (Fault::WrongEcho, Workload::PingPong, "ping-pong: wrong answer: echo 0 was "),
-        (Fault::Inactive, Workload::Unary, "unary: wrong answer: status was "),
+        (
+            Fault::ShortCount,
+            Workload::ClientStream,
+            "client-stream: wrong answer: summary was ",
+        ),
+        (
+            Fault::WrongEcho,
+            Workload::Bidi,
+            "bidi: wrong answer: echo 0 was ",
+        ),
+        (
+            Fault::WrongEcho,
+            Workload::PingPong,
+            "ping-pong: wrong answer: echo 0 was ",
+        ),
+        (
+            Fault::Inactive,
+            Workload::Unary,
+            "unary: wrong answer: status was ",
+        ),
     ] {
         let (_server, target) = faulty_server(fault);
         match messenger_bench::run(&target, 1, 1, &[workload], &tiny()) {
-            Err(e @ BenchError::WrongAnswer { .. }) => assert!(e.to_string().starts_with(expected), "{e}"),
-            other => panic!("expected a wrong answer from {}, got {other:?}", workload.name()),
+            Err(e @ BenchError::WrongAnswer { .. }) => {
+                assert!(e.to_string().starts_with(expected), "{e}")
+            }
+            other => panic!(
+                "expected a wrong answer from {}, got {other:?}",
+                workload.name()
+            ),
         }
     }
 }
 
 fn bench(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_bench")).args(args).output().expect("bench runs");
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .output()
+        .expect("bench runs");
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status.code().unwrap_or(-1), text(output.stdout), text(output.stderr))
+    (
+        output.status.code().unwrap_or(-1),
+        text(output.stdout),
+        text(output.stderr),
+    )
 }
 
 #[test]
@@ -153,7 +241,10 @@ fn bad_flags_exit_2_with_usage() {
     ] {
         let (code, stdout, stderr) = bench(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(stdout.is_empty() && stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(
+            stdout.is_empty() && stderr.starts_with("error: "),
+            "{args:?}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -165,14 +256,26 @@ fn an_unreachable_target_is_one_line_and_a_failure() {
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with(&format!("bench: error: cannot reach 127.0.0.1:{port}: ")), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("bench: error: cannot reach 127.0.0.1:{port}: ")),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn the_binary_prints_a_table_of_checked_figures() {
     let (_server, target) = start_server();
-    let (code, stdout, stderr) =
-        bench(&["bidi", "--target", &target, "--messages", "500", "--warmup", "0s", "--duration", "100ms"]);
+    let (code, stdout, stderr) = bench(&[
+        "bidi",
+        "--target",
+        &target,
+        "--messages",
+        "500",
+        "--warmup",
+        "0s",
+        "--duration",
+        "100ms",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("workload"), "{stdout}");
     assert!(stdout.contains("echoes/s"), "{stdout}");
@@ -197,7 +300,10 @@ fn compare_says_which_server_cannot_start() {
         out_dir: out_dir.path().to_owned(),
     };
     let error = compare(&options).unwrap_err().to_string();
-    assert!(error.starts_with("cannot start the rust server ("), "{error}");
+    assert!(
+        error.starts_with("cannot start the rust server ("),
+        "{error}"
+    );
     assert!(error.contains("cargo build --release --bins"), "{error}");
 }
 
@@ -207,7 +313,17 @@ fn a_load_of_unary_calls_is_never_cancelled() {
     // answered. (A server that allowed pings on idle connections had C-core
     // cancel some of them; seen with the release build.)
     let (_server, target) = start_server();
-    let args = ["unary", "--target", &target, "--concurrency", "1", "--duration", "3s", "--warmup", "1s"];
+    let args = [
+        "unary",
+        "--target",
+        &target,
+        "--concurrency",
+        "1",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+    ];
     let (code, stdout, stderr) = bench(&args);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("throughput"), "{stdout}");

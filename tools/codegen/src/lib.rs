@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 /// (cargo sets the variable for `cargo run` and `cargo test`), not when built:
 /// a target dir shared by clones at other paths keeps a binary built in one.
 pub fn project_root() -> PathBuf {
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.join("../..")
 }
 
@@ -27,7 +28,8 @@ pub fn proto_files(proto_dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Writes one `.rs` file per proto plus `mod.rs` into `out_dir` (created if missing).
 pub fn generate(proto_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let protos = proto_files(proto_dir).map_err(|e| format!("reading {}: {e}", proto_dir.display()))?;
+    let protos =
+        proto_files(proto_dir).map_err(|e| format!("reading {}: {e}", proto_dir.display()))?;
     if protos.is_empty() {
         return Err(format!("no .proto files in {}", proto_dir.display()));
     }

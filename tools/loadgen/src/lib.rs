@@ -39,8 +39,11 @@ impl Connection {
     /// Connects with large flow-control windows, so the server is never kept
     /// waiting for this client's window updates.
     pub async fn open(target: &str) -> Result<Connection> {
-        let tcp = TcpStream::connect(target).await.map_err(|e| format!("cannot reach {target}: {e}"))?;
-        tcp.set_nodelay(true).map_err(|e| format!("{target}: {e}"))?;
+        let tcp = TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("cannot reach {target}: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("{target}: {e}"))?;
         let (requests, connection) = h2::client::Builder::new()
             .initial_window_size(4 << 20)
             .initial_connection_window_size(16 << 20)
@@ -52,7 +55,10 @@ impl Connection {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Connection { target: target.to_owned(), requests })
+        Ok(Connection {
+            target: target.to_owned(),
+            requests,
+        })
     }
 
     /// Starts a call to the method at `path`: its request body and its response.
@@ -63,8 +69,15 @@ impl Connection {
             .header("te", "trailers")
             .body(())
             .map_err(|e| e.to_string())?;
-        let mut requests = self.requests.clone().ready().await.map_err(|e| format!("{method}: {e}"))?;
-        let (response, body) = requests.send_request(request, false).map_err(|e| format!("{method}: {e}"))?;
+        let mut requests = self
+            .requests
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| format!("{method}: {e}"))?;
+        let (response, body) = requests
+            .send_request(request, false)
+            .map_err(|e| format!("{method}: {e}"))?;
         Ok((body, response))
     }
 }
@@ -101,9 +114,16 @@ impl Decoder {
             return Ok(None);
         }
         if self.pending[0] != 0 {
-            return Err("the server sent a compressed message; this client asks for none".to_owned());
+            return Err(
+                "the server sent a compressed message; this client asks for none".to_owned(),
+            );
         }
-        let length = u32::from_be_bytes([self.pending[1], self.pending[2], self.pending[3], self.pending[4]]) as usize;
+        let length = u32::from_be_bytes([
+            self.pending[1],
+            self.pending[2],
+            self.pending[3],
+            self.pending[4],
+        ]) as usize;
         if self.pending.len() < 5 + length {
             return Ok(None);
         }
@@ -125,18 +145,27 @@ pub struct Response {
 
 impl Response {
     async fn of(method: &str, response: h2::client::ResponseFuture) -> Result<Response> {
-        let (head, body) = response.await.map_err(|e| format!("{method}: {e}"))?.into_parts();
+        let (head, body) = response
+            .await
+            .map_err(|e| format!("{method}: {e}"))?
+            .into_parts();
         if head.status != http::StatusCode::OK {
             return Err(format!("{method}: HTTP status {}", head.status));
         }
-        Ok(Response { head, body, decoder: Decoder::default() })
+        Ok(Response {
+            head,
+            body,
+            decoder: Decoder::default(),
+        })
     }
 
     /// The next message, decoded; None once the server ended its messages.
     pub async fn next<M: Message>(&mut self) -> Result<Option<M>> {
         loop {
             if let Some(bytes) = self.decoder.next_message()? {
-                return M::parse_from_bytes(&bytes).map(Some).map_err(|e| format!("a response does not parse: {e}"));
+                return M::parse_from_bytes(&bytes)
+                    .map(Some)
+                    .map_err(|e| format!("a response does not parse: {e}"));
             }
             match self.body.data().await {
                 Some(Ok(data)) => {
@@ -162,20 +191,38 @@ impl Response {
     pub async fn finish(mut self) -> Result<()> {
         let trailers = match self.head.headers.contains_key("grpc-status") {
             true => self.head.headers,
-            false => self.body.trailers().await.map_err(|e| format!("no trailers: {e}"))?.unwrap_or_default(),
+            false => self
+                .body
+                .trailers()
+                .await
+                .map_err(|e| format!("no trailers: {e}"))?
+                .unwrap_or_default(),
         };
-        let text = |name: &str| trailers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let text = |name: &str| {
+            trailers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
         match text("grpc-status").as_str() {
             "0" => Ok(()),
             "" => Err("the call ended without a grpc-status".to_owned()),
-            code => Err(format!("the call failed: status {code}: {}", text("grpc-message"))),
+            code => Err(format!(
+                "the call failed: status {code}: {}",
+                text("grpc-message")
+            )),
         }
     }
 }
 
 /// Sends `count` messages made by `make`, encoded a chunk at a time (memory
 /// stays flat however long the stream), then ends the request stream.
-async fn send_lazily<M: Message>(body: &mut SendStream<Bytes>, count: u64, make: impl Fn(u64) -> M) -> Result<()> {
+async fn send_lazily<M: Message>(
+    body: &mut SendStream<Bytes>,
+    count: u64,
+    make: impl Fn(u64) -> M,
+) -> Result<()> {
     let (mut scratch, mut chunk) = (Vec::new(), BytesMut::with_capacity(CHUNK_BYTES + 1024));
     let mut i = 0;
     while i < count {
@@ -185,7 +232,8 @@ async fn send_lazily<M: Message>(body: &mut SendStream<Bytes>, count: u64, make:
         }
         send_data(body, chunk.split().freeze()).await?;
     }
-    body.send_data(Bytes::new(), true).map_err(|e| format!("cannot end the request stream: {e}"))
+    body.send_data(Bytes::new(), true)
+        .map_err(|e| format!("cannot end the request stream: {e}"))
 }
 
 /// Sends `data` as the server's flow-control window allows.
@@ -197,7 +245,8 @@ async fn send_data(body: &mut SendStream<Bytes>, mut data: Bytes) -> Result<()> 
             Some(Err(e)) => return Err(format!("the request stream failed: {e}")),
             None => return Err("the server closed the request stream".to_owned()),
         };
-        body.send_data(data.split_to(granted.min(data.len())), false).map_err(|e| format!("the request stream failed: {e}"))?;
+        body.send_data(data.split_to(granted.min(data.len())), false)
+            .map_err(|e| format!("the request stream failed: {e}"))?;
     }
     Ok(())
 }
@@ -206,7 +255,8 @@ async fn send_data(body: &mut SendStream<Bytes>, mut data: Bytes) -> Result<()> 
 async fn send_one(body: &mut SendStream<Bytes>, message: &impl Message) -> Result<()> {
     let mut frame = BytesMut::new();
     encode(message, &mut Vec::new(), &mut frame)?;
-    body.send_data(frame.freeze(), true).map_err(|e| format!("cannot send the request: {e}"))
+    body.send_data(frame.freeze(), true)
+        .map_err(|e| format!("cannot send the request: {e}"))
 }
 
 /// How a closed-loop run went: calls in the measured window and their latencies.
@@ -259,36 +309,78 @@ where
 }
 
 /// Closed-loop GetLearningStatus, each answer checked.
-pub async fn unary(connections: &[Connection], concurrency: usize, warmup: Duration, duration: Duration) -> Result<ClosedLoop> {
-    closed_loop(connections, concurrency, warmup, duration, |connection, index| {
-        let request = StatusRequest { user_id: format!("loadgen-{index}"), ..Default::default() };
-        async move {
-            let (mut body, response) = connection.call(method_path::GET_LEARNING_STATUS).await?;
-            send_one(&mut body, &request).await?;
-            let status: StatusResponse = Response::of("GetLearningStatus", response).await?.single("GetLearningStatus").await?;
-            check_status(&status).map_err(|what| format!("GetLearningStatus: {what}"))
-        }
-    })
+pub async fn unary(
+    connections: &[Connection],
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<ClosedLoop> {
+    closed_loop(
+        connections,
+        concurrency,
+        warmup,
+        duration,
+        |connection, index| {
+            let request = StatusRequest {
+                user_id: format!("loadgen-{index}"),
+                ..Default::default()
+            };
+            async move {
+                let (mut body, response) =
+                    connection.call(method_path::GET_LEARNING_STATUS).await?;
+                send_one(&mut body, &request).await?;
+                let status: StatusResponse = Response::of("GetLearningStatus", response)
+                    .await?
+                    .single("GetLearningStatus")
+                    .await?;
+                check_status(&status).map_err(|what| format!("GetLearningStatus: {what}"))
+            }
+        },
+    )
     .await
 }
 
 /// Closed-loop StreamLearnings (start the server with `--delay-ms 0`), every update checked.
-pub async fn server_stream(connections: &[Connection], concurrency: usize, warmup: Duration, duration: Duration) -> Result<ClosedLoop> {
-    closed_loop(connections, concurrency, warmup, duration, |connection, _| async move {
-        let (mut body, response) = connection.call(method_path::STREAM_LEARNINGS).await?;
-        send_one(&mut body, &TopicRequest { topic: TOPIC.to_owned(), ..Default::default() }).await?;
-        let mut response = Response::of("StreamLearnings", response).await?;
-        let mut index = 0;
-        while let Some(update) = response.next::<LearningUpdate>().await? {
-            check_learning_update(TOPIC, index, &update).map_err(|what| format!("StreamLearnings: {what}"))?;
-            index += 1;
-        }
-        response.finish().await.map_err(|e| format!("StreamLearnings: {e}"))?;
-        if index != UPDATES_PER_CALL {
-            return Err(format!("StreamLearnings: {index} updates, expected {UPDATES_PER_CALL}"));
-        }
-        Ok(())
-    })
+pub async fn server_stream(
+    connections: &[Connection],
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<ClosedLoop> {
+    closed_loop(
+        connections,
+        concurrency,
+        warmup,
+        duration,
+        |connection, _| async move {
+            let (mut body, response) = connection.call(method_path::STREAM_LEARNINGS).await?;
+            send_one(
+                &mut body,
+                &TopicRequest {
+                    topic: TOPIC.to_owned(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let mut response = Response::of("StreamLearnings", response).await?;
+            let mut index = 0;
+            while let Some(update) = response.next::<LearningUpdate>().await? {
+                check_learning_update(TOPIC, index, &update)
+                    .map_err(|what| format!("StreamLearnings: {what}"))?;
+                index += 1;
+            }
+            response
+                .finish()
+                .await
+                .map_err(|e| format!("StreamLearnings: {e}"))?;
+            if index != UPDATES_PER_CALL {
+                return Err(format!(
+                    "StreamLearnings: {index} updates, expected {UPDATES_PER_CALL}"
+                ));
+            }
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -301,7 +393,10 @@ pub async fn client_stream(connection: &Connection, count: u64) -> Result<Durati
     let started = Instant::now();
     let (mut body, response) = connection.call(method_path::SUBMIT_RESEARCH_NOTES).await?;
     send_lazily(&mut body, count, numbered_note).await?;
-    let summary: SummaryResponse = Response::of("SubmitResearchNotes", response).await?.single("SubmitResearchNotes").await?;
+    let summary: SummaryResponse = Response::of("SubmitResearchNotes", response)
+        .await?
+        .single("SubmitResearchNotes")
+        .await?;
     let elapsed = started.elapsed();
     check_summary(count, &summary).map_err(|what| format!("SubmitResearchNotes: {what}"))?;
     Ok(elapsed)
@@ -317,12 +412,18 @@ pub async fn bidi(connection: &Connection, count: u64) -> Result<Duration> {
         let mut response = Response::of("CollaborativeFeed", response).await?;
         let (mut received, mut expected) = (0, String::new());
         while let Some(echo) = response.next::<FeedUpdate>().await? {
-            check_echo(received, &echo, &mut expected).map_err(|what| format!("CollaborativeFeed: {what}"))?;
+            check_echo(received, &echo, &mut expected)
+                .map_err(|what| format!("CollaborativeFeed: {what}"))?;
             received += 1;
         }
-        response.finish().await.map_err(|e| format!("CollaborativeFeed: {e}"))?;
+        response
+            .finish()
+            .await
+            .map_err(|e| format!("CollaborativeFeed: {e}"))?;
         if received != count {
-            return Err(format!("CollaborativeFeed: {received} echoes for {count} updates"));
+            return Err(format!(
+                "CollaborativeFeed: {received} echoes for {count} updates"
+            ));
         }
         Ok(())
     };
@@ -337,21 +438,32 @@ pub async fn ping_pong(connection: &Connection, warmup: u64, count: u64) -> Resu
     // The server answers with headers only when it sends the first echo.
     let mut response_head = Some(response_head);
     let mut response: Option<Response> = None;
-    let (mut scratch, mut frame, mut expected, mut histogram) = (Vec::new(), BytesMut::new(), String::new(), latency_histogram());
+    let (mut scratch, mut frame, mut expected, mut histogram) = (
+        Vec::new(),
+        BytesMut::new(),
+        String::new(),
+        latency_histogram(),
+    );
     for i in 0..warmup + count {
         let started = Instant::now();
         encode(&numbered_update(i), &mut scratch, &mut frame)?;
-        body.send_data(frame.split().freeze(), false).map_err(|e| format!("the request stream failed: {e}"))?;
+        body.send_data(frame.split().freeze(), false)
+            .map_err(|e| format!("the request stream failed: {e}"))?;
         let stream = match response.as_mut() {
             Some(stream) => stream,
             None => {
-                let head = response_head.take().ok_or("CollaborativeFeed: no response")?;
+                let head = response_head
+                    .take()
+                    .ok_or("CollaborativeFeed: no response")?;
                 response.insert(Response::of("CollaborativeFeed", head).await?)
             }
         };
         let Some(echo) = stream.next::<FeedUpdate>().await? else {
             return match response.take() {
-                Some(stream) => stream.finish().await.and(Err(format!("CollaborativeFeed: ended after {i} echoes"))),
+                Some(stream) => stream
+                    .finish()
+                    .await
+                    .and(Err(format!("CollaborativeFeed: ended after {i} echoes"))),
                 None => Err("CollaborativeFeed: no response".to_owned()),
             };
         };
@@ -360,7 +472,8 @@ pub async fn ping_pong(connection: &Connection, warmup: u64, count: u64) -> Resu
             record_latency(&mut histogram, started.elapsed());
         }
     }
-    body.send_data(Bytes::new(), true).map_err(|e| format!("cannot end the request stream: {e}"))?;
+    body.send_data(Bytes::new(), true)
+        .map_err(|e| format!("cannot end the request stream: {e}"))?;
     if let Some(mut stream) = response {
         if stream.next::<FeedUpdate>().await?.is_some() {
             return Err("CollaborativeFeed: an echo for no update".to_owned());

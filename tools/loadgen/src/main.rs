@@ -9,7 +9,9 @@ use messenger_lab::report::{parse_duration, per_second, Latency, Unit};
 use messenger_loadgen::{self as loadgen, Connection};
 
 #[derive(Parser)]
-#[command(about = "Independent load generator for a LearningMessenger server (HTTP/2 by h2, not grpcio); every answer is checked")]
+#[command(
+    about = "Independent load generator for a LearningMessenger server (HTTP/2 by h2, not grpcio); every answer is checked"
+)]
 struct Args {
     /// The server, HOST:PORT.
     #[arg(long, global = true, default_value = "127.0.0.1:50051")]
@@ -61,7 +63,10 @@ struct Stream {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -83,25 +88,61 @@ async fn run(args: &Args) -> loadgen::Result<String> {
     let target = &args.target;
     Ok(match &args.workload {
         Workload::Unary(closed) => {
-            let run = loadgen::unary(&connect(target, closed.connections).await?, closed.concurrency as usize, closed.warmup, closed.duration).await?;
-            format!("unary: {}, {}{}", rate(run.calls_per_second(), "calls/s"), latencies(run.latency.as_ref()), setting(closed))
+            let run = loadgen::unary(
+                &connect(target, closed.connections).await?,
+                closed.concurrency as usize,
+                closed.warmup,
+                closed.duration,
+            )
+            .await?;
+            format!(
+                "unary: {}, {}{}",
+                rate(run.calls_per_second(), "calls/s"),
+                latencies(run.latency.as_ref()),
+                setting(closed)
+            )
         }
         Workload::ServerStream(closed) => {
-            let run = loadgen::server_stream(&connect(target, closed.connections).await?, closed.concurrency as usize, closed.warmup, closed.duration).await?;
+            let run = loadgen::server_stream(
+                &connect(target, closed.connections).await?,
+                closed.concurrency as usize,
+                closed.warmup,
+                closed.duration,
+            )
+            .await?;
             let updates = run.calls_per_second() * loadgen::UPDATES_PER_CALL as f64;
-            format!("server-stream: {}, {}, {}{}", rate(run.calls_per_second(), "calls/s"), rate(updates, "updates/s"), latencies(run.latency.as_ref()), setting(closed))
+            format!(
+                "server-stream: {}, {}, {}{}",
+                rate(run.calls_per_second(), "calls/s"),
+                rate(updates, "updates/s"),
+                latencies(run.latency.as_ref()),
+                setting(closed)
+            )
         }
         Workload::ClientStream(stream) => {
-            let elapsed = loadgen::client_stream(&Connection::open(target).await?, stream.messages).await?;
-            format!("client-stream: {} ({} notes in {elapsed:.2?}, summary checked)", rate(per_second(stream.messages, elapsed), "notes/s"), stream.messages)
+            let elapsed =
+                loadgen::client_stream(&Connection::open(target).await?, stream.messages).await?;
+            format!(
+                "client-stream: {} ({} notes in {elapsed:.2?}, summary checked)",
+                rate(per_second(stream.messages, elapsed), "notes/s"),
+                stream.messages
+            )
         }
         Workload::Bidi(stream) => {
             let elapsed = loadgen::bidi(&Connection::open(target).await?, stream.messages).await?;
-            format!("bidi: {} ({} echoes in {elapsed:.2?}, each checked)", rate(per_second(stream.messages, elapsed), "echoes/s"), stream.messages)
+            format!(
+                "bidi: {} ({} echoes in {elapsed:.2?}, each checked)",
+                rate(per_second(stream.messages, elapsed), "echoes/s"),
+                stream.messages
+            )
         }
         Workload::PingPong { round_trips } => {
-            let latency = loadgen::ping_pong(&Connection::open(target).await?, 1_000, *round_trips).await?;
-            format!("ping-pong: {} ({round_trips} round trips)", latencies(Some(&latency)))
+            let latency =
+                loadgen::ping_pong(&Connection::open(target).await?, 1_000, *round_trips).await?;
+            format!(
+                "ping-pong: {} ({round_trips} round trips)",
+                latencies(Some(&latency))
+            )
         }
     })
 }
@@ -119,12 +160,16 @@ fn rate(value: f64, name: &'static str) -> String {
 }
 
 fn latencies(latency: Option<&Latency>) -> String {
-    let Some(l) = latency else { return "no latencies".to_owned() };
+    let Some(l) = latency else {
+        return "no latencies".to_owned();
+    };
     let at = |d: Duration| Unit::Latency.format(d.as_secs_f64());
     format!("p50 {}, p99 {}, p99.9 {}", at(l.p50), at(l.p99), at(l.p999))
 }
 
 fn setting(closed: &Closed) -> String {
-    format!(" ({} in flight over {} connection(s), {:?} after {:?} warm-up)", closed.concurrency, closed.connections, closed.duration, closed.warmup)
+    format!(
+        " ({} in flight over {} connection(s), {:?} after {:?} warm-up)",
+        closed.concurrency, closed.connections, closed.duration, closed.warmup
+    )
 }
-

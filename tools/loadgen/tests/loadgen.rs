@@ -12,32 +12,50 @@ use messenger_loadgen::{self as loadgen, encode, Connection, Decoder};
 use protobuf::Message;
 
 fn start_server(max_message_bytes: usize) -> (RunningServer, String) {
-    let config = ServerConfig { addr: "127.0.0.1:0".to_owned(), delay: Duration::ZERO, max_message_bytes, ..Default::default() };
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".to_owned(),
+        delay: Duration::ZERO,
+        max_message_bytes,
+        ..Default::default()
+    };
     let running = server::start(&config).expect("server starts");
     let target = format!("127.0.0.1:{}", running.port());
     (running, target)
 }
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 #[test]
 fn every_workload_completes_with_checked_answers() {
     let (_server, target) = start_server(1 << 20);
     block_on(async {
-        let connections = vec![Connection::open(&target).await.unwrap(), Connection::open(&target).await.unwrap()];
+        let connections = vec![
+            Connection::open(&target).await.unwrap(),
+            Connection::open(&target).await.unwrap(),
+        ];
         let short = Duration::from_millis(200);
 
-        let unary = loadgen::unary(&connections, 4, Duration::ZERO, short).await.unwrap();
+        let unary = loadgen::unary(&connections, 4, Duration::ZERO, short)
+            .await
+            .unwrap();
         assert!(unary.calls > 0);
         assert_eq!(unary.latency.unwrap().samples, unary.calls);
 
-        let streams = loadgen::server_stream(&connections, 3, Duration::ZERO, short).await.unwrap();
+        let streams = loadgen::server_stream(&connections, 3, Duration::ZERO, short)
+            .await
+            .unwrap();
         assert!(streams.calls > 0);
 
         // Enough notes and updates to span several 64 KiB chunks and DATA frames.
-        loadgen::client_stream(&connections[0], 20_000).await.unwrap();
+        loadgen::client_stream(&connections[0], 20_000)
+            .await
+            .unwrap();
         loadgen::bidi(&connections[1], 20_000).await.unwrap();
 
         let latency = loadgen::ping_pong(&connections[0], 10, 50).await.unwrap();
@@ -49,13 +67,19 @@ fn every_workload_completes_with_checked_answers() {
 fn a_failed_call_is_an_error_with_its_status() {
     // Notes over 16 bytes are refused with RESOURCE_EXHAUSTED (code 8).
     let (_server, target) = start_server(16);
-    let error = block_on(async { loadgen::client_stream(&Connection::open(&target).await.unwrap(), 10).await }).unwrap_err();
+    let error = block_on(async {
+        loadgen::client_stream(&Connection::open(&target).await.unwrap(), 10).await
+    })
+    .unwrap_err();
     assert!(error.contains("status 8"), "{error}");
 }
 
 #[test]
 fn an_unreachable_or_non_grpc_target_is_an_error() {
-    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let error = block_on(Connection::open(&free.to_string())).err().unwrap();
     assert!(error.contains("cannot reach"), "{error}");
 
@@ -75,7 +99,12 @@ fn an_unreachable_or_non_grpc_target_is_an_error() {
 fn the_decoder_finds_messages_however_the_frames_split_them() {
     let mut wire = BytesMut::new();
     let mut scratch = Vec::new();
-    let notes: Vec<ResearchNote> = (0..3).map(|i| ResearchNote { text: format!("note {i}"), ..Default::default() }).collect();
+    let notes: Vec<ResearchNote> = (0..3)
+        .map(|i| ResearchNote {
+            text: format!("note {i}"),
+            ..Default::default()
+        })
+        .collect();
     for note in &notes {
         encode(note, &mut scratch, &mut wire).unwrap();
     }
@@ -92,5 +121,8 @@ fn the_decoder_finds_messages_however_the_frames_split_them() {
 
     let mut compressed = Decoder::default();
     compressed.push(&[1, 0, 0, 0, 0]);
-    assert!(compressed.next_message().unwrap_err().contains("compressed"));
+    assert!(compressed
+        .next_message()
+        .unwrap_err()
+        .contains("compressed"));
 }
