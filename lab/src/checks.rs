@@ -10,7 +10,7 @@ use crate::proto::messenger::{
 };
 
 /// The user every numbered feed update comes from.
-pub const LOAD_USER: &str = "bench";
+const LOAD_USER: &str = "bench";
 
 /// Checks a GetLearningStatus answer.
 pub fn check_status(response: &StatusResponse) -> Result<(), String> {

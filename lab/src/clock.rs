@@ -21,7 +21,7 @@ pub fn is_clock_time(text: &str) -> bool {
 }
 
 /// What a masked time reads as.
-pub const MASK: &str = "--:--:--";
+const MASK: &str = "--:--:--";
 
 /// `transcript` with every `[HH:MM:SS]` replaced by `[--:--:--]`.
 pub fn mask_times(transcript: &str) -> String {

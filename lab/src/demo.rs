@@ -10,7 +10,7 @@ pub const NOTES: [&str; 4] = [
     "Note 3: Binary TLV serialization",
     "Note 4: Typed interface contracts",
 ];
-pub const FEED: [(&str, &str); 3] = [
+const FEED: [(&str, &str); 3] = [
     ("Engineer", "Initializing system..."),
     ("Lead", "Monitoring data flow..."),
     ("QA", "Verifying latency..."),

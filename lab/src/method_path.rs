@@ -39,7 +39,7 @@ mod tests {
     #[test]
     fn paths_match_the_contract() {
         assert_eq!(
-            paths_of(&messenger::file_descriptor()),
+            paths_of(messenger::file_descriptor()),
             [
                 GET_LEARNING_STATUS,
                 STREAM_LEARNINGS,
@@ -48,7 +48,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            paths_of(&health::file_descriptor()),
+            paths_of(health::file_descriptor()),
             [HEALTH_CHECK, HEALTH_WATCH]
         );
         assert!(GET_LEARNING_STATUS.starts_with(&format!("/{LEARNING_MESSENGER}/")));

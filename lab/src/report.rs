@@ -58,7 +58,7 @@ pub enum Unit {
 }
 
 impl Unit {
-    pub fn higher_is_better(self) -> bool {
+    fn higher_is_better(self) -> bool {
         matches!(self, Unit::Rate(_))
     }
 
@@ -131,7 +131,7 @@ pub fn advantage(unit: Unit, ours: f64, theirs: f64) -> Option<f64> {
 }
 
 /// A count with a metric suffix: 950, 12.3k, 1.25M.
-pub fn format_count(value: f64) -> String {
+fn format_count(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude >= 1e9 {
         format!("{:.2}G", value / 1e9)

@@ -14,21 +14,21 @@ use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::server::{self, RunningServer, ServerConfig};
 
 /// A server in this process on 127.0.0.1 at a free port, stopped on drop.
-pub struct TestServer {
+pub(crate) struct TestServer {
     running: Option<RunningServer>,
-    pub target: String,
+    pub(crate) target: String,
 }
 
 impl TestServer {
     /// No delays: tests should not wait for the seed's simulated latency.
-    pub fn start() -> TestServer {
+    pub(crate) fn start() -> TestServer {
         TestServer::with_config(ServerConfig {
             delay: Duration::ZERO,
             ..test_config()
         })
     }
 
-    pub fn with_config(config: ServerConfig) -> TestServer {
+    pub(crate) fn with_config(config: ServerConfig) -> TestServer {
         let running = server::start(&config).expect("server starts");
         let target = format!("127.0.0.1:{}", running.port());
         TestServer {
@@ -37,15 +37,15 @@ impl TestServer {
         }
     }
 
-    pub fn client(&self) -> LearningMessengerClient {
+    pub(crate) fn client(&self) -> LearningMessengerClient {
         client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
     }
 
-    pub fn running(&self) -> &RunningServer {
+    pub(crate) fn running(&self) -> &RunningServer {
         self.running.as_ref().unwrap()
     }
 
-    pub fn stop(mut self, grace: Duration) -> server::Stopped {
+    pub(crate) fn stop(mut self, grace: Duration) -> server::Stopped {
         self.running.take().unwrap().shutdown(grace)
     }
 }
@@ -58,7 +58,7 @@ impl Drop for TestServer {
     }
 }
 
-pub fn test_config() -> ServerConfig {
+pub(crate) fn test_config() -> ServerConfig {
     ServerConfig {
         addr: "127.0.0.1:0".to_owned(),
         completion_queues: 2,
@@ -81,7 +81,7 @@ fn raw_de(mut reader: MessageReader) -> grpcio::Result<Vec<u8>> {
 }
 
 /// A method that sends and receives raw bytes: for malformed messages and unknown names.
-pub fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>> {
+pub(crate) fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>> {
     Method {
         ty,
         name: Box::leak(name.to_owned().into_boxed_str()),
@@ -96,10 +96,10 @@ pub fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>> {
     }
 }
 
-pub use messenger_lab::clock::{is_clock_time, mask_times};
+pub(crate) use messenger_lab::clock::{is_clock_time, mask_times};
 
 /// What the seed's client.py prints, timestamps masked.
-pub const SEED_TRANSCRIPT: &str = "\
+pub(crate) const SEED_TRANSCRIPT: &str = "\
 --- Unary Request ---
 Server Response: System ready for research. Status check OK. (Active: True)
 
@@ -118,14 +118,14 @@ Server Summary: Processed 4 notes. Key takeaway: Note 4: Typed interface contrac
  [Feed Update] System: Acknowledged QA's update: Verifying latency...
 ";
 
-pub fn note(text: &str) -> ResearchNote {
+pub(crate) fn note(text: &str) -> ResearchNote {
     ResearchNote {
         text: text.to_owned(),
         ..Default::default()
     }
 }
 
-pub fn feed(user: &str, message: &str) -> FeedUpdate {
+pub(crate) fn feed(user: &str, message: &str) -> FeedUpdate {
     FeedUpdate {
         user: user.to_owned(),
         message: message.to_owned(),
@@ -134,7 +134,7 @@ pub fn feed(user: &str, message: &str) -> FeedUpdate {
 }
 
 /// The status of a call that should have failed.
-pub fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
+pub(crate) fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
     match result {
         Err(grpcio::Error::RpcFailure(status)) => status,
         other => panic!("expected a failed call, got {other:?}"),
@@ -142,7 +142,7 @@ pub fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
 }
 
 /// Polls `done` every 10 ms until it holds or `timeout` passes; says whether it held.
-pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if done() {
@@ -155,21 +155,21 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-pub use messenger_lab::process::ProcessStatus;
+pub(crate) use messenger_lab::process::ProcessStatus;
 
 /// The status of a process that must be running.
-pub fn status_of(pid: u32) -> ProcessStatus {
+pub(crate) fn status_of(pid: u32) -> ProcessStatus {
     ProcessStatus::of(pid).unwrap_or_else(|| panic!("no /proc/{pid}/status"))
 }
 
 /// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
-pub struct PeakWatcher {
+pub(crate) struct PeakWatcher {
     stop: Arc<AtomicBool>,
     sampler: JoinHandle<ProcessStatus>,
 }
 
 impl PeakWatcher {
-    pub fn start(pid: u32) -> PeakWatcher {
+    pub(crate) fn start(pid: u32) -> PeakWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
         let sampler = std::thread::spawn(move || {
@@ -184,28 +184,27 @@ impl PeakWatcher {
     }
 
     /// The highest RSS and thread count seen.
-    pub fn stop(self) -> ProcessStatus {
+    pub(crate) fn stop(self) -> ProcessStatus {
         self.stop.store(true, Ordering::Relaxed);
         self.sampler.join().expect("sampler thread")
     }
 }
 
 /// The `server` binary under test.
-pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
+pub(crate) const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
 
 /// The `server` binary running as a child process on 127.0.0.1 at a free
 /// port, its stderr log collected; killed on drop if still running.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    pub port: u16,
-    pub target: String,
+    pub(crate) target: String,
     log: Arc<Mutex<String>>,
 }
 
 impl ServerProcess {
     /// Starts `server --addr 127.0.0.1:0 ARGS` (default log level) and waits for
     /// the line that names its port.
-    pub fn start(args: &[&str]) -> ServerProcess {
+    pub(crate) fn start(args: &[&str]) -> ServerProcess {
         let mut child = Command::new(SERVER_BIN)
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
@@ -245,26 +244,25 @@ impl ServerProcess {
         };
         ServerProcess {
             child,
-            port,
             target: format!("127.0.0.1:{port}"),
             log,
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn client(&self) -> LearningMessengerClient {
+    pub(crate) fn client(&self) -> LearningMessengerClient {
         client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
     }
 
-    pub fn status(&self) -> ProcessStatus {
+    pub(crate) fn status(&self) -> ProcessStatus {
         status_of(self.pid())
     }
 
     /// Sends a signal by name (TERM, INT) with kill(1).
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let sent = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
@@ -274,7 +272,7 @@ impl ServerProcess {
     }
 
     /// Waits up to `timeout` for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut status = None;
         wait_until(timeout, || {
             status = self.child.try_wait().expect("try_wait");
@@ -284,13 +282,8 @@ impl ServerProcess {
     }
 
     /// Everything the server logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
-    }
-
-    /// Waits up to `timeout` for a log line containing `text`.
-    pub fn wait_for_log(&self, text: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || self.log.lock().unwrap().contains(text))
     }
 }
 
@@ -304,7 +297,7 @@ impl Drop for ServerProcess {
 }
 
 /// Runs the `server` binary with `args` to completion (killed after `timeout`).
-pub fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
+pub(crate) fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
     let mut child = Command::new(SERVER_BIN)
         .args(args)
         .stdin(Stdio::null())

@@ -36,7 +36,7 @@ pub enum Command {
 impl Command {
     /// The pause before each outgoing streamed message when none is asked
     /// for: the seed's second for its demos, none for real data.
-    pub fn default_delay(&self) -> Duration {
+    fn default_delay(&self) -> Duration {
         match self {
             Command::All { .. } => SEED_DELAY,
             Command::Status { .. }
@@ -162,7 +162,7 @@ async fn execute(
 }
 
 /// The patterns of `all --concurrent`, as their lines are labelled.
-pub const PATTERNS: [&str; 4] = ["unary", "server-stream", "client-stream", "bidi"];
+const PATTERNS: [&str; 4] = ["unary", "server-stream", "client-stream", "bidi"];
 
 /// The four demos at the same time, as four calls on one channel (one HTTP/2
 /// connection). Each pattern's lines are printed as they arrive, labelled,

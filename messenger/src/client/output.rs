@@ -108,7 +108,7 @@ impl Received<'_> {
 }
 
 /// Python's spelling of a bool, as the seed prints it.
-pub fn python_bool(value: bool) -> &'static str {
+fn python_bool(value: bool) -> &'static str {
     if value {
         "True"
     } else {

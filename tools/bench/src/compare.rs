@@ -87,7 +87,7 @@ pub fn free_port() -> Result<u16, BenchError> {
 }
 
 /// Completion queues for our server under `compare`: half the cores, at least one.
-pub fn compare_server_queues() -> usize {
+fn compare_server_queues() -> usize {
     (learning_messenger::server::default_completion_queues() / 2).max(1)
 }
 
@@ -178,7 +178,7 @@ impl ServerProcess {
     }
 
     /// The server's resident memory, in bytes (Linux), if it can be read.
-    pub fn resident_bytes(&self) -> Option<f64> {
+    fn resident_bytes(&self) -> Option<f64> {
         ProcessStatus::of(self.child.id()).map(|status| status.rss_bytes())
     }
 }
@@ -200,7 +200,7 @@ fn last_line(path: &Path) -> String {
 }
 
 /// Runs every workload against one started server; the server's memory after each goes with the figures.
-pub fn measure_server(
+fn measure_server(
     server: &ServerProcess,
     options: &CompareOptions,
     load: &Load,
@@ -318,7 +318,7 @@ impl Comparison {
 }
 
 /// What this machine is, in one line: CPU model, cores, kernel.
-pub fn machine_description() -> String {
+fn machine_description() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -54,7 +54,7 @@ impl Default for Load {
 
 impl Load {
     /// Messages of the unmeasured call that comes before a measured stream.
-    pub fn warmup_messages(&self) -> u64 {
+    fn warmup_messages(&self) -> u64 {
         (self.messages / 10).clamp(1, 100_000)
     }
 }

@@ -14,7 +14,7 @@ pub fn project_root() -> PathBuf {
 }
 
 /// Every `.proto` file in `proto_dir`, sorted so the output is deterministic.
-pub fn proto_files(proto_dir: &Path) -> io::Result<Vec<PathBuf>> {
+fn proto_files(proto_dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(proto_dir)? {
         let path = entry?.path();
