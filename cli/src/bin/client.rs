@@ -18,7 +18,7 @@ use messenger_lab::demo;
     name = "client",
     about = "The LearningMessenger gRPC client: one command per RPC pattern; without one, the seed's four demos",
     after_help = "Exit codes: 0 done, 1 a call failed (error status, unreachable server, deadline), \
-                  2 bad flag, 3 local problem (unreadable file), 130 interrupted."
+                  2 bad flag, 3 local problem (unreadable file), 4 not serving and 5 unknown service (health), 130 interrupted."
 )]
 struct Cli {
     #[command(flatten)]
@@ -89,6 +89,17 @@ enum ClientCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Health probe (grpc.health.v1.Health/Check), like grpc_health_probe: exit 0 only for SERVING.
+    ///
+    /// Exit codes: 0 SERVING, 4 NOT_SERVING, 5 unknown service, 1 unreachable server or failed call.
+    Health {
+        /// The service to check; empty for the whole server.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Follow Watch instead: print each status change until the stream ends.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +113,7 @@ fn main() -> ExitCode {
             input: file.as_deref().map(Input::from_arg),
         },
         ClientCommand::Chat { user } => Command::Chat { user },
+        ClientCommand::Health { service, watch } => Command::Health { service, watch },
     };
     let options = ClientOptions {
         connect: ConnectOptions {

@@ -639,3 +639,56 @@ fn tls_flags_reach_the_server_or_get_one_line_when_refused() {
         );
     }
 }
+
+#[test]
+fn health_exits_0_only_for_serving_with_a_code_for_each_other_outcome() {
+    use learning_messenger::proto::health::health_check_response::ServingStatus;
+    let server = TestServer::start();
+    let serving = run(&server.target, &["health"], None);
+    assert_ok(&serving);
+    assert_eq!(stdout(&serving), "status: SERVING\n");
+    let messenger = ["health", "--service", "messenger.LearningMessenger"];
+    assert_ok(&run(&server.target, &messenger, None));
+
+    server
+        .running()
+        .health()
+        .set_status("resting", ServingStatus::NOT_SERVING);
+    let resting = run(&server.target, &["health", "--service", "resting"], None);
+    assert_eq!(stdout(&resting), "status: NOT_SERVING\n");
+    assert_fails(&resting, 4, &["NOT_SERVING"]);
+
+    let unknown = run(&server.target, &["health", "--service", "nope"], None);
+    assert_fails(&unknown, 5, &["unknown service \"nope\""]);
+
+    let json = run(&server.target, &["health", "--json"], None);
+    assert_eq!(
+        json_lines(&json),
+        [serde_json::json!({"rpc": "grpc.health.v1.Health", "message": {"status": "SERVING"}})]
+    );
+
+    let gone = format!("127.0.0.1:{}", crate::support::free_port());
+    let unreachable = run(&gone, &["health", "--timeout-ms", "2000"], None);
+    assert_fails(&unreachable, 1, &[&gone]);
+}
+
+#[test]
+fn health_watch_prints_each_change_until_the_stream_ends() {
+    let server = TestServer::start();
+    let mut child = client(&server.target, &["health", "--watch"])
+        .spawn()
+        .expect("client starts");
+    let lines = lines_of(child.stdout.take().unwrap());
+    assert_eq!(
+        lines.recv_timeout(PATIENCE).as_deref(),
+        Ok("status: SERVING")
+    );
+    // A graceful stop turns health NOT_SERVING and ends the watch.
+    server.stop(Duration::from_secs(30));
+    assert_eq!(
+        lines.recv_timeout(PATIENCE).as_deref(),
+        Ok("status: NOT_SERVING")
+    );
+    let output = finish(child);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+}

@@ -14,7 +14,7 @@ use super::input::{self, Input};
 use super::output::{self, Format, Printer};
 use messenger_lab::answers::SEED_DELAY;
 
-use super::{calls, connect, demo, ClientError, ConnectOptions};
+use super::{calls, connect, demo, health, ClientError, ConnectOptions};
 use crate::proto::messenger::ResearchNote;
 use crate::rpc::messenger::LearningMessengerClient;
 
@@ -31,6 +31,8 @@ pub enum Command {
     Upload { input: Option<Input> },
     /// CollaborativeFeed: one update per line of standard input, as `user` unless the line names one.
     Chat { user: Option<String> },
+    /// grpc.health.v1.Health: Check `service` once, or Watch it until the stream ends.
+    Health { service: String, watch: bool },
 }
 
 impl Command {
@@ -42,7 +44,8 @@ impl Command {
             Command::Status { .. }
             | Command::Learn { .. }
             | Command::Upload { .. }
-            | Command::Chat { .. } => Duration::ZERO,
+            | Command::Chat { .. }
+            | Command::Health { .. } => Duration::ZERO,
         }
     }
 }
@@ -157,6 +160,9 @@ async fn execute(
                 .try_filter(|line| future::ready(!line.trim().is_empty()))
                 .map_ok(move |line| input::parse_chat_line(&line, &user));
             calls::feed(client, updates, delay, &mut Printer::stdout(format)).await
+        }
+        Command::Health { service, watch } => {
+            health::probe(client, &service, watch, &mut Printer::stdout(format)).await
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum ClientError {
     Input(String),
     /// Ctrl-C (or SIGTERM) ended the command; its calls were cancelled.
     Interrupted,
+    /// The health probe's service is not SERVING: its status.
+    NotServing(String),
+    /// The health probe's service is unknown to the server.
+    UnknownService(String),
 }
 
 /// The client's exit codes (clap's usage errors exit with [`exit::USAGE`]).
@@ -27,6 +31,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A local problem: an unreadable input or certificate file, or output that cannot be written.
     pub const LOCAL: u8 = 3;
+    /// `client health`: the service is known but not SERVING.
+    pub const NOT_SERVING: u8 = 4;
+    /// `client health`: the server does not know the service.
+    pub const UNKNOWN_SERVICE: u8 = 5;
     /// Interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -66,7 +74,10 @@ impl ClientError {
     /// and its message; for a local problem, what and where.
     pub fn report(&self, target: &str) -> String {
         match self {
-            ClientError::Rpc(_) | ClientError::Interrupted => format!("error: {target}: {self}"),
+            ClientError::Rpc(_)
+            | ClientError::Interrupted
+            | ClientError::NotServing(_)
+            | ClientError::UnknownService(_) => format!("error: {target}: {self}"),
             ClientError::Io(_) => format!("error: cannot write the output: {self}"),
             ClientError::Setup(_) | ClientError::Input(_) => format!("error: {self}"),
         }
@@ -77,6 +88,8 @@ impl ClientError {
         match self {
             ClientError::Rpc(_) => exit::CALL_FAILED,
             ClientError::Interrupted => exit::INTERRUPTED,
+            ClientError::NotServing(_) => exit::NOT_SERVING,
+            ClientError::UnknownService(_) => exit::UNKNOWN_SERVICE,
             ClientError::Io(_) | ClientError::Setup(_) | ClientError::Input(_) => exit::LOCAL,
         }
     }
@@ -108,6 +121,10 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Setup(message) | ClientError::Input(message) => write!(f, "{message}"),
             ClientError::Interrupted => write!(f, "CANCELLED: interrupted"),
+            ClientError::NotServing(status) => write!(f, "health: {status}"),
+            ClientError::UnknownService(service) => {
+                write!(f, "health: unknown service {service:?}")
+            }
         }
     }
 }

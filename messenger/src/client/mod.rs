@@ -5,6 +5,7 @@
 //! - [`error`]: why a command failed, its one-line report and exit code.
 //! - [`calls`]: one function per RPC, printing what comes back.
 //! - [`demo`]: the seed's four demos, built on those calls.
+//! - [`health`]: a health probe, like grpc_health_probe.
 //! - [`commands`]: the `client` commands and Ctrl-C.
 //! - [`input`]: lines of a file or of standard input, read on a thread of their own.
 //! - [`output`]: the seed's lines (coloured on a terminal) or JSON.
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod connect;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod input;
 pub mod output;
 mod streaming;

@@ -19,6 +19,7 @@ use protobuf::MessageDyn;
 use protobuf_json_mapping::PrintOptions;
 use serde_json::{json, Value};
 
+use crate::proto::health::HealthCheckResponse;
 use crate::proto::messenger::{FeedUpdate, LearningUpdate, StatusResponse, SummaryResponse};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub enum Received<'a> {
     Update(&'a LearningUpdate),
     Summary(&'a SummaryResponse),
     Echo(&'a FeedUpdate),
+    /// A health status (Check's answer, or one of Watch's).
+    Health(&'a HealthCheckResponse),
 }
 
 impl Received<'_> {
@@ -46,6 +49,7 @@ impl Received<'_> {
             Received::Update(_) => "StreamLearnings",
             Received::Summary(_) => "SubmitResearchNotes",
             Received::Echo(_) => "CollaborativeFeed",
+            Received::Health(_) => "grpc.health.v1.Health",
         }
     }
 
@@ -55,6 +59,7 @@ impl Received<'_> {
             Received::Update(m) => m,
             Received::Summary(m) => m,
             Received::Echo(m) => m,
+            Received::Health(m) => m,
         }
     }
 
@@ -86,6 +91,7 @@ impl Received<'_> {
                 paint(colour, CYAN, &e.user),
                 e.message
             ),
+            Received::Health(h) => format!("status: {:?}", h.status.enum_value_or_default()),
         }
     }
 

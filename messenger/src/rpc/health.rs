@@ -2,8 +2,8 @@
 //! registration for the standard health protocol in `proto/health.proto`.
 
 use grpcio::{
-    CallOption, Channel, ClientSStreamReceiver, Method, MethodType, Result, RpcContext,
-    ServerStreamingSink, Service, ServiceBuilder, UnarySink,
+    CallOption, Channel, ClientSStreamReceiver, ClientUnaryReceiver, Method, MethodType, Result,
+    RpcContext, ServerStreamingSink, Service, ServiceBuilder, UnarySink,
 };
 
 use messenger_lab::method_path;
@@ -51,6 +51,15 @@ impl HealthClient {
     pub fn check(&self, req: &HealthCheckRequest) -> Result<HealthCheckResponse> {
         self.client
             .unary_call(&method::CHECK, req, self.options.clone())
+    }
+
+    /// Unary, async.
+    pub fn check_async(
+        &self,
+        req: &HealthCheckRequest,
+    ) -> Result<ClientUnaryReceiver<HealthCheckResponse>> {
+        self.client
+            .unary_call_async(&method::CHECK, req, self.options.clone())
     }
 
     /// Server streaming, blocking: the status now, then each change.

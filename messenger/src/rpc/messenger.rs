@@ -56,6 +56,11 @@ impl LearningMessengerClient {
         }
     }
 
+    /// The options every call of this stub carries.
+    pub fn options(&self) -> CallOption {
+        self.options.clone()
+    }
+
     /// The same stub, with these options on every call it makes.
     pub fn with_options(mut self, options: CallOption) -> Self {
         self.options = options;
