@@ -1,5 +1,6 @@
-"""The seed's client.py, the Python reference. Additions only: --target and a
-delay scale (MESSENGER_DELAY_SCALE / --delay-scale)."""
+"""The seed's client.py, the Python reference. Additions only: --target, a
+delay scale (MESSENGER_DELAY_SCALE / --delay-scale), and TLS (--tls-ca,
+--tls-server-name; mutual TLS with --tls-cert and --tls-key)."""
 import argparse
 import os
 import sys
@@ -81,12 +82,32 @@ if __name__ == '__main__':
     parser.add_argument("--target", default="localhost:50051", help="server HOST:PORT (default localhost:50051)")
     parser.add_argument("--delay-scale", type=float, default=None,
                         help="multiplies the simulated 1 s delays (default $MESSENGER_DELAY_SCALE or 1.0; 0 disables)")
+    parser.add_argument("--tls-ca", help="use TLS, trusting this CA certificate (PEM)")
+    parser.add_argument("--tls-server-name", help="with --tls-ca: the name expected in the server's certificate")
+    parser.add_argument("--tls-cert", help="mutual TLS: present this certificate chain (PEM); needs --tls-key and --tls-ca")
+    parser.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
     args = parser.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_ca is None and (args.tls_cert or args.tls_server_name):
+        parser.error("--tls-cert and --tls-server-name need --tls-ca")
     if args.delay_scale is not None:
         DELAY_SCALE = args.delay_scale
     sys.stdout.reconfigure(line_buffering=True)
     # Connect to the orchestrator via a persistent HTTP/2 channel
-    with grpc.insecure_channel(args.target) as channel:
+    if args.tls_ca is None:
+        channel = grpc.insecure_channel(args.target)
+    else:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read(args.tls_ca),
+            private_key=read(args.tls_key) if args.tls_key else None,
+            certificate_chain=read(args.tls_cert) if args.tls_cert else None)
+        options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
+        channel = grpc.secure_channel(args.target, credentials, options)
+    with channel:
         stub = pb2_grpc.LearningMessengerStub(channel)
         # Execute the multi-modal driver suite
         run_unary(stub)

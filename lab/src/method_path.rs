@@ -14,12 +14,23 @@ pub const HEALTH: &str = "grpc.health.v1.Health";
 pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 pub const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
 
+/// `grpc.reflection.v1.ServerReflection`, server reflection in `proto/reflection_v1.proto`.
+pub const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+pub const REFLECTION_V1_INFO: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+
+/// `grpc.reflection.v1alpha.ServerReflection`, the same protocol under its
+/// older name (`proto/reflection_v1alpha.proto`), which grpcurl 1.8 and
+/// grpcio-reflection's client still speak.
+pub const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+pub const REFLECTION_V1ALPHA_INFO: &str =
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
 #[cfg(test)]
 mod tests {
     use protobuf::reflect::FileDescriptor;
 
     use super::*;
-    use crate::proto::{health, messenger};
+    use crate::proto::{health, messenger, reflection_v1, reflection_v1alpha};
 
     /// Every path named here is a method of its service in the contract, and
     /// every method of the contract has a path here.
@@ -51,7 +62,17 @@ mod tests {
             paths_of(health::file_descriptor()),
             [HEALTH_CHECK, HEALTH_WATCH]
         );
+        assert_eq!(
+            paths_of(reflection_v1::file_descriptor()),
+            [REFLECTION_V1_INFO]
+        );
+        assert_eq!(
+            paths_of(reflection_v1alpha::file_descriptor()),
+            [REFLECTION_V1ALPHA_INFO]
+        );
         assert!(GET_LEARNING_STATUS.starts_with(&format!("/{LEARNING_MESSENGER}/")));
         assert!(HEALTH_CHECK.starts_with(&format!("/{HEALTH}/")));
+        assert!(REFLECTION_V1_INFO.starts_with(&format!("/{REFLECTION_V1}/")));
+        assert!(REFLECTION_V1ALPHA_INFO.starts_with(&format!("/{REFLECTION_V1ALPHA}/")));
     }
 }

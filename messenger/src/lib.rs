@@ -6,6 +6,7 @@
 //! - [`server`]: running a server (queues, limits, keepalive, TLS, graceful stop).
 //! - [`client`]: connecting, the seed's demos and the client's commands.
 //! - [`logging`]: the server's log lines, written to stderr in batches.
+//! - [`grpc_log`]: C-core's log lines into `log`, peers' failed TLS handshakes at debug.
 //! - [`transport`]: HTTP/2 settings the server and the client share.
 //!
 //! The messages and the lab's expected answers live in `messenger-lab`,
@@ -14,6 +15,7 @@
 pub use messenger_lab::proto;
 
 pub mod client;
+pub mod grpc_log;
 pub mod logging;
 pub mod rpc;
 pub mod server;

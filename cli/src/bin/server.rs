@@ -1,4 +1,4 @@
-//! `server`: serves LearningMessenger (and gRPC health) until Ctrl-C or SIGTERM.
+//! `server`: serves LearningMessenger (and gRPC health and reflection) until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,26 @@ use messenger_lab::answers::SEED_DELAY;
 /// docs/tuning-log.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read before `main`. By default it keeps freed pages
+/// for ~10 s and purges them only when the freeing thread allocates again, so
+/// after a flood (docs/http2-floods.md) idle arenas held the peak's RSS. A
+/// background thread (`jemalloc_bg_thd`) now purges dirty and muzzy pages
+/// after 1 s each, so the memory returns to the system once an attacker is
+/// gone. The symbol is `malloc_conf` because the allocator is unprefixed
+/// (`unprefixed_malloc_on_supported_platforms`); prefixed, it would be
+/// `_rjem_malloc_conf`.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+static malloc_conf: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000".as_ptr());
+
+/// C's `const char *`, which jemalloc reads once; a raw pointer is not `Sync`.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: it points to a static, immutable C string.
+unsafe impl Sync for MallocConf {}
 
 #[derive(Parser)]
 #[command(about = "The LearningMessenger gRPC server (logs: RUST_LOG, default info)")]
@@ -52,13 +72,17 @@ struct Args {
     /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
     #[arg(long, default_value_t = transport::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_timeout_ms: u64,
+    /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
+    #[arg(long)]
+    no_reflection: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let _log_flush = learning_messenger::logging::init("info,grpcio=warn");
-    // gRPC C-core's own diagnostics go through the same logger and RUST_LOG.
-    grpcio::redirect_log();
+    // gRPC C-core's own diagnostics go through the same logger and RUST_LOG;
+    // a client's failed TLS handshake at debug (a handshake flood must not flood the log).
+    learning_messenger::grpc_log::redirect();
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -81,6 +105,7 @@ fn main() -> ExitCode {
         completion_queues: args.completion_queues,
         keepalive_time: Duration::from_millis(args.keepalive_time_ms),
         keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
+        reflection: !args.no_reflection,
     };
     // A failed start is reported in one line below: C-core's own lines about it are muted.
     let log_level = log::max_level();

@@ -409,6 +409,7 @@ fn thousands_of_cancelled_and_expired_streams_leave_no_call_running() {
 }
 
 #[test]
+#[ignore = "slow: thousands of cancelled and expired streams, then waits for memory and threads to come back"]
 fn thousands_of_cancelled_and_expired_streams_give_back_memory_and_threads() {
     let mut server = ServerProcess::start(&["--delay-ms", "1000", "--shutdown-grace-ms", "20000"]);
     let client = server.client();
@@ -510,6 +511,7 @@ where
 }
 
 #[test]
+#[ignore = "slow: uploads a million notes (~17 s)"]
 fn a_million_note_upload_leaves_server_memory_flat() {
     let (before, peak) = measure(
         "1,000,000-note upload",
@@ -530,6 +532,7 @@ fn a_million_note_upload_leaves_server_memory_flat() {
 }
 
 #[test]
+#[ignore = "slow: a million-update feed (~30 s)"]
 fn a_million_update_feed_leaves_server_memory_flat() {
     let (before, peak) = measure(
         "1,000,000-update feed",
@@ -595,6 +598,7 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
 }
 
 #[test]
+#[ignore = "slow: 10,000 concurrent streams (~5 s)"]
 fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
     const STREAMS: usize = 10_000;
     // The seed's 1 s delay, one completion queue per core; no stream limit,

@@ -317,3 +317,129 @@ pub(crate) fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
     );
     output
 }
+
+/// A free TCP port on 127.0.0.1 (bound once, then released for a child to take).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Any program as a child process, its stdout and stderr together in a
+/// temporary log file; killed on drop if still running.
+pub(crate) struct ChildGuard {
+    child: Child,
+    name: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl ChildGuard {
+    /// Spawns `command` (stdin closed, output to the log); `name` is for messages.
+    pub(crate) fn spawn(name: &str, mut command: Command) -> ChildGuard {
+        let log = tempfile::NamedTempFile::new().expect("temporary log file");
+        let stdout = log.reopen().expect("log file for stdout");
+        let stderr = log.reopen().expect("log file for stderr");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        ChildGuard {
+            child,
+            name: name.to_owned(),
+            log,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the child wrote so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_else(|e| format!("(unreadable log: {e})"))
+    }
+
+    /// Waits up to `timeout` until 127.0.0.1:`port` accepts TCP connections;
+    /// panics with the child's log if it exits first or the time runs out.
+    pub(crate) fn wait_for_port(&mut self, port: u16, timeout: Duration) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "{} (pid {}) exited ({status}) before listening on {addr}; its log:\n{}",
+                    self.name,
+                    self.pid(),
+                    self.log()
+                );
+            }
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "{} (pid {}) not accepting connections on {addr} after {timeout:?}; its log:\n{}",
+                    self.name,
+                    self.pid(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a program run by [`run_bounded`] did: `status` is None if it was killed
+/// for running past its time.
+pub(crate) struct BoundedOutput {
+    pub(crate) status: Option<ExitStatus>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs `command` (stdin closed) to completion, killing it after `timeout`;
+/// its output is read while it runs, so a chatty program cannot block on a full pipe.
+pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOutput {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    BoundedOutput {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}

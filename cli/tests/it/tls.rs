@@ -1,17 +1,25 @@
 //! TLS: servers with a CA and certificate generated at run time (rcgen), the
 //! clients they serve and refuse, and the server binary's TLS start errors.
+//! Mutual TLS: a client certificate from the server's client CA is served;
+//! none, one from another CA or an expired one is refused at the handshake,
+//! for our client (library and binary) and the Python reference alike, and
+//! the server's log says nothing about it at info level.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::{failure, run_server_binary, ServerProcess, TestServer};
+use crate::support::{
+    failure, mask_times, run_server_binary, wait_until, ServerProcess, TestServer, SEED_TRANSCRIPT,
+};
 use grpcio::RpcStatusCode;
 use learning_messenger::client::{self, ConnectOptions};
 use learning_messenger::proto::messenger::{StatusRequest, TopicRequest};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::server::{ServerConfig, TlsIdentity};
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use tempfile::TempDir;
 
@@ -39,13 +47,18 @@ impl Authority {
 }
 
 /// PEM files in a temporary directory: a CA, a server certificate for
-/// `SERVER_NAME` signed by it and the server's key, and a second, unrelated CA.
+/// `SERVER_NAME` (and 127.0.0.1) signed by it and the server's key, a second,
+/// unrelated CA, and client certificates (mutual TLS): one signed by the CA,
+/// one by the other CA, and an expired one signed by the CA.
 struct Pki {
     dir: TempDir,
     ca: PathBuf,
     other_ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    client: TlsIdentity,
+    strangers_client: TlsIdentity,
+    expired_client: TlsIdentity,
 }
 
 impl Pki {
@@ -53,15 +66,26 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let (authority, stranger) = (Authority::new("test CA"), Authority::new("another CA"));
         let server_key = KeyPair::generate().unwrap();
-        let server_cert = CertificateParams::new(vec![SERVER_NAME.to_owned()])
+        let server_cert = CertificateParams::new(vec![SERVER_NAME.to_owned(), "127.0.0.1".into()])
             .unwrap()
             .signed_by(&server_key, &authority.cert, &authority.key)
             .unwrap();
+        let mut expired = client_params("expired client");
+        expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
         Pki {
             ca: write(&dir, "ca.pem", &authority.cert.pem()),
             other_ca: write(&dir, "other-ca.pem", &stranger.cert.pem()),
             cert: write(&dir, "server.pem", &server_cert.pem()),
             key: write(&dir, "server.key", &server_key.serialize_pem()),
+            client: client_identity(&dir, "client", client_params("client"), &authority),
+            strangers_client: client_identity(
+                &dir,
+                "strangers-client",
+                client_params("another CA's client"),
+                &stranger,
+            ),
+            expired_client: client_identity(&dir, "expired-client", expired, &authority),
             dir,
         }
     }
@@ -75,6 +99,30 @@ impl Pki {
 
     fn file(&self, name: &str, contents: &str) -> PathBuf {
         write(&self.dir, name, contents)
+    }
+}
+
+fn client_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params
+}
+
+/// Signs `params` with `authority`; writes NAME.pem and NAME.key.
+fn client_identity(
+    dir: &TempDir,
+    name: &str,
+    params: CertificateParams,
+    authority: &Authority,
+) -> TlsIdentity {
+    let key = KeyPair::generate().unwrap();
+    let cert = params
+        .signed_by(&key, &authority.cert, &authority.key)
+        .unwrap();
+    TlsIdentity {
+        cert: write(dir, &format!("{name}.pem"), &cert.pem()),
+        key: write(dir, &format!("{name}.key"), &key.serialize_pem()),
     }
 }
 
@@ -226,4 +274,341 @@ fn tls_cert_without_key_is_a_usage_error() {
     let output = run_server_binary(&["--tls-cert", "server.pem"], Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Usage"));
+}
+
+/// The client certificates of the mutual TLS tests: which one a client presents.
+#[derive(Clone, Copy, Debug)]
+enum Presented {
+    /// Signed by the server's client CA: served.
+    Valid,
+    /// No certificate at all.
+    Nothing,
+    /// Signed by another CA.
+    AnotherCasCertificate,
+    /// Signed by the client CA, but expired.
+    Expired,
+}
+
+const REFUSED: [Presented; 3] = [
+    Presented::Nothing,
+    Presented::AnotherCasCertificate,
+    Presented::Expired,
+];
+
+impl Pki {
+    fn presented(&self, presented: Presented) -> Option<&TlsIdentity> {
+        match presented {
+            Presented::Valid => Some(&self.client),
+            Presented::Nothing => None,
+            Presented::AnotherCasCertificate => Some(&self.strangers_client),
+            Presented::Expired => Some(&self.expired_client),
+        }
+    }
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A library client trusting the CA and presenting `presented`.
+fn mtls_connect(target: &str, pki: &Pki, presented: Presented) -> LearningMessengerClient {
+    let options = ConnectOptions {
+        timeout: Some(Duration::from_secs(10)),
+        tls_ca: Some(pki.ca.clone()),
+        tls_server_name: Some(SERVER_NAME.to_owned()),
+        tls_identity: pki.presented(presented).cloned(),
+        ..ConnectOptions::new(target)
+    };
+    client::connect(&options).expect("client set-up")
+}
+
+/// Runs `command` to completion (killed after 60 s), its output collected.
+fn run(command: &mut Command) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    let exited = wait_until(Duration::from_secs(60), || {
+        child.try_wait().expect("try_wait").is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(exited, "{command:?} still running after 60 s");
+    output
+}
+
+/// The `client` binary's `status` against `target`, presenting `presented`.
+fn client_binary_status(target: &str, pki: &Pki, presented: Presented) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_client"));
+    command.args([
+        "--target",
+        target,
+        "--timeout-ms",
+        "10000",
+        "--tls-ca",
+        path(&pki.ca),
+        "--tls-server-name",
+        SERVER_NAME,
+    ]);
+    if let Some(identity) = pki.presented(presented) {
+        command.args([
+            "--tls-cert",
+            path(&identity.cert),
+            "--tls-key",
+            path(&identity.key),
+        ]);
+    }
+    run(command.arg("status").env_remove("RUST_LOG"))
+}
+
+/// Asserts the one-line report of a refused handshake, `error: TARGET: UNAVAILABLE: ...`.
+fn assert_one_line_refusal(report: &str, target: &str, what: &str) {
+    assert_eq!(report.lines().count(), 1, "{what}: not one line: {report}");
+    assert!(
+        report.starts_with(&format!("error: {target}: UNAVAILABLE: ")),
+        "{what}: {report}"
+    );
+}
+
+/// Lines of the server's log about a handshake, at info level or above.
+fn handshake_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| {
+            let lower = line.to_lowercase();
+            ["handshake", "ssl", "certificate", "tsi"]
+                .iter()
+                .any(|word| lower.contains(word))
+        })
+        .collect()
+}
+
+#[test]
+fn mutual_tls_serves_a_client_certificate_from_the_client_ca_and_refuses_others() {
+    let pki = Pki::generate();
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        tls: Some(pki.identity()),
+        tls_client_ca: Some(pki.ca.clone()),
+        ..crate::support::test_config()
+    });
+    assert_served(&mtls_connect(&server.target, &pki, Presented::Valid));
+    for presented in REFUSED {
+        let client = mtls_connect(&server.target, &pki, presented);
+        let result = client.get_learning_status(&StatusRequest::default());
+        let report = client::ClientError::from(result.unwrap_err()).report(&server.target);
+        println!("library client, {presented:?}: {report}");
+        assert_one_line_refusal(&report, &server.target, &format!("{presented:?}"));
+        assert_refused(&client, &format!("{presented:?}"));
+    }
+    // The refusals did not disturb the server.
+    assert_served(&mtls_connect(&server.target, &pki, Presented::Valid));
+}
+
+#[test]
+fn a_plaintext_client_is_refused_by_a_mutual_tls_server() {
+    let pki = Pki::generate();
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        tls: Some(pki.identity()),
+        tls_client_ca: Some(pki.ca.clone()),
+        ..crate::support::test_config()
+    });
+    assert_refused(
+        &connect(&server.target, None, SERVER_NAME),
+        "plaintext client",
+    );
+}
+
+/// Starts the server binary with mutual TLS, default log level (info).
+fn mtls_server_process(pki: &Pki) -> ServerProcess {
+    ServerProcess::start(&[
+        "--delay-ms",
+        "0",
+        "--tls-cert",
+        path(&pki.cert),
+        "--tls-key",
+        path(&pki.key),
+        "--tls-client-ca",
+        path(&pki.ca),
+    ])
+}
+
+/// Waits until the server has logged `count` unary requests: every line
+/// logged before the last of them is then in the log.
+fn wait_for_requests(server: &ServerProcess, count: usize) {
+    assert!(
+        wait_until(Duration::from_secs(10), || server
+            .log()
+            .matches("Unary Request")
+            .count()
+            >= count),
+        "{count} requests not logged; log:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn the_client_binary_presents_its_certificate_and_reports_a_refusal_in_one_line() {
+    let pki = Pki::generate();
+    let server = mtls_server_process(&pki);
+    let served = client_binary_status(&server.target, &pki, Presented::Valid);
+    assert_eq!(
+        String::from_utf8_lossy(&served.stdout),
+        "Server Response: System ready for research. Status check OK. (Active: True)\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert_eq!(served.status.code(), Some(0));
+    for presented in REFUSED {
+        let output = client_binary_status(&server.target, &pki, presented);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!("client binary, {presented:?}: {}", stderr.trim_end());
+        assert_eq!(output.status.code(), Some(1), "{presented:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{presented:?}");
+        assert_one_line_refusal(&stderr, &server.target, &format!("{presented:?}"));
+    }
+    // A served call after the refusals: the log holds every line before it.
+    assert_eq!(
+        client_binary_status(&server.target, &pki, Presented::Valid)
+            .status
+            .code(),
+        Some(0)
+    );
+    wait_for_requests(&server, 2);
+    let log = server.log();
+    assert!(
+        handshake_lines(&log).is_empty(),
+        "refused handshakes logged at info or above:\n{log}"
+    );
+}
+
+/// Generates the Python stubs into `dir`/protos (not python/protos, which
+/// scripts/interop.sh may be rewriting at the same time).
+fn python_stubs(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = run(Command::new(root.join(".venv/bin/python3"))
+        .args(["-m", "grpc_tools.protoc", "-I"])
+        .arg(root.join("python"))
+        .arg(format!("--python_out={}", dir.display()))
+        .arg(format!("--grpc_python_out={}", dir.display()))
+        .arg("protos/messenger.proto")
+        .current_dir(root.join("python")));
+    assert!(
+        output.status.success(),
+        "python stubs: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
+}
+
+/// python/client.py (the seed's four demos, no delays) against `target`,
+/// presenting `presented`. It runs from `stubs`, where it finds `protos`.
+fn python_client(stubs: &Path, target: &str, pki: &Pki, presented: Presented) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let client_py = root.join("python/client.py");
+    let mut args = vec![
+        "--target".to_owned(),
+        target.to_owned(),
+        "--delay-scale".into(),
+        "0".into(),
+        "--tls-ca".into(),
+        path(&pki.ca).into(),
+        "--tls-server-name".into(),
+        SERVER_NAME.into(),
+    ];
+    if let Some(identity) = pki.presented(presented) {
+        args.extend([
+            "--tls-cert".to_owned(),
+            path(&identity.cert).into(),
+            "--tls-key".into(),
+            path(&identity.key).into(),
+        ]);
+    }
+    // run_path leaves sys.path alone: `protos` is found in the working
+    // directory (the stubs), not next to client.py.
+    let script = "import runpy, sys; sys.argv = sys.argv[1:]; \
+                  runpy.run_path(sys.argv[0], run_name='__main__')";
+    run(Command::new(root.join(".venv/bin/python3"))
+        .args(["-c", script])
+        .arg(&client_py)
+        .args(&args)
+        .current_dir(stubs))
+}
+
+#[test]
+fn the_python_reference_client_is_served_and_refused_alike() {
+    let pki = Pki::generate();
+    let stubs = tempfile::tempdir().unwrap();
+    python_stubs(stubs.path());
+    let server = mtls_server_process(&pki);
+    let served = python_client(stubs.path(), &server.target, &pki, Presented::Valid);
+    assert!(
+        served.status.success(),
+        "python client: {}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert_eq!(
+        mask_times(&String::from_utf8_lossy(&served.stdout)),
+        SEED_TRANSCRIPT
+    );
+    for presented in REFUSED {
+        let output = python_client(stubs.path(), &server.target, &pki, presented);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Python's report of the failed call: details="...".
+        let details = stderr
+            .lines()
+            .find(|line| line.contains("details = "))
+            .unwrap_or_default();
+        println!("python client, {presented:?}: {}", details.trim());
+        assert!(!output.status.success(), "{presented:?}: {stderr}");
+        assert!(
+            stderr.contains("StatusCode.UNAVAILABLE"),
+            "{presented:?}: {stderr}"
+        );
+        // Refused before the first call: nothing printed but its heading.
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "--- Unary Request ---\n"
+        );
+    }
+    // A served call after the refusals: the log holds every line before it.
+    assert_eq!(
+        client_binary_status(&server.target, &pki, Presented::Valid)
+            .status
+            .code(),
+        Some(0)
+    );
+    wait_for_requests(&server, 2);
+    let log = server.log();
+    assert!(
+        handshake_lines(&log).is_empty(),
+        "refused handshakes logged at info or above:\n{log}"
+    );
+}
+
+#[test]
+fn a_client_ca_without_the_servers_certificate_is_a_usage_error() {
+    let output = run_server_binary(&["--tls-client-ca", "ca.pem"], Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_client_certificate_without_a_ca_is_a_usage_error() {
+    let output = run(Command::new(env!("CARGO_BIN_EXE_client")).args([
+        "--tls-cert",
+        "client.pem",
+        "--tls-key",
+        "client.key",
+        "status",
+    ]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
 }

@@ -3,7 +3,8 @@
 //! and the function that registers an implementation. It is what
 //! grpcio-compiler would generate, written out by hand.
 //!
-//! - [`messenger`], [`health`]: one module per service.
+//! - [`messenger`], [`health`], [`reflection`]: one module per service
+//!   (`reflection` serves both of its versions).
 //! - `method`: descriptors, and the server's side of each (requests received encoded).
 //! - `decode`: a server's requests checked against the size limit, then decoded.
 //! - `refuse`: ending a single-request call whose request was refused.
@@ -12,6 +13,7 @@
 
 pub mod health;
 pub mod messenger;
+pub mod reflection;
 
 mod blocking;
 mod call_end;

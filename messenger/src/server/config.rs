@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub keepalive_time: Duration,
     /// ...and close it, ending its calls, if the ping is not answered within this.
     pub keepalive_timeout: Duration,
+    /// Serve server reflection (`grpc.reflection.v1` and `v1alpha`), which
+    /// lets grpcurl and other generic clients call without the `.proto` files.
+    pub reflection: bool,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             completion_queues: 0,
             keepalive_time: KEEPALIVE_TIME,
             keepalive_timeout: KEEPALIVE_TIMEOUT,
+            reflection: true,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Running a LearningMessenger server: completion queues, message limits,
-//! keepalive, TLS, the health service, and a graceful stop.
+//! keepalive, TLS, the health and reflection services, and a graceful stop.
 
 mod config;
 
@@ -17,7 +17,7 @@ use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
 use log::info;
 
 use crate::rpc::{self, RequestDecoder};
-use crate::service::{CallCounter, HealthService, MessengerService};
+use crate::service::{CallCounter, HealthService, MessengerService, ReflectionService};
 
 /// Clients may ping this often without sending data (our own client pings
 /// every KEEPALIVE_TIME); more often counts as abuse and gets a GOAWAY.
@@ -67,12 +67,24 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let messenger = MessengerService::new(config.delay);
     let in_flight = messenger.in_flight();
     let decoder = RequestDecoder::new(config.max_message_bytes);
-    let mut server = ServerBuilder::new(env.clone())
+    let mut builder = ServerBuilder::new(env.clone())
         .channel_args(channel_args(config, env).build_args())
         .register_service(rpc::messenger::create_learning_messenger(
             messenger, decoder,
         ))
-        .register_service(rpc::health::create_health(health.clone(), decoder))
+        .register_service(rpc::health::create_health(health.clone(), decoder));
+    if config.reflection {
+        let reflection = ReflectionService::new();
+        builder = builder
+            .register_service(rpc::reflection::create_server_reflection_v1(
+                reflection.clone(),
+                decoder,
+            ))
+            .register_service(rpc::reflection::create_server_reflection_v1alpha(
+                reflection, decoder,
+            ));
+    }
+    let mut server = builder
         .build()
         .map_err(|e| format!("cannot build the server: {e}"))?;
     let port = server

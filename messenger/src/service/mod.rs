@@ -4,6 +4,7 @@
 //!
 //! - [`messenger`]: the four LearningMessenger handlers, the seed's server.py.
 //! - [`health`]: the standard health service and its serving states.
+//! - [`reflection`]: server reflection (v1 and v1alpha), from the generated descriptors.
 //! - [`in_flight`]: the count of calls whose work is still running.
 //! - `outcome`: how the end of a call is logged.
 
@@ -11,7 +12,9 @@ pub mod health;
 pub mod in_flight;
 pub mod messenger;
 mod outcome;
+pub mod reflection;
 
 pub use health::HealthService;
 pub use in_flight::CallCounter;
 pub use messenger::MessengerService;
+pub use reflection::ReflectionService;
