@@ -17,6 +17,7 @@ pub use messenger_lab::proto;
 pub mod client;
 pub mod grpc_log;
 pub mod logging;
+pub mod metrics;
 pub mod rpc;
 pub mod server;
 pub mod service;

@@ -72,6 +72,9 @@ struct Args {
     /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
     #[arg(long, default_value_t = transport::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_timeout_ms: u64,
+    /// Serve Prometheus metrics (go-grpc-prometheus names) on http://HOST:PORT/metrics; off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         keepalive_time: Duration::from_millis(args.keepalive_time_ms),
         keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
         reflection: !args.no_reflection,
+        metrics_addr: args.metrics_addr,
     };
     // A failed start is reported in one line below: C-core's own lines about it are muted.
     let log_level = log::max_level();
@@ -120,6 +124,9 @@ fn main() -> ExitCode {
         }
     };
     info!("🚀 gRPC server logic running on port {}...", running.port());
+    if let Some(port) = running.metrics_port() {
+        info!("metrics on port {port} (/metrics)");
+    }
 
     let _ = stop_rx.recv();
     info!("stopping: health NOT_SERVING, no new calls, in-flight calls may finish");

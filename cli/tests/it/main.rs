@@ -6,9 +6,12 @@
 mod support;
 
 mod cli;
+mod floods;
 mod health;
 mod interop;
 mod messenger;
+mod metrics;
+mod reflection;
 mod reliability;
 mod shutdown;
 mod soak;

@@ -175,7 +175,11 @@ impl PeakWatcher {
         let sampler = std::thread::spawn(move || {
             let mut peak = status_of(pid);
             while !stop_flag.load(Ordering::Relaxed) {
-                peak = peak.max(status_of(pid));
+                // The process may be reaped before the watcher is stopped.
+                match ProcessStatus::of(pid) {
+                    Some(now) => peak = peak.max(now),
+                    None => break,
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
             peak
@@ -442,4 +446,24 @@ pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOut
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     }
+}
+
+/// The project's root, read when run: a target dir shared by clones at other
+/// paths keeps a test binary built in another.
+pub(crate) fn project_root() -> std::path::PathBuf {
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    std::path::Path::new(&manifest).join("..")
+}
+
+/// A program of the project's `.venv` (python3, grpcurl), which
+/// `scripts/bootstrap.sh` installs; the test fails saying so if it is missing.
+pub(crate) fn venv_program(name: &str) -> std::path::PathBuf {
+    let path = project_root().join(".venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/bootstrap.sh`",
+        path.display()
+    );
+    path
 }

@@ -7,7 +7,10 @@ use std::task::{Context, Poll};
 use futures::{Stream, StreamExt};
 use grpcio::{RequestStream, Result, RpcStatus, RpcStatusCode};
 
+use std::sync::Arc;
+
 use super::method::Encoded;
+use crate::metrics::MethodMetrics;
 
 /// Decodes a server's requests, refusing those over its size limit.
 ///
@@ -51,14 +54,16 @@ impl RequestDecoder {
         })
     }
 
-    /// `encoded`, each request decoded as it is read.
+    /// `encoded`, each request decoded as it is read (and counted in `observed`).
     pub(crate) fn stream<T: protobuf::Message>(
         self,
         encoded: RequestStream<Encoded>,
+        observed: Option<Arc<MethodMetrics>>,
     ) -> Requests<T> {
         Requests {
             encoded,
             decoder: self,
+            observed,
             message: PhantomData,
         }
     }
@@ -70,6 +75,7 @@ impl RequestDecoder {
 pub struct Requests<T> {
     encoded: RequestStream<Encoded>,
     decoder: RequestDecoder,
+    observed: Option<Arc<MethodMetrics>>,
     message: PhantomData<fn() -> T>,
 }
 
@@ -78,11 +84,15 @@ impl<T: protobuf::Message> Stream for Requests<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
         let decoder = self.decoder;
-        self.encoded.poll_next_unpin(cx).map(|item| {
+        let next = self.encoded.poll_next_unpin(cx).map(|item| {
             item.map(|encoded| {
                 encoded
                     .and_then(|encoded| decoder.decode(encoded).map_err(grpcio::Error::RpcFailure))
             })
-        })
+        });
+        if let (Poll::Ready(Some(Ok(_))), Some(observed)) = (&next, &self.observed) {
+            observed.received.inc();
+        }
+        next
     }
 }

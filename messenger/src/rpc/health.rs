@@ -3,15 +3,15 @@
 
 use grpcio::{
     CallOption, Channel, ClientSStreamReceiver, ClientUnaryReceiver, Method, MethodType, Result,
-    RpcContext, ServerStreamingSink, Service, ServiceBuilder, UnarySink,
+    RpcContext, Service, ServiceBuilder,
 };
 
 use messenger_lab::method_path;
 
 use super::blocking::BlockingResponses;
+use super::handler::{self, ServiceOptions};
 use super::method::{protobuf_method, server_side};
-use super::refuse::with_request;
-use super::RequestDecoder;
+use super::{ServerStreamReply, UnaryReply};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
 
 /// The service's full name, as gRPC routes it.
@@ -87,39 +87,39 @@ impl HealthClient {
 pub trait Health {
     fn check(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         req: HealthCheckRequest,
-        sink: UnarySink<HealthCheckResponse>,
+        reply: UnaryReply<HealthCheckResponse>,
     );
     fn watch(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         req: HealthCheckRequest,
-        sink: ServerStreamingSink<HealthCheckResponse>,
+        changes: ServerStreamReply<HealthCheckResponse>,
     );
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
-/// Requests are decoded by `decoder`, which refuses those over its limit.
+/// Every call goes through `options`: its size limit and its metrics.
 pub fn create_health<S: Health + Send + Clone + 'static>(
     service: S,
-    decoder: RequestDecoder,
+    options: &ServiceOptions,
 ) -> Service {
-    let mut builder = ServiceBuilder::new();
-    let mut instance = service.clone();
-    builder = builder.add_unary_handler(&server_side(&method::CHECK), move |ctx, req, sink| {
-        with_request(decoder, ctx, req, sink, |ctx, req, sink| {
-            instance.check(ctx, req, sink)
-        })
-    });
-    let mut instance = service;
-    builder = builder.add_server_streaming_handler(
-        &server_side(&method::WATCH),
-        move |ctx, req, sink| {
-            with_request(decoder, ctx, req, sink, |ctx, req, sink| {
-                instance.watch(ctx, req, sink)
-            })
-        },
-    );
-    builder.build()
+    let (check, watch) = (service.clone(), service);
+    ServiceBuilder::new()
+        .add_unary_handler(
+            &server_side(&method::CHECK),
+            handler::unary(options, &method::CHECK, {
+                let mut service = check;
+                move |ctx, req, reply| service.check(ctx, req, reply)
+            }),
+        )
+        .add_server_streaming_handler(
+            &server_side(&method::WATCH),
+            handler::server_streaming(options, &method::WATCH, {
+                let mut service = watch;
+                move |ctx, req, changes| service.watch(ctx, req, changes)
+            }),
+        )
+        .build()
 }

@@ -3,17 +3,18 @@
 
 use grpcio::{
     CallOption, Channel, ClientCStreamReceiver, ClientCStreamSender, ClientDuplexReceiver,
-    ClientDuplexSender, ClientSStreamReceiver, ClientStreamingSink, ClientUnaryReceiver,
-    DuplexSink, Method, MethodType, Result, RpcContext, ServerStreamingSink, Service,
-    ServiceBuilder, UnarySink,
+    ClientDuplexSender, ClientSStreamReceiver, ClientUnaryReceiver, Method, MethodType, Result,
+    RpcContext, Service, ServiceBuilder,
 };
 
 use messenger_lab::method_path;
 
 use super::blocking::{send_blocking, BlockingResponses};
+use super::handler::{self, ServiceOptions};
 use super::method::{protobuf_method, server_side};
-use super::refuse::with_request;
-use super::{ok_if_call_over, RequestDecoder, Requests};
+use super::{
+    ok_if_call_over, ClientStreamReply, DuplexReply, Requests, ServerStreamReply, UnaryReply,
+};
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -172,64 +173,66 @@ impl LearningMessengerClient {
 pub trait LearningMessenger {
     fn get_learning_status(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         req: StatusRequest,
-        sink: UnarySink<StatusResponse>,
+        reply: UnaryReply<StatusResponse>,
     );
     fn stream_learnings(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         req: TopicRequest,
-        sink: ServerStreamingSink<LearningUpdate>,
+        updates: ServerStreamReply<LearningUpdate>,
     );
     fn submit_research_notes(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         notes: Requests<ResearchNote>,
-        sink: ClientStreamingSink<SummaryResponse>,
+        reply: ClientStreamReply<SummaryResponse>,
     );
     fn collaborative_feed(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         updates: Requests<FeedUpdate>,
-        sink: DuplexSink<FeedUpdate>,
+        echoes: DuplexReply<FeedUpdate>,
     );
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
-/// Requests are decoded by `decoder`, which refuses those over its limit.
-pub fn create_learning_messenger<S>(service: S, decoder: RequestDecoder) -> Service
+/// Every call goes through `options`: its size limit and its metrics.
+pub fn create_learning_messenger<S>(service: S, options: &ServiceOptions) -> Service
 where
     S: LearningMessenger + Send + Clone + 'static,
 {
-    let mut builder = ServiceBuilder::new();
-    let mut instance = service.clone();
-    builder = builder.add_unary_handler(
-        &server_side(&method::GET_LEARNING_STATUS),
-        move |ctx, req, sink| {
-            with_request(decoder, ctx, req, sink, |ctx, req, sink| {
-                instance.get_learning_status(ctx, req, sink)
-            })
-        },
-    );
-    let mut instance = service.clone();
-    builder = builder.add_server_streaming_handler(
-        &server_side(&method::STREAM_LEARNINGS),
-        move |ctx, req, sink| {
-            with_request(decoder, ctx, req, sink, |ctx, req, sink| {
-                instance.stream_learnings(ctx, req, sink)
-            })
-        },
-    );
-    let mut instance = service.clone();
-    builder = builder.add_client_streaming_handler(
-        &server_side(&method::SUBMIT_RESEARCH_NOTES),
-        move |ctx, notes, sink| instance.submit_research_notes(ctx, decoder.stream(notes), sink),
-    );
-    let mut instance = service;
-    builder = builder.add_duplex_streaming_handler(
-        &server_side(&method::COLLABORATIVE_FEED),
-        move |ctx, updates, sink| instance.collaborative_feed(ctx, decoder.stream(updates), sink),
-    );
-    builder.build()
+    let (status, learnings, notes, feed) =
+        (service.clone(), service.clone(), service.clone(), service);
+    ServiceBuilder::new()
+        .add_unary_handler(
+            &server_side(&method::GET_LEARNING_STATUS),
+            handler::unary(options, &method::GET_LEARNING_STATUS, {
+                let mut service = status;
+                move |ctx, req, reply| service.get_learning_status(ctx, req, reply)
+            }),
+        )
+        .add_server_streaming_handler(
+            &server_side(&method::STREAM_LEARNINGS),
+            handler::server_streaming(options, &method::STREAM_LEARNINGS, {
+                let mut service = learnings;
+                move |ctx, req, updates| service.stream_learnings(ctx, req, updates)
+            }),
+        )
+        .add_client_streaming_handler(
+            &server_side(&method::SUBMIT_RESEARCH_NOTES),
+            handler::client_streaming(options, &method::SUBMIT_RESEARCH_NOTES, {
+                let mut service = notes;
+                move |ctx, notes, reply| service.submit_research_notes(ctx, notes, reply)
+            }),
+        )
+        .add_duplex_streaming_handler(
+            &server_side(&method::COLLABORATIVE_FEED),
+            handler::duplex(options, &method::COLLABORATIVE_FEED, {
+                let mut service = feed;
+                move |ctx, updates, echoes| service.collaborative_feed(ctx, updates, echoes)
+            }),
+        )
+        .build()
 }

@@ -5,6 +5,8 @@
 //!
 //! - [`messenger`], [`health`], [`reflection`]: one module per service
 //!   (`reflection` serves both of its versions).
+//! - `handler`: the adapters every handler is registered through, one per pattern.
+//! - `observe`: each call observed once (metrics), and the replies handlers answer through.
 //! - `method`: descriptors, and the server's side of each (requests received encoded).
 //! - `decode`: a server's requests checked against the size limit, then decoded.
 //! - `refuse`: ending a single-request call whose request was refused.
@@ -18,9 +20,16 @@ pub mod reflection;
 mod blocking;
 mod call_end;
 mod decode;
+mod handler;
 mod method;
+mod observe;
 mod refuse;
 
 pub use blocking::BlockingResponses;
 pub use call_end::{call_ended, is_call_over, ok_if_call_over};
 pub use decode::{RequestDecoder, Requests};
+pub use handler::ServiceOptions;
+pub use observe::{
+    Answered, ClientStreamReply, DuplexReply, Reply, ServerStreamReply, SingleAnswer,
+    StreamFailure, StreamReply, UnaryReply,
+};

@@ -7,15 +7,16 @@
 //! it by re-encoding each request and each answer ([`SameWire`]).
 
 use grpcio::{
-    CallOption, Channel, ClientDuplexReceiver, ClientDuplexSender, DuplexSink, Method,
-    MethodType, Result, RpcContext, Service, ServiceBuilder,
+    CallOption, Channel, ClientDuplexReceiver, ClientDuplexSender, Method, MethodType, Result,
+    RpcContext, Service, ServiceBuilder,
 };
 use protobuf::Message;
 
 use messenger_lab::method_path;
 
+use super::handler::{self, ServiceOptions};
 use super::method::{protobuf_method, server_side};
-use super::{RequestDecoder, Requests};
+use super::{DuplexReply, Requests};
 use crate::proto::{reflection_v1 as v1, reflection_v1alpha as v1alpha};
 
 /// The services' full names, as gRPC routes them.
@@ -137,51 +138,48 @@ impl ServerReflectionClient {
 pub trait ServerReflection {
     fn server_reflection_info<Req, Resp>(
         &mut self,
-        ctx: RpcContext,
+        ctx: RpcContext<'_>,
         requests: Requests<Req>,
-        sink: DuplexSink<Resp>,
+        sink: DuplexReply<Resp>,
     ) where
         Req: SameWire<v1::ServerReflectionRequest> + Message,
         Resp: SameWire<v1::ServerReflectionResponse> + Message;
 }
 
 /// Registers an implementation as `grpc.reflection.v1.ServerReflection`.
-/// Requests are decoded by `decoder`, which refuses those over its limit.
-pub fn create_server_reflection_v1<S>(service: S, decoder: RequestDecoder) -> Service
+/// Every call goes through `options`: its size limit and its metrics.
+pub fn create_server_reflection_v1<S>(service: S, options: &ServiceOptions) -> Service
 where
     S: ServerReflection + Send + Clone + 'static,
 {
-    let mut instance = service;
+    let mut service = service;
+    let method = &method::SERVER_REFLECTION_INFO_V1;
     ServiceBuilder::new()
         .add_duplex_streaming_handler(
-            &server_side(&method::SERVER_REFLECTION_INFO_V1),
-            move |ctx, requests, sink| {
-                instance.server_reflection_info::<v1::ServerReflectionRequest, _>(
-                    ctx,
-                    decoder.stream(requests),
-                    sink,
-                )
-            },
+            &server_side(method),
+            handler::duplex(options, method, move |ctx, requests, sink| {
+                service
+                    .server_reflection_info::<v1::ServerReflectionRequest, _>(ctx, requests, sink)
+            }),
         )
         .build()
 }
 
 /// Registers an implementation as `grpc.reflection.v1alpha.ServerReflection`.
-pub fn create_server_reflection_v1alpha<S>(service: S, decoder: RequestDecoder) -> Service
+pub fn create_server_reflection_v1alpha<S>(service: S, options: &ServiceOptions) -> Service
 where
     S: ServerReflection + Send + Clone + 'static,
 {
-    let mut instance = service;
+    let mut service = service;
+    let method = &method::SERVER_REFLECTION_INFO_V1ALPHA;
     ServiceBuilder::new()
         .add_duplex_streaming_handler(
-            &server_side(&method::SERVER_REFLECTION_INFO_V1ALPHA),
-            move |ctx, requests, sink| {
-                instance.server_reflection_info::<v1alpha::ServerReflectionRequest, _>(
-                    ctx,
-                    decoder.stream(requests),
-                    sink,
+            &server_side(method),
+            handler::duplex(options, method, move |ctx, requests, sink| {
+                service.server_reflection_info::<v1alpha::ServerReflectionRequest, _>(
+                    ctx, requests, sink,
                 )
-            },
+            }),
         )
         .build()
 }

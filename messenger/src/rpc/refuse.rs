@@ -3,23 +3,37 @@
 
 use std::future::Future;
 
-use grpcio::{RpcContext, RpcStatus, ServerStreamingSink, UnarySink};
+use grpcio::{RpcContext, RpcStatus, ServerStreamingSink};
 
 use super::decode::RequestDecoder;
 use super::method::Encoded;
+use super::observe::{CallRecord, Reply, SingleAnswer, StreamReply};
 
-/// The sink of a call with a single request, which a refused request ends.
+/// The reply of a call with a single request, which a refused request ends.
 pub(crate) trait Refusable {
+    fn record(&self) -> &CallRecord;
     fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus);
 }
 
-impl<T> Refusable for UnarySink<T> {
+impl<S> Refusable for Reply<S>
+where
+    S: SingleAnswer,
+    S::Answer: Send + 'static,
+{
+    fn record(&self) -> &CallRecord {
+        Reply::record(self)
+    }
+
     fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus) {
         send_on(ctx, self.fail(status))
     }
 }
 
-impl<T> Refusable for ServerStreamingSink<T> {
+impl<T> Refusable for StreamReply<ServerStreamingSink<T>> {
+    fn record(&self) -> &CallRecord {
+        StreamReply::record(self)
+    }
+
     fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus) {
         send_on(ctx, self.fail(status))
     }
@@ -40,13 +54,16 @@ pub(crate) fn with_request<Req, S>(
     ctx: RpcContext<'_>,
     req: Encoded,
     sink: S,
-    handle: impl FnOnce(RpcContext<'_>, Req, S),
+    handle: &mut impl FnMut(RpcContext<'_>, Req, S),
 ) where
     Req: protobuf::Message,
     S: Refusable,
 {
     match decoder.decode(req) {
-        Ok(req) => handle(ctx, req, sink),
+        Ok(req) => {
+            sink.record().received();
+            handle(ctx, req, sink)
+        }
         Err(status) => {
             log::warn!(
                 "{}: refusing the request: {}",

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     /// Serve server reflection (`grpc.reflection.v1` and `v1alpha`), which
     /// lets grpcurl and other generic clients call without the `.proto` files.
     pub reflection: bool,
+    /// Serve Prometheus metrics on `http://HOST:PORT/metrics`; off when None.
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             keepalive_time: KEEPALIVE_TIME,
             keepalive_timeout: KEEPALIVE_TIMEOUT,
             reflection: true,
+            metrics_addr: None,
         }
     }
 }

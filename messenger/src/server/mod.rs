@@ -16,7 +16,8 @@ use futures_timer::Delay;
 use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
 use log::info;
 
-use crate::rpc::{self, RequestDecoder};
+use crate::metrics::{Metrics, MetricsEndpoint};
+use crate::rpc::{self, ServiceOptions};
 use crate::service::{CallCounter, HealthService, MessengerService, ReflectionService};
 
 /// Clients may ping this often without sending data (our own client pings
@@ -29,6 +30,7 @@ pub struct RunningServer {
     health: HealthService,
     in_flight: CallCounter,
     port: u16,
+    metrics: Option<MetricsEndpoint>,
 }
 
 /// How a graceful stop went.
@@ -66,22 +68,29 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let health = HealthService::serving(&["", rpc::messenger::SERVICE_NAME]);
     let messenger = MessengerService::new(config.delay);
     let in_flight = messenger.in_flight();
-    let decoder = RequestDecoder::new(config.max_message_bytes);
+    let metrics = match &config.metrics_addr {
+        Some(addr) => Some(MetricsEndpoint::serve(addr, Metrics::new())?),
+        None => None,
+    };
+    let mut options = ServiceOptions::new(config.max_message_bytes);
+    if let Some(endpoint) = &metrics {
+        options = options.with_metrics(endpoint.metrics());
+    }
     let mut builder = ServerBuilder::new(env.clone())
         .channel_args(channel_args(config, env).build_args())
         .register_service(rpc::messenger::create_learning_messenger(
-            messenger, decoder,
+            messenger, &options,
         ))
-        .register_service(rpc::health::create_health(health.clone(), decoder));
+        .register_service(rpc::health::create_health(health.clone(), &options));
     if config.reflection {
         let reflection = ReflectionService::new();
         builder = builder
             .register_service(rpc::reflection::create_server_reflection_v1(
                 reflection.clone(),
-                decoder,
+                &options,
             ))
             .register_service(rpc::reflection::create_server_reflection_v1alpha(
-                reflection, decoder,
+                reflection, &options,
             ));
     }
     let mut server = builder
@@ -96,6 +105,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
         health,
         in_flight,
         port,
+        metrics,
     })
 }
 
@@ -159,6 +169,11 @@ impl RunningServer {
 
     pub fn health(&self) -> &HealthService {
         &self.health
+    }
+
+    /// The port the metrics endpoint was bound to, if it is on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsEndpoint::port)
     }
 
     /// LearningMessenger calls whose work is still running.

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use futures::channel::mpsc;
 use futures::future::{self, Either};
 use futures::{SinkExt, StreamExt};
-use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, WriteFlags};
 use log::debug;
 
 use super::in_flight::CallCounter;
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
-use crate::rpc::call_ended;
+use crate::rpc::{call_ended, ServerStreamReply, UnaryReply};
 use crate::rpc::health::Health;
 
 /// Serving states by service name (`""` is the whole server), shared by the
@@ -114,7 +114,7 @@ impl Health for HealthService {
         &mut self,
         ctx: RpcContext<'_>,
         req: HealthCheckRequest,
-        sink: UnarySink<HealthCheckResponse>,
+        sink: UnaryReply<HealthCheckResponse>,
     ) {
         let reply = match self.status(&req.service) {
             Some(status) => sink.success(response(status)),
@@ -134,7 +134,7 @@ impl Health for HealthService {
         &mut self,
         ctx: RpcContext<'_>,
         req: HealthCheckRequest,
-        mut sink: ServerStreamingSink<HealthCheckResponse>,
+        mut sink: ServerStreamReply<HealthCheckResponse>,
     ) {
         let (now, mut changes) = self.subscribe(&req.service);
         self.in_flight.spawn(&ctx, async move {

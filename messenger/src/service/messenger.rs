@@ -6,9 +6,7 @@ use std::time::Duration;
 use futures::future::{self, Either};
 use futures::{Sink, SinkExt, TryStreamExt};
 use futures_timer::Delay;
-use grpcio::{
-    ClientStreamingSink, DuplexSink, RpcContext, ServerStreamingSink, UnarySink, WriteFlags,
-};
+use grpcio::{RpcContext, WriteFlags};
 use log::{debug, info};
 use messenger_lab::answers::{self, acknowledge, summarize, SEED_DELAY, STATUS_MESSAGE};
 
@@ -19,7 +17,9 @@ use crate::proto::messenger::{
     TopicRequest,
 };
 use crate::rpc::messenger::LearningMessenger;
-use crate::rpc::{call_ended, Requests};
+use crate::rpc::{
+    call_ended, ClientStreamReply, DuplexReply, Requests, ServerStreamReply, UnaryReply,
+};
 
 /// The four LearningMessenger handlers.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ impl LearningMessenger for MessengerService {
         &mut self,
         ctx: RpcContext<'_>,
         req: StatusRequest,
-        sink: UnarySink<StatusResponse>,
+        sink: UnaryReply<StatusResponse>,
     ) {
         info!("📡 Unary Request from: {}", req.user_id);
         let response = StatusResponse {
@@ -79,7 +79,7 @@ impl LearningMessenger for MessengerService {
         &mut self,
         ctx: RpcContext<'_>,
         req: TopicRequest,
-        mut sink: ServerStreamingSink<LearningUpdate>,
+        mut sink: ServerStreamReply<LearningUpdate>,
     ) {
         info!("📡 Server Streaming topic: {}", req.topic);
         let delay = self.delay;
@@ -105,7 +105,7 @@ impl LearningMessenger for MessengerService {
         &mut self,
         ctx: RpcContext<'_>,
         mut notes: Requests<ResearchNote>,
-        sink: ClientStreamingSink<SummaryResponse>,
+        sink: ClientStreamReply<SummaryResponse>,
     ) {
         info!("📡 Receiving stream of research notes...");
         self.in_flight.spawn(&ctx, async move {
@@ -137,7 +137,7 @@ impl LearningMessenger for MessengerService {
         &mut self,
         ctx: RpcContext<'_>,
         updates: Requests<FeedUpdate>,
-        mut sink: DuplexSink<FeedUpdate>,
+        mut sink: DuplexReply<FeedUpdate>,
     ) {
         info!("📡 Bi-directional 'Collaborative Feed' opened.");
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.

@@ -6,16 +6,15 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{
-    ClientStreamingSink, DuplexSink, EnvBuilder, RpcContext, ServerBuilder, ServerCredentials,
-    ServerStreamingSink, UnarySink,
-};
+use grpcio::{EnvBuilder, RpcContext, ServerBuilder, ServerCredentials};
 use learning_messenger::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
 };
 use learning_messenger::rpc::messenger::{create_learning_messenger, LearningMessenger};
-use learning_messenger::rpc::{RequestDecoder, Requests};
+use learning_messenger::rpc::{
+    ClientStreamReply, DuplexReply, Requests, ServerStreamReply, ServiceOptions, UnaryReply,
+};
 use learning_messenger::server::{self, RunningServer, ServerConfig};
 use learning_messenger::service::MessengerService;
 use learning_messenger::transport::DEFAULT_MAX_MESSAGE_BYTES;
@@ -95,7 +94,7 @@ impl LearningMessenger for Faulty {
         &mut self,
         ctx: RpcContext<'_>,
         req: StatusRequest,
-        sink: UnarySink<StatusResponse>,
+        sink: UnaryReply<StatusResponse>,
     ) {
         if self.fault != Fault::Inactive {
             return self.inner.get_learning_status(ctx, req, sink);
@@ -114,7 +113,7 @@ impl LearningMessenger for Faulty {
         &mut self,
         ctx: RpcContext<'_>,
         req: TopicRequest,
-        sink: ServerStreamingSink<LearningUpdate>,
+        sink: ServerStreamReply<LearningUpdate>,
     ) {
         self.inner.stream_learnings(ctx, req, sink)
     }
@@ -123,7 +122,7 @@ impl LearningMessenger for Faulty {
         &mut self,
         ctx: RpcContext<'_>,
         notes: Requests<ResearchNote>,
-        sink: ClientStreamingSink<SummaryResponse>,
+        sink: ClientStreamReply<SummaryResponse>,
     ) {
         use futures::TryStreamExt;
         if self.fault != Fault::ShortCount {
@@ -141,7 +140,7 @@ impl LearningMessenger for Faulty {
         &mut self,
         ctx: RpcContext<'_>,
         updates: Requests<FeedUpdate>,
-        mut sink: DuplexSink<FeedUpdate>,
+        mut sink: DuplexReply<FeedUpdate>,
     ) {
         use futures::{SinkExt, TryStreamExt};
         if self.fault != Fault::WrongEcho {
@@ -169,7 +168,7 @@ fn faulty_server(fault: Fault) -> (grpcio::Server, String) {
     let mut server = ServerBuilder::new(env)
         .register_service(create_learning_messenger(
             service,
-            RequestDecoder::new(DEFAULT_MAX_MESSAGE_BYTES),
+            &ServiceOptions::new(DEFAULT_MAX_MESSAGE_BYTES),
         ))
         .build()
         .unwrap();
