@@ -385,8 +385,12 @@ def raw_flood(args, name, frame: bytes):
         if not conn.send(batch, end, read=False):
             break
         sent += args.batch
-        # ...but it reads now and then, to see a GOAWAY.
-        if args.read_every and sent % args.read_every < args.batch:
+        # ...but it reads now and then, to see a GOAWAY. After the first
+        # batch it waits a little: a server that closes with our frames still
+        # unread sends a TCP reset, which drops the GOAWAY it had not yet sent.
+        if sent == args.batch:
+            conn.read(0.3)
+        elif args.read_every and sent % args.read_every < args.batch:
             conn.read()
     conn.drain(args.drain)
     conn.close()
@@ -626,13 +630,15 @@ def main():
 
     add("rapid-reset", rapid_reset, count=(1_000_000, "most streams to open and reset"), batch=(100, "streams per write"))
     add("stall", stall, streams=(500, "streams to open"), window=(0, "INITIAL_WINDOW_SIZE we advertise"))
-    for name, func in (("ping-flood", ping_flood), ("settings-flood", settings_flood)):
+    # Ping: reading after each write catches the GOAWAY before the reset that
+    # the server's close sends on a socket with unread pings.
+    for name, func, read_every in (("ping-flood", ping_flood, 1000), ("settings-flood", settings_flood, 100_000)):
         add(
             name,
             func,
             count=(10_000_000, "most frames"),
             batch=(1000, "frames per write"),
-            read_every=(100_000, "read the socket after this many frames (0: never)"),
+            read_every=(read_every, "read the socket after this many frames (0: never)"),
         )
     add(
         "continuation-flood",

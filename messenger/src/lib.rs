@@ -15,6 +15,7 @@
 pub use messenger_lab::proto;
 
 pub mod client;
+pub mod compression;
 pub mod grpc_log;
 pub mod logging;
 pub mod metrics;

@@ -10,6 +10,7 @@ use learning_messenger::client::commands::{self, ClientOptions, Command};
 use learning_messenger::client::input::Input;
 use learning_messenger::client::output::Format;
 use learning_messenger::client::ConnectOptions;
+use learning_messenger::compression::Compression;
 use learning_messenger::server::TlsIdentity;
 use messenger_lab::demo;
 
@@ -50,6 +51,9 @@ struct GlobalArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, global = true, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Compress requests with gzip or deflate (every gRPC server accepts both).
+    #[arg(long, global = true, default_value_t = Compression::None)]
+    compression: Compression,
     /// Print one JSON object per received message or result instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
                 .tls_cert
                 .zip(global.tls_key)
                 .map(|(cert, key)| TlsIdentity { cert, key }),
+            compression: global.compression,
         },
         delay: global.delay_ms.map(Duration::from_millis),
         format: if global.json {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use learning_messenger::compression::Compression;
 use learning_messenger::server::{self, ServerConfig, TlsIdentity};
 use learning_messenger::transport::{self, DEFAULT_MAX_MESSAGE_BYTES};
 use log::info;
@@ -72,6 +73,9 @@ struct Args {
     /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
     #[arg(long, default_value_t = transport::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_timeout_ms: u64,
+    /// Compress answers with gzip or deflate when the client accepts it (else another it accepts, or none).
+    #[arg(long, default_value_t = Compression::None)]
+    compression: Compression,
     /// Serve Prometheus metrics (go-grpc-prometheus names) on http://HOST:PORT/metrics; off by default.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
         reflection: !args.no_reflection,
         metrics_addr: args.metrics_addr,
+        compression: args.compression,
     };
     // A failed start is reported in one line below: C-core's own lines about it are muted.
     let log_level = log::max_level();

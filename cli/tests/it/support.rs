@@ -451,8 +451,7 @@ pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOut
 /// The project's root, read when run: a target dir shared by clones at other
 /// paths keeps a test binary built in another.
 pub(crate) fn project_root() -> std::path::PathBuf {
-    let manifest =
-        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
     std::path::Path::new(&manifest).join("..")
 }
 

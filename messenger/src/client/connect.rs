@@ -8,6 +8,7 @@ use std::time::Duration;
 use grpcio::{CallOption, ChannelBuilder, EnvBuilder};
 
 use super::error::ClientError;
+use crate::compression::Compression;
 use crate::rpc::messenger::LearningMessengerClient;
 use crate::server::TlsIdentity;
 use crate::transport::{KEEPALIVE_TIME, KEEPALIVE_TIMEOUT};
@@ -25,6 +26,8 @@ pub struct ConnectOptions {
     pub tls_server_name: Option<String>,
     /// With `tls_ca`: the certificate and key this client presents (mutual TLS).
     pub tls_identity: Option<TlsIdentity>,
+    /// What this client's requests are compressed with.
+    pub compression: Compression,
 }
 
 impl ConnectOptions {
@@ -35,6 +38,7 @@ impl ConnectOptions {
             tls_ca: None,
             tls_server_name: None,
             tls_identity: None,
+            compression: Compression::None,
         }
     }
 }
@@ -53,6 +57,7 @@ pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, Clie
         // C-core otherwise stops pinging after two pings on a call that sends no
         // data (a long Watch or StreamLearnings), and a vanished server goes unseen.
         .http2_max_pings_without_data(0);
+    builder = options.compression.for_requests(builder);
     if let Some(ca) = &options.tls_ca {
         let credentials = crate::tls::client_credentials(ca, options.tls_identity.as_ref())
             .map_err(ClientError::Setup)?;

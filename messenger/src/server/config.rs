@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use messenger_lab::answers::SEED_DELAY;
 
+use crate::compression::Compression;
 use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, KEEPALIVE_TIME, KEEPALIVE_TIMEOUT};
 
 /// How long in-flight calls may run on after a stop is asked for.
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     /// Serve server reflection (`grpc.reflection.v1` and `v1alpha`), which
     /// lets grpcurl and other generic clients call without the `.proto` files.
     pub reflection: bool,
+    /// What the server's answers are compressed with, among what each client accepts.
+    pub compression: Compression,
     /// Serve Prometheus metrics on `http://HOST:PORT/metrics`; off when None.
     pub metrics_addr: Option<String>,
 }
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             keepalive_timeout: KEEPALIVE_TIMEOUT,
             reflection: true,
             metrics_addr: None,
+            compression: Compression::None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub use config::{
     DEFAULT_SHUTDOWN_GRACE,
 };
 
+use std::ffi::CString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +113,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
 /// Every C-core channel argument of the server, in one place:
 /// `ServerBuilder::channel_args` replaces what was set before.
 fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> ChannelBuilder {
-    let mut args = ChannelBuilder::new(env)
+    let args = ChannelBuilder::new(env)
         // No limit in C-core, so its message-size filter stays out of every
         // call: the services check each request against the limit themselves.
         .max_receive_message_len(-1)
@@ -120,10 +121,17 @@ fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> Channel
         .keepalive_timeout(config.keepalive_timeout)
         // Our clients ping only while they have calls; allowing pings on idle
         // connections too made C-core cancel busy unary calls under load.
-        .http2_min_recv_ping_interval_without_data(MIN_CLIENT_PING_INTERVAL);
+        .http2_min_recv_ping_interval_without_data(MIN_CLIENT_PING_INTERVAL)
+        // Decompression stops at the message limit: without it a 64 KiB gzip
+        // bomb would make C-core allocate its whole 64 MiB (patch 0002).
+        .raw_cfg_int(
+            CString::from(c"grpc.max_decompressed_message_length"),
+            i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX),
+        );
+    let mut args = config.compression.for_answers(args);
     if config.max_concurrent_streams > 0 {
-        // With the patched C-core (docs/http2-floods.md), streams whose calls
-        // are unfinished count too, reset or not: a reset flood is refused.
+        // The patched C-core (docs/http2-floods.md) also refuses new streams
+        // while too many reset ones still have unfinished calls.
         let limit = i32::try_from(config.max_concurrent_streams).unwrap_or(i32::MAX);
         args = args.max_concurrent_stream(limit);
     }

@@ -14,8 +14,8 @@ use log::debug;
 use super::in_flight::CallCounter;
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
-use crate::rpc::{call_ended, ServerStreamReply, UnaryReply};
 use crate::rpc::health::Health;
+use crate::rpc::{call_ended, ServerStreamReply, UnaryReply};
 
 /// Serving states by service name (`""` is the whole server), shared by the
 /// handlers and the server that changes them.

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use futures::future;
 use futures::{SinkExt, TryStreamExt};
-use grpcio::{DuplexSink, RpcContext, RpcStatus, RpcStatusCode, WriteFlags};
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, WriteFlags};
 use log::debug;
 use protobuf::reflect::{EnumDescriptor, FileDescriptor, MessageDescriptor};
 use protobuf::Message;
@@ -28,7 +28,7 @@ use crate::proto::reflection_v1::{
     ServerReflectionRequest, ServerReflectionResponse, ServiceResponse,
 };
 use crate::rpc::reflection::{SameWire, ServerReflection};
-use crate::rpc::Requests;
+use crate::rpc::{DuplexReply, Requests};
 
 /// The files whose services the server serves, in the order `list_services` names them.
 fn served_files() -> [&'static FileDescriptor; 4] {
@@ -159,10 +159,13 @@ impl Registry {
     }
 
     /// An enum declared in `scope`. Its values are declared in that scope
-    /// too, as protobuf scopes them (`pkg.Msg.VALUE`, not `pkg.Msg.Enum.VALUE`).
+    /// too, as protobuf scopes them (`pkg.Msg.VALUE`: what grpc-go, C++ and
+    /// Python look up), and are also found by the enum's name
+    /// (`pkg.Msg.Enum.VALUE`: what grpcurl's descriptor library calls them).
     fn add_enum(&mut self, enum_: &EnumDescriptor, scope: &str, file: &str) {
         for value in enum_.values() {
             self.add_symbol(qualified(scope, value.name()), file);
+            self.add_symbol(qualified(enum_.full_name(), value.name()), file);
         }
         self.add_symbol(enum_.full_name().to_owned(), file);
     }
@@ -277,7 +280,7 @@ impl ServerReflection for ReflectionService {
         &mut self,
         ctx: RpcContext<'_>,
         requests: Requests<Req>,
-        mut sink: DuplexSink<Resp>,
+        mut sink: DuplexReply<Resp>,
     ) where
         Req: SameWire<ServerReflectionRequest> + Message,
         Resp: SameWire<ServerReflectionResponse> + Message,
@@ -364,6 +367,7 @@ mod tests {
             "grpc.health.v1.Health.Watch",
             "grpc.health.v1.HealthCheckResponse.ServingStatus",
             "grpc.health.v1.HealthCheckResponse.SERVING",
+            "grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING",
         ] {
             assert_eq!(files_for_symbol(symbol), ["health.proto"], "{symbol}");
         }

@@ -1,10 +1,14 @@
 //! The seed's "serialization tax", measured: the same generated messages
 //! encoded as protobuf binary and as proto3 JSON (rust-protobuf's own JSON
-//! mapping), their size and encode/decode time per message.
+//! mapping), their size and encode/decode time per message; and the binary
+//! encoding's size once compressed as gRPC does (gzip, deflate): the lab's
+//! messages are so small that compression makes them bigger.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
+use flate2::write::{GzEncoder, ZlibEncoder};
 use protobuf::MessageFull;
 
 use messenger_lab::answers::{self, acknowledge, summarize, STATUS_MESSAGE};
@@ -20,6 +24,10 @@ pub struct CodecFigures {
     pub message: &'static str,
     pub binary_bytes: usize,
     pub json_bytes: usize,
+    /// The binary encoding gzipped, as C-core compresses it (zlib's default level).
+    pub gzip_bytes: usize,
+    /// The binary encoding in gRPC's "deflate": the zlib format, default level.
+    pub deflate_bytes: usize,
     pub binary_encode: Duration,
     pub json_encode: Duration,
     pub binary_decode: Duration,
@@ -32,6 +40,8 @@ impl CodecFigures {
             "message": self.message,
             "binary_bytes": self.binary_bytes,
             "json_bytes": self.json_bytes,
+            "gzip_bytes": self.gzip_bytes,
+            "deflate_bytes": self.deflate_bytes,
             "binary_encode_ns": self.binary_encode.as_nanos() as u64,
             "json_encode_ns": self.json_encode.as_nanos() as u64,
             "binary_decode_ns": self.binary_decode.as_nanos() as u64,
@@ -47,6 +57,31 @@ fn time_per_call<T>(iterations: u32, mut f: impl FnMut() -> T) -> Duration {
         black_box(f());
     }
     start.elapsed() / iterations.max(1)
+}
+
+/// The size of `bytes` compressed by `encoder` (a gzip or zlib writer into a Vec).
+fn compressed_len<W: Write>(
+    mut encoder: W,
+    bytes: &[u8],
+    finish: impl FnOnce(W) -> std::io::Result<Vec<u8>>,
+) -> usize {
+    encoder
+        .write_all(bytes)
+        .and_then(|()| finish(encoder))
+        .map_or(0, |out| out.len())
+}
+
+/// `bytes` gzipped and in gRPC's deflate (zlib), at zlib's default level like C-core.
+pub fn compressed_sizes(bytes: &[u8]) -> (usize, usize) {
+    let level = flate2::Compression::default();
+    (
+        compressed_len(GzEncoder::new(Vec::new(), level), bytes, GzEncoder::finish),
+        compressed_len(
+            ZlibEncoder::new(Vec::new(), level),
+            bytes,
+            ZlibEncoder::finish,
+        ),
+    )
 }
 
 /// Measures `message` both ways; fails if either encoding does not give the message back.
@@ -68,10 +103,13 @@ pub fn measure<M: MessageFull + PartialEq>(
     if from_binary != *message || from_json != *message {
         return Err(wrong("a round trip changed the message".to_owned()));
     }
+    let (gzip_bytes, deflate_bytes) = compressed_sizes(&binary);
     Ok(CodecFigures {
         message: name,
         binary_bytes: binary.len(),
         json_bytes: json.len(),
+        gzip_bytes,
+        deflate_bytes,
         binary_encode: time_per_call(iterations, || black_box(message).write_to_bytes()),
         json_encode: time_per_call(iterations, || {
             protobuf_json_mapping::print_to_string(black_box(message))
@@ -113,13 +151,16 @@ pub fn measure_all(iterations: u32) -> Result<Vec<CodecFigures>, BenchError> {
     ])
 }
 
-/// The figures as a table: sizes, times, and JSON's cost relative to binary.
+/// The figures as a table: sizes (binary, JSON, binary gzipped and
+/// deflated), times, and JSON's cost relative to binary.
 pub fn table(figures: &[CodecFigures]) -> Table {
     let mut table = Table::new([
         "message",
         "binary",
         "JSON",
         "size",
+        "gzip",
+        "deflate",
         "encode bin",
         "encode JSON",
         "decode bin",
@@ -135,6 +176,8 @@ pub fn table(figures: &[CodecFigures]) -> Table {
             format!("{} B", f.binary_bytes),
             format!("{} B", f.json_bytes),
             format_ratio(ratio(f.json_bytes, f.binary_bytes)),
+            format!("{} B", f.gzip_bytes),
+            format!("{} B", f.deflate_bytes),
             format_duration(f.binary_encode),
             format_duration(f.json_encode),
             format_duration(f.binary_decode),
@@ -164,6 +207,30 @@ mod tests {
         }
         // The original demo's StatusRequest: tag+len+13 bytes vs {"userId": "researcher-01"}.
         assert_eq!(figures[0].binary_bytes, 15);
+        // Compression only adds to messages this small: gzip's 18 bytes of
+        // header and trailer, zlib's 6, and too little text to repeat itself.
+        for f in &figures {
+            assert!(
+                f.gzip_bytes > f.binary_bytes,
+                "{}: gzip {} vs {}",
+                f.message,
+                f.gzip_bytes,
+                f.binary_bytes
+            );
+        }
+        assert!(figures[0].deflate_bytes > figures[0].binary_bytes);
         assert_eq!(table(&figures).rows.len(), 8);
+        assert_eq!(
+            table(&figures).rows[0][4],
+            format!("{} B", figures[0].gzip_bytes)
+        );
+    }
+
+    #[test]
+    fn compressed_sizes_are_those_of_gzip_and_zlib() {
+        let (gzip, deflate) = compressed_sizes(&[b'a'; 4096]);
+        // Long repeated input shrinks; an empty one is just the framing.
+        assert!(gzip < 100 && deflate < gzip, "{gzip} {deflate}");
+        assert_eq!(compressed_sizes(&[]), (20, 8));
     }
 }

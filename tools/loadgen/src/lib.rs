@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};
+use messenger_lab::answers::learning_contents;
 use messenger_lab::checks::{
     check_echo, check_learning_update, check_status, check_summary, numbered_note, numbered_update,
 };
@@ -373,9 +374,10 @@ pub async fn server_stream(
                 .finish()
                 .await
                 .map_err(|e| format!("StreamLearnings: {e}"))?;
-            if index != UPDATES_PER_CALL {
+            if index != updates_per_call() {
                 return Err(format!(
-                    "StreamLearnings: {index} updates, expected {UPDATES_PER_CALL}"
+                    "StreamLearnings: {index} updates, expected {}",
+                    updates_per_call()
                 ));
             }
             Ok(())
@@ -385,7 +387,9 @@ pub async fn server_stream(
 }
 
 /// Updates in one StreamLearnings answer.
-pub const UPDATES_PER_CALL: usize = 4;
+pub fn updates_per_call() -> usize {
+    learning_contents(TOPIC).len()
+}
 
 /// One SubmitResearchNotes call of `count` notes; the summary is checked.
 /// Returns the time from the first note to the summary.

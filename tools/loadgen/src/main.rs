@@ -110,7 +110,7 @@ async fn run(args: &Args) -> loadgen::Result<String> {
                 closed.duration,
             )
             .await?;
-            let updates = run.calls_per_second() * loadgen::UPDATES_PER_CALL as f64;
+            let updates = run.calls_per_second() * loadgen::updates_per_call() as f64;
             format!(
                 "server-stream: {}, {}, {}{}",
                 rate(run.calls_per_second(), "calls/s"),
