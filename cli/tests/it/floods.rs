@@ -5,7 +5,6 @@
 //! must go back to idle, and the attacker must get what HTTP/2 (and the
 //! patched C-core, docs/http2-floods.md) says. The bounds are generous on purpose.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +15,15 @@ use grpcio::CallOption;
 use learning_messenger::proto::messenger::StatusRequest;
 use serde_json::Value;
 
-use crate::support::{wait_until, PeakWatcher, ServerProcess};
+use crate::support::{project_root, venv_program, wait_until, PeakWatcher, ServerProcess};
 
 /// Peak RSS during a flood, over the RSS before it.
 const PEAK_MARGIN_KIB: u64 = 128 * 1024;
+/// The same for the CONTINUATION flood: C-core parses and drops every header
+/// byte the attacker sends (about a core's worth, 500 MB/s here), and its
+/// read buffers grow with that rate; peaks of 114-151 MiB were seen, all
+/// given back within a second or two of the end (docs/http2-floods.md).
+const CONTINUATION_PEAK_MARGIN_KIB: u64 = 256 * 1024;
 /// RSS after a flood (once the allocator has purged), over the RSS before it.
 const AFTER_MARGIN_KIB: u64 = 32 * 1024;
 /// How long memory and CPU may take to settle after a flood.
@@ -33,16 +37,10 @@ const FLOOD_TIMEOUT: Duration = Duration::from_secs(90);
 
 static ONE_FLOOD: Mutex<()> = Mutex::new(());
 
-/// The project root, read when run (a target dir shared by clones).
-fn root() -> PathBuf {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-    PathBuf::from(manifest).join("..")
-}
-
 /// Runs `python/floods.py --port PORT FLOOD ARGS` and parses the JSON it prints.
 fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
-    let root = root();
-    let python = root.join(".venv/bin/python3");
+    let root = project_root();
+    let python = venv_program("python3");
     let mut child = Command::new(&python)
         .arg("python/floods.py")
         .args(["--port", &port.to_string(), flood])
@@ -145,6 +143,11 @@ impl LegitClient {
 /// Starts a server, floods it while a legitimate client calls, checks the
 /// bounds, and gives back the flood's report for the flood's own checks.
 fn flood(name: &str, args: &[&str]) -> Value {
+    flood_within(name, args, PEAK_MARGIN_KIB)
+}
+
+/// [`flood`], with its own bound on the peak RSS over the start.
+fn flood_within(name: &str, args: &[&str], peak_margin_kib: u64) -> Value {
     // One flood at a time: two would share the two cores and blur the bounds.
     let _one_at_a_time = ONE_FLOOD.lock().unwrap_or_else(|e| e.into_inner());
     let server = ServerProcess::start(&["--delay-ms", "0"]);
@@ -179,7 +182,7 @@ fn flood(name: &str, args: &[&str]) -> Value {
         after.rss_mib()
     );
     assert!(
-        peak.rss_kib <= before.rss_kib + PEAK_MARGIN_KIB,
+        peak.rss_kib <= before.rss_kib + peak_margin_kib,
         "{name}: peak RSS {:.1} MiB, started at {:.1} MiB",
         peak.rss_mib(),
         before.rss_mib()
@@ -269,7 +272,11 @@ fn a_settings_flood_is_acknowledged_at_the_readers_pace_and_memory_stays_flat() 
 #[test]
 #[ignore = "slow: ~6 s of CONTINUATION frames"]
 fn an_endless_continuation_flood_gets_resource_exhausted_and_memory_stays_flat() {
-    let report = flood("continuation-flood", &["--seconds", "4"]);
+    let report = flood_within(
+        "continuation-flood",
+        &["--seconds", "4"],
+        CONTINUATION_PEAK_MARGIN_KIB,
+    );
     assert!(count(&report, "/sent/header_bytes") > 16 << 20, "{report}");
     // The header list goes over the limit: the stream is ended with
     // RESOURCE_EXHAUSTED; C-core keeps decoding (and dropping) the rest.

@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod compression;
 mod floods;
 mod health;
 mod interop;
