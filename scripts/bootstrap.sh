@@ -31,7 +31,7 @@ if ((${#missing[@]})); then
 fi
 command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust with rustup" >&2; exit 1; }
 
-bash scripts/vendor-grpcio-sys.sh
+bash scripts/vendor-grpcio.sh
 
 stamp=.venv/.requirements
 if [ ! -f "$stamp" ] || ! cmp -s python/requirements.txt "$stamp"; then

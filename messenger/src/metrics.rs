@@ -161,7 +161,18 @@ impl Metrics {
             .trim_start_matches('/')
             .split_once('/')
             .unwrap_or(("", path));
-        let labels = [grpc_type(ty), service, method];
+        self.labelled([grpc_type(ty), service, method])
+    }
+
+    /// What grpcio answers UNIMPLEMENTED before any handler: calls of methods
+    /// no service has. Their names are a client's to choose, so they share
+    /// one series (`unknown` for type, service and method) instead of adding
+    /// one per name.
+    pub(crate) fn unimplemented_checker(&self) -> UnimplementedCalls {
+        UnimplementedCalls(Arc::new(self.labelled(["unknown", "unknown", "unknown"])))
+    }
+
+    fn labelled(&self, labels: [&str; 3]) -> MethodMetrics {
         MethodMetrics {
             started: self.started.with_label_values(&labels),
             received: self.received.with_label_values(&labels),
@@ -203,6 +214,28 @@ impl MethodMetrics {
     pub(crate) fn handled(&self, code: RpcStatusCode) -> &IntCounter {
         let index = usize::try_from(i32::from(code)).unwrap_or(2);
         self.handled.get(index).unwrap_or(&self.handled[2])
+    }
+}
+
+/// Counts the calls grpcio answers UNIMPLEMENTED itself (a grpcio
+/// `ServerChecker`: patches/grpcio/0001 tells checkers of them).
+#[derive(Clone)]
+pub(crate) struct UnimplementedCalls(Arc<MethodMetrics>);
+
+impl grpcio::ServerChecker for UnimplementedCalls {
+    fn check(&mut self, _ctx: &grpcio::RpcContext<'_>) -> grpcio::CheckResult {
+        grpcio::CheckResult::Continue
+    }
+
+    fn box_clone(&self) -> Box<dyn grpcio::ServerChecker> {
+        Box::new(self.clone())
+    }
+
+    fn unimplemented(&mut self, _ctx: &grpcio::RpcContext<'_>) {
+        let calls = &self.0;
+        calls.started.inc();
+        calls.handled(RpcStatusCode::UNIMPLEMENTED).inc();
+        calls.handling.observe(0.0);
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures::executor::block_on;
 use futures::TryStreamExt;
-use futures_timer::Delay;
 use grpcio::{CallOption, MethodType, RpcStatusCode};
 use learning_messenger::proto::messenger::{StatusRequest, TopicRequest};
 use learning_messenger::rpc::messenger::method;
@@ -98,7 +97,7 @@ fn counter(name: &str, ty: &str, method: &str) -> String {
 #[test]
 fn a_scrape_counts_every_call_once_with_its_outcome() {
     let server = TestServer::with_config(ServerConfig {
-        delay: Duration::from_millis(200),
+        delay: Duration::from_millis(300),
         max_message_bytes: 1024,
         metrics_addr: Some("127.0.0.1:0".to_owned()),
         ..test_config()
@@ -134,7 +133,8 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
     assert_eq!(updates.len(), 4);
     let expiring = client
         .clone()
-        .with_options(CallOption::default().timeout(Duration::from_millis(100)));
+        // Ends before the first update (300 ms after the server has the call).
+        .with_options(CallOption::default().timeout(Duration::from_millis(250)));
     let expired = failure(block_on(
         expiring
             .stream_learnings_async(&topic)
@@ -143,7 +143,19 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
     ));
     assert_eq!(expired.code(), RpcStatusCode::DEADLINE_EXCEEDED);
     let mut cancelled = client.stream_learnings_async(&topic).unwrap();
-    block_on(Delay::new(Duration::from_millis(50)));
+    // Cancelled once the server has started it (else no handler ever runs),
+    // before its first update.
+    let started = format!(
+        "{} 3\n",
+        counter(
+            "grpc_server_started_total",
+            "server_stream",
+            "StreamLearnings"
+        )
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        scrape(port).2.contains(&started)
+    }));
     cancelled.cancel();
     drop(cancelled);
 
@@ -158,7 +170,8 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(echoes.len(), 2);
-    // An unknown method is answered UNIMPLEMENTED by grpcio before any glue.
+    // An unknown method is answered UNIMPLEMENTED by grpcio before any
+    // handler; its checker hook counts it, under `unknown` labels.
     let unknown = raw_method(
         "/messenger.LearningMessenger/NoSuchMethod",
         MethodType::Unary,
@@ -170,7 +183,13 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
 
     // The server ends a cancelled stream at its next delay: wait for it.
     let ended = |samples: &HashMap<String, f64>| {
-        samples.get(&handled("server_stream", "StreamLearnings", "Canceled")) == Some(&1.0)
+        let count = |code| {
+            samples
+                .get(&handled("server_stream", "StreamLearnings", code))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        count("Canceled") + count("DeadlineExceeded") == 2.0
     };
     let mut samples = HashMap::new();
     assert!(
@@ -178,7 +197,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
             samples = parse(&scrape(port).2);
             ended(&samples)
         }),
-        "the cancelled stream was never counted"
+        "the cancelled stream was never counted: {samples:?}"
     );
 
     let (status, content_type, _) = scrape(port);
@@ -234,13 +253,19 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
             calls,
         );
     }
-    // Nothing else was counted: the unknown method never reached the glue.
+    let unknown = labels("unknown", "unknown", "unknown");
+    expect(
+        format!("grpc_server_handled_total{{grpc_code=\"Unimplemented\",{unknown}}}"),
+        1.0,
+    );
+    expect(format!("grpc_server_started_total{{{unknown}}}"), 1.0);
+    // Nothing else was counted.
     let total: f64 = samples
         .iter()
         .filter(|(name, _)| name.starts_with("grpc_server_started_total{"))
         .map(|(_, value)| value)
         .sum();
-    assert_eq!(total, 10.0, "{samples:?}");
+    assert_eq!(total, 11.0, "{samples:?}");
 }
 
 #[test]

@@ -471,14 +471,19 @@ fn the_client_binary_presents_its_certificate_and_reports_a_refusal_in_one_line(
         assert!(output.stdout.is_empty(), "{presented:?}");
         assert_one_line_refusal(&stderr, &server.target, &format!("{presented:?}"));
     }
-    // A served call after the refusals: the log holds every line before it.
+    assert_refusals_not_logged(&server, &pki);
+}
+
+/// After a served call, which the log shows, no refused handshake was logged
+/// at info or above.
+fn assert_refusals_not_logged(server: &ServerProcess, pki: &Pki) {
     assert_eq!(
-        client_binary_status(&server.target, &pki, Presented::Valid)
+        client_binary_status(&server.target, pki, Presented::Valid)
             .status
             .code(),
         Some(0)
     );
-    wait_for_requests(&server, 2);
+    wait_for_requests(server, 2);
     let log = server.log();
     assert!(
         handshake_lines(&log).is_empty(),
@@ -487,7 +492,7 @@ fn the_client_binary_presents_its_certificate_and_reports_a_refusal_in_one_line(
 }
 
 /// Generates the Python stubs into `dir`/protos (not python/protos, which
-/// scripts/interop.sh may be rewriting at the same time).
+/// another test's Python may be reading at the same time).
 fn python_stubs(dir: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = run(Command::new(root.join(".venv/bin/python3"))
@@ -575,19 +580,7 @@ fn the_python_reference_client_is_served_and_refused_alike() {
             "--- Unary Request ---\n"
         );
     }
-    // A served call after the refusals: the log holds every line before it.
-    assert_eq!(
-        client_binary_status(&server.target, &pki, Presented::Valid)
-            .status
-            .code(),
-        Some(0)
-    );
-    wait_for_requests(&server, 2);
-    let log = server.log();
-    assert!(
-        handshake_lines(&log).is_empty(),
-        "refused handshakes logged at info or above:\n{log}"
-    );
+    assert_refusals_not_logged(&server, &pki);
 }
 
 #[test]

@@ -77,7 +77,11 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     if let Some(endpoint) = &metrics {
         options = options.with_metrics(endpoint.metrics());
     }
-    let mut builder = ServerBuilder::new(env.clone())
+    let mut builder = ServerBuilder::new(env.clone());
+    if let Some(metrics) = &options.metrics {
+        builder = builder.add_checker(metrics.unimplemented_checker());
+    }
+    builder = builder
         .channel_args(channel_args(config, env).build_args())
         .register_service(rpc::messenger::create_learning_messenger(
             messenger, &options,
