@@ -4,7 +4,6 @@
 //! a raw HTTP/2 client), and a gzip bomb refused without its decompressed
 //! size ever being allocated (patches/grpcio-sys/0002).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,8 +12,8 @@ use learning_messenger::server::ServerConfig;
 use serde_json::Value;
 
 use crate::support::{
-    mask_times, project_root, run_bounded, status_of, test_config, venv_program, PeakWatcher,
-    ServerProcess, TestServer, SEED_TRANSCRIPT,
+    mask_times, project_root, python_stubs, run_bounded, status_of, test_config, venv_program,
+    PeakWatcher, ServerProcess, TestServer, SEED_TRANSCRIPT,
 };
 
 const ALGORITHMS: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Deflate];
@@ -245,27 +244,6 @@ fn answers_are_compressed_only_with_what_the_client_accepts() {
             ("feed:gzip:deflate:1000", None, &[0, 0, 0]),
         ],
     );
-}
-
-/// Generates the Python stubs into `dir`/protos (not python/protos, which
-/// scripts/interop.sh may be rewriting at the same time).
-fn python_stubs(dir: &Path) {
-    let python = project_root().join("python");
-    let mut command = Command::new(venv_program("python3"));
-    command
-        .args(["-m", "grpc_tools.protoc", "-I"])
-        .arg(&python)
-        .arg(format!("--python_out={}", dir.display()))
-        .arg(format!("--grpc_python_out={}", dir.display()))
-        .arg("protos/messenger.proto")
-        .current_dir(&python);
-    let output = run_bounded(command, RUN_TIMEOUT);
-    assert!(
-        output.status.is_some_and(|s| s.success()),
-        "python stubs: {}",
-        output.stderr
-    );
-    std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //!   then:      python-client vs rust-server, rust-client vs python-server,
 //!              rust-client vs rust-server
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{free_port, mask_times, run_bounded, ChildGuard};
+use crate::support::{free_port, mask_times, project_root, run_bounded, venv_program, ChildGuard};
 
 /// How long a server may take to accept connections.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,14 +50,9 @@ struct Python {
 
 impl Python {
     fn locate() -> Python {
-        // Read when run, not when built: a target dir shared by clones keeps
-        // the binary built in another.
-        let manifest =
-            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-        let root = Path::new(&manifest).join("..");
         let python = Python {
-            interpreter: root.join(".venv/bin/python3"),
-            dir: root.join("python"),
+            interpreter: venv_program("python3"),
+            dir: project_root().join("python"),
         };
         for needed in [
             &python.interpreter,

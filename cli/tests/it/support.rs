@@ -466,3 +466,25 @@ pub(crate) fn venv_program(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Generates the Python reference's stubs into `dir`/protos, for a test that
+/// runs Python from `dir` (not python/protos, which another test's Python
+/// may be reading at the same time).
+pub(crate) fn python_stubs(dir: &std::path::Path) {
+    let python = project_root().join("python");
+    let mut command = Command::new(venv_program("python3"));
+    command
+        .args(["-m", "grpc_tools.protoc", "-I"])
+        .arg(&python)
+        .arg(format!("--python_out={}", dir.display()))
+        .arg(format!("--grpc_python_out={}", dir.display()))
+        .arg("protos/messenger.proto")
+        .current_dir(&python);
+    let output = run_bounded(command, Duration::from_secs(120));
+    assert!(
+        output.status.is_some_and(|s| s.success()),
+        "python stubs: {}",
+        output.stderr
+    );
+    std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
+}

@@ -10,7 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    failure, mask_times, run_server_binary, wait_until, ServerProcess, TestServer, SEED_TRANSCRIPT,
+    failure, mask_times, project_root, python_stubs, run_server_binary, venv_program, wait_until,
+    ServerProcess, TestServer, SEED_TRANSCRIPT,
 };
 use grpcio::RpcStatusCode;
 use learning_messenger::client::{self, ConnectOptions};
@@ -491,30 +492,10 @@ fn assert_refusals_not_logged(server: &ServerProcess, pki: &Pki) {
     );
 }
 
-/// Generates the Python stubs into `dir`/protos (not python/protos, which
-/// another test's Python may be reading at the same time).
-fn python_stubs(dir: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = run(Command::new(root.join(".venv/bin/python3"))
-        .args(["-m", "grpc_tools.protoc", "-I"])
-        .arg(root.join("python"))
-        .arg(format!("--python_out={}", dir.display()))
-        .arg(format!("--grpc_python_out={}", dir.display()))
-        .arg("protos/messenger.proto")
-        .current_dir(root.join("python")));
-    assert!(
-        output.status.success(),
-        "python stubs: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
-}
-
 /// python/client.py (the seed's four demos, no delays) against `target`,
 /// presenting `presented`. It runs from `stubs`, where it finds `protos`.
 fn python_client(stubs: &Path, target: &str, pki: &Pki, presented: Presented) -> Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let client_py = root.join("python/client.py");
+    let client_py = project_root().join("python/client.py");
     let mut args = vec![
         "--target".to_owned(),
         target.to_owned(),
@@ -537,7 +518,7 @@ fn python_client(stubs: &Path, target: &str, pki: &Pki, presented: Presented) ->
     // directory (the stubs), not next to client.py.
     let script = "import runpy, sys; sys.argv = sys.argv[1:]; \
                   runpy.run_path(sys.argv[0], run_name='__main__')";
-    run(Command::new(root.join(".venv/bin/python3"))
+    run(Command::new(venv_program("python3"))
         .args(["-c", script])
         .arg(&client_py)
         .args(&args)
