@@ -64,7 +64,17 @@ pub fn acknowledge(update: &FeedUpdate) -> FeedUpdate {
 
 /// The text of the echo of `user`'s `message`.
 pub fn acknowledgement(user: &str, message: &str) -> String {
-    format!("Acknowledged {user}'s update: {message}")
+    let mut text = String::new();
+    write_acknowledgement(&mut text, user, message);
+    text
+}
+
+/// [`acknowledgement`], written into `out`: a checker of a million echoes
+/// reuses one buffer.
+pub fn write_acknowledgement(out: &mut String, user: &str, message: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "Acknowledged {user}'s update: {message}");
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! Numbered requests a load tool sends, and checks of every answer against
 //! what the seed's server must say: a fast wrong answer never counts.
 
-use std::fmt::Write as _;
-
 use crate::answers::{self, FEED_ECHO_USER, STATUS_MESSAGE};
 use crate::clock;
 use crate::proto::messenger::{
@@ -81,11 +79,7 @@ pub fn numbered_update(i: u64) -> FeedUpdate {
 /// Checks the echo of [`numbered_update`]`(i)`; `expected` is scratch space, reused.
 pub fn check_echo(i: u64, echo: &FeedUpdate, expected: &mut String) -> Result<(), String> {
     expected.clear();
-    let _ = write!(
-        expected,
-        "{}",
-        answers::acknowledgement(LOAD_USER, &format!("update {i}"))
-    );
+    answers::write_acknowledgement(expected, LOAD_USER, format_args!("update {i}"));
     if echo.user != FEED_ECHO_USER || echo.message != *expected {
         return Err(format!(
             "echo {i} was {:?}: {:?}; expected {FEED_ECHO_USER:?}: {expected:?}",
