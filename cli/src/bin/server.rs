@@ -49,7 +49,10 @@ struct Args {
     /// Largest request message accepted, in bytes; bigger ones get RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
     max_message_bytes: usize,
-    /// On Ctrl-C or SIGTERM, how long in-flight calls may finish before they are cancelled, in ms.
+    /// On Ctrl-C or SIGTERM, how long health reports NOT_SERVING while calls are still served, in ms, before the server stops accepting them.
+    #[arg(long, default_value_t = 0)]
+    drain_ms: u64,
+    /// On Ctrl-C or SIGTERM, after the drain, how long in-flight calls may finish before they are cancelled, in ms.
     #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
     /// Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); 0 for no limit.
@@ -79,6 +82,15 @@ struct Args {
     /// Serve Prometheus metrics (go-grpc-prometheus names) on http://HOST:PORT/metrics; off by default.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
+    /// End each client connection gracefully after about this many ms (±10% jitter), so clients reconnect and new replicas get their share; off by default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connection_age_ms: Option<u64>,
+    /// With --max-connection-age-ms: how long calls may run on an aged connection before it is closed, in ms [default: no limit].
+    #[arg(long, requires = "max_connection_age_ms")]
+    max_connection_age_grace_ms: Option<u64>,
+    /// This replica's name, sent to clients as the initial-metadata header x-served-by [default: HOST:PORT bound, the host name for a wildcard host].
+    #[arg(long)]
+    replica_name: Option<String>,
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
@@ -115,6 +127,9 @@ fn main() -> ExitCode {
         reflection: !args.no_reflection,
         metrics_addr: args.metrics_addr,
         compression: args.compression,
+        max_connection_age: args.max_connection_age_ms.map(Duration::from_millis),
+        max_connection_age_grace: args.max_connection_age_grace_ms.map(Duration::from_millis),
+        replica_name: args.replica_name,
     };
     // A failed start is reported in one line below: C-core's own lines about it are muted.
     let log_level = log::max_level();
@@ -129,13 +144,16 @@ fn main() -> ExitCode {
         }
     };
     info!("🚀 gRPC server logic running on port {}...", running.port());
+    info!("replica {}", running.replica_name());
     if let Some(port) = running.metrics_port() {
         info!("metrics on port {port} (/metrics)");
     }
 
     let _ = stop_rx.recv();
-    info!("stopping: health NOT_SERVING, no new calls, in-flight calls may finish");
-    let stopped = running.shutdown(Duration::from_millis(args.shutdown_grace_ms));
+    let stopped = running.stop(
+        Duration::from_millis(args.drain_ms),
+        Duration::from_millis(args.shutdown_grace_ms),
+    );
     info!("stopped ({stopped:?})");
     ExitCode::SUCCESS
 }

@@ -1,13 +1,14 @@
 //! The adapters every handler is registered through, one per pattern: each
-//! observes the call (`observe`), decodes its requests with the service's
-//! decoder (refusing those over the limit) and hands the handler typed
-//! requests and a reply.
+//! sets the answer's initial metadata (`x-served-by`), observes the call
+//! (`observe`), decodes its requests with the service's decoder (refusing
+//! those over the limit) and hands the handler typed requests and a reply.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use grpcio::{
-    ClientStreamingSink, DuplexSink, Method, RequestStream, RpcContext, ServerStreamingSink,
-    UnarySink,
+    ClientStreamingSink, DuplexSink, Metadata, MetadataBuilder, Method, RequestStream, RpcContext,
+    ServerStreamingSink, UnarySink,
 };
 
 use super::decode::{RequestDecoder, Requests};
@@ -18,20 +19,88 @@ use super::observe::{
 use super::refuse::with_request;
 use crate::metrics::{MethodMetrics, Metrics};
 
-/// What every call of a service goes through: the request size limit, and
-/// the metrics it is counted in (if any).
+/// The initial-metadata header that names the replica which answered a call.
+pub const SERVED_BY: &str = "x-served-by";
+
+/// The replica's name, sent as [`SERVED_BY`] at the start of every answer
+/// once it is set: a server learns its port, part of its default name, only
+/// after its services are registered. Unset, answers carry no header.
+#[derive(Clone, Default)]
+pub struct ServedBy(Arc<OnceLock<Metadata>>);
+
+impl ServedBy {
+    /// Names the replica; fails for a name that is not printable ASCII
+    /// (what a gRPC header value may hold), and if it was named already.
+    pub fn set(&self, name: &str) -> Result<(), String> {
+        let mut headers = MetadataBuilder::with_capacity(1);
+        headers.add_str(SERVED_BY, name).map_err(|_| {
+            format!("replica name {name:?}: only printable ASCII may go in a header")
+        })?;
+        self.0
+            .set(headers.build())
+            .map_err(|_| "the replica is named already".to_owned())
+    }
+
+    /// Puts the header on the answer `sink` will send.
+    fn apply<S: InitialMetadata>(&self, sink: &mut S) {
+        if let Some(headers) = self.0.get() {
+            sink.set_headers(headers.clone());
+        }
+    }
+}
+
+impl fmt::Debug for ServedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self
+            .0
+            .get()
+            .and_then(|headers| headers.get(0))
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
+        f.debug_tuple("ServedBy").field(&name).finish()
+    }
+}
+
+/// grpcio's sinks, which send initial metadata with the first message (a
+/// streaming sink) or with the answer (a unary one). A streaming call that
+/// ends before its first message sends none: grpcio's `fail` and `close`
+/// send empty initial metadata.
+trait InitialMetadata {
+    fn set_headers(&mut self, headers: Metadata);
+}
+
+macro_rules! initial_metadata {
+    ($($sink:ident),*) => {$(
+        impl<T> InitialMetadata for $sink<T> {
+            fn set_headers(&mut self, headers: Metadata) {
+                $sink::set_headers(self, headers)
+            }
+        }
+    )*};
+}
+
+initial_metadata!(
+    UnarySink,
+    ClientStreamingSink,
+    ServerStreamingSink,
+    DuplexSink
+);
+
+/// What every call of a service goes through: the request size limit, the
+/// metrics it is counted in (if any) and the replica's name on its answer.
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
     pub decoder: RequestDecoder,
     pub metrics: Option<Arc<Metrics>>,
+    pub served_by: ServedBy,
 }
 
 impl ServiceOptions {
-    /// Requests up to `max_message_bytes`, no metrics.
+    /// Requests up to `max_message_bytes`, no metrics, no replica name.
     pub fn new(max_message_bytes: usize) -> Self {
         ServiceOptions {
             decoder: RequestDecoder::new(max_message_bytes),
             metrics: None,
+            served_by: ServedBy::default(),
         }
     }
 
@@ -60,7 +129,9 @@ where
     H: FnMut(RpcContext<'_>, Req, UnaryReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    move |ctx: RpcContext<'_>, req: Encoded, sink: UnarySink<Resp>| {
+    let served_by = options.served_by.clone();
+    move |ctx: RpcContext<'_>, req: Encoded, mut sink: UnarySink<Resp>| {
+        served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
         with_request(decoder, ctx, req, reply, &mut handle)
     }
@@ -78,7 +149,9 @@ where
     H: FnMut(RpcContext<'_>, Req, ServerStreamReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    move |ctx: RpcContext<'_>, req: Encoded, sink: ServerStreamingSink<Resp>| {
+    let served_by = options.served_by.clone();
+    move |ctx: RpcContext<'_>, req: Encoded, mut sink: ServerStreamingSink<Resp>| {
+        served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
         with_request(decoder, ctx, req, reply, &mut handle)
     }
@@ -95,7 +168,11 @@ where
     H: FnMut(RpcContext<'_>, Requests<Req>, ClientStreamReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, sink: ClientStreamingSink<Resp>| {
+    let served_by = options.served_by.clone();
+    move |ctx: RpcContext<'_>,
+          requests: RequestStream<Encoded>,
+          mut sink: ClientStreamingSink<Resp>| {
+        served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
         let requests = decoder.stream(requests, observed.clone());
         handle(ctx, requests, reply)
@@ -113,7 +190,9 @@ where
     H: FnMut(RpcContext<'_>, Requests<Req>, DuplexReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, sink: DuplexSink<Resp>| {
+    let served_by = options.served_by.clone();
+    move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, mut sink: DuplexSink<Resp>| {
+        served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
         let requests = decoder.stream(requests, observed.clone());
         handle(ctx, requests, reply)

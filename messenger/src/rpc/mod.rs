@@ -28,7 +28,7 @@ mod refuse;
 pub use blocking::BlockingResponses;
 pub use call_end::{call_ended, is_call_over, ok_if_call_over};
 pub use decode::{RequestDecoder, Requests};
-pub use handler::ServiceOptions;
+pub use handler::{ServedBy, ServiceOptions, SERVED_BY};
 pub use observe::{
     Answered, ClientStreamReply, DuplexReply, Reply, ServerStreamReply, SingleAnswer,
     StreamFailure, StreamReply, UnaryReply,

@@ -47,6 +47,15 @@ pub struct ServerConfig {
     pub compression: Compression,
     /// Serve Prometheus metrics on `http://HOST:PORT/metrics`; off when None.
     pub metrics_addr: Option<String>,
+    /// End each client connection gracefully (GOAWAY) after about this long
+    /// (C-core adds ±10% jitter), so clients reconnect and new replicas get
+    /// their share; None: connections live on.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls may run on a connection whose age is up before it is
+    /// closed; None: as long as they take (C-core's default).
+    pub max_connection_age_grace: Option<Duration>,
+    /// The name sent as `x-served-by` on every answer; None: [`default_replica_name`].
+    pub replica_name: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +73,9 @@ impl Default for ServerConfig {
             reflection: true,
             metrics_addr: None,
             compression: Compression::None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            replica_name: None,
         }
     }
 }
@@ -74,4 +86,45 @@ impl Default for ServerConfig {
 /// half); the trade-off is measured in `docs/tuning-log.md`.
 pub fn default_completion_queues() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A replica's name when none is given: `HOST:PORT` of the address it is bound
+/// to, with the machine's host name (a pod's name on Kubernetes) for a
+/// wildcard host such as `[::]` or `0.0.0.0`, which would not tell replicas apart.
+pub fn default_replica_name(addr: &str, port: u16) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let wildcard = matches!(host, "" | "[::]" | "0.0.0.0" | "[::0]" | "*");
+    let host = match wildcard.then(host_name).flatten() {
+        Some(name) => name,
+        None => host.to_owned(),
+    };
+    format!("{host}:{port}")
+}
+
+/// The machine's host name, if it can be read.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_replica_name_is_the_bound_address() {
+        assert_eq!(
+            default_replica_name("127.0.0.2:0", 50051),
+            "127.0.0.2:50051"
+        );
+        assert_eq!(default_replica_name("[::1]:50051", 50051), "[::1]:50051");
+        let wildcard = default_replica_name("[::]:50051", 50051);
+        match host_name() {
+            Some(name) => assert_eq!(wildcard, format!("{name}:50051")),
+            None => assert_eq!(wildcard, "[::]:50051"),
+        }
+    }
 }

@@ -4,8 +4,8 @@
 mod config;
 
 pub use config::{
-    default_completion_queues, ServerConfig, TlsIdentity, DEFAULT_MAX_CONCURRENT_STREAMS,
-    DEFAULT_SHUTDOWN_GRACE,
+    default_completion_queues, default_replica_name, ServerConfig, TlsIdentity,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
 };
 
 use std::ffi::CString;
@@ -31,6 +31,7 @@ pub struct RunningServer {
     health: HealthService,
     in_flight: CallCounter,
     port: u16,
+    replica_name: String,
     metrics: Option<MetricsEndpoint>,
 }
 
@@ -74,6 +75,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
         None => None,
     };
     let mut options = ServiceOptions::new(config.max_message_bytes);
+    let served_by = options.served_by.clone();
     if let Some(endpoint) = &metrics {
         options = options.with_metrics(endpoint.metrics());
     }
@@ -104,12 +106,18 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
     let port = server
         .add_listening_port(config.addr.as_str(), credentials)
         .map_err(|_| listen_error(config))?;
+    let replica_name = config
+        .replica_name
+        .clone()
+        .unwrap_or_else(|| default_replica_name(&config.addr, port));
+    served_by.set(&replica_name)?;
     server.start();
     Ok(RunningServer {
         server,
         health,
         in_flight,
         port,
+        replica_name,
         metrics,
     })
 }
@@ -133,6 +141,18 @@ fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> Channel
             i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX),
         );
     let mut args = config.compression.for_answers(args);
+    if let Some(age) = config.max_connection_age {
+        args = args.raw_cfg_int(
+            CString::from(c"grpc.max_connection_age_ms"),
+            millis_arg(age),
+        );
+    }
+    if let Some(grace) = config.max_connection_age_grace {
+        args = args.raw_cfg_int(
+            CString::from(c"grpc.max_connection_age_grace_ms"),
+            millis_arg(grace),
+        );
+    }
     if config.max_concurrent_streams > 0 {
         // The patched C-core (docs/http2-floods.md) also refuses new streams
         // while too many reset ones still have unfinished calls.
@@ -140,6 +160,11 @@ fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> Channel
         args = args.max_concurrent_stream(limit);
     }
     args
+}
+
+/// A duration as C-core's integer milliseconds (at most about 24 days).
+fn millis_arg(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// Why the port could not be added. C-core only says that it failed, for a
@@ -183,6 +208,11 @@ impl RunningServer {
         &self.health
     }
 
+    /// The name every answer carries as `x-served-by`.
+    pub fn replica_name(&self) -> &str {
+        &self.replica_name
+    }
+
     /// The port the metrics endpoint was bound to, if it is on.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics.as_ref().map(MetricsEndpoint::port)
@@ -193,10 +223,30 @@ impl RunningServer {
         self.in_flight.get()
     }
 
-    /// Stops gracefully: health turns NOT_SERVING, no new calls are accepted,
-    /// in-flight calls may finish within `grace`, then what remains is cancelled.
-    pub fn shutdown(mut self, grace: Duration) -> Stopped {
+    /// Stops gracefully at once: [`RunningServer::stop`] without a drain.
+    pub fn shutdown(self, grace: Duration) -> Stopped {
+        self.stop(Duration::ZERO, grace)
+    }
+
+    /// Stops gracefully, each phase logged: health turns NOT_SERVING (Check
+    /// and Watch) and calls are still served for `drain`, so that probes and
+    /// balancers move traffic away; then no new calls are accepted, in-flight
+    /// calls may finish within `grace`, and what remains is cancelled.
+    /// Blocks the calling thread (not a completion-queue thread) throughout.
+    pub fn stop(mut self, drain: Duration, grace: Duration) -> Stopped {
         self.health.shutdown();
+        if !drain.is_zero() {
+            info!(
+                "draining: health NOT_SERVING, calls still served for {} ms",
+                drain.as_millis()
+            );
+            std::thread::sleep(drain);
+        }
+        info!(
+            "stopping: health NOT_SERVING, no new calls, {} call(s) in flight may finish within {} ms",
+            self.in_flight.get(),
+            grace.as_millis()
+        );
         let mut drained = self.server.shutdown();
         let outcome = futures::executor::block_on(future::select(&mut drained, Delay::new(grace)));
         match outcome {
