@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use learning_messenger::client::commands::{self, ClientOptions, Command};
+use learning_messenger::client::connect::MAX_ATTEMPTS_LIMIT;
 use learning_messenger::client::input::Input;
 use learning_messenger::client::output::Format;
-use learning_messenger::client::ConnectOptions;
+use learning_messenger::client::{Balancing, ConnectOptions, LbPolicy};
 use learning_messenger::compression::Compression;
 use learning_messenger::server::TlsIdentity;
 use messenger_lab::demo;
@@ -30,9 +31,24 @@ struct Cli {
 
 #[derive(Args)]
 struct GlobalArgs {
-    /// Server address, HOST:PORT.
+    /// The server, in gRPC's name syntax: HOST:PORT, dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT... or unix:PATH.
     #[arg(long, global = true, default_value = "localhost:50051")]
     target: String,
+    /// How calls are spread over the target's addresses: pick_first or round_robin (with health checking: replicas NOT_SERVING get no calls).
+    #[arg(long, global = true, default_value_t = LbPolicy::PickFirst)]
+    lb: LbPolicy,
+    /// Attempts of GetLearningStatus on UNAVAILABLE (1 = no retries; backoff 0.1 s doubling to 1 s), through the service config.
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_ATTEMPTS_LIMIT as i64))]
+    max_attempts: u32,
+    /// A whole gRPC service config (JSON) for the channel, instead of the one --lb and --max-attempts build.
+    #[arg(long, global = true, value_name = "JSON", conflicts_with_all = ["lb", "max_attempts"])]
+    service_config: Option<String>,
+    /// Calls wait for the server to be reachable (until their deadline) instead of failing at once.
+    #[arg(long, global = true)]
+    wait_for_ready: bool,
+    /// Print which replica answered each call (its x-served-by header).
+    #[arg(long, global = true)]
+    show_replica: bool,
     /// Pause before each outgoing streamed message, in ms; 0 for none [default: 1000 for the demos, 0 for upload and chat].
     #[arg(long, global = true)]
     delay_ms: Option<u64>,
@@ -122,6 +138,12 @@ fn main() -> ExitCode {
     let options = ClientOptions {
         connect: ConnectOptions {
             target: global.target,
+            balancing: Balancing {
+                lb: global.lb,
+                max_attempts: global.max_attempts,
+                service_config: global.service_config,
+            },
+            wait_for_ready: global.wait_for_ready,
             timeout: global.timeout_ms.map(Duration::from_millis),
             tls_ca: global.tls_ca,
             tls_server_name: global.tls_server_name,
@@ -132,6 +154,7 @@ fn main() -> ExitCode {
             compression: global.compression,
         },
         delay: global.delay_ms.map(Duration::from_millis),
+        show_replica: global.show_replica,
         format: if global.json {
             Format::Json
         } else {

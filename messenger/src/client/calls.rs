@@ -5,13 +5,23 @@
 use std::io::Write;
 use std::time::Duration;
 
-use futures::{Stream, TryFutureExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
+use grpcio::Metadata;
 
 use super::output::{Printer, Received};
 use super::streaming::{send_and_receive, spawn_sender};
 use super::ClientError;
 use crate::proto::messenger::{FeedUpdate, ResearchNote, StatusRequest, TopicRequest};
 use crate::rpc::messenger::LearningMessengerClient;
+use crate::rpc::SERVED_BY;
+
+/// The replica named by an answer's initial metadata, if it names one.
+pub fn served_by(headers: &Metadata) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(key, _)| *key == SERVED_BY)
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
 
 /// Unary: one request, one response.
 pub async fn status<W: Write>(
@@ -23,7 +33,12 @@ pub async fn status<W: Write>(
         user_id: user_id.to_owned(),
         ..Default::default()
     };
-    let response = client.get_learning_status_async(&request)?.await?;
+    let mut call = client.get_learning_status_async(&request)?;
+    if printer.shows_replica() {
+        let headers = call.headers().await?;
+        printer.replica("GetLearningStatus", served_by(headers))?;
+    }
+    let response = call.message().await?;
     printer.received(Received::Status(&response))?;
     Ok(())
 }
@@ -40,6 +55,10 @@ pub async fn learn<W: Write>(
         ..Default::default()
     };
     let mut updates = client.stream_learnings_async(&request)?;
+    if printer.shows_replica() {
+        let headers = updates.headers().await?;
+        printer.replica("StreamLearnings", served_by(headers))?;
+    }
     printer.start_progress();
     while let Some(update) = updates.try_next().await? {
         printer.received(Received::Update(&update))?;
@@ -56,10 +75,14 @@ pub async fn upload<W: Write>(
     delay: Duration,
     printer: &mut Printer<W>,
 ) -> Result<(), ClientError> {
-    let (mut sender, summary) = client.submit_research_notes_async()?;
+    let (mut sender, mut call) = client.submit_research_notes_async()?;
     sender.enhance_batch(true);
     let send = spawn_sender(client, sender, notes, delay);
-    let summary = send_and_receive(send, summary.err_into()).await?;
+    let summary = send_and_receive(send, async { Ok(call.message().await?) }).await?;
+    if printer.shows_replica() {
+        let headers = call.headers().await?;
+        printer.replica("SubmitResearchNotes", served_by(headers))?;
+    }
     printer.received(Received::Summary(&summary))?;
     Ok(())
 }
@@ -76,6 +99,10 @@ pub async fn feed<W: Write>(
     let (mut sender, mut echoes) = client.collaborative_feed_async()?;
     sender.enhance_batch(true);
     let receive = async {
+        if printer.shows_replica() {
+            let headers = echoes.headers().await?;
+            printer.replica("CollaborativeFeed", served_by(headers))?;
+        }
         while let Some(echo) = echoes.try_next().await? {
             printer.received(Received::Echo(&echo))?;
         }

@@ -57,6 +57,8 @@ pub struct ClientOptions {
     /// The pause before each outgoing streamed message; `None` for the command's default.
     pub delay: Option<Duration>,
     pub format: Format,
+    /// Print which replica answered each call (its `x-served-by` header).
+    pub show_replica: bool,
 }
 
 /// Runs `command` to its end or until Ctrl-C (or SIGTERM), which cancels its
@@ -132,37 +134,36 @@ async fn execute(
 ) -> Result<(), ClientError> {
     let delay = options.delay.unwrap_or_else(|| command.default_delay());
     let format = options.format;
+    let show_replica = options.show_replica;
+    let stdout = || Printer::stdout(format).showing_replica(show_replica);
     match command {
         // The seed's transcript stays as it is, on a terminal too.
         Command::All { concurrent: false } => {
-            demo::run_all(client, delay, &mut Printer::plain(io::stdout(), format)).await
+            let mut printer = Printer::plain(io::stdout(), format).showing_replica(show_replica);
+            demo::run_all(client, delay, &mut printer).await
         }
-        Command::All { concurrent: true } => all_at_once(client, delay, format).await,
-        Command::Status { user_id } => {
-            calls::status(client, &user_id, &mut Printer::stdout(format)).await
-        }
-        Command::Learn { topic } => {
-            calls::learn(client, &topic, &mut Printer::stdout(format)).await
-        }
+        Command::All { concurrent: true } => all_at_once(client, delay, format, show_replica).await,
+        Command::Status { user_id } => calls::status(client, &user_id, &mut stdout()).await,
+        Command::Learn { topic } => calls::learn(client, &topic, &mut stdout()).await,
         Command::Upload { input: None } => {
-            calls::upload(client, demo::notes(), delay, &mut Printer::stdout(format)).await
+            calls::upload(client, demo::notes(), delay, &mut stdout()).await
         }
         Command::Upload { input: Some(input) } => {
             let notes = input::lines(&input)?.map_ok(|text| ResearchNote {
                 text,
                 ..Default::default()
             });
-            calls::upload(client, notes, delay, &mut Printer::stdout(format)).await
+            calls::upload(client, notes, delay, &mut stdout()).await
         }
         Command::Chat { user } => {
             let user = user.unwrap_or_else(input::login_name);
             let updates = input::lines(&Input::Stdin)?
                 .try_filter(|line| future::ready(!line.trim().is_empty()))
                 .map_ok(move |line| input::parse_chat_line(&line, &user));
-            calls::feed(client, updates, delay, &mut Printer::stdout(format)).await
+            calls::feed(client, updates, delay, &mut stdout()).await
         }
         Command::Health { service, watch } => {
-            health::probe(client, &service, watch, &mut Printer::stdout(format)).await
+            health::probe(client, &service, watch, &mut stdout()).await
         }
     }
 }
@@ -177,9 +178,14 @@ async fn all_at_once(
     client: &LearningMessengerClient,
     delay: Duration,
     format: Format,
+    show_replica: bool,
 ) -> Result<(), ClientError> {
     let started = Instant::now();
-    let printer = |pattern| Printer::plain(io::stdout(), format).labelled(pattern);
+    let printer = |pattern| {
+        Printer::plain(io::stdout(), format)
+            .labelled(pattern)
+            .showing_replica(show_replica)
+    };
     let [unary, server_stream, client_stream, bidi] = PATTERNS;
     let times = futures::try_join!(
         timed(printer(unary), |mut p| async move {

@@ -13,6 +13,8 @@ pub enum ClientError {
     Io(std::io::Error),
     /// Bad local set-up: unreadable file, bad option value.
     Setup(String),
+    /// A flag's value that gRPC cannot use: a bad target, a service config C-core refuses.
+    Usage(String),
     /// The input to send is unreadable: where, and why.
     Input(String),
     /// Ctrl-C (or SIGTERM) ended the command; its calls were cancelled.
@@ -79,7 +81,9 @@ impl ClientError {
             | ClientError::NotServing(_)
             | ClientError::UnknownService(_) => format!("error: {target}: {self}"),
             ClientError::Io(_) => format!("error: cannot write the output: {self}"),
-            ClientError::Setup(_) | ClientError::Input(_) => format!("error: {self}"),
+            ClientError::Setup(_) | ClientError::Input(_) | ClientError::Usage(_) => {
+                format!("error: {self}")
+            }
         }
     }
 
@@ -88,6 +92,7 @@ impl ClientError {
         match self {
             ClientError::Rpc(_) => exit::CALL_FAILED,
             ClientError::Interrupted => exit::INTERRUPTED,
+            ClientError::Usage(_) => exit::USAGE,
             ClientError::NotServing(_) => exit::NOT_SERVING,
             ClientError::UnknownService(_) => exit::UNKNOWN_SERVICE,
             ClientError::Io(_) | ClientError::Setup(_) | ClientError::Input(_) => exit::LOCAL,
@@ -119,7 +124,9 @@ impl fmt::Display for ClientError {
                 write!(f, "output closed")
             }
             ClientError::Io(e) => write!(f, "{e}"),
-            ClientError::Setup(message) | ClientError::Input(message) => write!(f, "{message}"),
+            ClientError::Setup(message)
+            | ClientError::Input(message)
+            | ClientError::Usage(message) => write!(f, "{message}"),
             ClientError::Interrupted => write!(f, "CANCELLED: interrupted"),
             ClientError::NotServing(status) => write!(f, "health: {status}"),
             ClientError::UnknownService(service) => {

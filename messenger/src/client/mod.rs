@@ -1,7 +1,8 @@
 //! The client side: connecting to a server, the seed's demos and the
 //! `client` commands, and reporting a failure in one line.
 //!
-//! - [`connect`]: the channel to a server (target, deadline, TLS, keepalive).
+//! - [`connect`]: the channel to a server (load balancing, retries, deadline, TLS, keepalive).
+//! - [`target`]: targets in gRPC's name syntax, checked.
 //! - [`error`]: why a command failed, its one-line report and exit code.
 //! - [`calls`]: one function per RPC, printing what comes back.
 //! - [`demo`]: the seed's four demos, built on those calls.
@@ -20,6 +21,7 @@ pub mod health;
 pub mod input;
 pub mod output;
 mod streaming;
+pub mod target;
 
-pub use connect::{connect, ConnectOptions};
+pub use connect::{connect, open_channel, Balancing, ConnectOptions, LbPolicy};
 pub use error::{exit, ClientError};

@@ -163,6 +163,8 @@ pub struct Printer<W: Write> {
     /// Put before every text line: which of several concurrent calls it is from.
     label: Option<String>,
     sections: usize,
+    /// Whether each call's replica (its `x-served-by` header) is printed.
+    show_replica: bool,
 }
 
 impl Printer<io::Stdout> {
@@ -188,7 +190,29 @@ impl<W: Write> Printer<W> {
             bar: None,
             label: None,
             sections: 0,
+            show_replica: false,
         }
+    }
+
+    /// With `on`, each call's replica is printed, before its messages.
+    pub fn showing_replica(mut self, on: bool) -> Self {
+        self.show_replica = on;
+        self
+    }
+
+    pub fn shows_replica(&self) -> bool {
+        self.show_replica
+    }
+
+    /// The replica that answered `rpc`, as its `x-served-by` header named it
+    /// (None: the answer had none); printed only when asked for.
+    pub fn replica(&mut self, rpc: &str, served_by: Option<&str>) -> io::Result<()> {
+        if !self.show_replica {
+            return Ok(());
+        }
+        let name = served_by.unwrap_or("(no x-served-by header)");
+        let text = format!("Served by: {name}");
+        self.result(&text, json!({ "rpc": rpc, "served_by": served_by }))
     }
 
     /// Every text line prefixed with `label`, and no blank lines between sections.

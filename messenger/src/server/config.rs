@@ -90,8 +90,12 @@ pub fn default_completion_queues() -> usize {
 
 /// A replica's name when none is given: `HOST:PORT` of the address it is bound
 /// to, with the machine's host name (a pod's name on Kubernetes) for a
-/// wildcard host such as `[::]` or `0.0.0.0`, which would not tell replicas apart.
+/// wildcard host such as `[::]` or `0.0.0.0`, which would not tell replicas
+/// apart; a Unix socket's address as it is.
 pub fn default_replica_name(addr: &str, port: u16) -> String {
+    if addr.starts_with("unix:") || addr.starts_with("unix-abstract:") {
+        return addr.to_owned();
+    }
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     let wildcard = matches!(host, "" | "[::]" | "0.0.0.0" | "[::0]" | "*");
     let host = match wildcard.then(host_name).flatten() {
@@ -121,6 +125,10 @@ mod tests {
             "127.0.0.2:50051"
         );
         assert_eq!(default_replica_name("[::1]:50051", 50051), "[::1]:50051");
+        assert_eq!(
+            default_replica_name("unix:/tmp/m.sock", 1),
+            "unix:/tmp/m.sock"
+        );
         let wildcard = default_replica_name("[::]:50051", 50051);
         match host_name() {
             Some(name) => assert_eq!(wildcard, format!("{name}:50051")),
