@@ -209,8 +209,18 @@ impl ServerProcess {
     /// Starts `server --addr 127.0.0.1:0 ARGS` (default log level) and waits for
     /// the line that names its port.
     pub(crate) fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_at("127.0.0.1:0", args)
+    }
+
+    /// Starts `server --addr ADDR ARGS` (ADDR a loopback `HOST:PORT`, such as
+    /// 127.0.0.2:PORT for one replica of a fleet) and waits for its port.
+    pub(crate) fn start_at(addr: &str, args: &[&str]) -> ServerProcess {
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(host, _)| host)
+            .to_owned();
         let mut child = Command::new(SERVER_BIN)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -248,7 +258,7 @@ impl ServerProcess {
         };
         ServerProcess {
             child,
-            target: format!("127.0.0.1:{port}"),
+            target: format!("{host}:{port}"),
             log,
         }
     }
@@ -273,6 +283,12 @@ impl ServerProcess {
             .status()
             .expect("kill runs");
         assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits up to `timeout` for the process to exit.
