@@ -692,3 +692,127 @@ fn health_watch_prints_each_change_until_the_stream_ends() {
     let output = finish(child);
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
 }
+
+#[test]
+fn a_bad_target_or_service_config_is_one_line_and_exit_2_before_any_call() {
+    let server = TestServer::start();
+    for (target, why) in [
+        (
+            "ipv4:localhost:50051",
+            "\"localhost\" is not an IPv4 address",
+        ),
+        ("localhost", "no :PORT"),
+        ("http://localhost:50051", "unknown scheme \"http\""),
+        ("unix:", "no socket path"),
+    ] {
+        let output = run(target, &["status"], None);
+        assert_fails(&output, 2, &[&format!("bad target {target:?}: {why}")]);
+    }
+    // Not JSON: said where.
+    let output = run(&server.target, &["--service-config", "{lb", "status"], None);
+    assert_fails(
+        &output,
+        2,
+        &["the service config is not JSON: key must be a string at line 1 column 2"],
+    );
+    // JSON that C-core refuses: it makes no channel, and we say so.
+    for config in [
+        r#"{"loadBalancingConfig": [{"no_such_policy": {}}]}"#,
+        r#"{"methodConfig": [{"name": [{"service": "messenger.LearningMessenger"}], "retryPolicy": {"maxAttempts": "many"}}]}"#,
+    ] {
+        let output = run(
+            &server.target,
+            &["--service-config", config, "status"],
+            None,
+        );
+        assert_fails(
+            &output,
+            2,
+            &["gRPC refused to create the channel: the service config is not valid"],
+        );
+    }
+    // A valid one is used.
+    let config = r#"{"loadBalancingConfig": [{"round_robin": {}}]}"#;
+    assert_ok(&run(
+        &server.target,
+        &["--service-config", config, "status"],
+        None,
+    ));
+}
+
+#[test]
+fn show_replica_prints_the_replica_of_each_call_and_the_other_targets_reach_it() {
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        replica_name: Some("replica-7".to_owned()),
+        ..test_config()
+    });
+    let port = server.running().port();
+    for target in [
+        server.target.clone(),
+        format!("dns:///127.0.0.1:{port}"),
+        format!("ipv4:127.0.0.1:{port}"),
+    ] {
+        let output = run(&target, &["--show-replica", "status"], None);
+        assert_ok(&output);
+        assert_eq!(
+            stdout(&output),
+            "Served by: replica-7\nServer Response: System ready for research. Status check OK. (Active: True)\n",
+            "{target}"
+        );
+    }
+    let output = run(
+        &server.target,
+        &[
+            "--show-replica",
+            "--lb",
+            "round_robin",
+            "--max-attempts",
+            "3",
+            "--wait-for-ready",
+            "--delay-ms",
+            "0",
+        ],
+        None,
+    );
+    assert_ok(&output);
+    let text = mask_times(&stdout(&output));
+    assert_eq!(text.matches("Served by: replica-7\n").count(), 4, "{text}");
+    // Without the flag, nothing of it: the seed's transcript.
+    let output = run(
+        &server.target,
+        &["--lb", "round_robin", "--delay-ms", "0"],
+        None,
+    );
+    assert_eq!(mask_times(&stdout(&output)), SEED_TRANSCRIPT);
+    let output = run(&server.target, &["--json", "--show-replica", "learn"], None);
+    assert_eq!(
+        json_lines(&output)[0],
+        serde_json::json!({"rpc": "StreamLearnings", "served_by": "replica-7"})
+    );
+}
+
+#[test]
+fn wait_for_ready_waits_for_a_server_that_comes_up_late() {
+    let port = crate::support::free_port();
+    let target = format!("127.0.0.1:{port}");
+    let child = client(
+        &target,
+        &["--wait-for-ready", "--timeout-ms", "60000", "status"],
+    )
+    .spawn()
+    .expect("client starts");
+    // Without --wait-for-ready it would fail at once: nobody listens yet.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _server = TestServer::with_config(ServerConfig {
+        addr: target.clone(),
+        ..test_config()
+    });
+    let output = finish(child);
+    assert_ok(&output);
+    assert!(
+        stdout(&output).contains("Status check OK"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -291,3 +291,79 @@ fn blocking_upload_reports_the_status_that_ended_it() {
     let code = status_code(server.client().submit_research_notes(notes));
     assert_eq!(code, RpcStatusCode::RESOURCE_EXHAUSTED);
 }
+
+/// `x-served-by` in `headers`, which must be there.
+fn replica_of(headers: grpcio::Result<&grpcio::Metadata>) -> String {
+    learning_messenger::client::calls::served_by(headers.expect("initial metadata"))
+        .expect("an x-served-by header")
+        .to_owned()
+}
+
+#[test]
+fn every_pattern_says_which_replica_answered_in_its_initial_metadata() {
+    let server = TestServer::with_config(learning_messenger::server::ServerConfig {
+        delay: Duration::ZERO,
+        replica_name: Some("replica-a".to_owned()),
+        max_message_bytes: 1024,
+        ..crate::support::test_config()
+    });
+    let client = server.client();
+    block_on(async {
+        let mut unary = client
+            .get_learning_status_async(&StatusRequest::default())
+            .unwrap();
+        assert_eq!(replica_of(unary.headers().await), "replica-a");
+        assert!(unary.message().await.unwrap().active);
+
+        let mut updates = client
+            .stream_learnings_async(&TopicRequest::default())
+            .unwrap();
+        assert_eq!(replica_of(updates.headers().await), "replica-a");
+        assert_eq!(updates.try_collect::<Vec<_>>().await.unwrap().len(), 4);
+
+        let (mut notes, mut summary) = client.submit_research_notes_async().unwrap();
+        notes
+            .send((note("n"), WriteFlags::default()))
+            .await
+            .unwrap();
+        notes.close().await.unwrap();
+        assert_eq!(summary.message().await.unwrap().count, 1);
+        assert_eq!(replica_of(summary.headers().await), "replica-a");
+
+        let (mut updates, mut echoes) = client.collaborative_feed_async().unwrap();
+        updates
+            .send((feed("u", "m"), WriteFlags::default()))
+            .await
+            .unwrap();
+        assert_eq!(replica_of(echoes.headers().await), "replica-a");
+        updates.close().await.unwrap();
+        assert_eq!(echoes.try_collect::<Vec<_>>().await.unwrap().len(), 1);
+
+        // A refused request's status comes with it too.
+        let big = StatusRequest {
+            user_id: "u".repeat(2048),
+            ..Default::default()
+        };
+        let mut refused = client.get_learning_status_async(&big).unwrap();
+        assert_eq!(
+            status_code(refused.message().await),
+            RpcStatusCode::RESOURCE_EXHAUSTED
+        );
+
+        // So do the health service's answers.
+        let health = learning_messenger::rpc::health::HealthClient::new(client.channel().clone());
+        let mut check = health.check_async(&Default::default()).unwrap();
+        assert_eq!(replica_of(check.headers().await), "replica-a");
+    });
+}
+
+#[test]
+fn the_default_replica_name_is_the_bound_address() {
+    let server = TestServer::start();
+    let client = server.client();
+    let mut call = client
+        .get_learning_status_async(&StatusRequest::default())
+        .unwrap();
+    assert_eq!(replica_of(block_on(call.headers())), server.target);
+    assert_eq!(server.running().replica_name(), server.target);
+}

@@ -114,6 +114,93 @@ fn sigint_lets_the_call_in_flight_finish_refuses_new_ones_and_exits_0() {
 }
 
 #[test]
+fn a_drain_turns_health_not_serving_at_once_while_calls_are_still_served() {
+    // Long enough for the checks below on a loaded machine; they stop at its end.
+    let mut server = ServerProcess::start(&[
+        "--delay-ms",
+        "0",
+        "--drain-ms",
+        "6000",
+        "--shutdown-grace-ms",
+        "5000",
+    ]);
+    let client = bounded_client(&server.target);
+    let health = HealthClient::new(client.channel().clone());
+    let request = HealthCheckRequest {
+        service: SERVICE_NAME.into(),
+        ..Default::default()
+    };
+    let checked = |health: &HealthClient| {
+        health
+            .check(&request)
+            .unwrap()
+            .status
+            .enum_value_or_default()
+    };
+    let mut watch = health.watch_async(&request).unwrap();
+    let watched = |watch: &mut ClientSStreamReceiver<HealthCheckResponse>| {
+        block_on(watch.try_next())
+            .unwrap()
+            .map(|response| response.status.enum_value_or_default())
+    };
+    assert_eq!(watched(&mut watch), Some(ServingStatus::SERVING));
+    assert_eq!(checked(&health), ServingStatus::SERVING);
+
+    server.signal("TERM");
+    let signalled = std::time::Instant::now();
+    assert_eq!(watched(&mut watch), Some(ServingStatus::NOT_SERVING));
+    assert_eq!(checked(&health), ServingStatus::NOT_SERVING);
+    // Still served, on the connection in use and on a new one.
+    assert!(
+        client
+            .get_learning_status(&StatusRequest::default())
+            .unwrap()
+            .active
+    );
+    let fresh = bounded_client(&server.target);
+    assert!(
+        fresh
+            .get_learning_status(&StatusRequest::default())
+            .unwrap()
+            .active
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(6),
+        "the checks took longer than the drain"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || server.log().contains(
+            "draining: health NOT_SERVING, calls still served for 6000 ms"
+        )),
+        "log:\n{}",
+        server.log()
+    );
+
+    // After the drain, no new calls.
+    let later = bounded_client(&server.target);
+    assert!(
+        wait_until(Duration::from_secs(30), || later
+            .get_learning_status(&StatusRequest::default())
+            .is_err()),
+        "still served after the drain"
+    );
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(6),
+        "refused before the drain ended"
+    );
+    let exit = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("the server exits");
+    assert_eq!(exit.code(), Some(0), "{exit:?}; log:\n{}", server.log());
+    let log = server.log();
+    let phases = ["draining: ", "stopping: ", "stopped (Drained)"].map(|phase| log.find(phase));
+    assert!(
+        phases.iter().all(Option::is_some) && phases.is_sorted(),
+        "phases out of order or missing: log:\n{log}"
+    );
+}
+
+#[test]
 fn a_call_longer_than_the_grace_is_cancelled_and_the_server_still_exits_0() {
     let mut server = ServerProcess::start(&["--delay-ms", "1000", "--shutdown-grace-ms", "300"]);
     let client = bounded_client(&server.target);
