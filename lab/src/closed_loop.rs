@@ -3,6 +3,7 @@
 //! counted and timed. `bench` (grpcio) and `loadgen` (h2) both drive their
 //! workers with [`worker`], each on its own executor.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,11 @@ impl Window {
 /// What workers saw in the measured window.
 #[derive(Debug)]
 pub struct Tally {
+    /// Calls answered (and checked).
     pub calls: u64,
     pub latencies: Histogram<u64>,
+    /// Calls that failed without stopping their worker, by kind (a status code).
+    pub failures: BTreeMap<&'static str, u64>,
     last_done: Option<Instant>,
 }
 
@@ -45,6 +49,7 @@ impl Default for Tally {
         Tally {
             calls: 0,
             latencies: latency_histogram(),
+            failures: BTreeMap::new(),
             last_done: None,
         }
     }
@@ -61,6 +66,13 @@ impl Tally {
         }
     }
 
+    /// Counts a failed call started at `start`, if the window measures it.
+    pub fn record_failure(&mut self, window: &Window, start: Instant, kind: &'static str) {
+        if window.measures(start) {
+            *self.failures.entry(kind).or_default() += 1;
+        }
+    }
+
     /// The workers' tallies together, and the time from the window's start to
     /// the last counted answer.
     pub fn merge(tallies: impl IntoIterator<Item = Tally>, window: &Window) -> (Tally, Duration) {
@@ -70,6 +82,9 @@ impl Tally {
             // Same bounds on both sides: adding cannot fail.
             let _ = total.latencies.add(&tally.latencies);
             total.last_done = total.last_done.max(tally.last_done);
+            for (kind, count) in tally.failures {
+                *total.failures.entry(kind).or_default() += count;
+            }
         }
         let elapsed = total
             .last_done
@@ -85,14 +100,30 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
+    let answered = move || {
+        let call = call();
+        async move { call.await.map(Ok) }
+    };
+    worker_counting_failures(window, answered).await
+}
+
+/// One worker like [`worker`], whose calls may also fail without stopping
+/// it (`Ok(Err(kind))`): those are counted by kind, not timed.
+pub async fn worker_counting_failures<E, F, Fut>(window: Window, mut call: F) -> Result<Tally, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<(), &'static str>, E>>,
+{
     let mut tally = Tally::default();
     loop {
         let start = Instant::now();
         if start >= window.end {
             return Ok(tally);
         }
-        call().await?;
-        tally.record(&window, start);
+        match call().await? {
+            Ok(()) => tally.record(&window, start),
+            Err(kind) => tally.record_failure(&window, start, kind),
+        }
     }
 }
 
@@ -134,6 +165,28 @@ mod tests {
         let window = Window::starting_now(Duration::ZERO, Duration::ZERO);
         let tally = block_on(worker(window, || async { Ok::<(), ()>(()) })).unwrap();
         assert_eq!(tally.calls, 0);
+    }
+
+    #[test]
+    fn failed_calls_are_counted_by_kind_and_the_worker_goes_on() {
+        let window = Window::starting_now(Duration::ZERO, Duration::from_millis(50));
+        let mut made = 0;
+        let tally = block_on(worker_counting_failures(window, || {
+            made += 1;
+            std::thread::sleep(Duration::from_millis(1));
+            let outcome = if made % 2 == 0 {
+                Err("UNAVAILABLE")
+            } else {
+                Ok(())
+            };
+            async move { Ok::<_, ()>(outcome) }
+        }))
+        .unwrap();
+        let failed = tally.failures.get("UNAVAILABLE").copied().unwrap_or(0);
+        assert!(made >= 2, "{made}");
+        assert_eq!((tally.calls, failed), (made - made / 2, made / 2));
+        let (total, _) = Tally::merge([tally, Tally::default()], &window);
+        assert_eq!(total.failures.get("UNAVAILABLE"), Some(&failed));
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum Unit {
     Bytes,
     /// Resident memory, in bytes: lower is better.
     Memory,
+    /// A number of events, e.g. "failed calls": lower is better.
+    Count(&'static str),
 }
 
 impl Unit {
@@ -65,7 +67,7 @@ impl Unit {
     /// The unit's name in JSON.
     pub fn name(self) -> &'static str {
         match self {
-            Unit::Rate(name) => name,
+            Unit::Rate(name) | Unit::Count(name) => name,
             Unit::Latency => "seconds",
             Unit::Bytes | Unit::Memory => "bytes",
         }
@@ -78,6 +80,7 @@ impl Unit {
             Unit::Latency => format_duration(Duration::from_secs_f64(value.max(0.0))),
             Unit::Bytes => format!("{value:.0} B"),
             Unit::Memory => format!("{:.1} MiB", value / (1024.0 * 1024.0)),
+            Unit::Count(name) => format!("{value:.0} {name}"),
         }
     }
 }
@@ -362,6 +365,7 @@ mod tests {
         assert_eq!(format_count(2.5), "2.5");
         assert_eq!(Unit::Rate("calls/s").format(94_000.0), "94.0k calls/s");
         assert_eq!(Unit::Memory.format(10.0 * 1024.0 * 1024.0), "10.0 MiB");
+        assert_eq!(Unit::Count("failed calls").format(12.0), "12 failed calls");
     }
 
     #[test]

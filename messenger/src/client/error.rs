@@ -54,12 +54,30 @@ impl From<std::io::Error> for ClientError {
 }
 
 /// The name of a status code as gRPC spells it, e.g. `UNAVAILABLE`.
-fn code_name(code: RpcStatusCode) -> String {
-    // grpcio's Debug form is "14-UNAVAILABLE".
-    let debug = format!("{code:?}");
-    debug
-        .split_once('-')
-        .map_or(debug.clone(), |(_, name)| name.to_owned())
+pub fn code_name(code: RpcStatusCode) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    usize::try_from(i32::from(code))
+        .ok()
+        .and_then(|i| NAMES.get(i).copied())
+        .unwrap_or("UNKNOWN")
 }
 
 impl ClientError {
@@ -133,5 +151,18 @@ impl fmt::Display for ClientError {
                 write!(f, "health: unknown service {service:?}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_named_as_grpc_spells_them() {
+        assert_eq!(code_name(RpcStatusCode::OK), "OK");
+        assert_eq!(code_name(RpcStatusCode::UNAVAILABLE), "UNAVAILABLE");
+        assert_eq!(code_name(RpcStatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
+        assert_eq!(code_name(RpcStatusCode::from(99)), "UNKNOWN");
     }
 }

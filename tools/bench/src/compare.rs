@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use learning_messenger::client::Balancing;
 use serde_json::json;
 
 use messenger_lab::process::ProcessStatus;
@@ -164,7 +165,15 @@ impl ServerProcess {
                     last_line(&self.log)
                 )));
             }
-            if Connections::open(&self.target, 1, 1, Duration::from_secs(1)).is_ok() {
+            if Connections::open(
+                &self.target,
+                &Balancing::new(),
+                1,
+                1,
+                Duration::from_secs(1),
+            )
+            .is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -207,6 +216,7 @@ fn measure_server(
 ) -> Result<Vec<Figure>, BenchError> {
     let connections = Connections::open(
         &server.target,
+        &Balancing::new(),
         options.connections,
         options.client_threads,
         Duration::from_secs(5),

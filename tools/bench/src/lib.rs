@@ -18,7 +18,7 @@ use futures::channel::oneshot;
 use grpcio::{ChannelBuilder, ConnectivityState, EnvBuilder};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use learning_messenger::client::ClientError;
+use learning_messenger::client::{open_channel, Balancing, ClientError};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use messenger_lab::report::{self, Figure};
 
@@ -80,10 +80,13 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// `count` separate HTTP/2 connections to `target`, each connected before
-    /// this returns; `threads` completion-queue threads drive them.
+    /// `count` separate channels to `target` (in gRPC's name syntax), each
+    /// with its own HTTP/2 connection to every address it balances over with
+    /// `balancing`, and connected before this returns; `threads`
+    /// completion-queue threads drive them.
     pub fn open(
         target: &str,
+        balancing: &Balancing,
         count: usize,
         threads: usize,
         timeout: Duration,
@@ -97,9 +100,9 @@ impl Connections {
         let clients = (0..count.max(1))
             .map(|_| {
                 // A channel of its own subchannel pool gets a connection of its own.
-                let channel = ChannelBuilder::new(env.clone())
-                    .use_local_subchannel_pool(true)
-                    .connect(target);
+                let builder = ChannelBuilder::new(env.clone()).use_local_subchannel_pool(true);
+                let channel = open_channel(builder, target, balancing)
+                    .map_err(|e| BenchError::Setup(e.to_string()))?;
                 wait_until_ready(&channel, timeout).map_err(|why| BenchError::Unreachable {
                     target: target.to_owned(),
                     why,
@@ -236,16 +239,22 @@ impl Counter {
     }
 }
 
-/// Runs `workloads` against the server at `target` and returns their figures.
+/// Runs `workloads` against the server (or servers) at `target` and returns their figures.
 pub fn run(
     target: &str,
+    balancing: &Balancing,
     connections: usize,
     client_threads: usize,
     workloads: &[workloads::Workload],
     load: &workloads::Load,
 ) -> Result<Vec<Figure>, BenchError> {
-    let connections =
-        Connections::open(target, connections, client_threads, Duration::from_secs(5))?;
+    let connections = Connections::open(
+        target,
+        balancing,
+        connections,
+        client_threads,
+        Duration::from_secs(5),
+    )?;
     let mut figures = Vec::new();
     for workload in workloads {
         figures.extend(workload.run(&connections, load)?);

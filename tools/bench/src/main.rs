@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use learning_messenger::client::connect::MAX_ATTEMPTS_LIMIT;
+use learning_messenger::client::{Balancing, LbPolicy};
 use messenger_bench::compare::{self, CompareOptions};
 use messenger_bench::workloads::{Load, Workload};
 use messenger_bench::{codec, BenchError};
-use messenger_lab::report::{self, parse_duration};
+use messenger_lab::report::{self, parse_duration, Unit};
 
 #[derive(Parser)]
 #[command(
@@ -68,9 +70,18 @@ struct LoadArgs {
 
 #[derive(Args)]
 struct TargetArgs {
-    /// Server address, HOST:PORT.
+    /// The server, in gRPC's name syntax: HOST:PORT, dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT... (a fleet) or unix:PATH.
     #[arg(long, default_value = "127.0.0.1:50051")]
     target: String,
+    /// How each connection's calls are spread over the target's addresses: pick_first or round_robin.
+    #[arg(long, default_value_t = LbPolicy::PickFirst)]
+    lb: LbPolicy,
+    /// Attempts of each unary call on UNAVAILABLE (1 = no retries), as the client's --max-attempts.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_ATTEMPTS_LIMIT as i64))]
+    max_attempts: u32,
+    /// A whole gRPC service config (JSON) instead of the one --lb and --max-attempts build.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["lb", "max_attempts"])]
+    service_config: Option<String>,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -145,14 +156,26 @@ fn run(command: Command) -> Result<(), BenchError> {
         }
     };
     let load = &target.load;
+    let balancing = Balancing {
+        lb: target.lb,
+        max_attempts: target.max_attempts,
+        service_config: target.service_config.clone(),
+    };
     let figures = messenger_bench::run(
         &target.target,
+        &balancing,
         load.connections as usize,
         load.client_threads as usize,
         &workloads,
         &load.load(),
     )?;
     print!("{}", report::figures_table(&figures).to_text());
+    let closed_loop = workloads
+        .iter()
+        .any(|w| matches!(w, Workload::Unary | Workload::ServerStream));
+    if closed_loop && !figures.iter().any(|f| matches!(f.unit, Unit::Count(_))) {
+        println!("(no call failed)");
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use futures::future::{self, Either};
 use futures::{stream, SinkExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{CallOption, WriteFlags};
+use learning_messenger::client::error::code_name;
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::rpc::ok_if_call_over;
 use messenger_lab::answers::learning_contents;
@@ -27,6 +28,9 @@ use crate::{BenchError, Connections, Counter, Progress};
 const CALL_GRACE: Duration = Duration::from_secs(10);
 /// How long one client-stream or bidi call may take.
 const STREAM_DEADLINE: Duration = Duration::from_secs(600);
+/// A worker's pause after a failed call: a target that refuses at once
+/// (every replica down) must not spin its completion-queue thread.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(10);
 
 /// How hard and how long to drive a server.
 #[derive(Clone, Debug)]
@@ -144,7 +148,9 @@ fn progress_of(window: &Window, load: &Load) -> (u64, impl Fn() -> u64) {
 
 /// Runs `concurrency` closed-loop workers over the connections, each on its
 /// connection's completion-queue thread; `call(client, worker)` makes one call
-/// and checks its answer.
+/// and checks its answer. A call that ends with an error status is counted
+/// by its code and the worker goes on (a fleet that loses a replica is
+/// measured, not aborted); a wrong answer stops the run.
 fn closed_loop<C, F>(
     workload: &'static str,
     connections: &Connections,
@@ -160,7 +166,21 @@ where
         .map(|i| {
             let client = connections.client(i).clone();
             let call = call.clone();
-            let worker = closed_loop::worker(window, move || call(client.clone(), i));
+            let worker = closed_loop::worker_counting_failures(window, move || {
+                let call = call(client.clone(), i);
+                async move {
+                    match call.await {
+                        Ok(()) => Ok(Ok(())),
+                        Err(failed) => match failed_code(&failed) {
+                            Some(code) => {
+                                Delay::new(PAUSE_AFTER_FAILURE).await;
+                                Ok(Err(code))
+                            }
+                            None => Err(failed),
+                        },
+                    }
+                }
+            });
             spawn_on(connections.client(i), worker)
         })
         .collect();
@@ -179,12 +199,47 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let (tally, elapsed) = Tally::merge(tallies, &window);
     if tally.calls == 0 {
-        return Err(BenchError::wrong(
-            workload,
-            "no call completed in the measured window",
-        ));
+        let failed: Vec<String> = tally
+            .failures
+            .iter()
+            .map(|(code, count)| format!("{count} {code}"))
+            .collect();
+        return Err(match failed.is_empty() {
+            true => BenchError::wrong(workload, "no call completed in the measured window"),
+            false => BenchError::Setup(format!(
+                "{workload}: every call in the measured window failed ({})",
+                failed.join(", ")
+            )),
+        });
     }
     Ok((tally, elapsed))
+}
+
+/// The status code of a call that failed with one.
+fn failed_code(error: &BenchError) -> Option<&'static str> {
+    match error {
+        BenchError::Rpc { error, .. } => error.code().map(code_name),
+        _ => None,
+    }
+}
+
+/// The calls that failed, if any: their number, then one figure per status code.
+fn failed_calls(workload: &'static str, tally: &Tally) -> Vec<Figure> {
+    let total: u64 = tally.failures.values().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let by_code = tally.failures.iter().map(|(code, &count)| {
+        Figure::new(workload, code, Unit::Count("failed calls"), count as f64)
+    });
+    std::iter::once(Figure::new(
+        workload,
+        "failed",
+        Unit::Count("calls"),
+        total as f64,
+    ))
+    .chain(by_code)
+    .collect()
 }
 
 /// Closed-loop GetLearningStatus: calls/s and latency percentiles.
@@ -209,6 +264,7 @@ pub fn unary(connections: &Connections, load: &Load) -> Result<Vec<Figure>, Benc
         per_second(tally.calls, elapsed),
     )];
     figures.extend(Figure::latencies(NAME, &latency));
+    figures.extend(failed_calls(NAME, &tally));
     Ok(figures)
 }
 
@@ -240,7 +296,7 @@ pub fn server_stream(connections: &Connections, load: &Load) -> Result<Vec<Figur
     })?;
     let latency = Latency::from_histogram(&tally.latencies).expect("calls were counted");
     let messages = tally.calls * updates_per_call as u64;
-    Ok(vec![
+    let mut figures = vec![
         Figure::new(
             NAME,
             "throughput",
@@ -254,7 +310,9 @@ pub fn server_stream(connections: &Connections, load: &Load) -> Result<Vec<Figur
             per_second(messages, elapsed),
         ),
         Figure::new(NAME, "p99", Unit::Latency, latency.p99.as_secs_f64()),
-    ])
+    ];
+    figures.extend(failed_calls(NAME, &tally));
+    Ok(figures)
 }
 
 /// Sends `count` notes, made lazily, in one SubmitResearchNotes call; checks the summary.

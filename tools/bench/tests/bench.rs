@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::{EnvBuilder, RpcContext, ServerBuilder, ServerCredentials};
+use learning_messenger::client::Balancing;
 use learning_messenger::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -48,8 +49,8 @@ fn start_server() -> (RunningServer, String) {
 #[test]
 fn every_workload_runs_and_reports_its_figures() {
     let (_server, target) = start_server();
-    let figures =
-        messenger_bench::run(&target, 2, 1, &Workload::ALL, &tiny()).expect("the run succeeds");
+    let figures = messenger_bench::run(&target, &Balancing::new(), 2, 1, &Workload::ALL, &tiny())
+        .expect("the run succeeds");
     for workload in Workload::ALL {
         assert!(
             figures.iter().any(|f| f.workload == workload.name()),
@@ -87,6 +88,8 @@ enum Fault {
     WrongEcho,
     /// The status is inactive.
     Inactive,
+    /// Status calls of odd-numbered bench workers (`bench-1`, `bench-3`…) fail UNAVAILABLE.
+    OddUnavailable,
 }
 
 impl LearningMessenger for Faulty {
@@ -96,6 +99,22 @@ impl LearningMessenger for Faulty {
         req: StatusRequest,
         sink: UnaryReply<StatusResponse>,
     ) {
+        let odd = req
+            .user_id
+            .chars()
+            .last()
+            .and_then(|c| c.to_digit(10))
+            .is_some_and(|d| d % 2 == 1);
+        if self.fault == Fault::OddUnavailable && odd {
+            let reply = sink.fail(grpcio::RpcStatus::with_message(
+                grpcio::RpcStatusCode::UNAVAILABLE,
+                "odd".into(),
+            ));
+            ctx.spawn(async move {
+                let _ = reply.await;
+            });
+            return;
+        }
         if self.fault != Fault::Inactive {
             return self.inner.get_learning_status(ctx, req, sink);
         }
@@ -204,7 +223,7 @@ fn a_wrong_answer_fails_the_run() {
         ),
     ] {
         let (_server, target) = faulty_server(fault);
-        match messenger_bench::run(&target, 1, 1, &[workload], &tiny()) {
+        match messenger_bench::run(&target, &Balancing::new(), 1, 1, &[workload], &tiny()) {
             Err(e @ BenchError::WrongAnswer { .. }) => {
                 assert!(e.to_string().starts_with(expected), "{e}")
             }
@@ -214,6 +233,68 @@ fn a_wrong_answer_fails_the_run() {
             ),
         }
     }
+}
+
+#[test]
+fn failed_calls_are_counted_by_status_and_the_run_goes_on() {
+    let (_server, target) = faulty_server(Fault::OddUnavailable);
+    let figures = messenger_bench::run(
+        &target,
+        &Balancing::new(),
+        1,
+        1,
+        &[Workload::Unary],
+        &tiny(),
+    )
+    .expect("the run goes on");
+    let value = |metric: &str| {
+        figures
+            .iter()
+            .find(|f| f.metric == metric)
+            .map(|f| (f.unit, f.value))
+    };
+    let (unit, failed) = value("failed").expect("a failed-calls figure");
+    assert_eq!(unit, Unit::Count("calls"));
+    assert!(failed >= 1.0, "{figures:?}");
+    assert_eq!(
+        value("UNAVAILABLE"),
+        Some((Unit::Count("failed calls"), failed))
+    );
+    assert!(
+        value("throughput").is_some_and(|(_, calls)| calls > 0.0),
+        "{figures:?}"
+    );
+    // The binary prints them, and says so when none failed.
+    let (code, stdout, stderr) = bench(&[
+        "unary",
+        "--target",
+        &target,
+        "--concurrency",
+        "4",
+        "--warmup",
+        "0s",
+        "--duration",
+        "200ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("UNAVAILABLE") && stdout.contains("failed calls"),
+        "{stdout}"
+    );
+    let (_good, target) = start_server();
+    let (code, stdout, stderr) = bench(&[
+        "unary",
+        "--target",
+        &format!("ipv4:{target}"),
+        "--lb",
+        "round_robin",
+        "--warmup",
+        "0s",
+        "--duration",
+        "200ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.ends_with("(no call failed)\n"), "{stdout}");
 }
 
 fn bench(args: &[&str]) -> (i32, String, String) {
