@@ -65,6 +65,7 @@ target="ipv4:$(IFS=,; echo "${addrs[*]}")"
 echo "fleet: $COUNT replica(s) up (logs in $LOGS); Ctrl-C stops them all" >&2
 echo "target: $target"
 echo "  e.g. client --target $target --lb round_robin --max-attempts 3 --show-replica status" >&2
-# Waits for Ctrl-C (the traps then stop every replica), or for a replica to exit on its own.
-wait -n "${pids[@]}" || true
-echo "fleet: a replica exited; see its log in $LOGS" >&2
+# Until Ctrl-C (the traps then stop every replica). A replica that dies or is
+# killed leaves the others running: clients fail over, as a fleet's should.
+wait "${pids[@]}" || true
+echo "fleet: every replica has exited; see their logs in $LOGS" >&2
