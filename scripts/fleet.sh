@@ -63,6 +63,9 @@ done
 
 target="ipv4:$(IFS=,; echo "${addrs[*]}")"
 echo "fleet: $COUNT replica(s) up (logs in $LOGS); Ctrl-C stops them all" >&2
+for k in $(seq "$COUNT"); do
+    echo "  r$k ${addrs[$((k - 1))]} pid ${pids[$((k - 1))]}" >&2
+done
 echo "target: $target"
 echo "  e.g. client --target $target --lb round_robin --max-attempts 3 --show-replica status" >&2
 # Until Ctrl-C (the traps then stop every replica). A replica that dies or is
