@@ -94,6 +94,9 @@ struct Args {
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
+    /// Check the flags and the TLS files, print the configuration as JSON and exit (0 if it can be served), without listening.
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +134,13 @@ fn main() -> ExitCode {
         max_connection_age_grace: args.max_connection_age_grace_ms.map(Duration::from_millis),
         replica_name: args.replica_name,
     };
+    let (drain, grace) = (
+        Duration::from_millis(args.drain_ms),
+        Duration::from_millis(args.shutdown_grace_ms),
+    );
+    if args.check_config {
+        return check_config(&config, drain, grace);
+    }
     // A failed start is reported in one line below: C-core's own lines about it are muted.
     let log_level = log::max_level();
     log::set_max_level(log::LevelFilter::Off);
@@ -150,10 +160,38 @@ fn main() -> ExitCode {
     }
 
     let _ = stop_rx.recv();
-    let stopped = running.stop(
-        Duration::from_millis(args.drain_ms),
-        Duration::from_millis(args.shutdown_grace_ms),
-    );
+    let stopped = running.stop(drain, grace);
     info!("stopped ({stopped:?})");
+    ExitCode::SUCCESS
+}
+
+/// `--check-config`: the configuration as it would be served, for operators
+/// and for the check of deploy/'s manifests against these flags.
+fn check_config(config: &ServerConfig, drain: Duration, grace: Duration) -> ExitCode {
+    if let Err(e) = config.check() {
+        eprintln!("server: {e}");
+        return ExitCode::FAILURE;
+    }
+    let ms = |duration: Duration| duration.as_millis() as u64;
+    let described = serde_json::json!({
+        "addr": config.addr,
+        "metrics_addr": config.metrics_addr,
+        "replica_name": config.replica_name,
+        "tls": config.tls.is_some(),
+        "mutual_tls": config.tls_client_ca.is_some(),
+        "delay_ms": ms(config.delay),
+        "max_message_bytes": config.max_message_bytes,
+        "max_concurrent_streams": config.max_concurrent_streams,
+        "completion_queues": config.completion_queues,
+        "keepalive_time_ms": ms(config.keepalive_time),
+        "keepalive_timeout_ms": ms(config.keepalive_timeout),
+        "max_connection_age_ms": config.max_connection_age.map(ms),
+        "max_connection_age_grace_ms": config.max_connection_age_grace.map(ms),
+        "compression": config.compression.to_string(),
+        "reflection": config.reflection,
+        "drain_ms": ms(drain),
+        "shutdown_grace_ms": ms(grace),
+    });
+    println!("{described}");
     ExitCode::SUCCESS
 }

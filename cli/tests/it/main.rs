@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod compression;
+mod deploy;
 mod fleet;
 mod floods;
 mod health;

@@ -80,6 +80,41 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// What can be checked without listening: the addresses' form, the TLS
+    /// files. `server --check-config` runs it, so a manifest's flags can be
+    /// tried before a pod starts with them.
+    pub fn check(&self) -> Result<(), String> {
+        check_addr("--addr", &self.addr, true)?;
+        if let Some(addr) = &self.metrics_addr {
+            check_addr("--metrics-addr", addr, false)?;
+        }
+        match &self.tls {
+            Some(identity) => {
+                crate::tls::server_credentials(identity, self.tls_client_ca.as_deref())?;
+            }
+            None if self.tls_client_ca.is_some() => return Err(MTLS_NEEDS_IDENTITY.to_owned()),
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// Why a client CA alone cannot be served.
+pub(crate) const MTLS_NEEDS_IDENTITY: &str =
+    "a client CA (mutual TLS) needs the server's own certificate and key";
+
+/// `HOST:PORT` with a numeric port (or, where C-core allows it, `unix:PATH`).
+fn check_addr(flag: &str, addr: &str, unix_allowed: bool) -> Result<(), String> {
+    if unix_allowed && (addr.starts_with("unix:") || addr.starts_with("unix-abstract:")) {
+        return Ok(());
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("{flag} {addr}: not HOST:PORT")),
+    }
+}
+
 /// One completion queue per core: C-core reads and parses on whichever queue
 /// thread is polling while the others answer. A client that needs a core of
 /// its own does better against fewer (`bench compare` starts its server with

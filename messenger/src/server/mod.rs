@@ -51,9 +51,7 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
             crate::tls::server_credentials(identity, config.tls_client_ca.as_deref())?
         }
         None if config.tls_client_ca.is_some() => {
-            return Err(
-                "a client CA (mutual TLS) needs the server's own certificate and key".to_owned(),
-            )
+            return Err(config::MTLS_NEEDS_IDENTITY.to_owned())
         }
         None => ServerCredentials::insecure(),
     };
