@@ -396,3 +396,34 @@ fn image_health_check_follows_the_server_health() {
     let gone = format!("127.0.0.1:{}", crate::support::free_port());
     assert_eq!(health_check(&gone), Some(1), "no server is not");
 }
+
+#[test]
+fn check_config_refuses_what_could_not_be_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    for (args, said) in [
+        (vec!["--addr", "nowhere"], "--addr nowhere: not HOST:PORT"),
+        (
+            vec!["--metrics-addr", "9090"],
+            "--metrics-addr 9090: not HOST:PORT",
+        ),
+        (
+            vec!["--tls-cert", missing, "--tls-key", missing],
+            "cannot read TLS certificate",
+        ),
+    ] {
+        let mut command = Command::new(SERVER_BIN);
+        command.arg("--check-config").args(&args);
+        let output = run_bounded(command, Duration::from_secs(30));
+        assert_eq!(output.status.and_then(|s| s.code()), Some(1), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: {}", output.stdout);
+        let lines: Vec<&str> = output.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", output.stderr);
+        assert!(
+            lines[0].starts_with("server: ") && lines[0].contains(said),
+            "{}",
+            lines[0]
+        );
+    }
+}
