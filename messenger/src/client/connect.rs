@@ -67,7 +67,7 @@ pub const MAX_ATTEMPTS_LIMIT: u32 = 5;
 
 /// How a channel spreads calls over the target's addresses and retries
 /// them: the JSON service config it is given (`grpc.service_config`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Balancing {
     pub lb: LbPolicy,
     /// Attempts of a GetLearningStatus call (the idempotent one) that ends
@@ -130,6 +130,12 @@ impl Balancing {
     }
 }
 
+impl Default for Balancing {
+    fn default() -> Self {
+        Balancing::new()
+    }
+}
+
 /// A retry's first pause (then jittered by C-core, as every backoff)...
 const RETRY_INITIAL_BACKOFF: &str = "0.1s";
 /// ...the longest pause...
@@ -147,13 +153,15 @@ pub fn open_channel(
     balancing: &Balancing,
 ) -> Result<Channel, ClientError> {
     check_target(target).map_err(ClientError::Usage)?;
+    let given = balancing.service_config.is_some();
     if let Some(config) = &balancing.service_config {
         serde_json::from_str::<serde_json::Value>(config)
             .map_err(|e| ClientError::Usage(format!("the service config is not JSON: {e}")))?;
     }
     let channel = balancing.apply(builder).connect(target);
-    // A new channel is IDLE until asked to connect; only a lame one has failed already.
-    if channel.check_connectivity_state(false) != ConnectivityState::GRPC_CHANNEL_IDLE {
+    // A new channel is IDLE until asked to connect; only a lame one has
+    // failed already. The config we build is valid: a given one is to blame.
+    if given && channel.check_connectivity_state(false) != ConnectivityState::GRPC_CHANNEL_IDLE {
         return Err(ClientError::Usage(
             "gRPC refused to create the channel: the service config is not valid (see gRPC's doc/service_config.md)"
                 .to_owned(),
@@ -229,4 +237,64 @@ pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, Clie
     }
     let channel = open_channel(builder, &options.target, &options.balancing)?;
     Ok(LearningMessengerClient::new(channel).with_options(call_options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn config(balancing: &Balancing) -> Value {
+        serde_json::from_str(&balancing.service_config()).unwrap()
+    }
+
+    #[test]
+    fn the_default_config_is_grpcs_default() {
+        assert_eq!(
+            config(&Balancing::default()),
+            json!({ "loadBalancingConfig": [{ "pick_first": {} }] })
+        );
+    }
+
+    #[test]
+    fn round_robin_health_checks_and_retries_are_in_the_config() {
+        let balancing = Balancing {
+            lb: LbPolicy::RoundRobin,
+            max_attempts: 3,
+            service_config: None,
+        };
+        assert_eq!(
+            config(&balancing),
+            json!({
+                "loadBalancingConfig": [{ "round_robin": {} }],
+                "healthCheckConfig": { "serviceName": "messenger.LearningMessenger" },
+                "methodConfig": [{
+                    "name": [{ "service": "messenger.LearningMessenger", "method": "GetLearningStatus" }],
+                    "retryPolicy": {
+                        "maxAttempts": 3,
+                        "initialBackoff": "0.1s",
+                        "maxBackoff": "1s",
+                        "backoffMultiplier": 2.0,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }],
+            })
+        );
+        let given = Balancing {
+            service_config: Some("{}".to_owned()),
+            ..balancing
+        };
+        assert_eq!(given.service_config(), "{}");
+    }
+
+    #[test]
+    fn policies_parse_by_their_grpc_names() {
+        for lb in [LbPolicy::PickFirst, LbPolicy::RoundRobin] {
+            assert_eq!(lb.to_string().parse::<LbPolicy>(), Ok(lb));
+        }
+        assert!("grpclb"
+            .parse::<LbPolicy>()
+            .unwrap_err()
+            .contains("pick_first or round_robin"));
+    }
 }
