@@ -255,6 +255,10 @@ fn bad_flags_exit_2_with_a_clap_error() {
         &["--max-message-bytes", "lots"],
         &["--delay-ms", "-1"],
         &["--keepalive-time-ms", "0"],
+        &["--max-connection-age-ms", "0"],
+        // The grace of a connection age that is not set.
+        &["--max-connection-age-grace-ms", "1000"],
+        &["--drain-ms", "soon"],
     ];
     for args in bad {
         let output = run_server_binary(args, Duration::from_secs(30));
@@ -281,4 +285,18 @@ fn an_address_in_use_stops_the_server_with_one_line() {
         format!("server: cannot listen on {addr}: address invalid or in use")
     );
     drop(taken);
+}
+
+#[test]
+fn a_replica_name_that_cannot_be_a_header_stops_the_server_with_one_line() {
+    let output = run_server_binary(
+        &["--addr", "127.0.0.1:0", "--replica-name", "réplica\t1"],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "server: --replica-name \"réplica\\t1\": only printable ASCII may go in a header"
+    );
 }

@@ -29,16 +29,22 @@ pub const SERVED_BY: &str = "x-served-by";
 pub struct ServedBy(Arc<OnceLock<Metadata>>);
 
 impl ServedBy {
-    /// Names the replica; fails for a name that is not printable ASCII
-    /// (what a gRPC header value may hold), and if it was named already.
+    /// Names the replica; fails for a name that cannot be a header value,
+    /// and if it was named already.
     pub fn set(&self, name: &str) -> Result<(), String> {
+        self.0
+            .set(ServedBy::headers(name)?)
+            .map_err(|_| "the replica is named already".to_owned())
+    }
+
+    /// The header naming replica `name`; only printable ASCII may go in a
+    /// gRPC header value.
+    pub fn headers(name: &str) -> Result<Metadata, String> {
         let mut headers = MetadataBuilder::with_capacity(1);
         headers.add_str(SERVED_BY, name).map_err(|_| {
-            format!("replica name {name:?}: only printable ASCII may go in a header")
+            format!("--replica-name {name:?}: only printable ASCII may go in a header")
         })?;
-        self.0
-            .set(headers.build())
-            .map_err(|_| "the replica is named already".to_owned())
+        Ok(headers.build())
     }
 
     /// Puts the header on the answer `sink` will send.

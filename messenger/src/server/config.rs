@@ -89,6 +89,9 @@ impl ServerConfig {
         if let Some(addr) = &self.metrics_addr {
             check_addr("--metrics-addr", addr, false)?;
         }
+        if let Some(name) = &self.replica_name {
+            crate::rpc::ServedBy::headers(name)?;
+        }
         match &self.tls {
             Some(identity) => {
                 crate::tls::server_credentials(identity, self.tls_client_ca.as_deref())?;
