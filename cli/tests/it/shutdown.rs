@@ -146,8 +146,9 @@ fn a_drain_turns_health_not_serving_at_once_while_calls_are_still_served() {
     assert_eq!(watched(&mut watch), Some(ServingStatus::SERVING));
     assert_eq!(checked(&health), ServingStatus::SERVING);
 
-    server.signal("TERM");
+    // Before the signal: the drain cannot start earlier than this.
     let signalled = std::time::Instant::now();
+    server.signal("TERM");
     assert_eq!(watched(&mut watch), Some(ServingStatus::NOT_SERVING));
     assert_eq!(checked(&health), ServingStatus::NOT_SERVING);
     // Still served, on the connection in use and on a new one.
