@@ -785,6 +785,12 @@ fn show_replica_prints_the_replica_of_each_call_and_the_other_targets_reach_it()
         None,
     );
     assert_eq!(mask_times(&stdout(&output)), SEED_TRANSCRIPT);
+    let output = run(&server.target, &["--show-replica", "health"], None);
+    assert!(
+        stdout(&output).starts_with("Served by: replica-7\n"),
+        "{}",
+        stdout(&output)
+    );
     let output = run(&server.target, &["--json", "--show-replica", "learn"], None);
     assert_eq!(
         json_lines(&output)[0],

@@ -7,6 +7,7 @@ use std::io::Write;
 use futures::TryStreamExt;
 use grpcio::RpcStatusCode;
 
+use super::calls::served_by;
 use super::output::{Printer, Received};
 use super::ClientError;
 use crate::proto::health::health_check_response::ServingStatus;
@@ -36,16 +37,21 @@ pub async fn probe<W: Write>(
     let mut last = None;
     if watch {
         let mut changes = health.watch_async(&request).map_err(unknown)?;
+        if printer.shows_replica() {
+            let headers = changes.headers().await.map_err(unknown)?;
+            printer.replica("grpc.health.v1.Health", served_by(headers))?;
+        }
         while let Some(response) = changes.try_next().await.map_err(unknown)? {
             printer.received(Received::Health(&response))?;
             last = Some(response);
         }
     } else {
-        let response = health
-            .check_async(&request)
-            .map_err(unknown)?
-            .await
-            .map_err(unknown)?;
+        let mut call = health.check_async(&request).map_err(unknown)?;
+        if printer.shows_replica() {
+            let headers = call.headers().await.map_err(unknown)?;
+            printer.replica("grpc.health.v1.Health", served_by(headers))?;
+        }
+        let response = call.message().await.map_err(unknown)?;
         printer.received(Received::Health(&response))?;
         last = Some(response);
     }
