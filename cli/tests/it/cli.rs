@@ -761,6 +761,20 @@ fn show_replica_prints_the_replica_of_each_call_and_the_other_targets_reach_it()
             "{target}"
         );
     }
+    // A Unix socket, named by its address.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = format!("unix:{}", dir.path().join("messenger.sock").display());
+    let _on_socket = TestServer::with_config(ServerConfig {
+        addr: socket.clone(),
+        ..test_config()
+    });
+    let output = run(&socket, &["--show-replica", "status"], None);
+    assert_ok(&output);
+    assert!(
+        stdout(&output).starts_with(&format!("Served by: {socket}\n")),
+        "{}",
+        stdout(&output)
+    );
     let output = run(
         &server.target,
         &[
