@@ -46,7 +46,10 @@ pub fn wire_type_name(wire_type: u8) -> &'static str {
 }
 
 /// The fields of `bytes`, named after `descriptor` if there is one.
-pub fn annotate(bytes: &[u8], descriptor: Option<&MessageDescriptor>) -> Result<Vec<Field>, String> {
+pub fn annotate(
+    bytes: &[u8],
+    descriptor: Option<&MessageDescriptor>,
+) -> Result<Vec<Field>, String> {
     fields(bytes, descriptor, 0)
 }
 
@@ -78,11 +81,16 @@ fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-fn fields(bytes: &[u8], descriptor: Option<&MessageDescriptor>, depth: usize) -> Result<Vec<Field>, String> {
+fn fields(
+    bytes: &[u8],
+    descriptor: Option<&MessageDescriptor>,
+    depth: usize,
+) -> Result<Vec<Field>, String> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
-        let (key, tag_len) = varint(&bytes[at..]).ok_or_else(|| format!("a broken tag at byte {at}"))?;
+        let (key, tag_len) =
+            varint(&bytes[at..]).ok_or_else(|| format!("a broken tag at byte {at}"))?;
         let tag = bytes[at..at + tag_len].to_vec();
         at += tag_len;
         let number = key >> 3;
@@ -90,7 +98,11 @@ fn fields(bytes: &[u8], descriptor: Option<&MessageDescriptor>, depth: usize) ->
         if number == 0 {
             return Err(format!("field number 0 at byte {}", at - tag_len));
         }
-        let field = descriptor.and_then(|d| u32::try_from(number).ok().and_then(|n| d.field_by_number(n)));
+        let field = descriptor.and_then(|d| {
+            u32::try_from(number)
+                .ok()
+                .and_then(|n| d.field_by_number(n))
+        });
         let field_type = field.as_ref().map(|f| f.runtime_field_type());
         let scalar = field_type.as_ref().map(|t| match t {
             RuntimeFieldType::Singular(t) | RuntimeFieldType::Repeated(t) => t.clone(),
@@ -98,7 +110,8 @@ fn fields(bytes: &[u8], descriptor: Option<&MessageDescriptor>, depth: usize) ->
         });
         let (length_bytes, length, value_range) = match wire_type {
             0 => {
-                let (_, n) = varint(&bytes[at..]).ok_or_else(|| format!("a broken varint at byte {at}"))?;
+                let (_, n) =
+                    varint(&bytes[at..]).ok_or_else(|| format!("a broken varint at byte {at}"))?;
                 (Vec::new(), None, at..at + n)
             }
             1 | 5 => {
@@ -109,7 +122,8 @@ fn fields(bytes: &[u8], descriptor: Option<&MessageDescriptor>, depth: usize) ->
                 (Vec::new(), None, at..at + n)
             }
             2 => {
-                let (len, n) = varint(&bytes[at..]).ok_or_else(|| format!("a broken length at byte {at}"))?;
+                let (len, n) =
+                    varint(&bytes[at..]).ok_or_else(|| format!("a broken length at byte {at}"))?;
                 let start = at + n;
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
                 if bytes.len() - start < len {
@@ -117,7 +131,12 @@ fn fields(bytes: &[u8], descriptor: Option<&MessageDescriptor>, depth: usize) ->
                 }
                 (bytes[at..start].to_vec(), Some(len), start..start + len)
             }
-            other => return Err(format!("wire type {other} ({}) at byte {at}", wire_type_name(other))),
+            other => {
+                return Err(format!(
+                    "wire type {other} ({}) at byte {at}",
+                    wire_type_name(other)
+                ))
+            }
         };
         let value_slice = &bytes[value_range.clone()];
         at = value_range.end;
@@ -144,8 +163,12 @@ fn fields(bytes: &[u8], descriptor: Option<&MessageDescriptor>, depth: usize) ->
                     _ => n.to_string(),
                 }
             }
-            (1, Some(RuntimeType::F64)) => f64::from_le_bytes(value_slice.try_into().unwrap_or_default()).to_string(),
-            (5, Some(RuntimeType::F32)) => f32::from_le_bytes(value_slice.try_into().unwrap_or_default()).to_string(),
+            (1, Some(RuntimeType::F64)) => {
+                f64::from_le_bytes(value_slice.try_into().unwrap_or_default()).to_string()
+            }
+            (5, Some(RuntimeType::F32)) => {
+                f32::from_le_bytes(value_slice.try_into().unwrap_or_default()).to_string()
+            }
             (1, _) => u64::from_le_bytes(value_slice.try_into().unwrap_or_default()).to_string(),
             _ => u32::from_le_bytes(value_slice.try_into().unwrap_or_default()).to_string(),
         };
@@ -192,11 +215,22 @@ pub fn field_line(field: &Field) -> String {
         wire_type_name(field.wire_type)
     );
     if let Some(length) = field.length {
-        line.push_str(&format!(" | {} = length {length}", hex(&field.length_bytes)));
+        line.push_str(&format!(
+            " | {} = length {length}",
+            hex(&field.length_bytes)
+        ));
     }
     if field.value_len > 0 {
-        let more = if field.value_len > field.value_bytes.len() { " …" } else { "" };
-        line.push_str(&format!(" | {}{more} = {}", hex(&field.value_bytes), field.value));
+        let more = if field.value_len > field.value_bytes.len() {
+            " …"
+        } else {
+            ""
+        };
+        line.push_str(&format!(
+            " | {}{more} = {}",
+            hex(&field.value_bytes),
+            field.value
+        ));
     } else {
         line.push_str(&format!(" = {}", field.value));
     }

@@ -9,8 +9,13 @@ use std::sync::Arc;
 
 use crate::annotate;
 use crate::contract::{self, Contract};
-use crate::event::{Body, Detail, Direction, Event, Frame, HeaderBlock, HeaderRole, Message, Record, Summary};
-use crate::frame::{FrameError, FrameHeader, FrameReader, FrameType, Piece, END_HEADERS, END_STREAM, PADDED, PRIORITY};
+use crate::event::{
+    Body, Detail, Direction, Event, Frame, HeaderBlock, HeaderRole, Message, Record, Summary,
+};
+use crate::frame::{
+    FrameError, FrameHeader, FrameReader, FrameType, Piece, END_HEADERS, END_STREAM, PADDED,
+    PRIORITY,
+};
 use crate::message::{self, Reassembler};
 use crate::names;
 
@@ -100,7 +105,8 @@ impl ConnectionDecoder {
             return;
         }
         let state = &mut self.state;
-        let result = self.readers[d].feed(bytes, &mut |piece| state.on_piece(direction, piece, out));
+        let result =
+            self.readers[d].feed(bytes, &mut |piece| state.on_piece(direction, piece, out));
         if let Some((to, size)) = self.state.max_frame_size.take() {
             self.readers[to.index()].set_max_frame_size(size);
         }
@@ -112,7 +118,8 @@ impl ConnectionDecoder {
             } else {
                 "the rest of this direction is forwarded undecoded"
             };
-            self.state.notice(Some(direction), format!("{error}; {what}"), out);
+            self.state
+                .notice(Some(direction), format!("{error}; {what}"), out);
         }
     }
 
@@ -158,7 +165,13 @@ impl State {
         });
     }
 
-    fn frame(&self, direction: Direction, header: &FrameHeader, detail: Detail, out: &mut Vec<Record>) {
+    fn frame(
+        &self,
+        direction: Direction,
+        header: &FrameHeader,
+        detail: Detail,
+        out: &mut Vec<Record>,
+    ) {
         out.push(Record {
             conn: self.conn,
             direction: Some(direction),
@@ -251,7 +264,11 @@ impl State {
                 out,
             );
         }
-        if self.streams.get(&id).is_some_and(|s| s.ended == [true, true]) {
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.ended == [true, true])
+        {
             self.streams.remove(&id);
         }
     }
@@ -284,7 +301,13 @@ impl State {
         }
     }
 
-    fn detail(&mut self, direction: Direction, header: &FrameHeader, payload: &[u8], out: &mut Vec<Record>) -> Detail {
+    fn detail(
+        &mut self,
+        direction: Direction,
+        header: &FrameHeader,
+        payload: &[u8],
+        out: &mut Vec<Record>,
+    ) -> Detail {
         let malformed = |what: &str| Detail::Malformed(format!("{} {what}", header.kind.name()));
         match header.kind {
             FrameType::Settings => {
@@ -293,7 +316,12 @@ impl State {
                 }
                 let settings: Vec<(u16, u32)> = payload
                     .chunks(6)
-                    .map(|s| (u16::from_be_bytes([s[0], s[1]]), u32::from_be_bytes([s[2], s[3], s[4], s[5]])))
+                    .map(|s| {
+                        (
+                            u16::from_be_bytes([s[0], s[1]]),
+                            u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
+                        )
+                    })
                     .collect();
                 for &(id, value) in &settings {
                     if id == names::MAX_FRAME_SIZE {
@@ -323,7 +351,9 @@ impl State {
                     return malformed("payload is shorter than 8 bytes");
                 }
                 Detail::GoAway {
-                    last_stream: u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff,
+                    last_stream: u32::from_be_bytes([
+                        payload[0], payload[1], payload[2], payload[3],
+                    ]) & 0x7fff_ffff,
                     code: u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]),
                     debug: payload[8..payload.len().min(8 + 256)].to_vec(),
                 }
@@ -360,7 +390,13 @@ impl State {
     }
 
     /// Adds a piece of a header block; decodes the block when it is whole.
-    fn header_fragment(&mut self, direction: Direction, header: &FrameHeader, fragment: &[u8], out: &mut Vec<Record>) -> Detail {
+    fn header_fragment(
+        &mut self,
+        direction: Direction,
+        header: &FrameHeader,
+        fragment: &[u8],
+        out: &mut Vec<Record>,
+    ) -> Detail {
         let side = &mut self.sides[direction.index()];
         if !side.headers_lost {
             if side.block.len() + fragment.len() > HEADER_BLOCK_CAP {
@@ -392,13 +428,19 @@ impl State {
         let push = side.block_kind == FrameType::PushPromise;
         if let Some(error) = &error {
             if !self.sides[direction.index()].headers_lost {
-                self.lose_headers(direction, &format!("cannot decode a header block ({error})"), out);
+                self.lose_headers(
+                    direction,
+                    &format!("cannot decode a header block ({error})"),
+                    out,
+                );
             }
         }
         let stream = self.streams.entry(id).or_default();
         let role = if push {
             HeaderRole::PushPromise
-        } else if direction == Direction::ServerToClient && fields.iter().any(|(n, _)| n == "grpc-status") {
+        } else if direction == Direction::ServerToClient
+            && fields.iter().any(|(n, _)| n == "grpc-status")
+        {
             HeaderRole::Trailers
         } else if stream.headers_seen[direction.index()] {
             HeaderRole::Trailers
@@ -407,7 +449,11 @@ impl State {
         } else {
             HeaderRole::Response
         };
-        let block = HeaderBlock { role, fields, error };
+        let block = HeaderBlock {
+            role,
+            fields,
+            error,
+        };
         if !push {
             if role == HeaderRole::Request {
                 self.summary.streams += 1;
@@ -493,7 +539,14 @@ mod tests {
     const S2C: Direction = Direction::ServerToClient;
 
     fn decoder() -> ConnectionDecoder {
-        ConnectionDecoder::new(1, Arc::new(Contract::lab()), DecodeOptions { text: true, bytes: true })
+        ConnectionDecoder::new(
+            1,
+            Arc::new(Contract::lab()),
+            DecodeOptions {
+                text: true,
+                bytes: true,
+            },
+        )
     }
 
     fn request_headers(path: &str) -> Vec<(&'static [u8], Vec<u8>)> {
@@ -563,7 +616,10 @@ mod tests {
     fn a_message_split_across_data_frames_is_reassembled() {
         let mut encoder = loona_hpack::Encoder::new();
         let mut bytes = client_start();
-        let block = encode(&mut encoder, &request_headers(method_path::SUBMIT_RESEARCH_NOTES));
+        let block = encode(
+            &mut encoder,
+            &request_headers(method_path::SUBMIT_RESEARCH_NOTES),
+        );
         bytes.extend(frame(1, END_HEADERS, 1, &block));
         let message = framed(false, &note("a note split in three"));
         let (a, rest) = message.split_at(3);
@@ -577,7 +633,10 @@ mod tests {
         for piece in bytes.chunks(7) {
             decoder.feed(C2S, piece, &mut records);
         }
-        assert_eq!(messages(&records), [(1, "text: \"a note split in three\"".to_owned())]);
+        assert_eq!(
+            messages(&records),
+            [(1, "text: \"a note split in three\"".to_owned())]
+        );
         let frames: Vec<_> = records
             .iter()
             .filter_map(|r| match &r.event {
@@ -588,7 +647,9 @@ mod tests {
         assert_eq!(frames, ["SETTINGS", "HEADERS", "DATA", "DATA", "DATA"]);
         // The message comes after the DATA frame that completes it.
         assert!(matches!(records.last().unwrap().event, Event::Message(_)));
-        let Event::Message(m) = &records.last().unwrap().event else { unreachable!() };
+        let Event::Message(m) = &records.last().unwrap().event else {
+            unreachable!()
+        };
         assert_eq!(m.type_name.as_deref(), Some("messenger.ResearchNote"));
         assert_eq!(m.fields.as_ref().unwrap()[0].number, 1);
     }
@@ -597,7 +658,10 @@ mod tests {
     fn several_messages_in_one_data_frame_come_out_one_by_one() {
         let mut encoder = loona_hpack::Encoder::new();
         let mut bytes = client_start();
-        let block = encode(&mut encoder, &request_headers(method_path::SUBMIT_RESEARCH_NOTES));
+        let block = encode(
+            &mut encoder,
+            &request_headers(method_path::SUBMIT_RESEARCH_NOTES),
+        );
         bytes.extend(frame(1, END_HEADERS, 1, &block));
         let mut data = Vec::new();
         for i in 1..=3 {
@@ -624,7 +688,12 @@ mod tests {
         let first = encode(&mut encoder, &headers);
         let second = encode(&mut encoder, &headers);
         // The second block refers to the dynamic table: shorter.
-        assert!(second.len() < first.len(), "{} vs {}", second.len(), first.len());
+        assert!(
+            second.len() < first.len(),
+            "{} vs {}",
+            second.len(),
+            first.len()
+        );
         let mut bytes = client_start();
         let status = StatusRequest {
             user_id: "ada".into(),
@@ -639,7 +708,12 @@ mod tests {
             payload.extend([0; 4]);
             bytes.extend(frame(1, PADDED | PRIORITY, stream, &payload));
             bytes.extend(frame(9, END_HEADERS, stream, tail));
-            bytes.extend(frame(0, END_STREAM, stream, &framed(false, &status.write_to_bytes().unwrap())));
+            bytes.extend(frame(
+                0,
+                END_STREAM,
+                stream,
+                &framed(false, &status.write_to_bytes().unwrap()),
+            ));
         }
         let mut decoder = decoder();
         let mut records = Vec::new();
@@ -649,11 +723,17 @@ mod tests {
         assert_eq!(blocks[0].1.error, None);
         assert_eq!(blocks[0].1.role, HeaderRole::Request);
         assert_eq!(blocks[0].1.fields, blocks[1].1.fields);
-        assert_eq!(blocks[1].1.get(":path"), Some(method_path::GET_LEARNING_STATUS));
+        assert_eq!(
+            blocks[1].1.get(":path"),
+            Some(method_path::GET_LEARNING_STATUS)
+        );
         assert_eq!(blocks[1].1.get("x-lab-user"), Some("ada"));
         assert_eq!(
             messages(&records),
-            [(1, "user_id: \"ada\"".to_owned()), (3, "user_id: \"ada\"".to_owned())]
+            [
+                (1, "user_id: \"ada\"".to_owned()),
+                (3, "user_id: \"ada\"".to_owned())
+            ]
         );
     }
 
@@ -664,27 +744,63 @@ mod tests {
         let mut decoder = decoder();
         let mut records = Vec::new();
         let mut up = client_start();
-        up.extend(frame(1, END_HEADERS, 1, &encode(&mut client, &request_headers(method_path::GET_LEARNING_STATUS))));
+        up.extend(frame(
+            1,
+            END_HEADERS,
+            1,
+            &encode(
+                &mut client,
+                &request_headers(method_path::GET_LEARNING_STATUS),
+            ),
+        ));
         up.extend(frame(0, END_STREAM, 1, &framed(false, &[])));
         decoder.feed(C2S, &up, &mut records);
         assert_eq!(decoder.open_streams(), 1);
         let mut down = frame(4, 0, 0, &[]);
-        down.extend(frame(1, END_HEADERS, 1, &server.encode([(&b":status"[..], &b"200"[..]), (b"content-type", b"application/grpc")])));
+        down.extend(frame(
+            1,
+            END_HEADERS,
+            1,
+            &server.encode([
+                (&b":status"[..], &b"200"[..]),
+                (b"content-type", b"application/grpc"),
+            ]),
+        ));
         let response = messenger_lab::proto::messenger::StatusResponse {
             message: "ok".into(),
             active: true,
             ..Default::default()
         };
-        down.extend(frame(0, 0, 1, &framed(false, &response.write_to_bytes().unwrap())));
-        down.extend(frame(1, END_HEADERS | END_STREAM, 1, &server.encode([(&b"grpc-status"[..], &b"0"[..])])));
+        down.extend(frame(
+            0,
+            0,
+            1,
+            &framed(false, &response.write_to_bytes().unwrap()),
+        ));
+        down.extend(frame(
+            1,
+            END_HEADERS | END_STREAM,
+            1,
+            &server.encode([(&b"grpc-status"[..], &b"0"[..])]),
+        ));
         decoder.feed(S2C, &down, &mut records);
         assert_eq!(decoder.open_streams(), 0);
         let blocks = header_blocks(&records);
         let roles: Vec<_> = blocks.iter().map(|(_, b)| b.role).collect();
-        assert_eq!(roles, [HeaderRole::Request, HeaderRole::Response, HeaderRole::Trailers]);
+        assert_eq!(
+            roles,
+            [
+                HeaderRole::Request,
+                HeaderRole::Response,
+                HeaderRole::Trailers
+            ]
+        );
         assert_eq!(
             messages(&records),
-            [(1, String::new()), (1, "message: \"ok\" active: true".to_owned())]
+            [
+                (1, String::new()),
+                (1, "message: \"ok\" active: true".to_owned())
+            ]
         );
         let summary = decoder.finish(&mut records);
         assert_eq!(summary.streams, 1);
@@ -697,7 +813,12 @@ mod tests {
     fn unknown_services_get_a_schemaless_dump() {
         let mut encoder = loona_hpack::Encoder::new();
         let mut bytes = client_start();
-        bytes.extend(frame(1, END_HEADERS, 1, &encode(&mut encoder, &request_headers("/other.Thing/Do"))));
+        bytes.extend(frame(
+            1,
+            END_HEADERS,
+            1,
+            &encode(&mut encoder, &request_headers("/other.Thing/Do")),
+        ));
         bytes.extend(frame(0, 0, 1, &framed(false, &note("hi"))));
         bytes.extend(frame(0, 0, 1, &framed(false, &[0xff, 0xff])));
         let mut decoder = decoder();
@@ -732,8 +853,14 @@ mod tests {
             })
             .collect();
         assert_eq!(notices.len(), 2, "{notices:?}");
-        assert!(notices[0].starts_with("not HTTP/2: the server's first frame"), "{notices:?}");
-        assert_eq!(notices[1], "truncated: the connection ended 3 of a 12-byte SETTINGS frame on stream 0");
+        assert!(
+            notices[0].starts_with("not HTTP/2: the server's first frame"),
+            "{notices:?}"
+        );
+        assert_eq!(
+            notices[1],
+            "truncated: the connection ended 3 of a 12-byte SETTINGS frame on stream 0"
+        );
         assert!(matches!(records.last().unwrap().event, Event::Closed(_)));
     }
 

@@ -90,15 +90,25 @@ pub fn decompress(encoding: Option<&str>, bytes: &[u8], cap: usize) -> Result<Ve
     let mut out = Vec::new();
     let limit = cap as u64 + 1;
     let read = match encoding {
-        Some("gzip") => flate2::read::GzDecoder::new(bytes).take(limit).read_to_end(&mut out),
+        Some("gzip") => flate2::read::GzDecoder::new(bytes)
+            .take(limit)
+            .read_to_end(&mut out),
         // gRPC's "deflate" is zlib's format (RFC 1950), as C-core sends it.
-        Some("deflate") => flate2::read::ZlibDecoder::new(bytes).take(limit).read_to_end(&mut out),
-        Some(other) => return Err(format!("compressed with {other:?}, which the tap cannot inflate")),
+        Some("deflate") => flate2::read::ZlibDecoder::new(bytes)
+            .take(limit)
+            .read_to_end(&mut out),
+        Some(other) => {
+            return Err(format!(
+                "compressed with {other:?}, which the tap cannot inflate"
+            ))
+        }
         None => return Err("compressed flag set, but the stream named no grpc-encoding".to_owned()),
     };
     read.map_err(|e| format!("cannot inflate ({}): {e}", encoding.unwrap_or_default()))?;
     if out.len() > cap {
-        return Err(format!("inflates to more than the tap's {cap}-byte cap: not decoded"));
+        return Err(format!(
+            "inflates to more than the tap's {cap}-byte cap: not decoded"
+        ));
     }
     Ok(out)
 }
@@ -118,7 +128,9 @@ mod tests {
         assert_eq!(method.request.full_name(), "messenger.TopicRequest");
         assert_eq!(method.response.full_name(), "messenger.LearningUpdate");
         assert!(contract.method(method_path::HEALTH_CHECK).is_some());
-        assert!(contract.method(method_path::REFLECTION_V1ALPHA_INFO).is_some());
+        assert!(contract
+            .method(method_path::REFLECTION_V1ALPHA_INFO)
+            .is_some());
         assert!(contract.method("/other.Service/Method").is_none());
     }
 
@@ -143,7 +155,9 @@ mod tests {
         gzip.write_all(&[b'x'; 1000]).unwrap();
         let bytes = gzip.finish().unwrap();
         assert_eq!(decompress(Some("gzip"), &bytes, 1000).unwrap().len(), 1000);
-        assert!(decompress(Some("gzip"), &bytes, 999).unwrap_err().contains("cap"));
+        assert!(decompress(Some("gzip"), &bytes, 999)
+            .unwrap_err()
+            .contains("cap"));
         assert!(decompress(Some("snappy"), &bytes, 1000).is_err());
         assert!(decompress(Some("deflate"), &bytes, 1000).is_err());
     }

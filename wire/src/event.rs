@@ -68,7 +68,10 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A client connected and the tap reached the upstream for it.
-    Opened { client: String, upstream: String },
+    Opened {
+        client: String,
+        upstream: String,
+    },
     /// The client's connection preface.
     Preface,
     Frame(Frame),

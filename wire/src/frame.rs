@@ -264,7 +264,9 @@ impl FrameReader {
                 "{matched} of the preface's {} bytes",
                 PREFACE.len()
             )),
-            State::Header { have } => Some(format!("{have} of a frame header's {HEADER_LEN} bytes")),
+            State::Header { have } => {
+                Some(format!("{have} of a frame header's {HEADER_LEN} bytes"))
+            }
             State::Data {
                 header,
                 data_left,
@@ -277,7 +279,11 @@ impl FrameReader {
 
     /// Reads `bytes`, handing each piece to `on` in order. After an error the
     /// reader is broken and ignores what follows.
-    pub fn feed(&mut self, mut bytes: &[u8], on: &mut impl FnMut(Piece<'_>)) -> Result<(), FrameError> {
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        on: &mut impl FnMut(Piece<'_>),
+    ) -> Result<(), FrameError> {
         while !bytes.is_empty() {
             match &mut self.state {
                 State::Broken => return Ok(()),
@@ -353,7 +359,11 @@ impl FrameReader {
         Ok(())
     }
 
-    fn start_frame(&mut self, header: FrameHeader, on: &mut impl FnMut(Piece<'_>)) -> Result<(), FrameError> {
+    fn start_frame(
+        &mut self,
+        header: FrameHeader,
+        on: &mut impl FnMut(Piece<'_>),
+    ) -> Result<(), FrameError> {
         if self.sender == Sender::Server && self.frames == 0 && header.kind != FrameType::Settings {
             return Err(self.fail(FrameError::NotSettingsFirst { header }));
         }
@@ -465,7 +475,9 @@ pub(crate) mod tests {
                     Piece::Preface => "preface".to_owned(),
                     Piece::Start(h) => format!("start {} {}", h.kind.name(), h.stream),
                     Piece::Data(d) => format!("data {}", String::from_utf8_lossy(d)),
-                    Piece::End { header, payload, .. } => {
+                    Piece::End {
+                        header, payload, ..
+                    } => {
                         format!("end {} {:?}", header.kind.name(), payload)
                     }
                 });
@@ -524,7 +536,10 @@ pub(crate) mod tests {
         assert!(error.to_string().starts_with("not HTTP/2"), "{error}");
         assert!(error.to_string().contains("GET / HTTP/1.1"), "{error}");
         let (_, server) = pieces(Sender::Server, b"HTTP/1.1 400 Bad Request\r\n", 100);
-        assert!(matches!(server, Err(FrameError::TooLong { .. }) | Err(FrameError::NotSettingsFirst { .. })));
+        assert!(matches!(
+            server,
+            Err(FrameError::TooLong { .. }) | Err(FrameError::NotSettingsFirst { .. })
+        ));
     }
 
     #[test]
@@ -533,7 +548,10 @@ pub(crate) mod tests {
         bytes.extend([0xff; 32]);
         let (_, result) = pieces(Sender::Client, &bytes, 7);
         let error = result.unwrap_err();
-        assert!(matches!(error, FrameError::TooLong { max: 16_384, .. }), "{error:?}");
+        assert!(
+            matches!(error, FrameError::TooLong { max: 16_384, .. }),
+            "{error:?}"
+        );
         assert!(error.to_string().starts_with("malformed"), "{error}");
     }
 

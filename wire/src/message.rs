@@ -89,7 +89,12 @@ impl Reassembler {
     }
 
     fn length(&self) -> u32 {
-        u32::from_be_bytes([self.prefix[1], self.prefix[2], self.prefix[3], self.prefix[4]])
+        u32::from_be_bytes([
+            self.prefix[1],
+            self.prefix[2],
+            self.prefix[3],
+            self.prefix[4],
+        ])
     }
 
     fn finish(&mut self, body: Option<&[u8]>, on: &mut impl FnMut(Message<'_>)) {
@@ -132,7 +137,11 @@ mod tests {
         let bytes = framed(false, b"hello, wire");
         for cut in 1..bytes.len() {
             let (seen, left) = messages(&[&bytes[..cut], &bytes[cut..]]);
-            assert_eq!(seen, [(false, 11, Some(b"hello, wire".to_vec()))], "cut at {cut}");
+            assert_eq!(
+                seen,
+                [(false, 11, Some(b"hello, wire".to_vec()))],
+                "cut at {cut}"
+            );
             assert_eq!(left, None);
         }
     }
@@ -169,7 +178,9 @@ mod tests {
         }
         let mut last = vec![7u8];
         last.extend(framed(false, b"next"));
-        reassembler.feed(&last, &mut |m| seen.push((m.length, m.body.map(<[u8]>::to_vec))));
+        reassembler.feed(&last, &mut |m| {
+            seen.push((m.length, m.body.map(<[u8]>::to_vec)))
+        });
         assert_eq!(seen, [(length, None), (4, Some(b"next".to_vec()))]);
     }
 

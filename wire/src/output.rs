@@ -151,7 +151,11 @@ fn message_text(message: &Message) -> Vec<String> {
     );
     match &message.body {
         Body::Decoded(decoded) => {
-            let _ = write!(head, " {{ {} }}", decoded.text.as_deref().unwrap_or(&decoded.json));
+            let _ = write!(
+                head,
+                " {{ {} }}",
+                decoded.text.as_deref().unwrap_or(&decoded.json)
+            );
             let binary = message.length.max(1) as f64;
             let _ = write!(
                 head,
@@ -177,7 +181,11 @@ fn message_text(message: &Message) -> Vec<String> {
 
 fn field_lines(fields: &[Field], depth: usize, lines: &mut Vec<String>) {
     for field in fields {
-        lines.push(format!("{}{}", "  ".repeat(depth + 1), annotate::field_line(field)));
+        lines.push(format!(
+            "{}{}",
+            "  ".repeat(depth + 1),
+            annotate::field_line(field)
+        ));
         field_lines(&field.fields, depth + 1, lines);
     }
 }
@@ -269,7 +277,10 @@ fn frame_json(frame: &Frame, object: &mut Map<String, Value>) {
             object.insert("increment".into(), json!(increment));
         }
         Detail::Ping(payload) => {
-            object.insert("payload".into(), json!(annotate::hex(payload).replace(' ', "")));
+            object.insert(
+                "payload".into(),
+                json!(annotate::hex(payload).replace(' ', "")),
+            );
         }
         Detail::RstStream(code) => {
             object.insert("error_code".into(), json!(code));
@@ -360,14 +371,31 @@ mod tests {
 
     fn text(record: &Record) -> String {
         let mut out = String::new();
-        render(record, Style { format: Format::Text, colour: false }, &mut out);
+        render(
+            record,
+            Style {
+                format: Format::Text,
+                colour: false,
+            },
+            &mut out,
+        );
         out
     }
 
     fn json_of(record: &Record) -> Value {
         let mut out = String::new();
-        render(record, Style { format: Format::Json, colour: false }, &mut out);
-        assert!(out.ends_with('\n') && out.matches('\n').count() == 1, "{out:?}");
+        render(
+            record,
+            Style {
+                format: Format::Json,
+                colour: false,
+            },
+            &mut out,
+        );
+        assert!(
+            out.ends_with('\n') && out.matches('\n').count() == 1,
+            "{out:?}"
+        );
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
@@ -380,7 +408,10 @@ mod tests {
             length: 16,
             detail: Detail::Headers(HeaderBlock {
                 role: HeaderRole::Trailers,
-                fields: vec![("grpc-status".into(), "5".into()), ("grpc-message".into(), "no".into())],
+                fields: vec![
+                    ("grpc-status".into(), "5".into()),
+                    ("grpc-message".into(), "no".into()),
+                ],
                 error: None,
             }),
         }));

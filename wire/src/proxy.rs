@@ -177,14 +177,24 @@ async fn tap_connection(conn: u64, client: TcpStream, peer: SocketAddr, shared: 
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::join!(
-        forward(client_read, server_write, Direction::ClientToServer, chunks.clone()),
+        forward(
+            client_read,
+            server_write,
+            Direction::ClientToServer,
+            chunks.clone()
+        ),
         forward(server_read, client_write, Direction::ServerToClient, chunks),
     );
     let _ = decoder.await;
 }
 
 /// Copies `from` to `to` until the end, then passes the end on (a half close).
-async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction, chunks: mpsc::Sender<Chunk>) {
+async fn forward(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    direction: Direction,
+    chunks: mpsc::Sender<Chunk>,
+) {
     let mut buffer = vec![0u8; READ_BUFFER];
     let (reader, writer) = match direction {
         Direction::ClientToServer => ("client", "upstream"),
@@ -196,21 +206,30 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Dir
             Ok(n) => n,
             Err(e) => {
                 let _ = chunks
-                    .send(Chunk::Notice(direction, format!("reading from the {reader} failed: {e}")))
+                    .send(Chunk::Notice(
+                        direction,
+                        format!("reading from the {reader} failed: {e}"),
+                    ))
                     .await;
                 break;
             }
         };
         if let Err(e) = to.write_all(&buffer[..n]).await {
             let _ = chunks
-                .send(Chunk::Notice(direction, format!("writing to the {writer} failed: {e}")))
+                .send(Chunk::Notice(
+                    direction,
+                    format!("writing to the {writer} failed: {e}"),
+                ))
                 .await;
             break;
         }
         // Forwarded first, observed after. A decoder that is gone (it
         // cannot be, short of a bug) costs the view, never the traffic.
         let _ = chunks
-            .send(Chunk::Bytes(direction, Bytes::copy_from_slice(&buffer[..n])))
+            .send(Chunk::Bytes(
+                direction,
+                Bytes::copy_from_slice(&buffer[..n]),
+            ))
             .await;
     }
     let _ = to.shutdown().await;
@@ -218,7 +237,8 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Dir
 
 /// Decodes one connection's chunks in order and prints what they show.
 async fn decode(conn: u64, mut queue: mpsc::Receiver<Chunk>, shared: Arc<Shared>, opened: Record) {
-    let mut decoder = ConnectionDecoder::new(conn, shared.contract.clone(), shared.options.decode());
+    let mut decoder =
+        ConnectionDecoder::new(conn, shared.contract.clone(), shared.options.decode());
     let mut records = vec![opened];
     let mut text = String::new();
     while let Some(chunk) = queue.recv().await {
@@ -227,9 +247,15 @@ async fn decode(conn: u64, mut queue: mpsc::Receiver<Chunk>, shared: Arc<Shared>
         while let Some(chunk) = next {
             match chunk {
                 Chunk::Bytes(direction, bytes) => decoder.feed(direction, &bytes, &mut records),
-                Chunk::Notice(direction, line) => decoder.notice(Some(direction), line, &mut records),
+                Chunk::Notice(direction, line) => {
+                    decoder.notice(Some(direction), line, &mut records)
+                }
             }
-            next = if records.len() < 1024 { queue.try_recv().ok() } else { None };
+            next = if records.len() < 1024 {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
         }
         shared.output.write(&records, &mut text);
         records.clear();

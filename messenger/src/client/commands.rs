@@ -14,6 +14,7 @@ use super::input::{self, Input};
 use super::output::{self, Format, Printer};
 use messenger_lab::answers::SEED_DELAY;
 
+use super::wire::WireView;
 use super::{calls, connect, demo, health, ClientError, ConnectOptions};
 use crate::proto::messenger::ResearchNote;
 use crate::rpc::messenger::LearningMessengerClient;
@@ -57,6 +58,8 @@ pub struct ClientOptions {
     /// The pause before each outgoing streamed message; `None` for the command's default.
     pub delay: Option<Duration>,
     pub format: Format,
+    /// Run the calls through an in-process tap that prints every frame on stderr.
+    pub show_wire: Option<messenger_wire::Format>,
 }
 
 /// Runs `command` to its end or until Ctrl-C (or SIGTERM), which cancels its
@@ -64,16 +67,30 @@ pub struct ClientOptions {
 /// of [`super::exit`]. When our output is closed by its reader, we stop quietly.
 pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
     let interrupted = interruption();
-    let result = connect(&options.connect).and_then(|client| {
-        futures::executor::block_on(async {
-            let work = execute(command, &client, options);
-            futures::pin_mut!(work, interrupted);
-            match future::select(work, interrupted).await {
-                Either::Left((result, _)) => result,
-                // Dropping the command's future cancels its calls.
-                Either::Right(((), _)) => Err(ClientError::Interrupted),
-            }
-        })
+    let wire = options
+        .show_wire
+        .map(|format| WireView::start(&options.connect, format))
+        .transpose();
+    let result = wire.and_then(|wire| {
+        let connect_options = wire
+            .as_ref()
+            .map_or(&options.connect, WireView::connect_options);
+        let result = connect(connect_options).and_then(|client| {
+            futures::executor::block_on(async {
+                let work = execute(command, &client, options);
+                futures::pin_mut!(work, interrupted);
+                match future::select(work, interrupted).await {
+                    Either::Left((result, _)) => result,
+                    // Dropping the command's future cancels its calls.
+                    Either::Right(((), _)) => Err(ClientError::Interrupted),
+                }
+            })
+        });
+        // The channel is gone by now: the tap sees its connection close.
+        if let Some(wire) = wire {
+            wire.finish();
+        }
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@
 //! - [`commands`]: the `client` commands and Ctrl-C.
 //! - [`input`]: lines of a file or of standard input, read on a thread of their own.
 //! - [`output`]: the seed's lines (coloured on a terminal) or JSON.
+//! - [`wire`]: `--show-wire`, the calls through an in-process tap that prints every frame.
 //! - `streaming`: the paced sending half of a streaming call.
 
 pub mod calls;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod input;
 pub mod output;
 mod streaming;
+pub mod wire;
 
 pub use connect::{connect, ConnectOptions};
 pub use error::{exit, ClientError};
