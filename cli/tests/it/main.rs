@@ -17,3 +17,4 @@ mod reliability;
 mod shutdown;
 mod soak;
 mod tls;
+mod wire;
