@@ -200,7 +200,7 @@ fn summary_text(summary: &Summary) -> String {
         .json_ratio()
         .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"));
     format!(
-        "closed: {} streams; frames {}; bytes C→S {} S→C {}; messages C→S {} S→C {}; JSON/binary {ratio} ({} B JSON for {} B binary)",
+        "closed: streams opened {}; frames {}; bytes C→S {} S→C {}; messages C→S {} S→C {}; JSON/binary {ratio} ({} B JSON for {} B binary)",
         summary.streams,
         if frames.is_empty() { "none".to_owned() } else { frames.join(" ") },
         summary.bytes[0],
