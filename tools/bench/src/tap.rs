@@ -54,7 +54,12 @@ impl TapFigures {
                 continue;
             };
             let cost = match direct.unit {
-                Unit::Latency => format!("+{}", Unit::Latency.format(tapped.value - direct.value)),
+                Unit::Latency => {
+                    // Noise can make the tapped run the faster one.
+                    let added = tapped.value - direct.value;
+                    let sign = if added < 0.0 { "-" } else { "+" };
+                    format!("{sign}{}", Unit::Latency.format(added.abs()))
+                }
                 Unit::Rate(_) if direct.value > 0.0 => {
                     format!("{:.0}% of direct", 100.0 * tapped.value / direct.value)
                 }
