@@ -199,6 +199,9 @@ impl State {
                     // DATA is shown as it starts: its messages follow it.
                     self.frame(direction, &header, Detail::None, out);
                     self.sides[d].data_stream = header.stream;
+                    if let Some(stream) = self.streams.get_mut(&header.stream) {
+                        stream.messages[d].frame_started();
+                    }
                 }
             }
             Piece::Data(bytes) => self.on_data(direction, bytes, out),
@@ -519,6 +522,7 @@ fn describe(
         stream,
         compressed: m.compressed,
         length: m.length,
+        frames: m.frames,
         type_name: descriptor.map(|d| d.full_name().to_owned()),
         body,
         fields,
@@ -651,6 +655,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(m.type_name.as_deref(), Some("messenger.ResearchNote"));
+        assert_eq!(m.frames, 3);
         assert_eq!(m.fields.as_ref().unwrap()[0].number, 1);
     }
 

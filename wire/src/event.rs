@@ -158,6 +158,8 @@ pub struct Message {
     /// The prefix: compressed flag and length.
     pub compressed: bool,
     pub length: u32,
+    /// The DATA frames that carried it: more than one when it was split.
+    pub frames: u32,
     /// The message type, when the stream's `:path` is a method of the contract.
     pub type_name: Option<String>,
     pub body: Body,

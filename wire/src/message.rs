@@ -15,6 +15,8 @@ pub struct Message<'a> {
     pub compressed: bool,
     pub length: u32,
     pub body: Option<&'a [u8]>,
+    /// The DATA frames it was carried in (more than one: it was split).
+    pub frames: u32,
 }
 
 /// One direction of one stream, between messages or inside one.
@@ -26,6 +28,7 @@ pub struct Reassembler {
     body: Vec<u8>,
     body_left: usize,
     in_body: bool,
+    frames: u32,
 }
 
 impl Reassembler {
@@ -34,6 +37,9 @@ impl Reassembler {
     pub fn feed(&mut self, mut bytes: &[u8], on: &mut impl FnMut(Message<'_>)) {
         while !bytes.is_empty() {
             if !self.in_body {
+                if self.prefix_have == 0 {
+                    self.frames = 1;
+                }
                 let take = bytes.len().min(PREFIX_LEN - self.prefix_have);
                 self.prefix[self.prefix_have..self.prefix_have + take]
                     .copy_from_slice(&bytes[..take]);
@@ -70,6 +76,13 @@ impl Reassembler {
         }
     }
 
+    /// A new DATA frame of this stream begins: a message under way spans it.
+    pub fn frame_started(&mut self) {
+        if self.in_body || self.prefix_have > 0 {
+            self.frames += 1;
+        }
+    }
+
     /// How a message was cut short if the stream ends here.
     pub fn unfinished(&self) -> Option<String> {
         if self.in_body {
@@ -102,6 +115,7 @@ impl Reassembler {
             compressed: self.prefix[0] & 1 != 0,
             length: self.length(),
             body,
+            frames: self.frames,
         });
         self.in_body = false;
         self.prefix_have = 0;
@@ -182,6 +196,20 @@ mod tests {
             seen.push((m.length, m.body.map(<[u8]>::to_vec)))
         });
         assert_eq!(seen, [(length, None), (4, Some(b"next".to_vec()))]);
+    }
+
+    #[test]
+    fn a_message_knows_how_many_frames_carried_it() {
+        let bytes = framed(false, b"abcdef");
+        let mut reassembler = Reassembler::default();
+        let mut frames = Vec::new();
+        for part in [&bytes[..2], &bytes[2..7], &bytes[7..]] {
+            reassembler.frame_started();
+            reassembler.feed(part, &mut |m| frames.push(m.frames));
+        }
+        reassembler.frame_started();
+        reassembler.feed(&framed(false, b"x"), &mut |m| frames.push(m.frames));
+        assert_eq!(frames, [3, 1]);
     }
 
     #[test]

@@ -149,6 +149,9 @@ fn message_text(message: &Message) -> Vec<String> {
         u8::from(message.compressed),
         message.length
     );
+    if message.frames > 1 {
+        let _ = write!(head, " (split over {} DATA frames)", message.frames);
+    }
     match &message.body {
         Body::Decoded(decoded) => {
             let _ = write!(
@@ -166,7 +169,7 @@ fn message_text(message: &Message) -> Vec<String> {
             );
         }
         Body::Schemaless(text) => {
-            let _ = write!(head, " {{ {text} }} (schema-less)");
+            let _ = write!(head, " {{ {} }} (schema-less)", shortened(text));
         }
         Body::NotDecoded(why) => {
             let _ = write!(head, " ! {why}");
@@ -177,6 +180,19 @@ fn message_text(message: &Message) -> Vec<String> {
         field_lines(fields, 2, &mut lines);
     }
     lines
+}
+
+/// At most this many characters of a message are shown on a text line.
+const TEXT_SHOWN: usize = 200;
+
+/// `text`, cut to [`TEXT_SHOWN`] characters, saying how long it was.
+fn shortened(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(TEXT_SHOWN) {
+        None => text.into(),
+        Some((end, _)) => {
+            format!("{} … ({} characters)", &text[..end], text.chars().count()).into()
+        }
+    }
 }
 
 fn field_lines(fields: &[Field], depth: usize, lines: &mut Vec<String>) {
@@ -325,10 +341,11 @@ fn message_json(record: &Record, message: &Message, out: &mut String) {
     }
     let _ = write!(
         out,
-        ",\"event\":\"message\",\"stream\":{},\"compressed\":{},\"length\":{},\"type\":{}",
+        ",\"event\":\"message\",\"stream\":{},\"compressed\":{},\"length\":{},\"data_frames\":{},\"type\":{}",
         message.stream,
         message.compressed,
         message.length,
+        message.frames,
         json!(message.type_name)
     );
     match &message.body {
@@ -433,6 +450,7 @@ mod tests {
             stream: 5,
             compressed: false,
             length: 8,
+            frames: 1,
             type_name: Some("messenger.ResearchNote".into()),
             body: Body::Decoded(Decoded {
                 text: Some("text: \"note 1\"".into()),
