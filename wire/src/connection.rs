@@ -314,7 +314,7 @@ impl State {
         let malformed = |what: &str| Detail::Malformed(format!("{} {what}", header.kind.name()));
         match header.kind {
             FrameType::Settings => {
-                if payload.len() % 6 != 0 {
+                if !payload.len().is_multiple_of(6) {
                     return malformed("payload is not a whole number of 6-byte settings");
                 }
                 let settings: Vec<(u16, u32)> = payload
@@ -441,11 +441,11 @@ impl State {
         let stream = self.streams.entry(id).or_default();
         let role = if push {
             HeaderRole::PushPromise
-        } else if direction == Direction::ServerToClient
-            && fields.iter().any(|(n, _)| n == "grpc-status")
+        } else if stream.headers_seen[direction.index()]
+            || (direction == Direction::ServerToClient
+                && fields.iter().any(|(n, _)| n == "grpc-status"))
         {
-            HeaderRole::Trailers
-        } else if stream.headers_seen[direction.index()] {
+            // A second block, or a trailers-only answer.
             HeaderRole::Trailers
         } else if direction == Direction::ClientToServer {
             HeaderRole::Request

@@ -135,7 +135,10 @@ pub fn framed(compressed: bool, body: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn messages(parts: &[&[u8]]) -> (Vec<(bool, u32, Option<Vec<u8>>)>, Option<String>) {
+    /// (compressed, length, body) of each message.
+    type Seen = Vec<(bool, u32, Option<Vec<u8>>)>;
+
+    fn messages(parts: &[&[u8]]) -> (Seen, Option<String>) {
         let mut reassembler = Reassembler::default();
         let mut seen = Vec::new();
         for part in parts {
