@@ -577,6 +577,18 @@ mod tests {
         bytes
     }
 
+    /// A client's first bytes up to the HEADERS of an upload on stream 1.
+    fn upload_start() -> Vec<u8> {
+        let mut encoder = loona_hpack::Encoder::new();
+        let mut bytes = client_start();
+        let block = encode(
+            &mut encoder,
+            &request_headers(method_path::SUBMIT_RESEARCH_NOTES),
+        );
+        bytes.extend(frame(1, END_HEADERS, 1, &block));
+        bytes
+    }
+
     fn messages(records: &[Record]) -> Vec<(u32, String)> {
         records
             .iter()
@@ -618,13 +630,7 @@ mod tests {
 
     #[test]
     fn a_message_split_across_data_frames_is_reassembled() {
-        let mut encoder = loona_hpack::Encoder::new();
-        let mut bytes = client_start();
-        let block = encode(
-            &mut encoder,
-            &request_headers(method_path::SUBMIT_RESEARCH_NOTES),
-        );
-        bytes.extend(frame(1, END_HEADERS, 1, &block));
+        let mut bytes = upload_start();
         let message = framed(false, &note("a note split in three"));
         let (a, rest) = message.split_at(3);
         let (b, c) = rest.split_at(10);
@@ -661,13 +667,7 @@ mod tests {
 
     #[test]
     fn several_messages_in_one_data_frame_come_out_one_by_one() {
-        let mut encoder = loona_hpack::Encoder::new();
-        let mut bytes = client_start();
-        let block = encode(
-            &mut encoder,
-            &request_headers(method_path::SUBMIT_RESEARCH_NOTES),
-        );
-        bytes.extend(frame(1, END_HEADERS, 1, &block));
+        let mut bytes = upload_start();
         let mut data = Vec::new();
         for i in 1..=3 {
             data.extend(framed(false, &note(&format!("note {i}"))));

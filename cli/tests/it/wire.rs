@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 use crate::support::{
     free_port, is_clock_time, mask_times, project_root, python_stubs, run_bounded, status_of,
-    venv_program, wait_until, PeakWatcher, ServerProcess, TestServer, SEED_TRANSCRIPT,
+    venv_program, wait_until, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
+    SEED_TRANSCRIPT,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
@@ -322,20 +323,13 @@ fn json_lines(text: &str) -> Vec<Value> {
 #[test]
 fn the_rust_client_shows_every_pattern_on_the_wire() {
     let server = TestServer::start();
-    let mut command = Command::new(CLIENT);
-    command.args([
+    let output = client(&[
         "--target",
         &server.target,
         "--delay-ms",
         "0",
         "--show-wire=json",
     ]);
-    let output = run_bounded(command, RUN_TIMEOUT);
-    assert!(
-        output.status.is_some_and(|s| s.success()),
-        "{}",
-        output.stderr
-    );
     // The command's own output is unchanged.
     assert_eq!(mask_times(&output.stdout), SEED_TRANSCRIPT);
     let records = json_lines(&output.stderr);
@@ -364,8 +358,7 @@ fn the_rust_client_shows_every_pattern_on_the_wire() {
 #[test]
 fn all_concurrent_interleaves_four_streams_on_one_connection() {
     let server = TestServer::start();
-    let mut command = Command::new(CLIENT);
-    command.args([
+    let output = client(&[
         "--target",
         &server.target,
         "--show-wire=json",
@@ -374,12 +367,6 @@ fn all_concurrent_interleaves_four_streams_on_one_connection() {
         "--delay-ms",
         "100",
     ]);
-    let output = run_bounded(command, RUN_TIMEOUT);
-    assert!(
-        output.status.is_some_and(|s| s.success()),
-        "{}",
-        output.stderr
-    );
     let records = json_lines(&output.stderr);
     check_seed_demos(&records);
     let streams: Vec<u64> = records
@@ -514,14 +501,7 @@ fn a_million_notes_pass_the_tap_byte_for_byte_in_flat_memory() {
             writeln!(file, "note {i}").unwrap();
         }
         file.flush().unwrap();
-        let mut command = Command::new(CLIENT);
-        command.args(["--target", &near.addr, "upload"]).arg(&path);
-        let output = run_bounded(command, Duration::from_secs(600));
-        assert!(
-            output.status.is_some_and(|s| s.success()),
-            "{}",
-            output.stderr
-        );
+        let output = client(&["--target", &near.addr, "upload", path.to_str().unwrap()]);
         assert_eq!(
             output.stdout,
             format!(
@@ -584,16 +564,22 @@ fn notices(tap: &TapProcess, conn: u64) -> Vec<String> {
         .collect()
 }
 
-/// A good call through the tap still works.
-fn assert_serves(tap: &TapProcess) {
+/// The `client` binary with `args`, which must succeed.
+fn client(args: &[&str]) -> BoundedOutput {
     let mut command = Command::new(CLIENT);
-    command.args(["--target", &tap.addr, "status"]);
+    command.args(args);
     let output = run_bounded(command, RUN_TIMEOUT);
     assert!(
         output.status.is_some_and(|s| s.success()),
-        "{}",
+        "client {args:?}: {}",
         output.stderr
     );
+    output
+}
+
+/// A good call through the tap still works.
+fn assert_serves(tap: &TapProcess) {
+    let output = client(&["--target", &tap.addr, "status"]);
     assert!(
         output.stdout.contains("System ready for research"),
         "{}",
