@@ -401,6 +401,37 @@ fn all_concurrent_interleaves_four_streams_on_one_connection() {
 }
 
 #[test]
+fn tls_passes_the_tap_untouched_in_one_line() {
+    let pki = crate::tls::Pki::generate();
+    let server = crate::tls::tls_server(&pki);
+    let ca = pki.ca.to_str().unwrap();
+    // The certificate is still checked against the server's name, not the tap's.
+    let output = client(&[
+        "--target",
+        &server.target,
+        "--tls-ca",
+        ca,
+        "--show-wire=json",
+        "status",
+    ]);
+    assert!(
+        output.stdout.contains("System ready for research"),
+        "{}",
+        output.stdout
+    );
+    let records = json_lines(&output.stderr);
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["open", "notice", "close"], "{records:#?}");
+    assert!(records[1]["text"].as_str().unwrap().starts_with("TLS: "));
+    let bytes = &records[2]["bytes"];
+    assert!(bytes["client_to_server"].as_u64().unwrap() > 100, "{bytes}");
+    assert!(bytes["server_to_client"].as_u64().unwrap() > 100, "{bytes}");
+}
+
+#[test]
 #[ignore = "slow: needs the Python reference (.venv from scripts/bootstrap.sh)"]
 fn the_python_reference_client_through_the_wiretap_process() {
     let server = TestServer::start();
