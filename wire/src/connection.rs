@@ -870,6 +870,61 @@ mod tests {
     }
 
     #[test]
+    fn resets_and_goaways_carry_their_error_names() {
+        let mut decoder = decoder();
+        let mut records = Vec::new();
+        let mut bytes = upload_start();
+        bytes.extend(frame(3, 0, 1, &8u32.to_be_bytes()));
+        decoder.feed(C2S, &bytes, &mut records);
+        assert_eq!(decoder.open_streams(), 0, "a reset stream is dropped");
+        let mut goaway = 1u32.to_be_bytes().to_vec();
+        goaway.extend(11u32.to_be_bytes());
+        goaway.extend(b"calm down");
+        let mut down = frame(4, 0, 0, &[]);
+        down.extend(frame(7, 0, 0, &goaway));
+        down.extend(frame(8, 0, 0, &[0x80, 0, 1, 0]));
+        down.extend(frame(6, crate::frame::ACK, 0, &[7; 8]));
+        decoder.feed(S2C, &down, &mut records);
+        let details: Vec<_> = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Frame(f) => Some(f.detail.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(details.contains(&Detail::RstStream(8)));
+        assert!(details.contains(&Detail::GoAway {
+            last_stream: 1,
+            code: 11,
+            debug: b"calm down".to_vec()
+        }));
+        // The reserved bit is not part of the increment.
+        assert!(details.contains(&Detail::WindowUpdate(256)));
+        assert!(details.contains(&Detail::Ping([7; 8])));
+        let mut text = String::new();
+        for record in &records {
+            crate::output::render(
+                record,
+                crate::output::Style {
+                    format: crate::output::Format::Text,
+                    colour: false,
+                },
+                &mut text,
+            );
+        }
+        assert!(
+            text.contains("#1 C→S stream 1 RST_STREAM len=4 error=CANCEL\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "GOAWAY len=17 last_stream=1 error=ENHANCE_YOUR_CALM debug=\"calm down\""
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn tls_is_one_notice_and_nothing_more() {
         let mut decoder = decoder();
         let mut records = Vec::new();

@@ -401,6 +401,45 @@ fn all_concurrent_interleaves_four_streams_on_one_connection() {
 }
 
 #[test]
+fn deadlines_and_compression_show_in_headers_and_compressed_messages_are_inflated() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let note = "a".repeat(10_000);
+    let file = dir.path().join("note.txt");
+    std::fs::write(&file, format!("{note}\n")).unwrap();
+    let output = client(&[
+        "--target",
+        &server.target,
+        "--timeout-ms",
+        "20000",
+        "--compression",
+        "gzip",
+        "--show-wire=json",
+        "upload",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        output.stdout.contains("Processed 1 notes"),
+        "{}",
+        output.stdout
+    );
+    let records = json_lines(&output.stderr);
+    let stream = stream_of(&records, "/messenger.LearningMessenger/SubmitResearchNotes");
+    let request = stream[0];
+    assert_eq!(header(request, "grpc-encoding"), Some("gzip"), "{request}");
+    let timeout = header(request, "grpc-timeout").expect("a grpc-timeout header");
+    assert!(timeout.ends_with(['m', 'S', 'u', 'n']), "{timeout}");
+    let message = stream
+        .iter()
+        .find(|r| r["event"] == "message" && r["dir"] == "client_to_server")
+        .expect("the note");
+    // 10,000 repeated bytes compress: the prefix's flag is set and the length is small.
+    assert_eq!(message["compressed"], true, "{message}");
+    assert!(message["length"].as_u64().unwrap() < 1_000, "{message}");
+    assert_eq!(message["message"]["text"], note.as_str());
+}
+
+#[test]
 fn tls_passes_the_tap_untouched_in_one_line() {
     let pki = crate::tls::Pki::generate();
     let server = crate::tls::tls_server(&pki);
