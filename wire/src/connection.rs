@@ -924,6 +924,50 @@ mod tests {
         );
     }
 
+    /// Well-framed nonsense: random types, flags, streams and payloads, in
+    /// random chunks, both ways. Nothing panics, and the decoder says what
+    /// it could not decode.
+    #[test]
+    fn random_frames_never_panic() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for _ in 0..200 {
+            let mut decoder = decoder();
+            let mut records = Vec::new();
+            let mut sides = [client_start(), frame(4, 0, 0, &[])];
+            for _ in 0..40 {
+                let side = next(2) as usize;
+                let payload: Vec<u8> = (0..next(64)).map(|_| next(256) as u8).collect();
+                let kind = next(11) as u8;
+                let stream = next(4) as u32 * 2 + 1;
+                sides[side].extend(frame(kind, next(256) as u8, stream, &payload));
+            }
+            for (direction, bytes) in Direction::BOTH.into_iter().zip(&sides) {
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let (chunk, tail) = rest.split_at((next(50) as usize + 1).min(rest.len()));
+                    decoder.feed(direction, chunk, &mut records);
+                    rest = tail;
+                }
+            }
+            decoder.finish(&mut records);
+            for record in &records {
+                for format in [crate::output::Format::Text, crate::output::Format::Json] {
+                    let style = crate::output::Style {
+                        format,
+                        colour: true,
+                    };
+                    crate::output::render(record, style, &mut String::new());
+                }
+            }
+        }
+    }
+
     #[test]
     fn tls_is_one_notice_and_nothing_more() {
         let mut decoder = decoder();
