@@ -658,6 +658,49 @@ fn assert_serves(tap: &TapProcess) {
 }
 
 #[test]
+fn many_connections_at_once_are_each_decoded_on_their_own() {
+    const CLIENTS: u64 = 8;
+    let server = TestServer::start();
+    let tap = TapProcess::start(&server.target, true);
+    std::thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| {
+                client(&[
+                    "--target",
+                    &tap.addr,
+                    "--delay-ms",
+                    "0",
+                    "all",
+                    "--concurrent",
+                ]);
+            });
+        }
+    });
+    for conn in 1..=CLIENTS {
+        let summary = tap.wait_closed(conn);
+        assert_eq!(summary["streams"], 4, "{summary}");
+        assert_eq!(
+            summary["messages"],
+            json!({"client_to_server": 9, "server_to_client": 9}),
+            "{summary}"
+        );
+    }
+    let records = tap.records();
+    assert!(
+        records.iter().all(|r| r["event"] != "notice"),
+        "{records:#?}"
+    );
+    for conn in 1..=CLIENTS {
+        let mine: Vec<Value> = records
+            .iter()
+            .filter(|r| r["conn"] == conn)
+            .cloned()
+            .collect();
+        check_seed_demos(&mine);
+    }
+}
+
+#[test]
 fn malformed_traffic_gets_one_clear_line_and_the_tap_goes_on() {
     let server = TestServer::start();
     let mut tap = TapProcess::start(&server.target, true);
