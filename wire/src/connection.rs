@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::annotate;
 use crate::contract::{self, Contract};
@@ -48,6 +49,8 @@ struct State {
     undecoded: bool,
     /// A SETTINGS_MAX_FRAME_SIZE for the other direction's reader.
     max_frame_size: Option<(Direction, u32)>,
+    /// When the bytes being fed were read.
+    time: Duration,
 }
 
 /// One direction's header decoding and the DATA frame being read.
@@ -93,8 +96,14 @@ impl ConnectionDecoder {
                 summary: Summary::default(),
                 undecoded: false,
                 max_frame_size: None,
+                time: Duration::ZERO,
             },
         }
+    }
+
+    /// When the bytes fed next were read (since the connection was accepted).
+    pub fn set_time(&mut self, time: Duration) {
+        self.state.time = time;
     }
 
     /// Reads `bytes` that went `direction`, adding what they show to `out`.
@@ -144,6 +153,7 @@ impl ConnectionDecoder {
         let summary = self.state.summary.clone();
         out.push(Record {
             conn: self.state.conn,
+            time: self.state.time,
             direction: None,
             event: Event::Closed(summary.clone()),
         });
@@ -160,6 +170,7 @@ impl State {
     fn notice(&mut self, direction: Option<Direction>, text: String, out: &mut Vec<Record>) {
         out.push(Record {
             conn: self.conn,
+            time: self.time,
             direction,
             event: Event::Notice(text),
         });
@@ -174,6 +185,7 @@ impl State {
     ) {
         out.push(Record {
             conn: self.conn,
+            time: self.time,
             direction: Some(direction),
             event: Event::Frame(Frame {
                 stream: header.stream,
@@ -190,6 +202,7 @@ impl State {
         match piece {
             Piece::Preface => out.push(Record {
                 conn: self.conn,
+                time: self.time,
                 direction: Some(direction),
                 event: Event::Preface,
             }),
@@ -241,12 +254,13 @@ impl State {
         });
         let options = self.options;
         let summary = &mut self.summary;
-        let conn = self.conn;
+        let (conn, time) = (self.conn, self.time);
         messages[d].feed(bytes, &mut |m| {
             summary.messages[d] += 1;
             let message = describe(id, m, descriptor, encoding[d].as_deref(), options, summary);
             out.push(Record {
                 conn,
+                time,
                 direction: Some(direction),
                 event: Event::Message(message),
             });
@@ -913,7 +927,7 @@ mod tests {
             );
         }
         assert!(
-            text.contains("#1 C→S stream 1 RST_STREAM len=4 error=CANCEL\n"),
+            text.contains("#1 0.000000 C→S stream 1 RST_STREAM len=4 error=CANCEL\n"),
             "{text}"
         );
         assert!(

@@ -3,6 +3,7 @@
 //! connection. The decoder makes them; `output` prints them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::annotate::Field;
 use crate::contract::Decoded;
@@ -61,6 +62,8 @@ impl Direction {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
     pub conn: u64,
+    /// When the tap read the bytes it comes from, since it accepted the connection.
+    pub time: Duration,
     pub direction: Option<Direction>,
     pub event: Event,
 }

@@ -48,7 +48,7 @@ fn stream_of(event: &Event) -> Option<u32> {
 }
 
 fn text_lines(record: &Record, colour: bool, out: &mut String) {
-    let mut lead = format!("#{}", record.conn);
+    let mut lead = format!("#{} {:.6}", record.conn, record.time.as_secs_f64());
     if let Some(direction) = record.direction {
         let _ = write!(lead, " {}", direction.arrow());
     }
@@ -234,6 +234,7 @@ fn json_line(record: &Record, out: &mut String) {
     }
     let mut object = Map::new();
     object.insert("conn".into(), json!(record.conn));
+    object.insert("time".into(), json!(seconds(record)));
     if let Some(direction) = record.direction {
         object.insert("dir".into(), json!(direction.key()));
     }
@@ -273,6 +274,11 @@ fn json_line(record: &Record, out: &mut String) {
         Event::Message(_) => unreachable!("handled above"),
     }
     out.push_str(&Value::Object(object).to_string());
+}
+
+/// The record's time in seconds, to the microsecond.
+fn seconds(record: &Record) -> f64 {
+    record.time.as_micros() as f64 / 1e6
 }
 
 fn frame_json(frame: &Frame, object: &mut Map<String, Value>) {
@@ -335,7 +341,12 @@ fn frame_json(frame: &Frame, object: &mut Map<String, Value>) {
 /// Written by hand: a large upload has one of these per note, and the
 /// message's JSON goes in as it is.
 fn message_json(record: &Record, message: &Message, out: &mut String) {
-    let _ = write!(out, "{{\"conn\":{}", record.conn);
+    let _ = write!(
+        out,
+        "{{\"conn\":{},\"time\":{}",
+        record.conn,
+        seconds(record)
+    );
     if let Some(direction) = record.direction {
         let _ = write!(out, ",\"dir\":\"{}\"", direction.key());
     }
@@ -381,6 +392,7 @@ mod tests {
     fn record(event: Event) -> Record {
         Record {
             conn: 3,
+            time: std::time::Duration::from_micros(1_500),
             direction: Some(Direction::ServerToClient),
             event,
         }
@@ -434,12 +446,13 @@ mod tests {
         }));
         assert_eq!(
             text(&trailers),
-            "#3 S→C stream 1 HEADERS len=16 [END_STREAM END_HEADERS] trailers\n\
-             #3 S→C stream 1     grpc-status: 5 (NOT_FOUND)\n\
-             #3 S→C stream 1     grpc-message: no\n"
+            "#3 0.001500 S→C stream 1 HEADERS len=16 [END_STREAM END_HEADERS] trailers\n\
+             #3 0.001500 S→C stream 1     grpc-status: 5 (NOT_FOUND)\n\
+             #3 0.001500 S→C stream 1     grpc-message: no\n"
         );
         let value = json_of(&trailers);
         assert_eq!(value["grpc_status_name"], "NOT_FOUND");
+        assert_eq!(value["time"], 0.0015);
         assert_eq!(value["flags"], json!(["END_STREAM", "END_HEADERS"]));
         assert_eq!(value["headers"][1], json!(["grpc-message", "no"]));
     }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,10 +92,10 @@ struct Shared {
     next_conn: AtomicU64,
 }
 
-/// What the forwarders tell the decoder.
+/// What the forwarders tell the decoder, and when they read it.
 enum Chunk {
-    Bytes(Direction, Bytes),
-    Notice(Direction, String),
+    Bytes(Direction, Bytes, Instant),
+    Notice(Direction, String, Instant),
 }
 
 /// Accepts connections on `listener` and taps each until `stop` resolves;
@@ -121,11 +121,12 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(tap_connection(conn, client, peer, shared.clone()));
+                    let accepted = Instant::now();
+                    connections.spawn(tap_connection(conn, accepted, client, peer, shared.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors, say: report, pause, go on serving.
-                    notice(&shared, 0, format!("accept failed: {e}"));
+                    notice(&shared, 0, Duration::ZERO, format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -139,16 +140,23 @@ pub async fn serve(
     .await;
 }
 
-fn notice(shared: &Shared, conn: u64, text: String) {
+fn notice(shared: &Shared, conn: u64, time: Duration, text: String) {
     let record = Record {
         conn,
+        time,
         direction: None,
         event: Event::Notice(text),
     };
     shared.output.write(&[record], &mut String::new());
 }
 
-async fn tap_connection(conn: u64, client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn tap_connection(
+    conn: u64,
+    accepted: Instant,
+    client: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) {
     let upstream = shared.options.upstream.clone();
     let server = match TcpStream::connect(&upstream).await {
         Ok(server) => server,
@@ -156,6 +164,7 @@ async fn tap_connection(conn: u64, client: TcpStream, peer: SocketAddr, shared: 
             notice(
                 &shared,
                 conn,
+                accepted.elapsed(),
                 format!("upstream {upstream} is unreachable ({e}): the client's connection from {peer} is closed"),
             );
             return;
@@ -167,13 +176,14 @@ async fn tap_connection(conn: u64, client: TcpStream, peer: SocketAddr, shared: 
     let (chunks, queue) = mpsc::channel(CHUNKS_QUEUED);
     let opened = Record {
         conn,
+        time: accepted.elapsed(),
         direction: None,
         event: Event::Opened {
             client: peer.to_string(),
             upstream,
         },
     };
-    let decoder = tokio::spawn(decode(conn, queue, shared.clone(), opened));
+    let decoder = tokio::spawn(decode(conn, accepted, queue, shared.clone(), opened));
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::join!(
@@ -209,16 +219,19 @@ async fn forward(
                     .send(Chunk::Notice(
                         direction,
                         format!("reading from the {reader} failed: {e}"),
+                        Instant::now(),
                     ))
                     .await;
                 break;
             }
         };
+        let read_at = Instant::now();
         if let Err(e) = to.write_all(&buffer[..n]).await {
             let _ = chunks
                 .send(Chunk::Notice(
                     direction,
                     format!("writing to the {writer} failed: {e}"),
+                    Instant::now(),
                 ))
                 .await;
             break;
@@ -229,6 +242,7 @@ async fn forward(
             .send(Chunk::Bytes(
                 direction,
                 Bytes::copy_from_slice(&buffer[..n]),
+                read_at,
             ))
             .await;
     }
@@ -236,7 +250,13 @@ async fn forward(
 }
 
 /// Decodes one connection's chunks in order and prints what they show.
-async fn decode(conn: u64, mut queue: mpsc::Receiver<Chunk>, shared: Arc<Shared>, opened: Record) {
+async fn decode(
+    conn: u64,
+    accepted: Instant,
+    mut queue: mpsc::Receiver<Chunk>,
+    shared: Arc<Shared>,
+    opened: Record,
+) {
     let mut decoder =
         ConnectionDecoder::new(conn, shared.contract.clone(), shared.options.decode());
     let mut records = vec![opened];
@@ -246,9 +266,13 @@ async fn decode(conn: u64, mut queue: mpsc::Receiver<Chunk>, shared: Arc<Shared>
         // What else is queued goes out in the same write.
         while let Some(chunk) = next {
             match chunk {
-                Chunk::Bytes(direction, bytes) => decoder.feed(direction, &bytes, &mut records),
-                Chunk::Notice(direction, line) => {
-                    decoder.notice(Some(direction), line, &mut records)
+                Chunk::Bytes(direction, bytes, at) => {
+                    decoder.set_time(at.duration_since(accepted));
+                    decoder.feed(direction, &bytes, &mut records);
+                }
+                Chunk::Notice(direction, line, at) => {
+                    decoder.set_time(at.duration_since(accepted));
+                    decoder.notice(Some(direction), line, &mut records);
                 }
             }
             next = if records.len() < 1024 {
@@ -260,6 +284,7 @@ async fn decode(conn: u64, mut queue: mpsc::Receiver<Chunk>, shared: Arc<Shared>
         shared.output.write(&records, &mut text);
         records.clear();
     }
+    decoder.set_time(accepted.elapsed());
     decoder.finish(&mut records);
     shared.output.write(&records, &mut text);
 }
