@@ -775,3 +775,38 @@ fn malformed_traffic_gets_one_clear_line_and_the_tap_goes_on() {
     );
     assert!(output.stderr.starts_with("error: "), "{}", output.stderr);
 }
+
+#[test]
+fn wiretap_flags_and_a_bad_address_are_one_line() {
+    let run = |args: &[&str]| {
+        let mut command = Command::new(WIRETAP);
+        command.args(args);
+        run_bounded(command, RUN_TIMEOUT)
+    };
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let output = run(&["--listen", &busy]);
+    assert_eq!(
+        output.status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(output.stderr.lines().count(), 1, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .starts_with(&format!("wiretap: cannot listen on {busy}: ")),
+        "{}",
+        output.stderr
+    );
+    let output = run(&["--no-such-flag"]);
+    assert_eq!(
+        output.status.and_then(|s| s.code()),
+        Some(2),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stderr.starts_with("error: "), "{}", output.stderr);
+    assert!(!output.stderr.contains("panicked"));
+}
