@@ -67,31 +67,29 @@ pub struct ClientOptions {
 /// of [`super::exit`]. When our output is closed by its reader, we stop quietly.
 pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
     let interrupted = interruption();
-    let wire = options
-        .show_wire
-        .map(|format| WireView::start(&options.connect, format))
-        .transpose();
-    let result = wire.and_then(|wire| {
-        let connect_options = wire
-            .as_ref()
-            .map_or(&options.connect, WireView::connect_options);
-        let result = connect(connect_options).and_then(|client| {
-            futures::executor::block_on(async {
-                let work = execute(command, &client, options);
-                futures::pin_mut!(work, interrupted);
-                match future::select(work, interrupted).await {
-                    Either::Left((result, _)) => result,
-                    // Dropping the command's future cancels its calls.
-                    Either::Right(((), _)) => Err(ClientError::Interrupted),
-                }
-            })
-        });
-        // The channel is gone by now: the tap sees its connection close.
-        if let Some(wire) = wire {
-            wire.finish();
-        }
-        result
+    let (wire, started) = match WireView::start_if(options) {
+        Ok(wire) => (wire, Ok(())),
+        Err(e) => (None, Err(e)),
+    };
+    let connect_options = wire
+        .as_ref()
+        .map_or(&options.connect, WireView::connect_options);
+    let connected = started.and_then(|()| connect(connect_options));
+    let result = connected.and_then(|client| {
+        futures::executor::block_on(async {
+            let work = execute(command, &client, options);
+            futures::pin_mut!(work, interrupted);
+            match future::select(work, interrupted).await {
+                Either::Left((result, _)) => result,
+                // Dropping the command's future cancels its calls.
+                Either::Right(((), _)) => Err(ClientError::Interrupted),
+            }
+        })
     });
+    // The channel is gone by now: the tap sees its connection close.
+    if let Some(wire) = wire {
+        wire.finish();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_closed_output() => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use messenger_wire::{BackgroundTap, Format, TapOptions};
 
+use super::commands::ClientOptions;
 use super::{ClientError, ConnectOptions};
 
 /// How long the tap waits, once the command is done, for its connection to
@@ -20,6 +21,14 @@ pub struct WireView {
 }
 
 impl WireView {
+    /// A tap in front of `options.connect`'s target if `--show-wire` asks for one.
+    pub fn start_if(options: &ClientOptions) -> Result<Option<WireView>, ClientError> {
+        options
+            .show_wire
+            .map(|format| WireView::start(&options.connect, format))
+            .transpose()
+    }
+
     /// Starts a tap on 127.0.0.1 at a free port, forwarding to `connect`'s target.
     pub fn start(connect: &ConnectOptions, format: Format) -> Result<WireView, ClientError> {
         let stderr = io::stderr();
