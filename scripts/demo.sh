@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: builds, starts the Rust server, runs the Rust client and then the
-# Python reference client against it (the seed's transcript, twice), and stops
+# Python reference client against it (the seed's transcript, twice), then the
+# four patterns at once under the wire view (every HTTP/2 frame), and stops
 # the server. PORT (default 50051) picks the port.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -29,6 +30,10 @@ echo "=== Rust client -> Rust server (127.0.0.1:$PORT) ==="
 echo
 echo "=== Python reference client -> Rust server ==="
 (cd python && ../.venv/bin/python3 -u client.py --target "127.0.0.1:$PORT")
+
+echo
+echo "=== The same calls on the wire: client --show-wire all --concurrent (frames on stderr) ==="
+"$bin/client" --target "127.0.0.1:$PORT" --show-wire all --concurrent
 
 kill -TERM "$server"
 wait "$server" || true

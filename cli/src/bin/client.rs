@@ -73,6 +73,10 @@ struct GlobalArgs {
     /// Print one JSON object per received message or result instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Show every HTTP/2 frame and gRPC message of the calls on stderr, as text or (=json) one object per line.
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "text",
+          value_parser = ["text", "json"])]
+    show_wire: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +164,10 @@ fn main() -> ExitCode {
         } else {
             Format::Text
         },
+        show_wire: global.show_wire.map(|format| match format.as_str() {
+            "json" => messenger_wire::Format::Json,
+            _ => messenger_wire::Format::Text,
+        }),
     };
     commands::run(command, &options)
 }

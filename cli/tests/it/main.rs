@@ -19,3 +19,4 @@ mod reliability;
 mod shutdown;
 mod soak;
 mod tls;
+mod wire;

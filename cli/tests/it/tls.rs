@@ -51,9 +51,9 @@ impl Authority {
 /// `SERVER_NAME` (and 127.0.0.1) signed by it and the server's key, a second,
 /// unrelated CA, and client certificates (mutual TLS): one signed by the CA,
 /// one by the other CA, and an expired one signed by the CA.
-struct Pki {
+pub(crate) struct Pki {
     dir: TempDir,
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
     other_ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
@@ -63,7 +63,7 @@ struct Pki {
 }
 
 impl Pki {
-    fn generate() -> Pki {
+    pub(crate) fn generate() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let (authority, stranger) = (Authority::new("test CA"), Authority::new("another CA"));
         let server_key = KeyPair::generate().unwrap();
@@ -133,7 +133,7 @@ fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
     path
 }
 
-fn tls_server(pki: &Pki) -> TestServer {
+pub(crate) fn tls_server(pki: &Pki) -> TestServer {
     TestServer::with_config(ServerConfig {
         delay: Duration::ZERO,
         tls: Some(pki.identity()),

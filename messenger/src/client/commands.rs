@@ -14,6 +14,7 @@ use super::input::{self, Input};
 use super::output::{self, Format, Printer};
 use messenger_lab::answers::SEED_DELAY;
 
+use super::wire::WireView;
 use super::{calls, connect, demo, health, ClientError, ConnectOptions};
 use crate::proto::messenger::ResearchNote;
 use crate::rpc::messenger::LearningMessengerClient;
@@ -59,6 +60,8 @@ pub struct ClientOptions {
     pub format: Format,
     /// Print which replica answered each call (its `x-served-by` header).
     pub show_replica: bool,
+    /// Run the calls through an in-process tap that prints every frame on stderr.
+    pub show_wire: Option<messenger_wire::Format>,
 }
 
 /// Runs `command` to its end or until Ctrl-C (or SIGTERM), which cancels its
@@ -66,7 +69,15 @@ pub struct ClientOptions {
 /// of [`super::exit`]. When our output is closed by its reader, we stop quietly.
 pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
     let interrupted = interruption();
-    let result = connect(&options.connect).and_then(|client| {
+    let (wire, started) = match WireView::start_if(options) {
+        Ok(wire) => (wire, Ok(())),
+        Err(e) => (None, Err(e)),
+    };
+    let connect_options = wire
+        .as_ref()
+        .map_or(&options.connect, WireView::connect_options);
+    let connected = started.and_then(|()| connect(connect_options));
+    let result = connected.and_then(|client| {
         futures::executor::block_on(async {
             let work = execute(command, &client, options);
             futures::pin_mut!(work, interrupted);
@@ -77,6 +88,10 @@ pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
             }
         })
     });
+    // The channel is gone by now: the tap sees its connection close.
+    if let Some(wire) = wire {
+        wire.finish();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_closed_output() => ExitCode::SUCCESS,

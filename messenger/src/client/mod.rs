@@ -10,6 +10,7 @@
 //! - [`commands`]: the `client` commands and Ctrl-C.
 //! - [`input`]: lines of a file or of standard input, read on a thread of their own.
 //! - [`output`]: the seed's lines (coloured on a terminal) or JSON.
+//! - [`wire`]: `--show-wire`, the calls through an in-process tap that prints every frame.
 //! - `streaming`: the paced sending half of a streaming call.
 
 pub mod calls;
@@ -22,6 +23,7 @@ pub mod input;
 pub mod output;
 mod streaming;
 pub mod target;
+pub mod wire;
 
 pub use connect::{connect, open_channel, Balancing, ConnectOptions, LbPolicy};
 pub use error::{exit, ClientError};

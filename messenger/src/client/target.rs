@@ -57,6 +57,27 @@ pub fn check_target(target: &str) -> Result<(), String> {
     host_port(target).or_else(|why| bad(&why))
 }
 
+/// The one TCP `HOST:PORT` a checked target names, if it names exactly one:
+/// `HOST:PORT`, `dns:` forms, and `ipv4:`/`ipv6:` lists of one address. A
+/// tap in front of the target (`--show-wire`) can forward to that only.
+pub fn single_address(target: &str) -> Option<&str> {
+    check_target(target).ok()?;
+    if let Some(rest) = target.strip_prefix("dns:") {
+        return Some(match rest.strip_prefix("//") {
+            Some(with_authority) => with_authority.split_once('/')?.1,
+            None => rest,
+        });
+    }
+    if target.starts_with("unix:") || target.starts_with("unix-abstract:") {
+        return None;
+    }
+    let list = target
+        .strip_prefix("ipv4:")
+        .or_else(|| target.strip_prefix("ipv6:"))
+        .unwrap_or(target);
+    (!list.contains(',')).then_some(list)
+}
+
 /// `HOST:PORT`, the host a name or an address (IPv6 in brackets).
 fn host_port(text: &str) -> Result<(), String> {
     let Some((host, port)) = text.rsplit_once(':') else {
@@ -148,5 +169,23 @@ mod tests {
                 "{target}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_tap_forwards_to_one_tcp_address() {
+        assert_eq!(single_address("localhost:50051"), Some("localhost:50051"));
+        assert_eq!(
+            single_address("dns:///localhost:50051"),
+            Some("localhost:50051")
+        );
+        assert_eq!(single_address("dns://8.8.8.8/host:1"), Some("host:1"));
+        assert_eq!(
+            single_address("ipv4:127.0.0.2:50051"),
+            Some("127.0.0.2:50051")
+        );
+        assert_eq!(single_address("ipv6:[::1]:50051"), Some("[::1]:50051"));
+        assert_eq!(single_address("ipv4:127.0.0.1:1,127.0.0.2:1"), None);
+        assert_eq!(single_address("unix:/tmp/s"), None);
+        assert_eq!(single_address("nonsense"), None);
     }
 }

@@ -55,10 +55,15 @@ pub struct CompareOptions {
 
 /// The `server` binary next to the running executable (bench and server are built together).
 pub fn sibling_server_bin() -> PathBuf {
+    sibling_bin("server")
+}
+
+/// The binary `name` next to the running executable (the workspace's binaries are built together).
+pub fn sibling_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     exe.parent()
         .unwrap_or(Path::new("."))
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX))
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// The project's Python reference: `.venv/bin/python3` and `python/`, under the

@@ -1,11 +1,13 @@
 //! The benchmark behind `bench`: load patterns that drive any LearningMessenger
 //! server over grpcio and check every answer ([`workloads`]), the lab's
 //! "serialization tax" measured ([`codec`]), and our server against the Python
-//! reference in one run ([`compare`]). Figures are shown with
+//! reference in one run ([`compare`]), and what the wire view costs
+//! ([`tap`]). Figures are shown with
 //! `messenger_lab::report`.
 
 pub mod codec;
 pub mod compare;
+pub mod tap;
 pub mod workloads;
 
 use std::fmt;

@@ -10,7 +10,7 @@ use learning_messenger::client::connect::MAX_ATTEMPTS_LIMIT;
 use learning_messenger::client::{Balancing, LbPolicy};
 use messenger_bench::compare::{self, CompareOptions};
 use messenger_bench::workloads::{Load, Workload};
-use messenger_bench::{codec, BenchError};
+use messenger_bench::{codec, tap, BenchError};
 use messenger_lab::report::{self, parse_duration, Unit};
 
 #[derive(Parser)]
@@ -44,6 +44,17 @@ enum Command {
     },
     /// Starts our server and the Python reference (both delay 0), runs every workload against each.
     Compare(CompareArgs),
+    /// What the wire view costs: ping-pong and client-stream direct, then through `wiretap --json` (to /dev/null).
+    Wiretap(WiretapArgs),
+}
+
+#[derive(Args)]
+struct WiretapArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The `wiretap` binary (default: the one next to this one).
+    #[arg(long)]
+    wiretap_bin: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -131,6 +142,18 @@ fn run(command: Command) -> Result<(), BenchError> {
                 "{}",
                 codec::table(&codec::measure_all(iterations)?).to_text()
             );
+            return Ok(());
+        }
+        Command::Wiretap(args) => {
+            let options = tap::TapBench {
+                target: args.target.target.clone(),
+                load: args.target.load.load(),
+                client_threads: args.target.load.client_threads as usize,
+                wiretap_bin: args
+                    .wiretap_bin
+                    .unwrap_or_else(|| compare::sibling_bin("wiretap")),
+            };
+            print!("{}", tap::run(&options)?.table().to_text());
             return Ok(());
         }
         Command::Compare(args) => {

@@ -408,3 +408,38 @@ fn a_load_of_unary_calls_is_never_cancelled() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("throughput"), "{stdout}");
 }
+
+/// `bench wiretap` at tiny sizes, with the `wiretap` built next to `bench`
+/// (scripts/test.sh builds every binary of the workspace).
+#[test]
+fn the_tap_bench_reports_both_runs() {
+    let wiretap_bin = std::path::Path::new(env!("CARGO_BIN_EXE_bench")).with_file_name("wiretap");
+    assert!(
+        wiretap_bin.exists(),
+        "{} is missing: cargo build -p messenger-cli --bin wiretap",
+        wiretap_bin.display()
+    );
+    let (_server, target) = start_server();
+    let options = messenger_bench::tap::TapBench {
+        target,
+        load: tiny(),
+        client_threads: 1,
+        wiretap_bin,
+    };
+    let figures = messenger_bench::tap::run(&options).expect("both runs succeed");
+    for list in [&figures.direct, &figures.tapped] {
+        let p50 = list
+            .iter()
+            .find(|f| f.workload == "ping-pong" && f.metric == "p50")
+            .expect("a ping-pong p50");
+        assert!(p50.value > 0.0 && p50.value < 1.0, "{p50:?}");
+        let notes = list
+            .iter()
+            .find(|f| f.workload == "client-stream")
+            .expect("an upload rate");
+        assert!(notes.value > 0.0, "{notes:?}");
+    }
+    let table = figures.table();
+    assert!(table.rows.iter().any(|row| row[4].ends_with("% of direct")));
+    assert!(table.rows.iter().any(|row| row[4].starts_with('+')));
+}
