@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use learning_messenger::client::Balancing;
 use messenger_lab::report::{Figure, Table, Unit};
 
 use crate::compare::free_port;
@@ -125,7 +126,13 @@ impl Drop for TapProcess {
 }
 
 fn measure(target: &str, options: &TapBench) -> Result<Vec<Figure>, BenchError> {
-    let connections = Connections::open(target, 1, options.client_threads, Duration::from_secs(5))?;
+    let connections = Connections::open(
+        target,
+        &Balancing::new(),
+        1,
+        options.client_threads,
+        Duration::from_secs(5),
+    )?;
     let mut figures = Vec::new();
     for workload in WORKLOADS {
         eprintln!("  {} ...", workload.name());
