@@ -79,6 +79,15 @@ struct Args {
     /// Serve Prometheus metrics (go-grpc-prometheus names) on http://HOST:PORT/metrics; off by default.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
+    /// Feed rooms: updates a participant may have waiting; one whose queue is full is removed (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    feed_queue: usize,
+    /// Feed rooms open at once; a join that would open one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ROOMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_rooms: usize,
+    /// Participants of one feed room; a join beyond gets RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_room_size: usize,
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
@@ -115,6 +124,11 @@ fn main() -> ExitCode {
         reflection: !args.no_reflection,
         metrics_addr: args.metrics_addr,
         compression: args.compression,
+        rooms: server::RoomLimits {
+            queue: args.feed_queue,
+            max_rooms: args.max_rooms,
+            max_room_size: args.max_room_size,
+        },
     };
     // A failed start is reported in one line below: C-core's own lines about it are muted.
     let log_level = log::max_level();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use messenger_lab::answers::SEED_DELAY;
 
 use crate::compression::Compression;
+use crate::service::RoomLimits;
 use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, KEEPALIVE_TIME, KEEPALIVE_TIMEOUT};
 
 /// How long in-flight calls may run on after a stop is asked for.
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub compression: Compression,
     /// Serve Prometheus metrics on `http://HOST:PORT/metrics`; off when None.
     pub metrics_addr: Option<String>,
+    /// The feed's rooms: each participant's queue, how many rooms, how many in each.
+    pub rooms: RoomLimits,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             reflection: true,
             metrics_addr: None,
             compression: Compression::None,
+            rooms: RoomLimits::default(),
         }
     }
 }
