@@ -14,6 +14,7 @@ mod messenger;
 mod metrics;
 mod reflection;
 mod reliability;
+mod rooms;
 mod shutdown;
 mod soak;
 mod tls;

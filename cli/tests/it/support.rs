@@ -1,6 +1,6 @@
 //! Shared by the integration tests: real servers on free loopback ports.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -487,4 +487,37 @@ pub(crate) fn python_stubs(dir: &std::path::Path) {
         output.stderr
     );
     std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
+}
+
+/// The page at `http://127.0.0.1:PORT/metrics`: its status line, content type and body.
+pub(crate) fn scrape(port: u16) -> (String, String, String) {
+    let mut http =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the metrics port answers");
+    http.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    let content_type = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
+/// python/client.py with `args`, run from `stubs` (see [`python_stubs`]),
+/// where it finds `protos`: run_path leaves sys.path alone, so `protos` is
+/// found in the working directory, not next to client.py.
+pub(crate) fn python_client_command(stubs: &std::path::Path, args: &[&str]) -> Command {
+    let script = "import runpy, sys; sys.argv = sys.argv[1:]; \
+                  runpy.run_path(sys.argv[0], run_name='__main__')";
+    let mut command = Command::new(venv_program("python3"));
+    command
+        .args(["-c", script])
+        .arg(project_root().join("python/client.py"))
+        .args(args)
+        .current_dir(stubs);
+    command
 }
