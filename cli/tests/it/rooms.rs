@@ -19,6 +19,7 @@ use grpcio::{
 };
 use learning_messenger::proto::messenger::FeedUpdate;
 use learning_messenger::rpc::messenger::LearningMessengerClient;
+use learning_messenger::rpc::ok_if_call_over;
 use learning_messenger::server::{RoomLimits, ServerConfig};
 use messenger_lab::answers::acknowledgement;
 use messenger_lab::room::{classify, Kind, ROOM_HEADER, USER_HEADER};
@@ -31,6 +32,8 @@ use crate::support::{
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
 /// How long any one expected thing may take to happen.
 const WAIT: Duration = Duration::from_secs(60);
+/// How long the 100,000 updates of the never-reader test may take (a debug build, a busy machine).
+const EXCHANGE: Duration = Duration::from_secs(600);
 
 /// A participant run as a program: its stdin a pipe the test writes lines
 /// into, its output lines collected as they come. Killed on drop.
@@ -105,12 +108,12 @@ impl Chatter {
 
     /// Waits until what it printed satisfies `done`; fails saying `what` did not come.
     fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
-        if !wait_until(WAIT, || done(&self.lines.lock().unwrap())) {
+        if !wait_until(WAIT, || done(&self.lines())) {
+            let stderr = self.stderr.lock().unwrap().clone();
             panic!(
-                "{}: no {what} within {WAIT:?}; it printed:\n{}\nstderr: {}",
+                "{}: no {what} within {WAIT:?}; it printed:\n{}\nstderr: {stderr}",
                 self.name,
                 self.lines().join("\n"),
-                self.stderr.lock().unwrap()
             );
         }
     }
@@ -238,14 +241,21 @@ fn update(user: &str, message: &str) -> Seen {
 fn two_rust_and_one_python_participant_see_each_other_in_one_order() {
     const EACH: usize = 40;
     const ROOM: &str = "lab";
-    let server = TestServer::start();
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        metrics_addr: Some("127.0.0.1:0".to_owned()),
+        ..test_config()
+    });
+    let metrics_port = server.running().metrics_port().unwrap();
     let stubs = tempfile::tempdir().unwrap();
     python_stubs(stubs.path());
     let joined = |name: &str| {
         let line = format!(" [{ROOM}] * {name} joined the room");
         move |lines: &[String]| lines.contains(&line)
     };
+    // One at a time, so that each is told of those who come after it.
     let mut ann = Chatter::rust(&server.target, ROOM, "ann", &[]);
+    wait_for_sample(metrics_port, "messenger_feed_participants", 1.0);
     let mut bob = Chatter::rust(&server.target, ROOM, "bob", &[]);
     ann.wait_for("join of bob", joined("bob"));
     let mut pia = Chatter::python(stubs.path(), &server.target, ROOM, "pia");
@@ -305,12 +315,7 @@ fn two_rust_and_one_python_participant_see_each_other_in_one_order() {
     assert_eq!(orders[1], orders[2], "bob and pia saw different orders");
     for chatter in [&mut ann, &mut bob, &mut pia] {
         let status = chatter.leave();
-        assert!(
-            status.success(),
-            "{} exited with {status}: {}",
-            chatter.name,
-            chatter.stderr.lock().unwrap()
-        );
+        assert!(status.success(), "{} exited with {status}", chatter.name,);
     }
 }
 
@@ -361,14 +366,18 @@ fn open_room(client: &LearningMessengerClient, room: &str, user: Option<&str>) -
         .unwrap()
 }
 
-/// Runs `work` on a thread of its own, failing the test if it takes over `WAIT`.
-fn bounded<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs `work` on a thread of its own, failing the test if it takes over `limit`.
+fn bounded<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(work());
     });
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("{what} did not finish within {WAIT:?}"))
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
 }
 
 #[test]
@@ -416,7 +425,7 @@ fn joins_and_leaves_are_announced_however_a_participant_goes() {
     // No user header: named by its first update, announced with it.
     let (mut sink, mut echoes) = open_room(&client, ROOM, None);
     block_on(sink.send((feed("ned", "hello"), WriteFlags::default()))).unwrap();
-    let ack = bounded("ned's ack", move || {
+    let ack = bounded("ned's ack", WAIT, move || {
         let ack = block_on(echoes.try_next()).unwrap().unwrap();
         (ack, echoes)
     });
@@ -438,7 +447,7 @@ fn joins_and_leaves_are_announced_however_a_participant_goes() {
 fn joined(client: &LearningMessengerClient, room: &str, user: &str) -> Feed {
     let (mut sink, echoes) = open_room(client, room, Some(user));
     block_on(sink.send((feed(user, "in"), WriteFlags::default()))).unwrap();
-    let (ack, echoes) = bounded("an ack", move || {
+    let (ack, echoes) = bounded("an ack", WAIT, move || {
         let mut echoes = echoes;
         (block_on(echoes.try_next()), echoes)
     });
@@ -450,7 +459,7 @@ fn joined(client: &LearningMessengerClient, room: &str, user: &str) -> Feed {
 /// The status that refuses a join of `room` as `user`.
 fn refused(client: &LearningMessengerClient, room: &str, user: Option<&str>) -> RpcStatus {
     let (sink, echoes) = open_room(client, room, user);
-    let (outcome, _sink) = bounded("a refusal", move || {
+    let (outcome, _sink) = bounded("a refusal", WAIT, move || {
         let mut echoes = echoes;
         (block_on(echoes.try_next()), sink)
     });
@@ -478,7 +487,11 @@ fn limits_and_bad_names_get_their_statuses() {
         ("lab", Some(too_long.as_str()), "the user name is 65 bytes"),
     ] {
         let status = refused(&client, room, user);
-        assert_eq!(status.code(), RpcStatusCode::INVALID_ARGUMENT, "{room:?}");
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::INVALID_ARGUMENT,
+            "{room:?} {user:?}: {status:?}"
+        );
         assert!(status.message().contains(why), "{room:?}: {status:?}");
     }
 
@@ -497,8 +510,10 @@ fn limits_and_bad_names_get_their_statuses() {
 
     // The server's own name cannot be borrowed in a room.
     let (mut sink, echoes) = open_room(&client, "b", Some("b2"));
-    block_on(sink.send((feed("System", "b1 left the room"), WriteFlags::default()))).unwrap();
-    let (outcome, _sink) = bounded("a refused update", move || {
+    // The write may be refused already: the call is over, its status is read below.
+    let written = block_on(sink.send((feed("System", "b1 left the room"), WriteFlags::default())));
+    ok_if_call_over(written).unwrap();
+    let (outcome, _sink) = bounded("a refused update", WAIT, move || {
         let mut echoes = echoes;
         (block_on(echoes.try_next()), sink)
     });
@@ -531,17 +546,17 @@ struct Talked {
     notices: Vec<String>,
 }
 
-/// Sends `count` updates in windows of `window`, reading meanwhile; then
-/// reads on until `other`'s `count` updates have all arrived, and leaves.
+/// Sends `count` updates in rounds of `window`: each round's updates, then
+/// reads until they are acknowledged and `other`'s of the same round have
+/// arrived. The room waits for no reader, so its participants pace
+/// themselves: nobody's queue holds more than two rounds.
 fn talk(
-    client: LearningMessengerClient,
-    room: &str,
+    (mut sink, mut echoes): Feed,
     me: &str,
     other: &str,
     count: usize,
     window: usize,
 ) -> Result<Talked, String> {
-    let (mut sink, mut echoes) = open_room(&client, room, Some(me));
     sink.enhance_batch(true);
     let mut talked = Talked {
         acks: 0,
@@ -549,41 +564,39 @@ fn talk(
         notices: Vec::new(),
     };
     block_on(async {
-        let mut sent = 0;
-        while talked.acks < count || talked.heard < count {
-            if sent < count && talked.acks == sent {
-                let batch = (sent..count.min(sent + window))
-                    .map(|i| Ok((big_update(me, i), WriteFlags::default())));
-                sent = count.min(sent + window);
-                sink.send_all(&mut stream::iter(batch))
-                    .await
-                    .map_err(|e| format!("{me}: send: {e}"))?;
-            }
-            let update = echoes
-                .try_next()
+        for start in (0..count).step_by(window) {
+            let end = count.min(start + window);
+            let batch = (start..end).map(|i| Ok((big_update(me, i), WriteFlags::default())));
+            sink.send_all(&mut stream::iter(batch))
                 .await
-                .map_err(|e| format!("{me}: receive: {e}"))?
-                .ok_or_else(|| format!("{me}: the feed ended"))?;
-            match classify(&update) {
-                Kind::Ack => {
-                    let expected = acknowledgement(me, &big_update(me, talked.acks).message);
-                    if update.message != expected {
-                        return Err(format!("{me}: ack {} out of order", talked.acks));
+                .map_err(|e| format!("{me}: send: {e}"))?;
+            while talked.acks < end || talked.heard < end {
+                let update = echoes
+                    .try_next()
+                    .await
+                    .map_err(|e| format!("{me}: receive: {e}"))?
+                    .ok_or_else(|| format!("{me}: the feed ended"))?;
+                match classify(&update) {
+                    Kind::Ack => {
+                        let expected = acknowledgement(me, &big_update(me, talked.acks).message);
+                        if update.message != expected {
+                            return Err(format!("{me}: ack {} out of order", talked.acks));
+                        }
+                        talked.acks += 1;
                     }
-                    talked.acks += 1;
-                }
-                Kind::Update => {
-                    if update.user != other || number_of(&update.message) != talked.heard {
-                        return Err(format!(
-                            "{me}: update {} was {}'s number {}",
-                            talked.heard,
-                            update.user,
-                            number_of(&update.message)
-                        ));
+                    Kind::Update => {
+                        if update.user != other || number_of(&update.message) != talked.heard {
+                            return Err(format!(
+                                "{me}: update {} was {}'s number {}",
+                                talked.heard,
+                                update.user,
+                                number_of(&update.message)
+                            ));
+                        }
+                        talked.heard += 1;
                     }
-                    talked.heard += 1;
+                    Kind::Join | Kind::Leave => talked.notices.push(update.message),
                 }
-                Kind::Join | Kind::Leave => talked.notices.push(update.message),
             }
         }
         sink.close()
@@ -605,17 +618,27 @@ fn a_participant_that_never_reads_is_removed_while_the_others_go_on_in_flat_memo
     let (_sleeper_sink, sleeper) = open_room(&sleeper_client, ROOM, Some("sleeper"));
     wait_for_sample(metrics_port, "messenger_feed_participants", 1.0);
 
-    let talker = |me: &'static str, other: &'static str| {
+    // Both in the room before either speaks (each call lives as long as its client).
+    let joined = |me: &'static str| {
         let client = own_connection(&server.target);
-        std::thread::spawn(move || talk(client, ROOM, me, other, EACH, 200))
+        let feed = open_room(&client, ROOM, Some(me));
+        (me, client, feed)
     };
-    let ann = talker("ann", "bob");
-    let bob = talker("bob", "ann");
+    let (ann, bob) = (joined("ann"), joined("bob"));
+    wait_for_sample(metrics_port, "messenger_feed_participants", 3.0);
+    let talker = |(me, client, feed): (&'static str, LearningMessengerClient, Feed), other| {
+        std::thread::spawn(move || {
+            let _client = client;
+            talk(feed, me, other, EACH, 200)
+        })
+    };
+    let ann = talker(ann, "bob");
+    let bob = talker(bob, "ann");
     // The sleeper is dropped early; from then on memory must stay flat.
     wait_for_sample(metrics_port, "messenger_feed_lagging_removed_total", 1.0);
     let after_removal = server.status();
     let watcher = PeakWatcher::start(server.pid());
-    let (ann, bob) = bounded("the exchange", move || (ann.join(), bob.join()));
+    let (ann, bob) = bounded("the exchange", EXCHANGE, move || (ann.join(), bob.join()));
     let peak = watcher.stop();
     for (name, talked) in [("ann", ann), ("bob", bob)] {
         let talked = talked
@@ -637,7 +660,7 @@ fn a_participant_that_never_reads_is_removed_while_the_others_go_on_in_flat_memo
     );
 
     // What reached the sleeper before it fell behind, then the status saying why.
-    let outcome = bounded("the sleeper's call", move || {
+    let outcome = bounded("the sleeper's call", WAIT, move || {
         let mut sleeper = sleeper;
         loop {
             match block_on(sleeper.try_next()) {
