@@ -107,7 +107,7 @@ impl Workload {
 }
 
 /// Runs `work` on `client`'s completion-queue thread; the receiver gets its result.
-fn spawn_on<T: Send + 'static>(
+pub(crate) fn spawn_on<T: Send + 'static>(
     client: &LearningMessengerClient,
     work: impl Future<Output = T> + Send + 'static,
 ) -> oneshot::Receiver<T> {
@@ -119,7 +119,7 @@ fn spawn_on<T: Send + 'static>(
 }
 
 /// Waits for `work`, moving `progress` to what `position` reads meanwhile.
-fn wait_with_progress<F: Future>(
+pub(crate) fn wait_with_progress<F: Future>(
     work: F,
     progress: &Progress,
     position: impl Fn() -> u64,
