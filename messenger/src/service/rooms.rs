@@ -502,7 +502,7 @@ mod tests {
 
     /// What `joined` has been sent so far, as `user: message` lines.
     fn received(joined: &mut Joined) -> Vec<String> {
-        std::iter::from_fn(|| joined.deliveries.try_next().ok().flatten())
+        std::iter::from_fn(|| joined.deliveries.try_recv().ok())
             .map(|u| format!("{}: {}", u.user, u.message))
             .collect()
     }
