@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -163,34 +162,18 @@ pub(crate) fn status_of(pid: u32) -> ProcessStatus {
 }
 
 /// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
-pub(crate) struct PeakWatcher {
-    stop: Arc<AtomicBool>,
-    sampler: JoinHandle<ProcessStatus>,
-}
+pub(crate) struct PeakWatcher(messenger_lab::process::PeakWatcher);
 
 impl PeakWatcher {
+    /// Watches `pid`, which must be running.
     pub(crate) fn start(pid: u32) -> PeakWatcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = stop.clone();
-        let sampler = std::thread::spawn(move || {
-            let mut peak = status_of(pid);
-            while !stop_flag.load(Ordering::Relaxed) {
-                // The process may be reaped before the watcher is stopped.
-                match ProcessStatus::of(pid) {
-                    Some(now) => peak = peak.max(now),
-                    None => break,
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            peak
-        });
-        PeakWatcher { stop, sampler }
+        status_of(pid);
+        PeakWatcher(messenger_lab::process::PeakWatcher::start(pid))
     }
 
     /// The highest RSS and thread count seen.
     pub(crate) fn stop(self) -> ProcessStatus {
-        self.stop.store(true, Ordering::Relaxed);
-        self.sampler.join().expect("sampler thread")
+        self.0.stop().expect("the watched process was running")
     }
 }
 

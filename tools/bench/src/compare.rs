@@ -201,6 +201,17 @@ impl ServerProcess {
         }
     }
 
+    /// `count` connections to it, driven by `threads` completion-queue threads.
+    pub fn connect(&self, count: usize, threads: usize) -> Result<Connections, BenchError> {
+        Connections::open(&self.target, count, threads, Duration::from_secs(5))
+    }
+
+    /// Its memory now, as the figure of a server that has just started.
+    pub fn memory_at_start(&self) -> Option<Figure> {
+        self.resident_bytes()
+            .map(|rss| Figure::new("server memory", "RSS at start", Unit::Memory, rss))
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -234,21 +245,8 @@ fn measure_server(
     options: &CompareOptions,
     load: &Load,
 ) -> Result<Vec<Figure>, BenchError> {
-    let connections = Connections::open(
-        &server.target,
-        options.connections,
-        options.client_threads,
-        Duration::from_secs(5),
-    )?;
-    let mut figures = Vec::new();
-    if let Some(rss) = server.resident_bytes() {
-        figures.push(Figure::new(
-            "server memory",
-            "RSS at start",
-            Unit::Memory,
-            rss,
-        ));
-    }
+    let connections = server.connect(options.connections, options.client_threads)?;
+    let mut figures: Vec<Figure> = server.memory_at_start().into_iter().collect();
     for workload in &options.workloads {
         eprintln!("  {} ...", workload.name());
         figures.extend(workload.run(&connections, load)?);

@@ -14,21 +14,19 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future;
 use futures::{SinkExt, TryStreamExt};
 use grpcio::{CallOption, ClientDuplexReceiver, ClientDuplexSender, MetadataBuilder, WriteFlags};
 use messenger_lab::closed_loop::{Tally, Window};
-use messenger_lab::process::ProcessStatus;
+use messenger_lab::process::PeakWatcher;
 use messenger_lab::proto::messenger::FeedUpdate;
 use messenger_lab::report::{per_second, Figure, Latency, Unit};
 use messenger_lab::room::{classify, Kind, ROOM_HEADER, USER_HEADER};
 
 use crate::compare::{free_port, ServerProcess};
-use crate::workloads::{spawn_on, wait_with_progress};
+use crate::workloads::{outcomes, spawn_on, wait_with_progress};
 use crate::{BenchError, Connections, Progress};
 
 const NAME: &str = "rooms";
@@ -67,21 +65,8 @@ pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
         &options.out_dir,
         &["--metrics-addr", &metrics_addr],
     )?;
-    let connections = Connections::open(
-        &server.target,
-        options.connections,
-        options.client_threads,
-        Duration::from_secs(5),
-    )?;
-    let mut figures = Vec::new();
-    if let Some(rss) = server.resident_bytes() {
-        figures.push(Figure::new(
-            "server memory",
-            "RSS at start",
-            Unit::Memory,
-            rss,
-        ));
-    }
+    let connections = server.connect(options.connections, options.client_threads)?;
+    let mut figures: Vec<Figure> = server.memory_at_start().into_iter().collect();
     for &size in &options.sizes {
         if size < 2 {
             return Err(BenchError::Setup(format!(
@@ -138,7 +123,7 @@ fn room(
             spawn_on(&client, talk)
         })
         .collect();
-    let peak = PeakSampler::start(server.pid());
+    let peak = PeakWatcher::start(server.pid());
     let total = (options.warmup + options.duration).as_millis() as u64;
     let progress = Progress::new(workload, total, "ms");
     let started = Instant::now();
@@ -146,16 +131,7 @@ fn room(
         started.elapsed().as_millis() as u64
     });
     let peak = peak.stop();
-    let tallies = results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|_| {
-                Err(BenchError::Setup(format!(
-                    "{workload}: a participant stopped without a result"
-                )))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let tallies = outcomes(workload, "a participant", results)?;
     let (tally, elapsed) = Tally::merge(tallies, &window);
     let latency = Latency::from_histogram(&tally.latencies).ok_or_else(|| {
         BenchError::wrong(
@@ -309,35 +285,6 @@ fn metric(port: u16, name: &str) -> Option<f64> {
     http.read_to_string(&mut page).ok()?;
     page.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// The server's highest memory while a room runs, sampled every 50 ms.
-struct PeakSampler {
-    stop: Arc<AtomicBool>,
-    sampler: std::thread::JoinHandle<Option<ProcessStatus>>,
-}
-
-impl PeakSampler {
-    fn start(pid: u32) -> PeakSampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let sampler = std::thread::spawn(move || {
-            let mut peak: Option<ProcessStatus> = None;
-            while !stopped.load(Ordering::Relaxed) {
-                if let Some(now) = ProcessStatus::of(pid) {
-                    peak = Some(peak.map_or(now, |peak| peak.max(now)));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            peak
-        });
-        PeakSampler { stop, sampler }
-    }
-
-    fn stop(self) -> Option<ProcessStatus> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.sampler.join().ok().flatten()
-    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,25 @@ pub(crate) fn spawn_on<T: Send + 'static>(
     result
 }
 
+/// The results of spawned tasks (`who` each is, for the message when one
+/// was dropped unfinished), or the first failure.
+pub(crate) fn outcomes<T>(
+    workload: &str,
+    who: &str,
+    results: Vec<Result<Result<T, BenchError>, oneshot::Canceled>>,
+) -> Result<Vec<T>, BenchError> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(BenchError::Setup(format!(
+                    "{workload}: {who} stopped without a result"
+                )))
+            })
+        })
+        .collect()
+}
+
 /// Waits for `work`, moving `progress` to what `position` reads meanwhile.
 pub(crate) fn wait_with_progress<F: Future>(
     work: F,
@@ -167,16 +186,7 @@ where
     let (total, position) = progress_of(&window, load);
     let progress = Progress::new(workload, total, "ms");
     let results = wait_with_progress(future::join_all(results), &progress, position);
-    let tallies = results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|_| {
-                Err(BenchError::Setup(format!(
-                    "{workload}: a worker stopped without a result"
-                )))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let tallies = outcomes(workload, "a worker", results)?;
     let (tally, elapsed) = Tally::merge(tallies, &window);
     if tally.calls == 0 {
         return Err(BenchError::wrong(
