@@ -154,34 +154,27 @@ impl LearningMessenger for MessengerService {
         info!("📡 Bi-directional 'Collaborative Feed' opened.");
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
-        let joined = match rooms::requested_room(ctx.request_headers()) {
-            Ok(None) => None,
-            Ok(Some(request)) => Some(self.rooms.join(request)),
-            Err(refused) => Some(Err(refused)),
-        };
-        match joined {
-            None => {}
-            Some(Ok(joined)) => {
-                return self
-                    .in_flight
-                    .spawn(&ctx, rooms::take_part(joined, updates, sink))
-            }
-            Some(Err(refused)) => {
-                return self.in_flight.spawn(&ctx, async move {
-                    log_outcome("CollaborativeFeed", sink.fail(refused).await)
-                })
-            }
+        // A `room` header joins that room; without one, the seed's echo.
+        let room = rooms::requested_room(ctx.request_headers())
+            .and_then(|request| request.map(|request| self.rooms.join(request)).transpose());
+        match room {
+            Ok(None) => self.in_flight.spawn(&ctx, async move {
+                let mut echoes = updates.map_ok(|update| {
+                    debug!(" [Feed] From {}: {}", update.user, update.message);
+                    (acknowledge(&update), WriteFlags::default())
+                });
+                match sink.send_all(&mut echoes).await {
+                    Ok(()) => log_outcome("CollaborativeFeed", sink.close().await),
+                    Err(e) => reject("CollaborativeFeed", e, |status| sink.fail(status)).await,
+                }
+            }),
+            Ok(Some(joined)) => self
+                .in_flight
+                .spawn(&ctx, rooms::take_part(joined, updates, sink)),
+            Err(refused) => self.in_flight.spawn(&ctx, async move {
+                log_outcome("CollaborativeFeed", sink.fail(refused).await)
+            }),
         }
-        self.in_flight.spawn(&ctx, async move {
-            let mut echoes = updates.map_ok(|update| {
-                debug!(" [Feed] From {}: {}", update.user, update.message);
-                (acknowledge(&update), WriteFlags::default())
-            });
-            match sink.send_all(&mut echoes).await {
-                Ok(()) => log_outcome("CollaborativeFeed", sink.close().await),
-                Err(e) => reject("CollaborativeFeed", e, |status| sink.fail(status)).await,
-            }
-        });
     }
 }
 

@@ -200,7 +200,10 @@ impl Rooms {
             }
         };
         let mut members = lock(&room.members);
-        if members.len() >= limits.max_room_size {
+        // The room cannot be closed while we hold its lock: the registry's
+        // is not needed for the fan-out of our join.
+        drop(rooms);
+        if members.len() >= limits.max_room_size.max(1) {
             return Err(exhausted(format!(
                 "room '{}' is full: {} participants (--max-room-size)",
                 room.name, limits.max_room_size
@@ -224,7 +227,6 @@ impl Rooms {
         }
         debug!("room {}: participant {id} joined", room.name);
         drop(members);
-        drop(rooms);
         Ok(Joined {
             membership: Membership {
                 rooms: self.clone(),
