@@ -1,6 +1,8 @@
 """The seed's client.py, the Python reference. Additions only: --target, a
-delay scale (MESSENGER_DELAY_SCALE / --delay-scale), and TLS (--tls-ca,
---tls-server-name; mutual TLS with --tls-cert and --tls-key)."""
+delay scale (MESSENGER_DELAY_SCALE / --delay-scale), TLS (--tls-ca,
+--tls-server-name; mutual TLS with --tls-cert and --tls-key), and --room
+(with --user): instead of the demos, chat in a feed room as `client chat
+--room` does, printing the same lines."""
 import argparse
 import os
 import sys
@@ -74,6 +76,48 @@ def run_bidirectional_streaming(stub):
         print(f" [Feed Update] {resp.user}: {resp.message}")
 
 
+def room_line(room, update):
+    """The line `client chat --room` prints for an update received in a room."""
+    if update.user == "System":
+        message = update.message
+        if message.startswith("Acknowledged ") and "'s update: " in message:
+            return f" [Feed Update] {update.user}: {message}"
+        if (message.endswith(" joined the room") or message.endswith(" left the room")
+                or " was removed from the room: " in message):
+            return f" [{room}] * {message}"
+    return f" [{room}] {update.user}: {update.message}"
+
+
+def chat_line(line, user):
+    """A chat line as a FeedUpdate: `NAME: text` speaks as NAME (one word), else as `user`."""
+    name, sep, text = line.partition(": ")
+    if sep and name and not any(c.isspace() for c in name):
+        return pb2.FeedUpdate(user=name, message=text)
+    return pb2.FeedUpdate(user=user, message=line)
+
+
+def run_room_chat(stub, room, user):
+    """Each line of stdin sent to the feed room `room`; what the room sends printed as it arrives."""
+    def lines():
+        for line in sys.stdin:
+            line = line.rstrip("\r\n")
+            if line.strip():
+                yield chat_line(line, user)
+
+    metadata = [("room", room)]
+    # A name that can be a header names us in joins and leaves; else the server takes our first update's user.
+    if user and user.isascii() and user.isprintable() and len(user) <= 64 and user == user.strip():
+        metadata.append(("user", user))
+    try:
+        for update in stub.CollaborativeFeed(lines(), metadata=metadata):
+            print(room_line(room, update))
+    except grpc.RpcError as e:
+        print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
 if __name__ == '__main__':
     """
     STUB PATTERN: The LearningMessengerStub is our local proxy for the remote server.
@@ -86,6 +130,9 @@ if __name__ == '__main__':
     parser.add_argument("--tls-server-name", help="with --tls-ca: the name expected in the server's certificate")
     parser.add_argument("--tls-cert", help="mutual TLS: present this certificate chain (PEM); needs --tls-key and --tls-ca")
     parser.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
+    parser.add_argument("--room", help="instead of the demos: chat in this feed room, one update per line of stdin")
+    parser.add_argument("--user", default=os.environ.get("USER") or "anonymous",
+                        help="with --room: who speaks (default $USER)")
     args = parser.parse_args()
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -109,6 +156,9 @@ if __name__ == '__main__':
         channel = grpc.secure_channel(args.target, credentials, options)
     with channel:
         stub = pb2_grpc.LearningMessengerStub(channel)
+        if args.room is not None:
+            run_room_chat(stub, args.room, args.user)
+            sys.exit(0)
         # Execute the multi-modal driver suite
         run_unary(stub)
         run_server_streaming(stub)

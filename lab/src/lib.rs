@@ -13,6 +13,7 @@
 //! - [`closed_loop`]: the measured window and tally of a closed-loop load.
 //! - [`report`]: figures, units and tables.
 //! - [`process`]: a process's memory and threads, from `/proc`.
+//! - [`room`]: joining a CollaborativeFeed room, and the server's notices about it.
 
 #[rustfmt::skip]
 #[path = "../../generated/mod.rs"]
@@ -26,3 +27,4 @@ pub mod demo;
 pub mod method_path;
 pub mod process;
 pub mod report;
+pub mod room;

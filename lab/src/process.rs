@@ -1,6 +1,11 @@
 //! A process's resident memory and thread count, read from `/proc/PID/status`
 //! (Linux): what the benchmark reports and the reliability tests bound.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 /// Memory and threads of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcessStatus {
@@ -38,6 +43,39 @@ impl ProcessStatus {
             rss_kib: self.rss_kib.max(other.rss_kib),
             threads: self.threads.max(other.threads),
         }
+    }
+}
+
+/// Samples a process's status every 50 ms on a thread of its own: the
+/// peaks over a stretch of work.
+pub struct PeakWatcher {
+    stop: Arc<AtomicBool>,
+    sampler: JoinHandle<Option<ProcessStatus>>,
+}
+
+impl PeakWatcher {
+    pub fn start(pid: u32) -> PeakWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak: Option<ProcessStatus> = None;
+            while !stopped.load(Ordering::Relaxed) {
+                // The process may be gone before the watcher is stopped.
+                let Some(now) = ProcessStatus::of(pid) else {
+                    break;
+                };
+                peak = Some(peak.map_or(now, |peak| peak.max(now)));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        PeakWatcher { stop, sampler }
+    }
+
+    /// The highest RSS and thread count seen; None if the process was never seen.
+    pub fn stop(self) -> Option<ProcessStatus> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().ok().flatten()
     }
 }
 

@@ -84,6 +84,17 @@ pub struct Metrics {
     sent: IntCounterVec,
     handling: HistogramVec,
     in_flight: IntGaugeVec,
+    rooms: RoomMetrics,
+}
+
+/// The CollaborativeFeed's rooms (`service::rooms`): what an operator watches
+/// for them.
+#[derive(Clone)]
+pub struct RoomMetrics {
+    pub(crate) rooms: IntGauge,
+    pub(crate) participants: IntGauge,
+    /// Participants removed because their queue was full.
+    pub(crate) lagging: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,19 +150,41 @@ impl Metrics {
                 &LABELS,
             )
             .expect("valid metric"),
+            rooms: RoomMetrics {
+                rooms: IntGauge::new("messenger_feed_rooms", "Feed rooms open now.")
+                    .expect("valid metric"),
+                participants: IntGauge::new(
+                    "messenger_feed_participants",
+                    "Participants in the feed's rooms now.",
+                )
+                .expect("valid metric"),
+                lagging: IntCounter::new(
+                    "messenger_feed_lagging_removed_total",
+                    "Participants removed from a feed room because their queue (--feed-queue) was full.",
+                )
+                .expect("valid metric"),
+            },
         };
-        let families: [Box<dyn prometheus::core::Collector>; 6] = [
+        let families: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(metrics.started.clone()),
             Box::new(metrics.handled.clone()),
             Box::new(metrics.received.clone()),
             Box::new(metrics.sent.clone()),
             Box::new(metrics.handling.clone()),
             Box::new(metrics.in_flight.clone()),
+            Box::new(metrics.rooms.rooms.clone()),
+            Box::new(metrics.rooms.participants.clone()),
+            Box::new(metrics.rooms.lagging.clone()),
         ];
         for family in families {
             metrics.registry.register(family).expect("names are unique");
         }
         Arc::new(metrics)
+    }
+
+    /// The rooms' gauges and counter.
+    pub fn rooms(&self) -> RoomMetrics {
+        self.rooms.clone()
     }
 
     /// The metrics of one method (path `/package.Service/Method`), its

@@ -13,7 +13,7 @@ use learning_messenger::client::output::Format;
 use learning_messenger::client::{Balancing, ConnectOptions, LbPolicy};
 use learning_messenger::compression::Compression;
 use learning_messenger::server::TlsIdentity;
-use messenger_lab::demo;
+use messenger_lab::{demo, room};
 
 #[derive(Parser)]
 #[command(
@@ -108,10 +108,17 @@ enum ClientCommand {
     ///
     /// A line `NAME: text` speaks as NAME (one word); other lines as --user. Blank lines are skipped.
     /// End of input (Ctrl-D) closes the stream after the last echo.
+    ///
+    /// With --room, joins that room: everyone else in it gets each update, and what they send is
+    /// printed as `[ROOM] user: text`, joins and leaves as `[ROOM] * ...` (--json: "kind" is
+    /// ack, update, join or leave). End of input leaves the room.
     Chat {
-        /// Who speaks [default: the login name, $USER or $LOGNAME].
+        /// Who speaks [default: the login name, $USER or $LOGNAME]; in a room, the name others see.
         #[arg(long)]
         user: Option<String>,
+        /// Join this feed room (1 to 64 printable ASCII characters) instead of the seed's echo.
+        #[arg(long, value_parser = room_name)]
+        room: Option<String>,
     },
     /// Health probe (grpc.health.v1.Health/Check), like grpc_health_probe: exit 0 only for SERVING.
     ///
@@ -126,6 +133,14 @@ enum ClientCommand {
     },
 }
 
+/// A room name the server accepts.
+fn room_name(name: &str) -> Result<String, String> {
+    match room::name_problem("room", name.as_bytes()) {
+        Some(problem) => Err(problem),
+        None => Ok(name.to_owned()),
+    }
+}
+
 fn main() -> ExitCode {
     let Cli { global, command } = Cli::parse();
     commands::init_logging();
@@ -136,7 +151,7 @@ fn main() -> ExitCode {
         ClientCommand::Upload { file } => Command::Upload {
             input: file.as_deref().map(Input::from_arg),
         },
-        ClientCommand::Chat { user } => Command::Chat { user },
+        ClientCommand::Chat { user, room } => Command::Chat { user, room },
         ClientCommand::Health { service, watch } => Command::Health { service, watch },
     };
     let options = ClientOptions {

@@ -91,6 +91,15 @@ struct Args {
     /// This replica's name, sent to clients as the initial-metadata header x-served-by [default: HOST:PORT bound, the host name for a wildcard host].
     #[arg(long)]
     replica_name: Option<String>,
+    /// Feed rooms: updates a participant may have waiting; one whose queue is full is removed (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    feed_queue: usize,
+    /// Feed rooms open at once; a join that would open one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ROOMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_rooms: usize,
+    /// Participants of one feed room; a join beyond gets RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_room_size: usize,
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
@@ -133,6 +142,11 @@ fn main() -> ExitCode {
         max_connection_age: args.max_connection_age_ms.map(Duration::from_millis),
         max_connection_age_grace: args.max_connection_age_grace_ms.map(Duration::from_millis),
         replica_name: args.replica_name,
+        rooms: server::RoomLimits {
+            queue: args.feed_queue,
+            max_rooms: args.max_rooms,
+            max_room_size: args.max_room_size,
+        },
     };
     let (drain, grace) = (
         Duration::from_millis(args.drain_ms),
@@ -189,6 +203,9 @@ fn check_config(config: &ServerConfig, drain: Duration, grace: Duration) -> Exit
         "max_connection_age_grace_ms": config.max_connection_age_grace.map(ms),
         "compression": config.compression.to_string(),
         "reflection": config.reflection,
+        "feed_queue": config.rooms.queue,
+        "max_rooms": config.rooms.max_rooms,
+        "max_room_size": config.rooms.max_room_size,
         "drain_ms": ms(drain),
         "shutdown_grace_ms": ms(grace),
     });

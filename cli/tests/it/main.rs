@@ -16,6 +16,7 @@ mod messenger;
 mod metrics;
 mod reflection;
 mod reliability;
+mod rooms;
 mod shutdown;
 mod soak;
 mod tls;

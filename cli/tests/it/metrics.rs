@@ -18,25 +18,8 @@ use learning_messenger::server::ServerConfig;
 use protobuf::Message;
 
 use crate::support::{
-    failure, feed, note, raw_method, test_config, venv_program, wait_until, TestServer,
+    failure, feed, note, raw_method, scrape, test_config, venv_program, wait_until, TestServer,
 };
-
-/// The page at `http://127.0.0.1:PORT/metrics`: its status line, content type and body.
-fn scrape(port: u16) -> (String, String, String) {
-    let mut http = TcpStream::connect(("127.0.0.1", port)).expect("the metrics port answers");
-    http.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    http.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    let content_type = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (status, content_type, body.to_owned())
-}
 
 /// Every sample of `page` as Prometheus's Python parser reads it:
 /// `name{label="value",...}` (labels sorted) to its value.

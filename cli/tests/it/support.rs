@@ -1,8 +1,7 @@
 //! Shared by the integration tests: real servers on free loopback ports.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -163,34 +162,18 @@ pub(crate) fn status_of(pid: u32) -> ProcessStatus {
 }
 
 /// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
-pub(crate) struct PeakWatcher {
-    stop: Arc<AtomicBool>,
-    sampler: JoinHandle<ProcessStatus>,
-}
+pub(crate) struct PeakWatcher(messenger_lab::process::PeakWatcher);
 
 impl PeakWatcher {
+    /// Watches `pid`, which must be running.
     pub(crate) fn start(pid: u32) -> PeakWatcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = stop.clone();
-        let sampler = std::thread::spawn(move || {
-            let mut peak = status_of(pid);
-            while !stop_flag.load(Ordering::Relaxed) {
-                // The process may be reaped before the watcher is stopped.
-                match ProcessStatus::of(pid) {
-                    Some(now) => peak = peak.max(now),
-                    None => break,
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            peak
-        });
-        PeakWatcher { stop, sampler }
+        status_of(pid);
+        PeakWatcher(messenger_lab::process::PeakWatcher::start(pid))
     }
 
     /// The highest RSS and thread count seen.
     pub(crate) fn stop(self) -> ProcessStatus {
-        self.stop.store(true, Ordering::Relaxed);
-        self.sampler.join().expect("sampler thread")
+        self.0.stop().expect("the watched process was running")
     }
 }
 
@@ -503,4 +486,37 @@ pub(crate) fn python_stubs(dir: &std::path::Path) {
         output.stderr
     );
     std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
+}
+
+/// The page at `http://127.0.0.1:PORT/metrics`: its status line, content type and body.
+pub(crate) fn scrape(port: u16) -> (String, String, String) {
+    let mut http =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the metrics port answers");
+    http.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    let content_type = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
+/// python/client.py with `args`, run from `stubs` (see [`python_stubs`]),
+/// where it finds `protos`: run_path leaves sys.path alone, so `protos` is
+/// found in the working directory, not next to client.py.
+pub(crate) fn python_client_command(stubs: &std::path::Path, args: &[&str]) -> Command {
+    let script = "import runpy, sys; sys.argv = sys.argv[1:]; \
+                  runpy.run_path(sys.argv[0], run_name='__main__')";
+    let mut command = Command::new(venv_program("python3"));
+    command
+        .args(["-c", script])
+        .arg(project_root().join("python/client.py"))
+        .args(args)
+        .current_dir(stubs);
+    command
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    failure, mask_times, project_root, python_stubs, run_server_binary, venv_program, wait_until,
+    failure, mask_times, python_client_command, python_stubs, run_server_binary, wait_until,
     ServerProcess, TestServer, SEED_TRANSCRIPT,
 };
 use grpcio::RpcStatusCode;
@@ -495,7 +495,6 @@ fn assert_refusals_not_logged(server: &ServerProcess, pki: &Pki) {
 /// python/client.py (the seed's four demos, no delays) against `target`,
 /// presenting `presented`. It runs from `stubs`, where it finds `protos`.
 fn python_client(stubs: &Path, target: &str, pki: &Pki, presented: Presented) -> Output {
-    let client_py = project_root().join("python/client.py");
     let mut args = vec![
         "--target".to_owned(),
         target.to_owned(),
@@ -514,15 +513,8 @@ fn python_client(stubs: &Path, target: &str, pki: &Pki, presented: Presented) ->
             path(&identity.key).into(),
         ]);
     }
-    // run_path leaves sys.path alone: `protos` is found in the working
-    // directory (the stubs), not next to client.py.
-    let script = "import runpy, sys; sys.argv = sys.argv[1:]; \
-                  runpy.run_path(sys.argv[0], run_name='__main__')";
-    run(Command::new(venv_program("python3"))
-        .args(["-c", script])
-        .arg(&client_py)
-        .args(&args)
-        .current_dir(stubs))
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&mut python_client_command(stubs, &args))
 }
 
 #[test]

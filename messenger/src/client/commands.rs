@@ -30,8 +30,12 @@ pub enum Command {
     Learn { topic: String },
     /// SubmitResearchNotes: one note per line of `input`, or the seed's four notes.
     Upload { input: Option<Input> },
-    /// CollaborativeFeed: one update per line of standard input, as `user` unless the line names one.
-    Chat { user: Option<String> },
+    /// CollaborativeFeed: one update per line of standard input, as `user`
+    /// unless the line names one; in `room` if given, else the seed's echo.
+    Chat {
+        user: Option<String>,
+        room: Option<String>,
+    },
     /// grpc.health.v1.Health: Check `service` once, or Watch it until the stream ends.
     Health { service: String, watch: bool },
 }
@@ -170,12 +174,17 @@ async fn execute(
             });
             calls::upload(client, notes, delay, &mut stdout()).await
         }
-        Command::Chat { user } => {
+        Command::Chat { user, room } => {
             let user = user.unwrap_or_else(input::login_name);
+            let speaker = user.clone();
             let updates = input::lines(&Input::Stdin)?
                 .try_filter(|line| future::ready(!line.trim().is_empty()))
-                .map_ok(move |line| input::parse_chat_line(&line, &user));
-            calls::feed(client, updates, delay, &mut stdout()).await
+                .map_ok(move |line| input::parse_chat_line(&line, &speaker));
+            let printer = &mut stdout();
+            match room {
+                None => calls::feed(client, updates, delay, printer).await,
+                Some(room) => calls::room_feed(client, &room, &user, updates, delay, printer).await,
+            }
         }
         Command::Health { service, watch } => {
             health::probe(client, &service, watch, &mut stdout()).await

@@ -10,7 +10,8 @@
 //! `{"rpc": "StreamLearnings", "message": {...}}` for each received message,
 //! the message in protobuf's JSON mapping (lowerCamelCase names, default values
 //! included), and a plain object for a computed result such as the timings of
-//! `all --concurrent`.
+//! `all --concurrent`. In a feed room, each object also has `"room"` and
+//! `"kind"`: `ack`, `update`, `join` or `leave`.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::proto::health::HealthCheckResponse;
 use crate::proto::messenger::{FeedUpdate, LearningUpdate, StatusResponse, SummaryResponse};
+use messenger_lab::room::Kind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -37,6 +39,12 @@ pub enum Received<'a> {
     Update(&'a LearningUpdate),
     Summary(&'a SummaryResponse),
     Echo(&'a FeedUpdate),
+    /// A feed update received in `room`, and what it is.
+    InRoom {
+        room: &'a str,
+        kind: Kind,
+        update: &'a FeedUpdate,
+    },
     /// A health status (Check's answer, or one of Watch's).
     Health(&'a HealthCheckResponse),
 }
@@ -48,7 +56,7 @@ impl Received<'_> {
             Received::Status(_) => "GetLearningStatus",
             Received::Update(_) => "StreamLearnings",
             Received::Summary(_) => "SubmitResearchNotes",
-            Received::Echo(_) => "CollaborativeFeed",
+            Received::Echo(_) | Received::InRoom { .. } => "CollaborativeFeed",
             Received::Health(_) => "grpc.health.v1.Health",
         }
     }
@@ -59,6 +67,7 @@ impl Received<'_> {
             Received::Update(m) => m,
             Received::Summary(m) => m,
             Received::Echo(m) => m,
+            Received::InRoom { update, .. } => update,
             Received::Health(m) => m,
         }
     }
@@ -91,6 +100,32 @@ impl Received<'_> {
                 paint(colour, CYAN, &e.user),
                 e.message
             ),
+            // Our own updates' acknowledgements, as the echo prints them; the
+            // room's traffic after the room's name.
+            Received::InRoom {
+                kind: Kind::Ack,
+                update,
+                ..
+            } => Received::Echo(update).text(colour),
+            Received::InRoom {
+                room,
+                kind: Kind::Update,
+                update,
+            } => format!(
+                " [{}] {}: {}",
+                paint(colour, BOLD, room),
+                paint(colour, CYAN, &update.user),
+                update.message
+            ),
+            Received::InRoom {
+                room,
+                kind: Kind::Join | Kind::Leave,
+                update,
+            } => format!(
+                " [{}] * {}",
+                paint(colour, BOLD, room),
+                paint(colour, DIM, &update.message)
+            ),
             Received::Health(h) => format!("status: {:?}", h.status.enum_value_or_default()),
         }
     }
@@ -109,7 +144,12 @@ impl Received<'_> {
                 )
             })?;
         let body: Value = serde_json::from_str(&body)?;
-        Ok(json!({ "rpc": self.rpc(), "message": body }))
+        Ok(match self {
+            Received::InRoom { room, kind, .. } => {
+                json!({ "rpc": self.rpc(), "room": room, "kind": kind.name(), "message": body })
+            }
+            _ => json!({ "rpc": self.rpc(), "message": body }),
+        })
     }
 }
 
@@ -362,6 +402,40 @@ mod tests {
             Received::Summary(&summary).json().unwrap()["message"],
             json!({"count": 3, "finalSummary": "s"})
         );
+    }
+
+    #[test]
+    fn room_traffic_is_marked_apart_from_acknowledgements() {
+        let update = FeedUpdate {
+            user: "bob".into(),
+            message: "hi".into(),
+            ..Default::default()
+        };
+        let from_bob = Received::InRoom {
+            room: "lab",
+            kind: Kind::Update,
+            update: &update,
+        };
+        assert_eq!(from_bob.text(false), " [lab] bob: hi");
+        assert_eq!(
+            from_bob.json().unwrap(),
+            json!({"rpc": "CollaborativeFeed", "room": "lab", "kind": "update",
+                   "message": {"user": "bob", "message": "hi"}})
+        );
+        let ack = messenger_lab::answers::acknowledge(&update);
+        let acked = Received::InRoom {
+            room: "lab",
+            kind: Kind::Ack,
+            update: &ack,
+        };
+        assert_eq!(acked.text(false), Received::Echo(&ack).text(false));
+        let joined = messenger_lab::room::joined("ann");
+        let join = Received::InRoom {
+            room: "lab",
+            kind: Kind::Join,
+            update: &joined,
+        };
+        assert_eq!(join.text(false), " [lab] * ann joined the room");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use messenger_lab::answers::SEED_DELAY;
 
 use crate::compression::Compression;
+use crate::service::RoomLimits;
 use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, KEEPALIVE_TIME, KEEPALIVE_TIMEOUT};
 
 /// How long in-flight calls may run on after a stop is asked for.
@@ -56,6 +57,8 @@ pub struct ServerConfig {
     pub max_connection_age_grace: Option<Duration>,
     /// The name sent as `x-served-by` on every answer; None: [`default_replica_name`].
     pub replica_name: Option<String>,
+    /// The feed's rooms: each participant's queue, how many rooms, how many in each.
+    pub rooms: RoomLimits,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             max_connection_age: None,
             max_connection_age_grace: None,
             replica_name: None,
+            rooms: RoomLimits::default(),
         }
     }
 }

@@ -3,6 +3,9 @@
 
 mod config;
 
+pub use crate::service::rooms::{
+    RoomLimits, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
+};
 pub use config::{
     default_completion_queues, default_replica_name, ServerConfig, TlsIdentity,
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
@@ -19,7 +22,7 @@ use log::info;
 
 use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::rpc::{self, ServiceOptions};
-use crate::service::{CallCounter, HealthService, MessengerService, ReflectionService};
+use crate::service::{CallCounter, HealthService, MessengerService, ReflectionService, Rooms};
 
 /// Clients may ping this often without sending data (our own client pings
 /// every KEEPALIVE_TIME); more often counts as abuse and gets a GOAWAY.
@@ -66,12 +69,16 @@ pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
             .build(),
     );
     let health = HealthService::serving(&["", rpc::messenger::SERVICE_NAME]);
-    let messenger = MessengerService::new(config.delay);
-    let in_flight = messenger.in_flight();
     let metrics = match &config.metrics_addr {
         Some(addr) => Some(MetricsEndpoint::serve(addr, Metrics::new())?),
         None => None,
     };
+    let rooms = Rooms::new(
+        config.rooms,
+        metrics.as_ref().map(|endpoint| endpoint.metrics().rooms()),
+    );
+    let messenger = MessengerService::new(config.delay).with_rooms(rooms);
+    let in_flight = messenger.in_flight();
     let mut options = ServiceOptions::new(config.max_message_bytes);
     let served_by = options.served_by.clone();
     if let Some(endpoint) = &metrics {

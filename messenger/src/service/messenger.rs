@@ -1,5 +1,7 @@
 //! The LearningMessenger handlers: the seed's server.py, handler by handler.
-//! Each builds its call's work as one future and spawns it, counted.
+//! Each builds its call's work as one future and spawns it, counted. A feed
+//! opened with a `room` header takes part in that room (`rooms`); without
+//! one it is the seed's echo.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use messenger_lab::answers::{self, acknowledge, summarize, SEED_DELAY, STATUS_ME
 
 use super::in_flight::CallCounter;
 use super::outcome::{log_outcome, reject};
+use super::rooms::{self, Rooms};
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -27,14 +30,23 @@ pub struct MessengerService {
     /// Pause before each StreamLearnings update; zero sends at once.
     delay: Duration,
     in_flight: CallCounter,
+    rooms: Rooms,
 }
 
 impl MessengerService {
+    /// The seed's handlers, with the default room limits.
     pub fn new(delay: Duration) -> Self {
         MessengerService {
             delay,
             in_flight: CallCounter::default(),
+            rooms: Rooms::default(),
         }
+    }
+
+    /// The same, its feed's rooms being `rooms`.
+    pub fn with_rooms(mut self, rooms: Rooms) -> Self {
+        self.rooms = rooms;
+        self
     }
 
     /// The count of this service's calls whose work is still running.
@@ -142,16 +154,27 @@ impl LearningMessenger for MessengerService {
         info!("📡 Bi-directional 'Collaborative Feed' opened.");
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
-        self.in_flight.spawn(&ctx, async move {
-            let mut echoes = updates.map_ok(|update| {
-                debug!(" [Feed] From {}: {}", update.user, update.message);
-                (acknowledge(&update), WriteFlags::default())
-            });
-            match sink.send_all(&mut echoes).await {
-                Ok(()) => log_outcome("CollaborativeFeed", sink.close().await),
-                Err(e) => reject("CollaborativeFeed", e, |status| sink.fail(status)).await,
-            }
-        });
+        // A `room` header joins that room; without one, the seed's echo.
+        let room = rooms::requested_room(ctx.request_headers())
+            .and_then(|request| request.map(|request| self.rooms.join(request)).transpose());
+        match room {
+            Ok(None) => self.in_flight.spawn(&ctx, async move {
+                let mut echoes = updates.map_ok(|update| {
+                    debug!(" [Feed] From {}: {}", update.user, update.message);
+                    (acknowledge(&update), WriteFlags::default())
+                });
+                match sink.send_all(&mut echoes).await {
+                    Ok(()) => log_outcome("CollaborativeFeed", sink.close().await),
+                    Err(e) => reject("CollaborativeFeed", e, |status| sink.fail(status)).await,
+                }
+            }),
+            Ok(Some(joined)) => self
+                .in_flight
+                .spawn(&ctx, rooms::take_part(joined, updates, sink)),
+            Err(refused) => self.in_flight.spawn(&ctx, async move {
+                log_outcome("CollaborativeFeed", sink.fail(refused).await)
+            }),
+        }
     }
 }
 

@@ -35,7 +35,7 @@ impl ServerKind {
 }
 
 /// How to run a comparison.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CompareOptions {
     /// Load for our server.
     pub load: Load,
@@ -100,6 +100,29 @@ fn compare_server_queues() -> usize {
 impl ServerProcess {
     /// Starts a server of `kind` with no delays on a free port and waits until it takes connections.
     pub fn start(kind: ServerKind, options: &CompareOptions) -> Result<ServerProcess, BenchError> {
+        ServerProcess::spawn(kind, options, &[])
+    }
+
+    /// Starts our `server_bin` as [`ServerProcess::start`] does, with `extra_args`;
+    /// its log goes into `out_dir`.
+    pub fn start_rust(
+        server_bin: &Path,
+        out_dir: &Path,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, BenchError> {
+        let options = CompareOptions {
+            server_bin: server_bin.to_owned(),
+            out_dir: out_dir.to_owned(),
+            ..CompareOptions::default()
+        };
+        ServerProcess::spawn(ServerKind::Rust, &options, extra_args)
+    }
+
+    fn spawn(
+        kind: ServerKind,
+        options: &CompareOptions,
+        extra_args: &[&str],
+    ) -> Result<ServerProcess, BenchError> {
         let port = free_port()?;
         let log = options.out_dir.join(format!("{}-server.log", kind.name()));
         let log_file = File::create(&log)
@@ -113,6 +136,7 @@ impl ServerProcess {
                 command.args(["--addr", &format!("127.0.0.1:{port}"), "--delay-ms", "0"]);
                 // bench is a grpcio client needing cores of its own: the server gets half of them.
                 command.args(["--completion-queues", &compare_server_queues().to_string()]);
+                command.args(extra_args);
                 // Per-call info logs would measure the terminal, not the server.
                 command.env("RUST_LOG", "warn").stdout(log_file);
                 command
@@ -191,8 +215,30 @@ impl ServerProcess {
         }
     }
 
+    /// `count` connections to it, driven by `threads` completion-queue threads.
+    pub fn connect(&self, count: usize, threads: usize) -> Result<Connections, BenchError> {
+        Connections::open(
+            &self.target,
+            &Balancing::new(),
+            count,
+            threads,
+            Duration::from_secs(5),
+        )
+    }
+
+    /// Its memory now, as the figure of a server that has just started.
+    pub fn memory_at_start(&self) -> Option<Figure> {
+        self.resident_bytes()
+            .map(|rss| Figure::new("server memory", "RSS at start", Unit::Memory, rss))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's resident memory, in bytes (Linux), if it can be read.
-    fn resident_bytes(&self) -> Option<f64> {
+    pub fn resident_bytes(&self) -> Option<f64> {
         ProcessStatus::of(self.child.id()).map(|status| status.rss_bytes())
     }
 }
@@ -219,22 +265,8 @@ fn measure_server(
     options: &CompareOptions,
     load: &Load,
 ) -> Result<Vec<Figure>, BenchError> {
-    let connections = Connections::open(
-        &server.target,
-        &Balancing::new(),
-        options.connections,
-        options.client_threads,
-        Duration::from_secs(5),
-    )?;
-    let mut figures = Vec::new();
-    if let Some(rss) = server.resident_bytes() {
-        figures.push(Figure::new(
-            "server memory",
-            "RSS at start",
-            Unit::Memory,
-            rss,
-        ));
-    }
+    let connections = server.connect(options.connections, options.client_threads)?;
+    let mut figures: Vec<Figure> = server.memory_at_start().into_iter().collect();
     for workload in &options.workloads {
         eprintln!("  {} ...", workload.name());
         figures.extend(workload.run(&connections, load)?);

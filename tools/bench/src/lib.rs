@@ -1,12 +1,13 @@
 //! The benchmark behind `bench`: load patterns that drive any LearningMessenger
 //! server over grpcio and check every answer ([`workloads`]), the lab's
-//! "serialization tax" measured ([`codec`]), and our server against the Python
-//! reference in one run ([`compare`]), and what the wire view costs
-//! ([`tap`]). Figures are shown with
+//! "serialization tax" measured ([`codec`]), our server against the Python
+//! reference in one run ([`compare`]), what the wire view costs ([`tap`]), and
+//! feed rooms of several sizes on our own server ([`rooms`]). Figures are shown with
 //! `messenger_lab::report`.
 
 pub mod codec;
 pub mod compare;
+pub mod rooms;
 pub mod tap;
 pub mod workloads;
 

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use learning_messenger::client::connect::MAX_ATTEMPTS_LIMIT;
 use learning_messenger::client::{Balancing, LbPolicy};
 use messenger_bench::compare::{self, CompareOptions};
+use messenger_bench::rooms::{self, RoomOptions};
 use messenger_bench::workloads::{Load, Workload};
 use messenger_bench::{codec, tap, BenchError};
 use messenger_lab::report::{self, parse_duration, Unit};
@@ -46,6 +47,9 @@ enum Command {
     Compare(CompareArgs),
     /// What the wire view costs: ping-pong and client-stream direct, then through `wiretap --json` (to /dev/null).
     Wiretap(WiretapArgs),
+    /// Starts our server and runs a feed room of each --sizes, everyone talking at once:
+    /// deliveries/s, send-to-delivery p50/p99, the server's peak memory.
+    Rooms(RoomArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +59,34 @@ struct WiretapArgs {
     /// The `wiretap` binary (default: the one next to this one).
     #[arg(long)]
     wiretap_bin: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RoomArgs {
+    /// Participants of each room, measured one room after the other.
+    #[arg(long, value_delimiter = ',', default_value = "2,10,100", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=256))]
+    sizes: Vec<usize>,
+    /// Unacknowledged updates per participant [default: 256 / size, at least 1].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    in_flight: Option<u64>,
+    /// Measured time of each room (500ms, 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before it.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// HTTP/2 connections the participants are spread over.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    connections: u64,
+    /// The bench client's completion-queue threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    client_threads: u64,
+    /// Our server binary (default: `server` next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Where the server's log is written.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -154,6 +186,23 @@ fn run(command: Command) -> Result<(), BenchError> {
                     .unwrap_or_else(|| compare::sibling_bin("wiretap")),
             };
             print!("{}", tap::run(&options)?.table().to_text());
+            return Ok(());
+        }
+        Command::Rooms(args) => {
+            let options = RoomOptions {
+                sizes: args.sizes,
+                in_flight: args.in_flight,
+                warmup: args.warmup,
+                duration: args.duration,
+                connections: args.connections as usize,
+                client_threads: args.client_threads as usize,
+                server_bin: args.server_bin.unwrap_or_else(compare::sibling_server_bin),
+                out_dir: args.out_dir,
+            };
+            print!(
+                "{}",
+                report::figures_table(&rooms::run(&options)?).to_text()
+            );
             return Ok(());
         }
         Command::Compare(args) => {

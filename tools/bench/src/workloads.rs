@@ -111,7 +111,7 @@ impl Workload {
 }
 
 /// Runs `work` on `client`'s completion-queue thread; the receiver gets its result.
-fn spawn_on<T: Send + 'static>(
+pub(crate) fn spawn_on<T: Send + 'static>(
     client: &LearningMessengerClient,
     work: impl Future<Output = T> + Send + 'static,
 ) -> oneshot::Receiver<T> {
@@ -122,8 +122,27 @@ fn spawn_on<T: Send + 'static>(
     result
 }
 
+/// The results of spawned tasks (`who` each is, for the message when one
+/// was dropped unfinished), or the first failure.
+pub(crate) fn outcomes<T>(
+    workload: &str,
+    who: &str,
+    results: Vec<Result<Result<T, BenchError>, oneshot::Canceled>>,
+) -> Result<Vec<T>, BenchError> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(BenchError::Setup(format!(
+                    "{workload}: {who} stopped without a result"
+                )))
+            })
+        })
+        .collect()
+}
+
 /// Waits for `work`, moving `progress` to what `position` reads meanwhile.
-fn wait_with_progress<F: Future>(
+pub(crate) fn wait_with_progress<F: Future>(
     work: F,
     progress: &Progress,
     position: impl Fn() -> u64,
@@ -187,16 +206,7 @@ where
     let (total, position) = progress_of(&window, load);
     let progress = Progress::new(workload, total, "ms");
     let results = wait_with_progress(future::join_all(results), &progress, position);
-    let tallies = results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|_| {
-                Err(BenchError::Setup(format!(
-                    "{workload}: a worker stopped without a result"
-                )))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let tallies = outcomes(workload, "a worker", results)?;
     let (tally, elapsed) = Tally::merge(tallies, &window);
     if tally.calls == 0 {
         let failed: Vec<String> = tally

@@ -1,0 +1,302 @@
+//! `bench rooms`: feed rooms of several sizes on our own server (started
+//! here, so its memory can be read): every participant talks at once, and
+//! each update's delivery to each other participant is counted and timed
+//! from its send. Every delivery is checked: each sender's updates arrive in
+//! order, each participant's acknowledgements in order, and nobody is
+//! removed.
+//!
+//! The room waits for no reader, so the participants pace themselves: one
+//! has at most `in_flight` updates unacknowledged, and sends only while it
+//! has heard, from the others, all but `in_flight` rounds of what it sent.
+//! A room is then as fast as its slowest reader, and no queue comes near
+//! the server's `--feed-queue`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::future;
+use futures::{SinkExt, TryStreamExt};
+use grpcio::{CallOption, ClientDuplexReceiver, ClientDuplexSender, MetadataBuilder, WriteFlags};
+use messenger_lab::closed_loop::{Tally, Window};
+use messenger_lab::process::PeakWatcher;
+use messenger_lab::proto::messenger::FeedUpdate;
+use messenger_lab::report::{per_second, Figure, Latency, Unit};
+use messenger_lab::room::{classify, Kind, ROOM_HEADER, USER_HEADER};
+
+use crate::compare::{free_port, ServerProcess};
+use crate::workloads::{outcomes, spawn_on, wait_with_progress};
+use crate::{BenchError, Connections, Progress};
+
+const NAME: &str = "rooms";
+/// How long the participants may take to join, and to leave.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// How to run the room workload.
+#[derive(Clone, Debug)]
+pub struct RoomOptions {
+    /// Participants of each room measured, one room after the other.
+    pub sizes: Vec<usize>,
+    /// Unacknowledged updates a participant may have; None for 256 / size
+    /// (at least 1), which keeps every queue under a quarter of the default `--feed-queue`.
+    pub in_flight: Option<u64>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// HTTP/2 connections the participants are spread over.
+    pub connections: usize,
+    pub client_threads: usize,
+    /// Our `server` binary.
+    pub server_bin: PathBuf,
+    /// Where the server's log goes.
+    pub out_dir: PathBuf,
+}
+
+/// Starts our server, runs a room of each size on it, and returns the figures:
+/// deliveries per second, send-to-delivery p50 and p99, and the server's peak memory.
+pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
+    std::fs::create_dir_all(&options.out_dir).map_err(|e| {
+        BenchError::Setup(format!("cannot create {}: {e}", options.out_dir.display()))
+    })?;
+    let metrics_port = free_port()?;
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let server = ServerProcess::start_rust(
+        &options.server_bin,
+        &options.out_dir,
+        &["--metrics-addr", &metrics_addr],
+    )?;
+    let connections = server.connect(options.connections, options.client_threads)?;
+    let mut figures: Vec<Figure> = server.memory_at_start().into_iter().collect();
+    for &size in &options.sizes {
+        if size < 2 {
+            return Err(BenchError::Setup(format!(
+                "a room of {size} has nobody to deliver to: sizes start at 2"
+            )));
+        }
+        eprintln!("  room of {size} ...");
+        figures.extend(room(&server, metrics_port, &connections, size, options)?);
+    }
+    Ok(figures)
+}
+
+/// One room of `size`, from the joins to the leaves.
+fn room(
+    server: &ServerProcess,
+    metrics_port: u16,
+    connections: &Connections,
+    size: usize,
+    options: &RoomOptions,
+) -> Result<Vec<Figure>, BenchError> {
+    let workload: &'static str = Box::leak(format!("room of {size}").into_boxed_str());
+    let in_flight = options
+        .in_flight
+        .unwrap_or((256 / size as u64).max(1))
+        .max(1);
+    let room = format!("bench-{size}");
+    let deadline = options.warmup + options.duration + SETTLE * 2;
+    let feeds = (0..size)
+        .map(|me| {
+            let mut headers = MetadataBuilder::new();
+            headers
+                .add_str(ROOM_HEADER, &room)
+                .and_then(|h| h.add_str(USER_HEADER, &participant_name(me)))
+                .map_err(BenchError::rpc(NAME))?;
+            let options = CallOption::default()
+                .headers(headers.build())
+                .timeout(deadline);
+            let client = connections.client(me).clone().with_options(options);
+            let feed = client
+                .collaborative_feed_async()
+                .map_err(BenchError::rpc(NAME))?;
+            Ok((client, feed))
+        })
+        .collect::<Result<Vec<_>, BenchError>>()?;
+    wait_for_participants(metrics_port, size)?;
+
+    let window = Window::starting_now(options.warmup, options.duration);
+    let epoch = Instant::now();
+    let tasks: Vec<_> = feeds
+        .into_iter()
+        .enumerate()
+        .map(|(me, (client, (sink, updates)))| {
+            let talk = participant(me, size, in_flight, sink, updates, window, epoch);
+            spawn_on(&client, talk)
+        })
+        .collect();
+    let peak = PeakWatcher::start(server.pid());
+    let total = (options.warmup + options.duration).as_millis() as u64;
+    let progress = Progress::new(workload, total, "ms");
+    let started = Instant::now();
+    let results = wait_with_progress(future::join_all(tasks), &progress, || {
+        started.elapsed().as_millis() as u64
+    });
+    let peak = peak.stop();
+    let tallies = outcomes(workload, "a participant", results)?;
+    let (tally, elapsed) = Tally::merge(tallies, &window);
+    let latency = Latency::from_histogram(&tally.latencies).ok_or_else(|| {
+        BenchError::wrong(
+            NAME,
+            format!("{workload}: no delivery in the measured window"),
+        )
+    })?;
+    // The participants' calls are over (their futures are done): the room empties.
+    wait_for_participants(metrics_port, 0)?;
+    let mut figures = vec![Figure::new(
+        workload,
+        "deliveries",
+        Unit::Rate("deliveries/s"),
+        per_second(tally.calls, elapsed),
+    )];
+    figures.extend(
+        Figure::latencies(workload, &latency)
+            .into_iter()
+            .filter(|figure| figure.metric != "p99.9"),
+    );
+    if let Some(peak) = peak {
+        figures.push(Figure::new(
+            workload,
+            "server RSS peak",
+            Unit::Memory,
+            peak.rss_bytes(),
+        ));
+    }
+    Ok(figures)
+}
+
+fn participant_name(me: usize) -> String {
+    format!("p{me}")
+}
+
+/// An update of participant `me`: its number and when it was sent (ns since `epoch`).
+fn numbered(me: usize, seq: u64, sent_ns: u64) -> FeedUpdate {
+    FeedUpdate {
+        user: participant_name(me),
+        message: format!("{seq} {sent_ns}"),
+        ..Default::default()
+    }
+}
+
+/// Who sent an update, its number and when it was sent.
+fn parse_update(update: &FeedUpdate) -> Option<(usize, u64, u64)> {
+    let sender = update.user.strip_prefix('p')?.parse().ok()?;
+    let (seq, sent) = update.message.split_once(' ')?;
+    Some((sender, seq.parse().ok()?, sent.parse().ok()?))
+}
+
+/// One participant: talks until the window ends, then waits for its last
+/// acknowledgements. Each delivery of another's update sent in the measured
+/// window is counted and timed from its send.
+async fn participant(
+    me: usize,
+    size: usize,
+    in_flight: u64,
+    mut sink: ClientDuplexSender<FeedUpdate>,
+    mut updates: ClientDuplexReceiver<FeedUpdate>,
+    window: Window,
+    epoch: Instant,
+) -> Result<Tally, BenchError> {
+    sink.enhance_batch(true);
+    let others = (size - 1) as u64;
+    let (mut sent, mut acked, mut heard) = (0u64, 0u64, 0u64);
+    let mut next_from = vec![0u64; size];
+    let mut tally = Tally::default();
+    let wrong = |what: String| BenchError::wrong(NAME, format!("{}: {what}", participant_name(me)));
+    loop {
+        let sending = Instant::now() < window.end;
+        let mut fed = false;
+        // Within its own window, and not ahead of what it has heard from the others.
+        while sending && sent < acked + in_flight && heard + others * in_flight >= others * sent {
+            let sent_ns = epoch.elapsed().as_nanos() as u64;
+            sink.feed((numbered(me, sent, sent_ns), WriteFlags::default()))
+                .await
+                .map_err(BenchError::rpc(NAME))?;
+            sent += 1;
+            fed = true;
+        }
+        if fed {
+            sink.flush().await.map_err(BenchError::rpc(NAME))?;
+        }
+        if !sending && acked == sent {
+            return Ok(tally);
+        }
+        let update = updates
+            .try_next()
+            .await
+            .map_err(BenchError::rpc(NAME))?
+            .ok_or_else(|| wrong("the feed ended".into()))?;
+        match classify(&update) {
+            Kind::Ack => {
+                let acknowledged = update
+                    .message
+                    .strip_prefix("Acknowledged ")
+                    .and_then(|rest| rest.split_once("'s update: "))
+                    .and_then(|(user, message)| Some((user, message.split_once(' ')?.0)));
+                if acknowledged != Some((&participant_name(me), &acked.to_string())) {
+                    return Err(wrong(format!(
+                        "acknowledgement {acked} was {:?}",
+                        update.message
+                    )));
+                }
+                acked += 1;
+            }
+            Kind::Update => {
+                let (sender, seq, sent_ns) = parse_update(&update)
+                    .ok_or_else(|| wrong(format!("not a bench update: {update:?}")))?;
+                let expected = next_from.get_mut(sender).ok_or_else(|| {
+                    wrong(format!("an update from p{sender}, not in a room of {size}"))
+                })?;
+                if seq != *expected {
+                    return Err(wrong(format!(
+                        "p{sender}'s update {seq} arrived in place of {expected}"
+                    )));
+                }
+                *expected += 1;
+                heard += 1;
+                tally.record(&window, epoch + Duration::from_nanos(sent_ns));
+            }
+            // Others leave once they are done; being removed is a failure.
+            Kind::Join | Kind::Leave if !update.message.contains("removed") => {}
+            Kind::Join | Kind::Leave => return Err(wrong(update.message)),
+        }
+    }
+}
+
+/// Waits until the server counts `count` participants in its rooms.
+fn wait_for_participants(metrics_port: u16, count: usize) -> Result<(), BenchError> {
+    let deadline = Instant::now() + SETTLE;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = metric(metrics_port, "messenger_feed_participants");
+        if last == Some(count as f64) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BenchError::Setup(format!(
+        "the server counted {last:?} participants for {SETTLE:?}, not {count}"
+    )))
+}
+
+/// An unlabelled sample of the server's /metrics page.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut http = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut page = String::new();
+    http.read_to_string(&mut page).ok()?;
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_say_who_sent_them_which_and_when() {
+        assert_eq!(
+            parse_update(&numbered(7, 42, 123_456)),
+            Some((7, 42, 123_456))
+        );
+        assert_eq!(parse_update(&FeedUpdate::default()), None);
+    }
+}
