@@ -5,7 +5,8 @@
 # all, each gracefully (its own drain and grace). Server flags after N are
 # passed to every replica, e.g.
 #   scripts/fleet.sh 3 --drain-ms 2000 --max-connection-age-ms 30000
-# Logs: target/fleet/rK.log. SERVER picks the binary (default: a debug build).
+# Logs: target/fleet/rK.log. SERVER picks the binary (default: a debug build);
+# the `client` next to it checks that each replica is up.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -21,9 +22,11 @@ shift
 PORT="${PORT:-50051}"
 
 if [ -z "${SERVER:-}" ]; then
-    cargo build --quiet --bin server
+    cargo build --quiet --bin server --bin client
     SERVER="$CARGO_TARGET_DIR/debug/server"
 fi
+CLIENT="$(dirname "$SERVER")/client"
+[ -x "$CLIENT" ] || { echo "fleet: no client next to $SERVER (it probes each replica's health)" >&2; exit 1; }
 LOGS="$CARGO_TARGET_DIR/fleet"
 mkdir -p "$LOGS"
 
@@ -53,12 +56,17 @@ done
 for k in $(seq "$COUNT"); do
     log="$LOGS/r$k.log"
     pid="${pids[$((k - 1))]}"
-    for _ in $(seq 300); do
-        grep -q "running on port" "$log" && break
+    # Up means SERVING to a health check, whatever RUST_LOG lets it log.
+    up=false
+    for _ in $(seq 150); do
+        if "$CLIENT" --target "${addrs[$((k - 1))]}" --timeout-ms 500 health >/dev/null 2>&1; then
+            up=true
+            break
+        fi
         kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "fleet: replica r$k did not start" >&2; exit 1; }
         sleep 0.1
     done
-    grep -q "running on port" "$log" || { echo "fleet: replica r$k did not start in 30 s" >&2; exit 1; }
+    $up || { echo "fleet: replica r$k did not answer its health check in 30 s" >&2; exit 1; }
 done
 
 target="ipv4:$(IFS=,; echo "${addrs[*]}")"
