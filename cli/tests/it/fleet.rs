@@ -356,3 +356,92 @@ fn with_a_connection_age_a_replica_started_later_gets_calls_within_seconds() {
     );
     drop(first);
 }
+
+/// `scripts/fleet.sh 2`, as a user runs it (RUST_LOG=warn, which hides the
+/// servers' start-up lines): it prints a target whose replicas both answer,
+/// and SIGTERM stops every replica.
+#[test]
+fn fleet_script_prints_a_target_that_balances_and_stops_every_replica() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let port = free_port();
+    let mut fleet = Command::new("bash")
+        .arg(crate::support::project_root().join("scripts/fleet.sh"))
+        .arg("2")
+        .args(["--delay-ms", "0"])
+        .env("PORT", port.to_string())
+        .env("SERVER", crate::support::SERVER_BIN)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fleet.sh starts");
+    // If an assertion fails, SIGTERM still stops the script and its replicas.
+    struct StopOnDrop(Option<u32>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    let mut guard = StopOnDrop(Some(fleet.id()));
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(fleet.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let target = line_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("fleet.sh prints its target");
+    let expected = format!("target: ipv4:127.0.0.1:{port},127.0.0.2:{port}");
+    assert_eq!(target, expected);
+
+    let client = client::connect(&ConnectOptions {
+        balancing: Balancing {
+            lb: LbPolicy::RoundRobin,
+            ..Balancing::new()
+        },
+        timeout: Some(CALL_DEADLINE),
+        ..ConnectOptions::new(target.trim_start_matches("target: ").to_owned())
+    })
+    .expect("client connects");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        seen.insert(status(&client).expect("a replica answers"));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["r1".to_owned(), "r2".to_owned()].into());
+    drop(client);
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &fleet.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let mut exit = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            exit = fleet.try_wait().expect("try_wait");
+            exit.is_some()
+        }),
+        "fleet.sh still running 30 s after SIGTERM"
+    );
+    guard.0 = None;
+    assert_eq!(exit.and_then(|status| status.code()), Some(143));
+    for k in 1..=2 {
+        let addr = format!("127.0.0.{k}:{port}");
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "replica r{k} ({addr}) still listening after the fleet stopped"
+        );
+    }
+}
