@@ -14,6 +14,7 @@
 //! - [`report`]: figures, units and tables.
 //! - [`process`]: a process's memory and threads, from `/proc`.
 //! - [`room`]: joining a CollaborativeFeed room, and the server's notices about it.
+//! - [`status_code`]: gRPC's status codes by name.
 
 #[rustfmt::skip]
 #[path = "../../generated/mod.rs"]
@@ -28,3 +29,4 @@ pub mod method_path;
 pub mod process;
 pub mod report;
 pub mod room;
+pub mod status_code;

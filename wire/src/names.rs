@@ -49,28 +49,9 @@ pub fn error_code(code: u32) -> String {
 
 /// A gRPC status code's name, as the `grpc-status` trailer carries its number.
 pub fn grpc_status(code: &str) -> Option<&'static str> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    code.parse::<usize>()
+    code.parse()
         .ok()
-        .and_then(|n| NAMES.get(n).copied())
+        .and_then(messenger_lab::status_code::status_code_name)
 }
 
 #[cfg(test)]

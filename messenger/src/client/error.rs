@@ -55,29 +55,7 @@ impl From<std::io::Error> for ClientError {
 
 /// The name of a status code as gRPC spells it, e.g. `UNAVAILABLE`.
 pub fn code_name(code: RpcStatusCode) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    usize::try_from(i32::from(code))
-        .ok()
-        .and_then(|i| NAMES.get(i).copied())
-        .unwrap_or("UNKNOWN")
+    messenger_lab::status_code::status_code_name(i32::from(code).into()).unwrap_or("UNKNOWN")
 }
 
 impl ClientError {
