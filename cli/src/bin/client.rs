@@ -171,6 +171,7 @@ fn main() -> ExitCode {
                 .zip(global.tls_key)
                 .map(|(cert, key)| TlsIdentity { cert, key }),
             compression: global.compression,
+            authority: None,
         },
         delay: global.delay_ms.map(Duration::from_millis),
         show_replica: global.show_replica,

@@ -821,13 +821,13 @@ fn show_wire_taps_a_target_that_names_one_address() {
     ] {
         let output = client(&["--target", &target, "--show-wire=json", "status"]);
         let records = json_lines(&output.stderr);
-        assert!(
-            records
-                .iter()
-                .any(|r| header(r, ":path")
-                    == Some("/messenger.LearningMessenger/GetLearningStatus")),
-            "{target}: {records:#?}"
-        );
+        let request = records
+            .iter()
+            .find(|r| header(r, ":path") == Some("/messenger.LearningMessenger/GetLearningStatus"))
+            .unwrap_or_else(|| panic!("{target}: {records:#?}"));
+        // The tap is invisible to the call: it names the server, not the tap.
+        let authority = format!("127.0.0.1:{port}");
+        assert_eq!(header(request, ":authority"), Some(authority.as_str()));
     }
     // A tap forwards to one address: several are refused before any call.
     let several = format!("ipv4:127.0.0.1:{port},127.0.0.2:{port}");

@@ -190,6 +190,9 @@ pub struct ConnectOptions {
     pub tls_identity: Option<TlsIdentity>,
     /// What this client's requests are compressed with.
     pub compression: Compression,
+    /// The `:authority` of every call, if not the target's: a tap in front
+    /// of the server (`--show-wire`) passes the server's on.
+    pub authority: Option<String>,
 }
 
 impl ConnectOptions {
@@ -203,6 +206,7 @@ impl ConnectOptions {
             tls_server_name: None,
             tls_identity: None,
             compression: Compression::None,
+            authority: None,
         }
     }
 }
@@ -223,6 +227,9 @@ pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, Clie
         // data (a long Watch or StreamLearnings), and a vanished server goes unseen.
         .http2_max_pings_without_data(0);
     builder = options.compression.for_requests(builder);
+    if let Some(authority) = &options.authority {
+        builder = builder.default_authority(authority.clone());
+    }
     if let Some(ca) = &options.tls_ca {
         let credentials = crate::tls::client_credentials(ca, options.tls_identity.as_ref())
             .map_err(ClientError::Setup)?;

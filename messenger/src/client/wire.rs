@@ -49,6 +49,8 @@ impl WireView {
             .map_err(|e| ClientError::Setup(format!("cannot start the wire view: {e}")))?;
         let mut through = connect.clone();
         through.target = tap.addr().to_string();
+        // The calls still name the server, not the tap, in `:authority`.
+        through.authority.get_or_insert_with(|| upstream.to_owned());
         // TLS passes the tap undecoded; the certificate still has to name the server.
         if through.tls_ca.is_some() && through.tls_server_name.is_none() {
             through.tls_server_name = Some(host_of(upstream).to_owned());
