@@ -1,4 +1,4 @@
-"""The seed's client.py, the Python reference. Additions only: --target, a
+"""The lab's client.py, the Python reference. Additions only: --target, a
 delay scale (MESSENGER_DELAY_SCALE / --delay-scale), TLS (--tls-ca,
 --tls-server-name; mutual TLS with --tls-cert and --tls-key), and --room
 (with --user): instead of the demos, chat in a feed room as `client chat
@@ -15,7 +15,7 @@ import time
 import protos.messenger_pb2 as pb2
 import protos.messenger_pb2_grpc as pb2_grpc
 
-# Multiplies every simulated 1 s latency of the seed (0 disables them).
+# Multiplies every simulated 1 s latency of the lab (0 disables them).
 DELAY_SCALE = float(os.environ.get("MESSENGER_DELAY_SCALE", "1.0"))
 
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The seed's codegen step for the Python reference: grpcio-tools' protoc.
+# The lab's codegen step for the Python reference: grpcio-tools' protoc.
 # protos/messenger.proto is a link to the project's one contract, proto/messenger.proto.
 cd "$(dirname "$0")"
 PY="${PYTHON:-../.venv/bin/python3}"

@@ -2,7 +2,7 @@
 algorithm (gzip, deflate) a channel compressing everything it sends
 (`compression=` on the channel, and again per call), every answer checked.
 Prints one line per algorithm and call; exits 1 at the first wrong answer.
-The seed's messages are a few dozen bytes, which grpc sends uncompressed (they
+The lab's messages are a few dozen bytes, which grpc sends uncompressed (they
 would grow); a last call uploads a note of BIG_NOTE bytes, which it compresses.
 
   python3 compression_client.py --target 127.0.0.1:50051 [--stubs DIR]

@@ -4,9 +4,9 @@ connection, written METHOD[:ACCEPT[:SEND[:SIZE]]]:
 
   METHOD      unary (GetLearningStatus), stream (StreamLearnings),
               notes (SubmitResearchNotes), feed (CollaborativeFeed), with the
-              seed's requests; with SIZE, stream asks about a topic of SIZE
+              lab's requests; with SIZE, stream asks about a topic of SIZE
               bytes of "a", notes sends one note of SIZE bytes of "a", feed
-              sends the seed's three users each a message of SIZE bytes of "a"
+              sends the lab's three users each a message of SIZE bytes of "a"
               (the answers echo them: big enough, they are worth compressing)
   ACCEPT      the grpc-accept-encoding header sent, e.g. gzip, deflate,
               identity, "gzip,deflate"; "-" to send none [default: gzip]
@@ -24,7 +24,7 @@ how many bytes of request went on the wire. The messages are encoded by hand
 
 C-core sends a message uncompressed (flag 0, under a grpc-encoding header
 naming the algorithm) when compressing would not make it smaller, as with
-every answer of the seed's requests: they are a few dozen bytes.
+every answer of the lab's requests: they are a few dozen bytes.
 """
 import argparse
 import gzip
@@ -39,13 +39,13 @@ import h2.events
 
 SERVICE = "/messenger.LearningMessenger/"
 FRAME_TYPES = {0: "DATA", 1: "HEADERS", 3: "RST_STREAM", 8: "WINDOW_UPDATE"}
-SEED_NOTES = [
+LAB_NOTES = [
     "Note 1: gRPC uses HTTP/2 Multiplexing",
     "Note 2: Built on Protocol Buffers",
     "Note 3: Binary TLV serialization",
     "Note 4: Typed interface contracts",
 ]
-SEED_FEED = [
+LAB_FEED = [
     ("Engineer", "Initializing system..."),
     ("Lead", "Monitoring data flow..."),
     ("QA", "Verifying latency..."),
@@ -129,12 +129,12 @@ def requests(method, size):
         topic = filler or "gRPC Protocols"
         return "StreamLearnings", [string_field(1, topic)], {1: "content", 2: "progress", 3: "timestamp"}
     if method == "notes":
-        notes = [filler] if size else SEED_NOTES
+        notes = [filler] if size else LAB_NOTES
         return "SubmitResearchNotes", [string_field(1, n) for n in notes], {1: "count", 2: "final_summary"}
     if method == "feed":
         return (
             "CollaborativeFeed",
-            [string_field(1, user) + string_field(2, filler or text) for user, text in SEED_FEED],
+            [string_field(1, user) + string_field(2, filler or text) for user, text in LAB_FEED],
             {1: "user", 2: "message"},
         )
     raise ValueError(f"unknown method {method!r}")

@@ -1,4 +1,4 @@
-"""Server reflection through grpcio's own client, for cli/tests/it/reflection.rs.
+"""Server reflection through grpcio's own client, for tests/it/reflection.rs.
 
     python3 reflection_client.py TARGET resolve   # v1alpha: grpcio-reflection's descriptor database
     python3 reflection_client.py TARGET v1        # v1: one stream, several requests

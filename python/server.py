@@ -1,4 +1,4 @@
-"""The seed's server.py, the Python reference. Additions only: --port, a delay
+"""The lab's server.py, the Python reference. Additions only: --port, a delay
 scale (MESSENGER_DELAY_SCALE / --delay-scale), live logs, clean SIGTERM stop."""
 import argparse
 import os
@@ -14,7 +14,7 @@ import time
 import protos.messenger_pb2 as pb2
 import protos.messenger_pb2_grpc as pb2_grpc
 
-# Multiplies every simulated 1 s latency of the seed (0 disables them).
+# Multiplies every simulated 1 s latency of the lab (0 disables them).
 DELAY_SCALE = float(os.environ.get("MESSENGER_DELAY_SCALE", "1.0"))
 
 

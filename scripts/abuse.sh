@@ -19,7 +19,7 @@ SETTLE="${SETTLE_SECONDS:-10}"   # wait after a flood before the final RSS
 PY=.venv/bin/python3
 [ -x "$PY" ] || bash scripts/bootstrap.sh
 if [ -z "${MESSENGER_SERVER_BIN:-}" ]; then
-    cargo build --release -q -p messenger-cli --bin server
+    cargo build --release -q -p learning-messenger --bin server
     MESSENGER_SERVER_BIN="$CARGO_TARGET_DIR/release/server"
 fi
 WORK="$(mktemp -d)"

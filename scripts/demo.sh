@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: builds, starts the Rust server, runs the Rust client and then the
-# Python reference client against it (the seed's transcript, twice), then the
+# Python reference client against it (the lab's transcript, twice), then the
 # four patterns at once under the wire view (every HTTP/2 frame), and stops
 # the server. PORT (default 50051) picks the port.
 set -euo pipefail
@@ -14,7 +14,7 @@ cargo build --quiet --bins
 bin="$CARGO_TARGET_DIR/debug"
 
 log="$(mktemp)"
-# debug for the handlers: every note and feed update logged, as the seed's server prints them.
+# debug for the handlers: every note and feed update logged, as the lab's server prints them.
 RUST_LOG="${RUST_LOG:-info,learning_messenger::service=debug}" "$bin/server" --addr "127.0.0.1:$PORT" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT

@@ -1,65 +1,73 @@
 #!/usr/bin/env bash
-# Unpacks the registry's grpcio-sys (gRPC C-core 1.56.2) and grpcio into
-# vendor/ and applies patches/<crate>/*.patch: C-core's defences against
-# HTTP/2 floods and zip bombs, and grpcio's hook for unimplemented calls
-# (patches/grpcio-sys/README.md, patches/grpcio/README.md). Cargo.toml's
-# [patch.crates-io] points there. Idempotent: files whose content is
-# unchanged keep their mtime, so cmake rebuilds only what a patch touched.
+# Unpacks the registry's grpcio-sys (gRPC C-core 1.56.2) and grpcio, applies
+# patches/<crate>/*.patch (patches/*/README.md), and points cargo at them
+# through a git-ignored .cargo/config.toml ([patch.crates-io]).
+#
+# The patched crates live outside the clone, in a folder named by the
+# patches' hash: C-core's CMake cache records its source folder, so a path
+# that is the same for every clone lets a shared target folder (.ci/run)
+# reuse one C-core build across clones. A changed patch set gets a new folder.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 shopt -s nullglob
+fail() { echo "vendor-grpcio: $*" >&2; exit 1; }
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+store="${LEARNING_MESSENGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/learning-messenger}/vendor"
 
-# vendor CRATE VERSION: vendor/CRATE from the registry's CRATE-VERSION.crate.
+# The .crate from cargo's cache, or nothing (the cache may not exist yet).
+find_crate() {
+    local name=$1 version=$2
+    [ -d "$cargo_home/registry/cache" ] || return 0
+    find "$cargo_home/registry/cache" -name "$name-$version.crate" | head -n1
+}
+
+# vendor CRATE VERSION: prints the folder holding the patched CRATE.
 vendor() {
-    local name=$1 version=$2 dest="vendor/$1"
+    local name=$1 version=$2
     local patches=(patches/"$name"/*.patch)
-    local stamp="$dest/.patches"
-    local want="$version $(cat /dev/null "${patches[@]}" | sha256sum | cut -c1-16)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-        return 0
-    fi
-    # The .crate from cargo's cache; fetched through a throwaway manifest,
-    # since this workspace cannot resolve until vendor/ exists.
-    find_crate() { find "$cargo_home/registry/cache" -name "$name-$version.crate" 2>/dev/null | head -n1; }
+    local hash
+    hash="$(cat /dev/null "${patches[@]}" | sha256sum | cut -c1-16)"
+    local dest="$store/$name-$version-$hash"
+    [ -f "$dest/.complete" ] && { echo "$dest"; return 0; }
+
     local crate
-    crate="$(find_crate)"
+    crate="$(find_crate "$name" "$version")"
     if [ -z "$crate" ]; then
+        # Fetched through a throwaway manifest: this workspace cannot resolve
+        # grpcio-sys's patch until the folder exists.
         local tmp
         tmp="$(mktemp -d)"
         printf '[package]\nname = "fetch-%s"\nversion = "0.0.0"\nedition = "2021"\n[lib]\npath = "lib.rs"\n[dependencies]\n%s = { version = "=%s", default-features = false }\n' \
             "$name" "$name" "$version" >"$tmp/Cargo.toml"
         touch "$tmp/lib.rs"
-        cargo fetch --quiet --manifest-path "$tmp/Cargo.toml"
+        cargo fetch --quiet --manifest-path "$tmp/Cargo.toml" >&2 || fail "cargo fetch of $name $version failed (is crates.io reachable?)"
         rm -rf "$tmp"
-        crate="$(find_crate)"
-        [ -n "$crate" ] || { echo "vendor-grpcio: $name $version not in $cargo_home/registry/cache" >&2; exit 1; }
+        crate="$(find_crate "$name" "$version")"
+        [ -n "$crate" ] || fail "$name $version is not in $cargo_home/registry/cache after cargo fetch"
     fi
 
-    echo "vendor-grpcio: unpacking $name $version and applying patches/$name"
-    mkdir -p vendor
+    echo "vendor-grpcio: unpacking $name $version into $dest and applying patches/$name" >&2
+    mkdir -p "$store" || fail "cannot create $store"
     local fresh
-    fresh="$(mktemp -d "vendor/.$name.XXXXXX")"
-    tar -xzf "$crate" -C "$fresh" --strip-components=1
+    fresh="$(mktemp -d "$store/.$name.XXXXXX")"
+    tar -xzf "$crate" -C "$fresh" --strip-components=1 || fail "cannot unpack $crate"
     local p
     for p in "${patches[@]}"; do
-        patch -s -p1 -d "$fresh" <"$p"
+        patch -s -p1 -d "$fresh" <"$p" || fail "$p does not apply to $name $version"
     done
-    if [ ! -d "$dest" ]; then
-        mv "$fresh" "$dest"
-    else
-        # Copy only what differs, so unchanged sources keep their mtime.
-        (cd "$fresh" && find . -type f) | while read -r f; do
-            cmp -s "$fresh/$f" "$dest/$f" || { mkdir -p "$(dirname "$dest/$f")"; cp "$fresh/$f" "$dest/$f"; }
-        done
-        (cd "$dest" && find . -type f ! -name .patches) | while read -r f; do
-            [ -e "$fresh/$f" ] || rm -f "$dest/$f"
-        done
-        rm -rf "$fresh"
-    fi
-    echo "$want" >"$stamp"
+    touch "$fresh/.complete"
+    # Another clone may have finished the same folder meanwhile: keep theirs.
+    mv -T "$fresh" "$dest" 2>/dev/null || rm -rf "$fresh"
+    echo "$dest"
 }
 
-vendor grpcio-sys 0.13.0+1.56.2-patched
-vendor grpcio 0.13.0
+sys="$(vendor grpcio-sys 0.13.0+1.56.2-patched)"
+rs="$(vendor grpcio 0.13.0)"
+
+mkdir -p .cargo
+config="# Written by scripts/vendor-grpcio.sh (git-ignored): the patched crates.
+[patch.crates-io]
+grpcio-sys = { path = \"$sys\" }
+grpcio = { path = \"$rs\" }"
+[ -f .cargo/config.toml ] && [ "$(cat .cargo/config.toml)" = "$config" ] || printf '%s\n' "$config" >.cargo/config.toml

@@ -1,4 +1,4 @@
-//! What the seed's server answers, word for word. The server's handlers
+//! What the lab's server answers, word for word. The server's handlers
 //! build their answers with these; the tools and tests check against them.
 
 use std::time::Duration;
@@ -6,9 +6,9 @@ use std::time::Duration;
 use crate::clock;
 use crate::proto::messenger::{FeedUpdate, LearningUpdate, SummaryResponse};
 
-/// The seed's simulated latency: the server's pause before each StreamLearnings
+/// The lab's simulated latency: the server's pause before each StreamLearnings
 /// update, and the client demos' pause before each streamed message.
-pub const SEED_DELAY: Duration = Duration::from_secs(1);
+pub const LAB_DELAY: Duration = Duration::from_secs(1);
 
 /// The unary answer.
 pub const STATUS_MESSAGE: &str = "System ready for research. Status check OK.";

@@ -1,5 +1,5 @@
 //! Numbered requests a load tool sends, and checks of every answer against
-//! what the seed's server must say: a fast wrong answer never counts.
+//! what the lab's server must say: a fast wrong answer never counts.
 
 use crate::answers::{self, FEED_ECHO_USER, STATUS_MESSAGE};
 use crate::clock;

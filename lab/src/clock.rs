@@ -1,5 +1,5 @@
 //! StreamLearnings stamps each update with the local time as `HH:MM:SS`, like
-//! the seed's `time.strftime("%H:%M:%S")`. Transcripts differ only there, so
+//! the lab's `time.strftime("%H:%M:%S")`. Transcripts differ only there, so
 //! comparisons mask it.
 
 /// The local wall-clock time now, as `HH:MM:SS`.

@@ -1,4 +1,4 @@
-//! What the seed's client sends in its four demos, in order.
+//! What the lab's client sends in its four demos, in order.
 
 use crate::proto::messenger::{FeedUpdate, ResearchNote, StatusRequest, TopicRequest};
 

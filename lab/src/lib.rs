@@ -1,13 +1,13 @@
 //! What the LearningMessenger lab defines, for everything that speaks it: the
-//! contract's messages, the answers the seed's server gives, the seed
+//! contract's messages, the answers the lab's server gives, the lab
 //! client's demo inputs, and the checks and reports the tools build on.
 //! Nothing here needs grpcio, so a tool that frames gRPC itself (loadgen) links
 //! no C-core.
 //!
 //! - [`proto`]: the messages, generated from `proto/` by `scripts/codegen.sh`.
 //! - [`method_path`]: each RPC's path, as gRPC routes it.
-//! - [`answers`]: what the seed's server answers, word for word.
-//! - [`demo`]: what the seed's client sends in its four demos.
+//! - [`answers`]: what the lab's server answers, word for word.
+//! - [`demo`]: what the lab's client sends in its four demos.
 //! - [`checks`]: numbered requests for load tools, and checks of their answers.
 //! - [`clock`]: the `HH:MM:SS` timestamps of StreamLearnings.
 //! - [`closed_loop`]: the measured window and tally of a closed-loop load.

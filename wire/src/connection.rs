@@ -943,12 +943,12 @@ mod tests {
     /// it could not decode.
     #[test]
     fn random_frames_never_panic() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
         };
         for _ in 0..200 {
             let mut decoder = decoder();

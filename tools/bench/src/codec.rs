@@ -1,4 +1,4 @@
-//! The seed's "serialization tax", measured: the same generated messages
+//! The lab's "serialization tax", measured: the same generated messages
 //! encoded as protobuf binary and as proto3 JSON (rust-protobuf's own JSON
 //! mapping), their size and encode/decode time per message; and the binary
 //! encoding's size once compressed as gRPC does (gzip, deflate): the lab's

@@ -146,7 +146,7 @@ impl ServerProcess {
                 command
                     .args(["server.py", "--port", &port.to_string()])
                     .current_dir(&options.python_dir);
-                // The seed's server prints every message: that is part of the reference as it is,
+                // The lab's server prints every message: that is part of the reference as it is,
                 // but its output goes nowhere so the pipe never fills.
                 command
                     .env("MESSENGER_DELAY_SCALE", "0")

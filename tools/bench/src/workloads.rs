@@ -1,6 +1,6 @@
 //! The load patterns. Each runs on the bench client's completion-queue threads
 //! (grpcio's own executor, so no thread hand-offs per message), checks every
-//! answer against what the seed's server must say, and returns its figures.
+//! answer against what the lab's server must say, and returns its figures.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -416,7 +416,7 @@ fn the_tap_bench_reports_both_runs() {
     let wiretap_bin = std::path::Path::new(env!("CARGO_BIN_EXE_bench")).with_file_name("wiretap");
     assert!(
         wiretap_bin.exists(),
-        "{} is missing: cargo build -p messenger-cli --bin wiretap",
+        "{} is missing: cargo build -p messenger-wire --bin wiretap",
         wiretap_bin.display()
     );
     let (_server, target) = start_server();

@@ -1,0 +1,156 @@
+//! `server`: serves LearningMessenger (and gRPC health and reflection) until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use learning_messenger::compression::Compression;
+use learning_messenger::server::{self, ServerConfig, TlsIdentity};
+use learning_messenger::transport::{self, DEFAULT_MAX_MESSAGE_BYTES};
+use log::info;
+use messenger_lab::answers::LAB_DELAY;
+
+#[derive(Parser)]
+#[command(about = "The LearningMessenger gRPC server (logs: RUST_LOG, default info)")]
+struct Args {
+    /// Address to listen on, HOST:PORT (port 0 picks a free one).
+    #[arg(long, default_value = "[::]:50051")]
+    addr: String,
+    /// Simulated delay before each streamed update, in ms (0 disables).
+    #[arg(long, default_value_t = LAB_DELAY.as_millis() as u64)]
+    delay_ms: u64,
+    /// Largest request message accepted, in bytes; bigger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
+    max_message_bytes: usize,
+    /// On Ctrl-C or SIGTERM, how long health reports NOT_SERVING while calls are still served, in ms, before the server stops accepting them.
+    #[arg(long, default_value_t = 0)]
+    drain_ms: u64,
+    /// On Ctrl-C or SIGTERM, after the drain, how long in-flight calls may finish before they are cancelled, in ms.
+    #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
+    shutdown_grace_ms: u64,
+    /// Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); 0 for no limit.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: u32,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: require client certificates signed by this CA (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Completion queues (one polling thread each); 0 means one per core.
+    #[arg(long, default_value_t = 0)]
+    completion_queues: usize,
+    /// HTTP/2 keepalive: ping a connection after this many ms without reads.
+    #[arg(long, default_value_t = transport::KEEPALIVE_TIME.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_time_ms: u64,
+    /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
+    #[arg(long, default_value_t = transport::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    keepalive_timeout_ms: u64,
+    /// Compress answers with gzip or deflate when the client accepts it (else another it accepts, or none).
+    #[arg(long, default_value_t = Compression::None)]
+    compression: Compression,
+    /// Serve Prometheus metrics (go-grpc-prometheus names) on http://HOST:PORT/metrics; off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
+    /// End each client connection gracefully after about this many ms (±10% jitter), so clients reconnect and new replicas get their share; off by default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connection_age_ms: Option<u64>,
+    /// With --max-connection-age-ms: how long calls may run on an aged connection before it is closed, in ms [default: no limit].
+    #[arg(long, requires = "max_connection_age_ms")]
+    max_connection_age_grace_ms: Option<u64>,
+    /// This replica's name, sent to clients as the initial-metadata header x-served-by [default: HOST:PORT bound, the host name for a wildcard host].
+    #[arg(long)]
+    replica_name: Option<String>,
+    /// Feed rooms: updates a participant may have waiting; one whose queue is full is removed (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    feed_queue: usize,
+    /// Feed rooms open at once; a join that would open one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ROOMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_rooms: usize,
+    /// Participants of one feed room; a join beyond gets RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    max_room_size: usize,
+    /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
+    #[arg(long)]
+    no_reflection: bool,
+    /// Check the flags and the TLS files, print the configuration as JSON and exit (0 if it can be served), without listening.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let _log_flush = learning_messenger::logging::init("info,grpcio=warn");
+    // gRPC C-core's own diagnostics go through the same logger and RUST_LOG;
+    // a client's failed TLS handshake at debug (a handshake flood must not flood the log).
+    learning_messenger::grpc_log::redirect();
+
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    }) {
+        eprintln!("server: cannot install the signal handler: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let config = ServerConfig {
+        addr: args.addr,
+        delay: Duration::from_millis(args.delay_ms),
+        max_message_bytes: args.max_message_bytes,
+        max_concurrent_streams: args.max_concurrent_streams,
+        tls_client_ca: args.tls_client_ca,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsIdentity { cert, key }),
+        completion_queues: args.completion_queues,
+        keepalive_time: Duration::from_millis(args.keepalive_time_ms),
+        keepalive_timeout: Duration::from_millis(args.keepalive_timeout_ms),
+        reflection: !args.no_reflection,
+        metrics_addr: args.metrics_addr,
+        compression: args.compression,
+        max_connection_age: args.max_connection_age_ms.map(Duration::from_millis),
+        max_connection_age_grace: args.max_connection_age_grace_ms.map(Duration::from_millis),
+        replica_name: args.replica_name,
+        rooms: server::RoomLimits {
+            queue: args.feed_queue,
+            max_rooms: args.max_rooms,
+            max_room_size: args.max_room_size,
+        },
+        drain: Duration::from_millis(args.drain_ms),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+    };
+    if args.check_config {
+        return match config.check() {
+            Ok(()) => {
+                println!("{}", config.describe());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let running = match server::start(&config) {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!("🚀 gRPC server logic running on port {}...", running.port());
+    info!("replica {}", running.replica_name());
+    if let Some(port) = running.metrics_port() {
+        info!("metrics on port {port} (/metrics)");
+    }
+
+    let _ = stop_rx.recv();
+    let stopped = running.stop(config.drain, config.shutdown_grace);
+    info!("stopped ({stopped:?})");
+    ExitCode::SUCCESS
+}

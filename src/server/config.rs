@@ -1,0 +1,212 @@
+//! What a server is started with, and its defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use messenger_lab::answers::LAB_DELAY;
+
+use grpcio::ServerCredentials;
+
+use crate::compression::Compression;
+use crate::service::RoomLimits;
+use crate::tls::{self, TlsIdentity};
+use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, KEEPALIVE_TIME, KEEPALIVE_TIMEOUT};
+
+/// How long in-flight calls may run on after a stop is asked for.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Streams one connection may have open at once, as most gRPC servers allow.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// `HOST:PORT` to listen on; port 0 picks a free one.
+    pub addr: String,
+    /// Pause before each StreamLearnings update.
+    pub delay: Duration,
+    /// The largest request message accepted; larger ones get RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    /// Streams one connection may have open at once; 0 for no limit.
+    pub max_concurrent_streams: u32,
+    pub tls: Option<TlsIdentity>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Completion queues, each polled by one thread; 0 means [`default_completion_queues`].
+    pub completion_queues: usize,
+    /// HTTP/2 keepalive: ping a connection after this long without reads...
+    pub keepalive_time: Duration,
+    /// ...and close it, ending its calls, if the ping is not answered within this.
+    pub keepalive_timeout: Duration,
+    /// Serve server reflection (`grpc.reflection.v1` and `v1alpha`), which
+    /// lets grpcurl and other generic clients call without the `.proto` files.
+    pub reflection: bool,
+    /// What the server's answers are compressed with, among what each client accepts.
+    pub compression: Compression,
+    /// Serve Prometheus metrics on `http://HOST:PORT/metrics`; off when None.
+    pub metrics_addr: Option<String>,
+    /// End each client connection gracefully (GOAWAY) after about this long
+    /// (C-core adds ±10% jitter), so clients reconnect and new replicas get
+    /// their share; None: connections live on.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls may run on a connection whose age is up before it is
+    /// closed; None: as long as they take (C-core's default).
+    pub max_connection_age_grace: Option<Duration>,
+    /// The name sent as `x-served-by` on every answer; None: [`default_replica_name`].
+    pub replica_name: Option<String>,
+    /// The feed's rooms: each participant's queue, how many rooms, how many in each.
+    pub rooms: RoomLimits,
+    /// On a stop, how long health reports NOT_SERVING while calls are still served.
+    pub drain: Duration,
+    /// On a stop, after the drain, how long in-flight calls may finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "[::]:50051".to_owned(),
+            delay: LAB_DELAY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            tls: None,
+            tls_client_ca: None,
+            completion_queues: 0,
+            keepalive_time: KEEPALIVE_TIME,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
+            reflection: true,
+            metrics_addr: None,
+            compression: Compression::None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            replica_name: None,
+            rooms: RoomLimits::default(),
+            drain: Duration::ZERO,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// What can be checked without listening: the addresses' form, the TLS
+    /// files. `server --check-config` runs it, so a manifest's flags can be
+    /// tried before a pod starts with them.
+    pub fn check(&self) -> Result<(), String> {
+        check_addr("--addr", &self.addr, true)?;
+        if let Some(addr) = &self.metrics_addr {
+            check_addr("--metrics-addr", addr, false)?;
+        }
+        if let Some(name) = &self.replica_name {
+            crate::rpc::ServedBy::headers(name)?;
+        }
+        self.credentials().map(drop)
+    }
+
+    /// The configuration as it would be served, named as the flags are:
+    /// `server --check-config` prints it, and deploy/'s manifests are checked
+    /// against it.
+    pub fn describe(&self) -> serde_json::Value {
+        let ms = |duration: Duration| duration.as_millis() as u64;
+        serde_json::json!({
+            "addr": self.addr,
+            "metrics_addr": self.metrics_addr,
+            "replica_name": self.replica_name,
+            "tls": self.tls.is_some(),
+            "mutual_tls": self.tls_client_ca.is_some(),
+            "delay_ms": ms(self.delay),
+            "max_message_bytes": self.max_message_bytes,
+            "max_concurrent_streams": self.max_concurrent_streams,
+            "completion_queues": self.completion_queues,
+            "keepalive_time_ms": ms(self.keepalive_time),
+            "keepalive_timeout_ms": ms(self.keepalive_timeout),
+            "max_connection_age_ms": self.max_connection_age.map(ms),
+            "max_connection_age_grace_ms": self.max_connection_age_grace.map(ms),
+            "compression": self.compression.to_string(),
+            "reflection": self.reflection,
+            "feed_queue": self.rooms.queue,
+            "max_rooms": self.rooms.max_rooms,
+            "max_room_size": self.rooms.max_room_size,
+            "drain_ms": ms(self.drain),
+            "shutdown_grace_ms": ms(self.shutdown_grace),
+        })
+    }
+
+    /// The credentials the port is served with: TLS (mutual with a client
+    /// CA) or none, or why the TLS files cannot be served.
+    pub(crate) fn credentials(&self) -> Result<ServerCredentials, String> {
+        match &self.tls {
+            Some(identity) => tls::server_credentials(identity, self.tls_client_ca.as_deref()),
+            None if self.tls_client_ca.is_some() => Err(
+                "a client CA (mutual TLS) needs the server's own certificate and key".to_owned(),
+            ),
+            None => Ok(ServerCredentials::insecure()),
+        }
+    }
+}
+
+/// `HOST:PORT` with a numeric port (or, where C-core allows it, `unix:PATH`).
+fn check_addr(flag: &str, addr: &str, unix_allowed: bool) -> Result<(), String> {
+    if unix_allowed && (addr.starts_with("unix:") || addr.starts_with("unix-abstract:")) {
+        return Ok(());
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("{flag} {addr}: not HOST:PORT")),
+    }
+}
+
+/// One completion queue per core: C-core reads and parses on whichever queue
+/// thread is polling while the others answer. A client that needs a core of
+/// its own does better against fewer (`bench compare` starts its server with
+/// half); the trade-off is measured in `docs/tuning-log.md`.
+pub fn default_completion_queues() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A replica's name when none is given: `HOST:PORT` of the address it is bound
+/// to, with the machine's host name (a pod's name on Kubernetes) for a
+/// wildcard host such as `[::]` or `0.0.0.0`, which would not tell replicas
+/// apart; a Unix socket's address as it is.
+pub fn default_replica_name(addr: &str, port: u16) -> String {
+    if addr.starts_with("unix:") || addr.starts_with("unix-abstract:") {
+        return addr.to_owned();
+    }
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let wildcard = matches!(host, "" | "[::]" | "0.0.0.0" | "[::0]" | "*");
+    let host = match wildcard.then(host_name).flatten() {
+        Some(name) => name,
+        None => host.to_owned(),
+    };
+    format!("{host}:{port}")
+}
+
+/// The machine's host name, if it can be read.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_replica_name_is_the_bound_address() {
+        assert_eq!(
+            default_replica_name("127.0.0.2:0", 50051),
+            "127.0.0.2:50051"
+        );
+        assert_eq!(default_replica_name("[::1]:50051", 50051), "[::1]:50051");
+        assert_eq!(
+            default_replica_name("unix:/tmp/m.sock", 1),
+            "unix:/tmp/m.sock"
+        );
+        let wildcard = default_replica_name("[::]:50051", 50051);
+        match host_name() {
+            Some(name) => assert_eq!(wildcard, format!("{name}:50051")),
+            None => assert_eq!(wildcard, "[::]:50051"),
+        }
+    }
+}

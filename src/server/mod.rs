@@ -1,0 +1,272 @@
+//! Running a LearningMessenger server: completion queues, message limits,
+//! keepalive, TLS, the health and reflection services, and a graceful stop.
+
+mod config;
+
+pub use crate::service::rooms::{
+    RoomLimits, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
+};
+pub use crate::tls::TlsIdentity;
+pub use config::{
+    default_completion_queues, default_replica_name, ServerConfig,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
+};
+
+use std::ffi::CString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{self, Either};
+use futures_timer::Delay;
+use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder};
+use log::info;
+
+use crate::metrics::{Metrics, MetricsEndpoint};
+use crate::rpc::{self, ServiceOptions};
+use crate::service::{CallCounter, HealthService, MessengerService, ReflectionService, Rooms};
+
+/// Clients may ping this often without sending data (our own client pings
+/// every KEEPALIVE_TIME); more often counts as abuse and gets a GOAWAY.
+const MIN_CLIENT_PING_INTERVAL: Duration = crate::transport::KEEPALIVE_TIMEOUT;
+
+/// A started server: LearningMessenger and Health on one port.
+pub struct RunningServer {
+    server: grpcio::Server,
+    health: HealthService,
+    in_flight: CallCounter,
+    port: u16,
+    replica_name: String,
+    metrics: Option<MetricsEndpoint>,
+}
+
+/// How a graceful stop went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every in-flight call finished within the grace period.
+    Drained,
+    /// Calls still running when the grace period ran out were cancelled.
+    CancelledRemaining,
+}
+
+/// Starts serving per `config`, or says in one line why it cannot. C-core's
+/// own log lines about a failed start are muted: the one line says it.
+pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
+    let log_level = log::max_level();
+    log::set_max_level(log::LevelFilter::Off);
+    let started = start_muted(config);
+    log::set_max_level(log_level);
+    started
+}
+
+fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
+    let credentials = config.credentials()?;
+    let queues = match config.completion_queues {
+        0 => default_completion_queues(),
+        n => n,
+    };
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(queues)
+            .name_prefix("grpc-server")
+            .build(),
+    );
+    let health = HealthService::serving(&["", rpc::messenger::SERVICE_NAME]);
+    let metrics = match &config.metrics_addr {
+        Some(addr) => Some(MetricsEndpoint::serve(addr, Metrics::new())?),
+        None => None,
+    };
+    let rooms = Rooms::new(
+        config.rooms,
+        metrics.as_ref().map(|endpoint| endpoint.metrics().rooms()),
+    );
+    let messenger = MessengerService::new(config.delay).with_rooms(rooms);
+    let in_flight = messenger.in_flight();
+    let mut options = ServiceOptions::new(config.max_message_bytes);
+    let served_by = options.served_by.clone();
+    if let Some(endpoint) = &metrics {
+        options = options.with_metrics(endpoint.metrics());
+    }
+    let mut builder = ServerBuilder::new(env.clone());
+    if let Some(metrics) = &options.metrics {
+        builder = builder.add_checker(metrics.unimplemented_checker());
+    }
+    builder = builder
+        .channel_args(channel_args(config, env).build_args())
+        .register_service(rpc::messenger::create_learning_messenger(
+            messenger, &options,
+        ))
+        .register_service(rpc::health::create_health(health.clone(), &options));
+    if config.reflection {
+        let reflection = ReflectionService::new();
+        builder = builder
+            .register_service(rpc::reflection::create_server_reflection_v1(
+                reflection.clone(),
+                &options,
+            ))
+            .register_service(rpc::reflection::create_server_reflection_v1alpha(
+                reflection, &options,
+            ));
+    }
+    let mut server = builder
+        .build()
+        .map_err(|e| format!("cannot build the server: {e}"))?;
+    let port = server
+        .add_listening_port(config.addr.as_str(), credentials)
+        .map_err(|_| listen_error(config))?;
+    let replica_name = config
+        .replica_name
+        .clone()
+        .unwrap_or_else(|| default_replica_name(&config.addr, port));
+    served_by.set(&replica_name)?;
+    server.start();
+    Ok(RunningServer {
+        server,
+        health,
+        in_flight,
+        port,
+        replica_name,
+        metrics,
+    })
+}
+
+/// Every C-core channel argument of the server, in one place:
+/// `ServerBuilder::channel_args` replaces what was set before.
+fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> ChannelBuilder {
+    let args = ChannelBuilder::new(env)
+        // No limit in C-core, so its message-size filter stays out of every
+        // call: the services check each request against the limit themselves.
+        .max_receive_message_len(-1)
+        .keepalive_time(config.keepalive_time)
+        .keepalive_timeout(config.keepalive_timeout)
+        // Our clients ping only while they have calls; allowing pings on idle
+        // connections too made C-core cancel busy unary calls under load.
+        .http2_min_recv_ping_interval_without_data(MIN_CLIENT_PING_INTERVAL)
+        // Decompression stops at the message limit: without it a 64 KiB gzip
+        // bomb would make C-core allocate its whole 64 MiB (patch 0002).
+        .raw_cfg_int(
+            CString::from(c"grpc.max_decompressed_message_length"),
+            i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX),
+        );
+    let mut args = config.compression.for_answers(args);
+    if let Some(age) = config.max_connection_age {
+        args = args.raw_cfg_int(
+            CString::from(c"grpc.max_connection_age_ms"),
+            millis_arg(age),
+        );
+    }
+    if let Some(grace) = config.max_connection_age_grace {
+        args = args.raw_cfg_int(
+            CString::from(c"grpc.max_connection_age_grace_ms"),
+            millis_arg(grace),
+        );
+    }
+    if config.max_concurrent_streams > 0 {
+        // The patched C-core (docs/http2-floods.md) also refuses new streams
+        // while too many reset ones still have unfinished calls.
+        let limit = i32::try_from(config.max_concurrent_streams).unwrap_or(i32::MAX);
+        args = args.max_concurrent_stream(limit);
+    }
+    args
+}
+
+/// A duration as C-core's integer milliseconds (at most about 24 days).
+fn millis_arg(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Why the port could not be added. C-core only says that it failed, for a
+/// bad address and a bad certificate alike: an insecure probe tells them apart.
+fn listen_error(config: &ServerConfig) -> String {
+    match &config.tls {
+        Some(identity) if can_listen(&config.addr) => format!(
+            "cannot serve TLS: {} and {} are not a valid certificate chain and its private key",
+            identity.cert.display(),
+            identity.key.display()
+        ),
+        _ => format!(
+            "cannot listen on {}: address invalid or in use",
+            config.addr
+        ),
+    }
+}
+
+/// Whether a plaintext listener can bind `addr` (the probe is dropped at once).
+fn can_listen(addr: &str) -> bool {
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(1)
+            .name_prefix("grpc-probe")
+            .build(),
+    );
+    ServerBuilder::new(env).build().is_ok_and(|mut probe| {
+        probe
+            .add_listening_port(addr, ServerCredentials::insecure())
+            .is_ok()
+    })
+}
+
+impl RunningServer {
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn health(&self) -> &HealthService {
+        &self.health
+    }
+
+    /// The name every answer carries as `x-served-by`.
+    pub fn replica_name(&self) -> &str {
+        &self.replica_name
+    }
+
+    /// The port the metrics endpoint was bound to, if it is on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsEndpoint::port)
+    }
+
+    /// LearningMessenger calls whose work is still running.
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    /// Stops gracefully at once: [`RunningServer::stop`] without a drain.
+    pub fn shutdown(self, grace: Duration) -> Stopped {
+        self.stop(Duration::ZERO, grace)
+    }
+
+    /// Stops gracefully, each phase logged: health turns NOT_SERVING (Check
+    /// and Watch) and calls are still served for `drain`, so that probes and
+    /// balancers move traffic away; then no new calls are accepted, in-flight
+    /// calls may finish within `grace`, and what remains is cancelled.
+    /// Blocks the calling thread (not a completion-queue thread) throughout.
+    pub fn stop(mut self, drain: Duration, grace: Duration) -> Stopped {
+        self.health.shutdown();
+        if !drain.is_zero() {
+            info!(
+                "draining: health NOT_SERVING, calls still served for {} ms",
+                drain.as_millis()
+            );
+            std::thread::sleep(drain);
+        }
+        info!(
+            "stopping: health NOT_SERVING, no new calls, {} call(s) in flight may finish within {} ms",
+            self.in_flight.get(),
+            grace.as_millis()
+        );
+        let mut drained = self.server.shutdown();
+        let outcome = futures::executor::block_on(future::select(&mut drained, Delay::new(grace)));
+        match outcome {
+            Either::Left(_) => Stopped::Drained,
+            Either::Right(_) => {
+                info!(
+                    "grace period over: cancelling {} call(s) still running",
+                    self.in_flight.get()
+                );
+                self.server.cancel_all_calls();
+                let _ = futures::executor::block_on(drained);
+                Stopped::CancelledRemaining
+            }
+        }
+    }
+}

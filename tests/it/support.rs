@@ -1,0 +1,534 @@
+//! Shared by the integration tests: real servers on free loopback ports.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use grpcio::{GrpcSlice, Marshaller, MessageReader, Method, MethodType, RpcStatus};
+use learning_messenger::client::{self, ConnectOptions};
+use learning_messenger::proto::messenger::{FeedUpdate, ResearchNote};
+use learning_messenger::rpc::messenger::LearningMessengerClient;
+use learning_messenger::server::{self, RunningServer, ServerConfig};
+
+/// A server in this process on 127.0.0.1 at a free port, stopped on drop.
+pub(crate) struct TestServer {
+    running: Option<RunningServer>,
+    pub(crate) target: String,
+}
+
+impl TestServer {
+    /// No delays: tests should not wait for the lab's simulated latency.
+    pub(crate) fn start() -> TestServer {
+        TestServer::with_config(ServerConfig {
+            delay: Duration::ZERO,
+            ..test_config()
+        })
+    }
+
+    pub(crate) fn with_config(config: ServerConfig) -> TestServer {
+        let running = server::start(&config).expect("server starts");
+        let target = format!("127.0.0.1:{}", running.port());
+        TestServer {
+            running: Some(running),
+            target,
+        }
+    }
+
+    pub(crate) fn client(&self) -> LearningMessengerClient {
+        client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
+    }
+
+    pub(crate) fn running(&self) -> &RunningServer {
+        self.running.as_ref().unwrap()
+    }
+
+    pub(crate) fn stop(mut self, grace: Duration) -> server::Stopped {
+        self.running.take().unwrap().shutdown(grace)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::ZERO);
+        }
+    }
+}
+
+pub(crate) fn test_config() -> ServerConfig {
+    ServerConfig {
+        addr: "127.0.0.1:0".to_owned(),
+        completion_queues: 2,
+        ..ServerConfig::default()
+    }
+}
+
+#[allow(clippy::ptr_arg)] // grpcio's SerializeFn<Vec<u8>> takes &Vec<u8>
+fn raw_ser(bytes: &Vec<u8>, buf: &mut GrpcSlice) -> grpcio::Result<()> {
+    *buf = GrpcSlice::from(bytes.clone());
+    Ok(())
+}
+
+fn raw_de(mut reader: MessageReader) -> grpcio::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| grpcio::Error::Codec(Box::new(e)))?;
+    Ok(bytes)
+}
+
+/// A method that sends and receives raw bytes: for malformed messages and unknown names.
+pub(crate) fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>> {
+    Method {
+        ty,
+        name: Box::leak(name.to_owned().into_boxed_str()),
+        req_mar: Marshaller {
+            ser: raw_ser,
+            de: raw_de,
+        },
+        resp_mar: Marshaller {
+            ser: raw_ser,
+            de: raw_de,
+        },
+    }
+}
+
+pub(crate) use messenger_lab::clock::{is_clock_time, mask_times};
+
+/// What the lab's client.py prints, timestamps masked.
+pub(crate) const LAB_TRANSCRIPT: &str = "\
+--- Unary Request ---
+Server Response: System ready for research. Status check OK. (Active: True)
+
+--- Server Streaming (Real-time updates) ---
+[--:--:--] Progress 25%: Searching for research papers on gRPC Protocols...
+[--:--:--] Progress 50%: Analyzing core principles of gRPC Protocols...
+[--:--:--] Progress 75%: Synthesizing key gRPC use cases...
+[--:--:--] Progress 100%: Finalizing the consolidated report.
+
+--- Client Streaming (Uploading research notes) ---
+Server Summary: Processed 4 notes. Key takeaway: Note 4: Typed interface contracts (Total 4)
+
+--- Bi-directional Streaming (Collaborative Feed) ---
+ [Feed Update] System: Acknowledged Engineer's update: Initializing system...
+ [Feed Update] System: Acknowledged Lead's update: Monitoring data flow...
+ [Feed Update] System: Acknowledged QA's update: Verifying latency...
+";
+
+pub(crate) fn note(text: &str) -> ResearchNote {
+    ResearchNote {
+        text: text.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn feed(user: &str, message: &str) -> FeedUpdate {
+    FeedUpdate {
+        user: user.to_owned(),
+        message: message.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The status of a call that should have failed.
+pub(crate) fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatus {
+    match result {
+        Err(grpcio::Error::RpcFailure(status)) => status,
+        other => panic!("expected a failed call, got {other:?}"),
+    }
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` passes; says whether it held.
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub(crate) use messenger_lab::process::ProcessStatus;
+
+/// The status of a process that must be running.
+pub(crate) fn status_of(pid: u32) -> ProcessStatus {
+    ProcessStatus::of(pid).unwrap_or_else(|| panic!("no /proc/{pid}/status"))
+}
+
+/// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
+pub(crate) struct PeakWatcher(messenger_lab::process::PeakWatcher);
+
+impl PeakWatcher {
+    /// Watches `pid`, which must be running.
+    pub(crate) fn start(pid: u32) -> PeakWatcher {
+        status_of(pid);
+        PeakWatcher(messenger_lab::process::PeakWatcher::start(pid))
+    }
+
+    /// The highest RSS and thread count seen.
+    pub(crate) fn stop(self) -> ProcessStatus {
+        self.0.stop().expect("the watched process was running")
+    }
+}
+
+/// The `server` binary under test.
+pub(crate) const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
+
+/// `wiretap`, built beside `server` by messenger-wire (another package, so
+/// cargo gives no CARGO_BIN_EXE_ for it; scripts/test.sh builds every binary).
+pub(crate) fn wiretap_bin() -> std::path::PathBuf {
+    let path = std::path::Path::new(SERVER_BIN).with_file_name("wiretap");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build -p messenger-wire --bin wiretap",
+        path.display()
+    );
+    path
+}
+
+/// The `server` binary running as a child process on 127.0.0.1 at a free
+/// port, its stderr log collected; killed on drop if still running.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) target: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `server --addr 127.0.0.1:0 ARGS` (default log level) and waits for
+    /// the line that names its port.
+    pub(crate) fn start(args: &[&str]) -> ServerProcess {
+        ServerProcess::start_at("127.0.0.1:0", args)
+    }
+
+    /// Starts `server --addr ADDR ARGS` (ADDR a loopback `HOST:PORT`, such as
+    /// 127.0.0.2:PORT for one replica of a fleet) and waits for its port.
+    pub(crate) fn start_at(addr: &str, args: &[&str]) -> ServerProcess {
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(host, _)| host)
+            .to_owned();
+        let mut child = Command::new(SERVER_BIN)
+            .args(["--addr", addr])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log_sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .split("running on port ")
+                    .nth(1)
+                    .and_then(|rest| rest.split("...").next())
+                {
+                    let _ = port_tx.send(port.parse::<u16>().expect("port number"));
+                }
+                let mut log = log_sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not report its port; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        ServerProcess {
+            child,
+            target: format!("{host}:{port}"),
+            log,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn client(&self) -> LearningMessengerClient {
+        client::connect(&ConnectOptions::new(self.target.clone())).expect("client connects")
+    }
+
+    pub(crate) fn status(&self) -> ProcessStatus {
+        status_of(self.pid())
+    }
+
+    /// Sends a signal by name (TERM, INT) with kill(1).
+    pub(crate) fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
+    }
+
+    /// Everything the server logged so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the `server` binary with `args` to completion (killed after `timeout`).
+pub(crate) fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(SERVER_BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server binary starts");
+    let exited = wait_until(timeout, || child.try_wait().expect("try_wait").is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("server output");
+    assert!(
+        exited,
+        "server {args:?} still running after {timeout:?}; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A free TCP port on 127.0.0.1 (bound once, then released for a child to take).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Any program as a child process, its stdout and stderr together in a
+/// temporary log file; killed on drop if still running.
+pub(crate) struct ChildGuard {
+    child: Child,
+    name: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl ChildGuard {
+    /// Spawns `command` (stdin closed, output to the log); `name` is for messages.
+    pub(crate) fn spawn(name: &str, mut command: Command) -> ChildGuard {
+        let log = tempfile::NamedTempFile::new().expect("temporary log file");
+        let stdout = log.reopen().expect("log file for stdout");
+        let stderr = log.reopen().expect("log file for stderr");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        ChildGuard {
+            child,
+            name: name.to_owned(),
+            log,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the child wrote so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_else(|e| format!("(unreadable log: {e})"))
+    }
+
+    /// Waits up to `timeout` until 127.0.0.1:`port` accepts TCP connections;
+    /// panics with the child's log if it exits first or the time runs out.
+    pub(crate) fn wait_for_port(&mut self, port: u16, timeout: Duration) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "{} (pid {}) exited ({status}) before listening on {addr}; its log:\n{}",
+                    self.name,
+                    self.pid(),
+                    self.log()
+                );
+            }
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "{} (pid {}) not accepting connections on {addr} after {timeout:?}; its log:\n{}",
+                    self.name,
+                    self.pid(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a program run by [`run_bounded`] did: `status` is None if it was killed
+/// for running past its time.
+pub(crate) struct BoundedOutput {
+    pub(crate) status: Option<ExitStatus>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs `command` (stdin closed) to completion, killing it after `timeout`;
+/// its output is read while it runs, so a chatty program cannot block on a full pipe.
+pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOutput {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    BoundedOutput {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// The project's root, read when run: a target dir shared by clones at other
+/// paths keeps a test binary built in another.
+pub(crate) fn project_root() -> std::path::PathBuf {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    std::path::Path::new(&manifest).join("..")
+}
+
+/// A program of the project's `.venv` (python3, grpcurl), which
+/// `scripts/bootstrap.sh` installs; the test fails saying so if it is missing.
+pub(crate) fn venv_program(name: &str) -> std::path::PathBuf {
+    let path = project_root().join(".venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/bootstrap.sh`",
+        path.display()
+    );
+    path
+}
+
+/// Generates the Python reference's stubs into `dir`/protos, for a test that
+/// runs Python from `dir` (not python/protos, which another test's Python
+/// may be reading at the same time).
+pub(crate) fn python_stubs(dir: &std::path::Path) {
+    let python = project_root().join("python");
+    let mut command = Command::new(venv_program("python3"));
+    command
+        .args(["-m", "grpc_tools.protoc", "-I"])
+        .arg(&python)
+        .arg(format!("--python_out={}", dir.display()))
+        .arg(format!("--grpc_python_out={}", dir.display()))
+        .arg("protos/messenger.proto")
+        .current_dir(&python);
+    let output = run_bounded(command, Duration::from_secs(120));
+    assert!(
+        output.status.is_some_and(|s| s.success()),
+        "python stubs: {}",
+        output.stderr
+    );
+    std::fs::write(dir.join("protos/__init__.py"), "").unwrap();
+}
+
+/// The page at `http://127.0.0.1:PORT/metrics`: its status line, content type and body.
+pub(crate) fn scrape(port: u16) -> (String, String, String) {
+    let mut http =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the metrics port answers");
+    http.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    let content_type = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
+/// python/client.py with `args`, run from `stubs` (see [`python_stubs`]),
+/// where it finds `protos`: run_path leaves sys.path alone, so `protos` is
+/// found in the working directory, not next to client.py.
+pub(crate) fn python_client_command(stubs: &std::path::Path, args: &[&str]) -> Command {
+    let script = "import runpy, sys; sys.argv = sys.argv[1:]; \
+                  runpy.run_path(sys.argv[0], run_name='__main__')";
+    let mut command = Command::new(venv_program("python3"));
+    command
+        .args(["-c", script])
+        .arg(project_root().join("python/client.py"))
+        .args(args)
+        .current_dir(stubs);
+    command
+}
