@@ -10,9 +10,9 @@ use learning_messenger::client::commands::{self, ClientOptions, Command};
 use learning_messenger::client::connect::MAX_ATTEMPTS_LIMIT;
 use learning_messenger::client::input::Input;
 use learning_messenger::client::output::Format;
+use learning_messenger::client::TlsIdentity;
 use learning_messenger::client::{Balancing, ConnectOptions, LbPolicy};
 use learning_messenger::compression::Compression;
-use learning_messenger::client::TlsIdentity;
 use messenger_lab::{demo, room};
 
 #[derive(Parser)]

@@ -8,8 +8,8 @@ pub use crate::service::rooms::{
 };
 pub use crate::tls::TlsIdentity;
 pub use config::{
-    default_completion_queues, default_replica_name, ServerConfig,
-    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
+    default_completion_queues, default_replica_name, ServerConfig, DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_SHUTDOWN_GRACE,
 };
 
 use std::ffi::CString;
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::future::{self, Either};
 use futures_timer::Delay;
-use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder};
+use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
 use log::info;
 
 use crate::metrics::{Metrics, MetricsEndpoint};

@@ -270,10 +270,7 @@ fn lab_demos_print_the_lab_transcript() {
         &mut Printer::plain(&mut out, Format::Text),
     ))
     .unwrap();
-    assert_eq!(
-        mask_times(&String::from_utf8(out).unwrap()),
-        LAB_TRANSCRIPT
-    );
+    assert_eq!(mask_times(&String::from_utf8(out).unwrap()), LAB_TRANSCRIPT);
 }
 
 #[test]

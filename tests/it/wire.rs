@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{
-    free_port, is_clock_time, wiretap_bin, mask_times, project_root, python_stubs, run_bounded, status_of,
-    venv_program, wait_until, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
+    free_port, is_clock_time, mask_times, project_root, python_stubs, run_bounded, status_of,
+    venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
     LAB_TRANSCRIPT,
 };
 
