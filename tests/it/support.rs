@@ -459,11 +459,11 @@ pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOut
     }
 }
 
-/// The project's root, read when run: a target dir shared by clones at other
-/// paths keeps a test binary built in another.
+/// The project's root (the root package's folder), read when run.
 pub(crate) fn project_root() -> std::path::PathBuf {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-    std::path::Path::new(&manifest).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .expect("cargo test sets CARGO_MANIFEST_DIR")
+        .into()
 }
 
 /// A program of the project's `.venv` (python3, grpcurl), which
