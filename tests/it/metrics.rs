@@ -269,11 +269,18 @@ fn health_calls_are_counted_and_metrics_are_off_by_default() {
     let health =
         learning_messenger::rpc::health::HealthClient::new(server.client().channel().clone());
     health.check(&Default::default()).unwrap();
-    let samples = parse(&scrape(server.running().metrics_port().unwrap()).2);
     let key = format!(
         "grpc_server_handled_total{{grpc_code=\"OK\",{}}}",
         labels("unary", "grpc.health.v1.Health", "Check")
     );
+    // The glue counts the call once its answer is sent, which may be just
+    // after the client has it.
+    let port = server.running().metrics_port().unwrap();
+    let mut samples = parse(&scrape(port).2);
+    wait_until(Duration::from_secs(10), || {
+        samples = parse(&scrape(port).2);
+        samples.get(&key) == Some(&1.0)
+    });
     assert_eq!(samples.get(&key), Some(&1.0), "{samples:?}");
 
     assert_eq!(TestServer::start().running().metrics_port(), None);
