@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod compression;
 mod deploy;
+mod docs;
 mod fleet;
 mod floods;
 mod health;
