@@ -19,8 +19,13 @@ use messenger_lab::{demo, room};
 #[command(
     name = "client",
     about = "The LearningMessenger gRPC client: one command per RPC pattern; without one, the lab's four demos",
-    after_help = "Exit codes: 0 done, 1 a call failed (error status, unreachable server, deadline), \
-                  2 bad flag, 3 local problem (unreadable file), 4 not serving and 5 unknown service (health), 130 interrupted."
+    after_help = "Output: the lab's lines on stdout (colours and progress bars only on a terminal; NO_COLOR turns \
+                  colours off), or JSON with --json. A failure is one line on stderr, `error: TARGET: CODE: message`; \
+                  diagnostics, C-core's too, only with RUST_LOG (e.g. RUST_LOG=debug).\n\n\
+                  Exit codes: 0 done (also when the output's reader goes away, as with `| head`), 1 a call failed \
+                  (error status, unreachable server, deadline), 2 bad flag (a bad target or service config too), \
+                  3 local problem (unreadable file or certificate), 4 not serving and 5 unknown service (health), \
+                  130 interrupted (Ctrl-C cancels the calls in flight)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -31,28 +36,28 @@ struct Cli {
 
 #[derive(Args)]
 struct GlobalArgs {
-    /// The server, in gRPC's name syntax: HOST:PORT, dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT... or unix:PATH.
+    /// The server, in gRPC's name syntax: HOST:PORT, dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT (several replicas), ipv6:[ADDR]:PORT or unix:PATH; checked before any call.
     #[arg(long, global = true, default_value = "localhost:50051")]
     target: String,
-    /// How calls are spread over the target's addresses: pick_first or round_robin (with health checking: replicas NOT_SERVING get no calls).
+    /// How calls are spread over the target's addresses: pick_first (gRPC's default) or round_robin, which also watches each replica's health (grpc.health.v1) and sends no calls to one NOT_SERVING, e.g. draining.
     #[arg(long, global = true, default_value_t = LbPolicy::PickFirst)]
     lb: LbPolicy,
-    /// Attempts of GetLearningStatus on UNAVAILABLE (1 = no retries; backoff 0.1 s doubling to 1 s), through the service config.
+    /// Attempts of GetLearningStatus (idempotent) on UNAVAILABLE, 1 to 5 (1 = no retries; jittered backoff from 0.1 s doubling to 1 s), through the channel's service config.
     #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_ATTEMPTS_LIMIT as i64))]
     max_attempts: u32,
-    /// A whole gRPC service config (JSON) for the channel, instead of the one --lb and --max-attempts build.
+    /// A whole gRPC service config (JSON, as in gRPC's doc/service_config.md) instead of the one --lb and --max-attempts build; one gRPC refuses is one line and exit 2 before any call.
     #[arg(long, global = true, value_name = "JSON", conflicts_with_all = ["lb", "max_attempts"])]
     service_config: Option<String>,
     /// Calls wait for the server to be reachable (until their deadline) instead of failing at once.
     #[arg(long, global = true)]
     wait_for_ready: bool,
-    /// Print which replica answered each call (its x-served-by header).
+    /// Print which replica answered each call (`Served by: NAME`, from its x-served-by header).
     #[arg(long, global = true)]
     show_replica: bool,
     /// Pause before each outgoing streamed message, in ms; 0 for none [default: 1000 for the demos, 0 for upload and chat].
     #[arg(long, global = true)]
     delay_ms: Option<u64>,
-    /// Deadline for each call, in ms.
+    /// A deadline on each call, in ms; a call still running then fails with DEADLINE_EXCEEDED.
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
     /// Use TLS, trusting this CA certificate (PEM).
@@ -67,13 +72,13 @@ struct GlobalArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, global = true, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Compress requests with gzip or deflate (every gRPC server accepts both).
+    /// Compress every request with gzip or deflate (every gRPC server accepts both); answers are decompressed whatever the server sends.
     #[arg(long, global = true, default_value_t = Compression::None)]
     compression: Compression,
-    /// Print one JSON object per received message or result instead of text.
+    /// One JSON object per line instead of text: {"rpc": ..., "message": {...}} per received message (protobuf's JSON mapping, defaults included); `all --concurrent` ends with {"total_ms": ..., "pattern_ms": {...}}.
     #[arg(long, global = true)]
     json: bool,
-    /// Show every HTTP/2 frame and gRPC message of the calls on stderr, as text or (=json) one object per line.
+    /// Run the calls through an in-process tap that prints every HTTP/2 frame and gRPC message on stderr, as text or (=json) one object per line; stdout is unchanged.
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "text",
           value_parser = ["text", "json"])]
     show_wire: Option<String>,
@@ -87,19 +92,19 @@ enum ClientCommand {
         #[arg(long)]
         concurrent: bool,
     },
-    /// Unary: ask for the learning status.
+    /// Unary: ask for the learning status, print the one answer.
     Status {
-        /// Who is asking.
+        /// Who is asking (the request's user_id).
         #[arg(long, default_value = demo::USER_ID)]
         user_id: String,
     },
-    /// Server streaming: follow a topic's progress updates as they arrive.
+    /// Server streaming: follow a topic's progress updates as they arrive (a progress bar on a terminal, plain lines otherwise).
     Learn {
         /// What to learn about.
         #[arg(long, default_value = demo::TOPIC)]
         topic: String,
     },
-    /// Client streaming: upload one note per line, then print the server's summary.
+    /// Client streaming: upload one note per line, read as it is sent, then print the server's summary.
     Upload {
         /// The notes, one per line ('-' for standard input); without it, the lab's four notes.
         file: Option<PathBuf>,

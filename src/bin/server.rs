@@ -12,15 +12,21 @@ use log::info;
 use messenger_lab::answers::LAB_DELAY;
 
 #[derive(Parser)]
-#[command(about = "The LearningMessenger gRPC server (logs: RUST_LOG, default info)")]
+#[command(
+    about = "The LearningMessenger gRPC server: the lab's four RPCs, with gRPC health and server reflection",
+    after_help = "Logs go to stderr at RUST_LOG's level (default info; debug adds every note and feed update).\n\n\
+                  Ctrl-C or SIGTERM: health turns NOT_SERVING, calls are still served for --drain-ms, then new \
+                  calls are refused and those in flight get --shutdown-grace-ms before they are cancelled; exit 0.\n\n\
+                  Exit codes: 0 stopped, 1 cannot start (one line says why), 2 bad flag."
+)]
 struct Args {
-    /// Address to listen on, HOST:PORT (port 0 picks a free one).
+    /// Address to listen on, HOST:PORT ([::] for every interface; port 0 picks a free one, logged at start).
     #[arg(long, default_value = "[::]:50051")]
     addr: String,
-    /// Simulated delay before each streamed update, in ms (0 disables).
+    /// The lab's simulated work before each StreamLearnings update, in ms; 0 for none.
     #[arg(long, default_value_t = LAB_DELAY.as_millis() as u64)]
     delay_ms: u64,
-    /// Largest request message accepted, in bytes; bigger ones get RESOURCE_EXHAUSTED.
+    /// Largest request message accepted, in bytes, once decompressed (gRPC's default, 4 MiB); bigger ones get RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
     max_message_bytes: usize,
     /// On Ctrl-C or SIGTERM, how long health reports NOT_SERVING while calls are still served, in ms, before the server stops accepting them.
@@ -41,16 +47,16 @@ struct Args {
     /// Mutual TLS: require client certificates signed by this CA (PEM); needs --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
-    /// Completion queues (one polling thread each); 0 means one per core.
+    /// Completion queues, each polled by a thread of its own that runs the handlers; 0 means one per core.
     #[arg(long, default_value_t = 0)]
     completion_queues: usize,
-    /// HTTP/2 keepalive: ping a connection after this many ms without reads.
+    /// HTTP/2 keepalive: ping a connection after this many ms without reads, so a vanished client's calls end.
     #[arg(long, default_value_t = transport::KEEPALIVE_TIME.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_time_ms: u64,
     /// Close a connection (ending its calls) whose ping is unanswered after this many ms.
     #[arg(long, default_value_t = transport::KEEPALIVE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     keepalive_timeout_ms: u64,
-    /// Compress answers with gzip or deflate when the client accepts it (else another it accepts, or none).
+    /// Compress answers with gzip or deflate when the client accepts it (grpc-accept-encoding); else another it accepts, or none. Requests are accepted either way.
     #[arg(long, default_value_t = Compression::None)]
     compression: Compression,
     /// Serve Prometheus metrics (go-grpc-prometheus names) on http://HOST:PORT/metrics; off by default.

@@ -120,7 +120,10 @@ fn excerpt_problem(page: &Path, excerpt: &Excerpt) -> Option<String> {
         .filter(|piece| piece.iter().any(|line| !line.trim().is_empty()))
         .collect();
     if pieces.is_empty() {
-        return Some(format!("{here}: the excerpt from {} is empty", excerpt.from));
+        return Some(format!(
+            "{here}: the excerpt from {} is empty",
+            excerpt.from
+        ));
     }
     let mut at = 0;
     for piece in pieces {
@@ -260,13 +263,20 @@ fn every_relative_link_leads_to_a_file_and_heading_that_exist() {
                     let heading_exists = path.extension().is_some_and(|ext| ext == "md")
                         && anchors(&std::fs::read_to_string(&full).unwrap()).contains(anchor);
                     if !heading_exists {
-                        problems.push(format!("{here}: no heading #{anchor} in {}", path.display()));
+                        problems.push(format!(
+                            "{here}: no heading #{anchor} in {}",
+                            path.display()
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
     assert!(checked >= 20, "only {checked} relative links found");
 }
 
@@ -312,8 +322,16 @@ fn no_page_script_or_help_says_seed() {
     for (bin, args) in helps {
         let output = Command::new(bin).args(*args).output().expect("runs");
         assert!(output.status.success(), "{bin} {args:?} fails");
-        let name = format!("{} {}", Path::new(bin).file_name().unwrap().to_string_lossy(), args.join(" "));
+        let name = format!(
+            "{} {}",
+            Path::new(bin).file_name().unwrap().to_string_lossy(),
+            args.join(" ")
+        );
         found.extend(seed_lines(&name, &String::from_utf8_lossy(&output.stdout)));
     }
-    assert!(found.is_empty(), "say \"the lab\" instead:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "say \"the lab\" instead:\n{}",
+        found.join("\n")
+    );
 }
