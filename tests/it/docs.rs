@@ -1,6 +1,7 @@
 //! The docs cannot drift from the code: every excerpt in README.md and
 //! docs/*.md marked `<!-- from: PATH -->` is still in PATH, every relative
-//! link leads to a file (and heading) that exists, the README stays short,
+//! link leads to a file (and heading) that exists, the README stays short
+//! and states the minimum Rust that Cargo.toml does,
 //! and no page, script or `--help` says "seed" (the reader knows "the lab").
 
 use std::collections::BTreeSet;
@@ -286,6 +287,21 @@ fn the_readme_is_at_most_200_lines() {
     assert!(
         lines <= README_MAX_LINES,
         "README.md has {lines} lines, at most {README_MAX_LINES}: move a section to a page in docs/"
+    );
+}
+
+#[test]
+fn the_readme_states_the_workspaces_minimum_rust() {
+    let manifest = read(Path::new("Cargo.toml"));
+    let version = manifest
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("rust-version = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("Cargo.toml's [workspace.package] has a rust-version");
+    let stated = format!("Rust {version} or newer");
+    assert!(
+        read(Path::new("README.md")).contains(&stated),
+        "README.md should say {stated:?}, as Cargo.toml's rust-version does"
     );
 }
 
