@@ -1,14 +1,14 @@
 //! The docs cannot drift from the code: every excerpt in README.md and
 //! docs/*.md marked `<!-- from: PATH -->` is still in PATH, every relative
 //! link leads to a file (and heading) that exists, the README stays short
-//! and states the minimum Rust that Cargo.toml does,
-//! and no page, script or `--help` says "seed" (the reader knows "the lab").
+//! and states the minimum Rust that Cargo.toml does, the lab's transcript is
+//! shown as the client prints it, and no page, script or `--help` says "seed" (the reader knows "the lab").
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::SERVER_BIN;
+use crate::support::{mask_times, LAB_TRANSCRIPT, SERVER_BIN};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_client");
@@ -279,6 +279,49 @@ fn every_relative_link_leads_to_a_file_and_heading_that_exist() {
         problems.join("\n")
     );
     assert!(checked >= 20, "only {checked} relative links found");
+}
+
+/// The fenced blocks of a page, each as its lines.
+fn code_blocks(text: &str) -> Vec<Vec<&str>> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Vec<&str>> = None;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            match open.take() {
+                Some(block) => blocks.push(block),
+                None => open = Some(Vec::new()),
+            }
+        } else if let Some(block) = &mut open {
+            block.push(line);
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_pages_show_the_labs_transcript_as_the_client_prints_it() {
+    // cli.rs checks that the client prints LAB_TRANSCRIPT; here, that the
+    // pages show that, timestamps aside.
+    let mut shown = 0;
+    for page in pages() {
+        for block in code_blocks(&read(&page)) {
+            let Some(start) = block.iter().position(|l| *l == "--- Unary Request ---") else {
+                continue;
+            };
+            let transcript: String = block[start..].iter().map(|l| format!("{l}\n")).collect();
+            assert_eq!(
+                mask_times(&transcript),
+                LAB_TRANSCRIPT,
+                "{}: the lab's transcript differs from what the client prints",
+                page.display()
+            );
+            shown += 1;
+        }
+    }
+    assert!(
+        shown >= 2,
+        "the README and the walkthrough show the transcript"
+    );
 }
 
 #[test]
