@@ -1,8 +1,9 @@
-//! The docs cannot drift from the code: every excerpt in README.md and
-//! docs/*.md marked `<!-- from: PATH -->` is still in PATH, every relative
-//! link leads to a file (and heading) that exists, the README stays short
-//! and states the minimum Rust that Cargo.toml does, the lab's transcript is
-//! shown as the client prints it, and no page, script or `--help` says "seed" (the reader knows "the lab").
+//! The docs cannot drift from the code. In README.md, docs/*.md and the
+//! other folders' READMEs: every excerpt marked `<!-- from: PATH -->` is
+//! still in PATH, every relative link leads to a file (and heading) that
+//! exists, and the lab's transcript is what the client prints. The README
+//! stays short and states the minimum Rust that Cargo.toml does; no page,
+//! script or `--help` says "seed" (the reader knows "the lab").
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ const README_MAX_LINES: usize = 200;
 /// The line before a code fence that says which file the excerpt is from.
 const FROM_MARKER: (&str, &str) = ("<!-- from: ", " -->");
 
-/// README.md and every page in docs/, as paths relative to the root.
+/// README.md, every page in docs/, and the other folders' READMEs, as paths
+/// relative to the root.
 fn pages() -> Vec<PathBuf> {
     let mut pages = vec![PathBuf::from("README.md")];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("docs"))
@@ -27,6 +29,9 @@ fn pages() -> Vec<PathBuf> {
         .collect();
     docs.sort();
     pages.extend(docs);
+    for readme in ["python", "patches/grpcio", "patches/grpcio-sys"] {
+        pages.push(Path::new(readme).join("README.md"));
+    }
     pages
 }
 
@@ -361,7 +366,6 @@ fn seed_lines(name: &str, text: &str) -> Vec<String> {
 fn no_page_script_or_help_says_seed() {
     let mut found = Vec::new();
     let mut texts: Vec<PathBuf> = pages();
-    texts.push(PathBuf::from("python/README.md"));
     for entry in std::fs::read_dir(Path::new(ROOT).join("scripts")).unwrap() {
         texts.push(entry.unwrap().path().strip_prefix(ROOT).unwrap().to_owned());
     }
