@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{mask_times, LAB_TRANSCRIPT, SERVER_BIN};
+use crate::support::{mask_times, wiretap_bin, LAB_TRANSCRIPT, SERVER_BIN};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_client");
@@ -372,8 +372,10 @@ fn no_page_script_or_help_says_seed() {
     for path in &texts {
         found.extend(seed_lines(&path.display().to_string(), &read(path)));
     }
+    let wiretap = wiretap_bin();
     let helps: &[(&str, &[&str])] = &[
         (SERVER_BIN, &["--help"]),
+        (wiretap.to_str().unwrap(), &["--help"]),
         (CLIENT_BIN, &["--help"]),
         (CLIENT_BIN, &["help", "all"]),
         (CLIENT_BIN, &["help", "status"]),
