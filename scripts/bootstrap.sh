@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the build and the Python reference need, idempotently:
-# system packages (C++ compiler, CMake, OpenSSL headers), the patched gRPC
+# system packages (C++ compiler, CMake, OpenSSL headers; Node and Debian's
+# Chromium for the gRPC-Web page and its browser tests), the patched gRPC
 # C-core source (vendor/grpcio-sys), a project-local venv with the pinned
-# Python gRPC stack, and the Python stubs. After it, plain `cargo` works in
-# any shell.
+# Python gRPC stack, the Python stubs, and web/node_modules (npm ci). After
+# it, plain `cargo` works in any shell.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -13,6 +14,9 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v patch >/dev/null || missing+=(patch)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+command -v npm >/dev/null || missing+=(nodejs npm)
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 # gRPC C-core's build needs CMake 3 (CMake 4 rejects parts of its tree).
 case "$(cmake --version 2>/dev/null | head -n1)" in
     "cmake version 3."*) ;;
@@ -41,3 +45,13 @@ if [ ! -f "$stamp" ] || ! cmp -s python/requirements.txt "$stamp"; then
     cp python/requirements.txt "$stamp"
 fi
 bash python/codegen.sh >/dev/null
+
+# The gRPC-Web page's tools and the Node and browser tests' packages, exactly
+# as web/package-lock.json pins them (again only when it changed).
+stamp=web/node_modules/.package-lock.json.installed
+if [ ! -f "$stamp" ] || ! cmp -s web/package-lock.json "$stamp"; then
+    echo "bootstrap: npm ci in web/ (gRPC-Web page and browser tests)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        { echo "bootstrap: npm ci in web/ failed" >&2; exit 1; }
+    cp web/package-lock.json "$stamp"
+fi
