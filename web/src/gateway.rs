@@ -1,0 +1,209 @@
+//! The gateway: an HTTP server (HTTP/1.1, as browsers speak to a plain
+//! `http://` address, and HTTP/2) on a tokio runtime of its own. GET and
+//! HEAD get the page; gRPC-Web calls go through CORS, tonic-web's
+//! translation and the [`Proxy`] to the upstream; anything else gets 415.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{header, Method, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use log::debug;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use tonic::body::Body;
+use tonic_web::{GrpcWebLayer, GrpcWebService};
+use tower_http::cors::Cors;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::upstream::{self, Proxy};
+use crate::{cors, page};
+
+/// Worker threads of the gateway's runtime: it only moves bytes.
+const WORKER_THREADS: usize = 2;
+
+/// How long a stop waits for the runtime's tasks.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What the gateway serves.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayOptions {
+    /// The gRPC server, `HOST:PORT` (plaintext HTTP/2).
+    pub upstream: String,
+    /// Other origins whose pages may call (CORS), `scheme://host[:port]` or
+    /// `*`; the gateway's own page needs none.
+    pub allowed_origins: Vec<String>,
+}
+
+impl GatewayOptions {
+    /// Checks the upstream's and the origins' form, without connecting.
+    pub fn check(&self) -> Result<(), String> {
+        upstream::check_target(&self.upstream).map_err(|e| format!("upstream: {e}"))?;
+        cors::check_origins(&self.allowed_origins).map_err(|e| format!("allowed origin: {e}"))?;
+        Ok(())
+    }
+}
+
+/// A running gateway; stopped by [`Gateway::stop`] or on drop.
+pub struct Gateway {
+    runtime: Option<Runtime>,
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Gateway {
+    /// Listens on `listen` (`HOST:PORT`, port 0 for any free one) and serves
+    /// until stopped, or says in one line why it cannot.
+    pub fn start(listen: &str, options: &GatewayOptions) -> Result<Gateway, String> {
+        options.check()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKER_THREADS)
+            .thread_name("webgate")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the gateway's runtime: {e}"))?;
+        let listener = std::net::TcpListener::bind(listen)
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let gate = {
+            let _entered = runtime.enter();
+            Gate::new(options)?
+        };
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener)
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+        };
+        let (stop, stopped) = oneshot::channel();
+        runtime.spawn(serve(listener, gate, stopped));
+        Ok(Gateway {
+            runtime: Some(runtime),
+            local_addr,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Stops listening and ends the calls in flight (their upstream streams are reset).
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(STOP_GRACE);
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Accepts connections until `stopped`; each is served on its own task.
+async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver<()>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, then go on.
+                    debug!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(gate.clone());
+        tokio::spawn(async move {
+            let served = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+/// The gRPC-Web stack: CORS outside, tonic-web's translation, the proxy inside.
+type GrpcWeb = Cors<GrpcWebService<Proxy>>;
+
+/// Routes each request: the page, a gRPC-Web call, or 415.
+#[derive(Clone)]
+struct Gate {
+    grpc_web: GrpcWeb,
+    upstream: Arc<str>,
+}
+
+impl Gate {
+    fn new(options: &GatewayOptions) -> Result<Gate, String> {
+        let proxy = Proxy::new(&options.upstream)?;
+        let grpc_web =
+            cors::layer(&options.allowed_origins)?.layer(GrpcWebLayer::new().layer(proxy));
+        Ok(Gate {
+            grpc_web,
+            upstream: options.upstream.as_str().into(),
+        })
+    }
+}
+
+/// gRPC-Web's content types: `application/grpc-web[-text][+proto]`.
+fn is_grpc_web(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc-web"))
+}
+
+impl Service<Request<Incoming>> for Gate {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let method = request.method().clone();
+        if method == Method::GET || method == Method::HEAD {
+            let response = page::respond(&method, request.uri().path(), &self.upstream);
+            return Box::pin(async move { Ok(response) });
+        }
+        // OPTIONS: a CORS preflight, which the CORS layer answers.
+        if method == Method::OPTIONS || is_grpc_web(&request) {
+            let mut grpc_web = self.grpc_web.clone();
+            return Box::pin(async move { grpc_web.call(request).await });
+        }
+        Box::pin(async move { Ok(page::not_grpc_web()) })
+    }
+}

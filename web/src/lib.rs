@@ -1,0 +1,24 @@
+//! gRPC-Web for browsers, in front of a native gRPC server, as Envoy's
+//! `grpc_web` filter does it: a browser's unary and server-streaming calls
+//! (`application/grpc-web` and `application/grpc-web-text`) become HTTP/2
+//! gRPC calls to the upstream, and their answers come back with the trailers
+//! in the body. The translation is tonic-web's ([`tonic_web::GrpcWebLayer`]);
+//! the upstream call is hyper's; this crate routes, refuses what gRPC-Web
+//! cannot carry, answers CORS and turns upstream failures into statuses.
+//!
+//! - [`gateway`]: the server: one runtime of its own, the page and the calls.
+//! - [`upstream`]: the HTTP/2 call to the gRPC server.
+//! - [`methods`]: each known method's pattern, and the refusal of streamed requests.
+//! - [`cors`]: which other origins' pages may call.
+//! - [`page`]: the page (checked-in static files) the gateway serves.
+//!
+//! No grpcio: `webgate` links no C-core, and `server --web-addr` runs this
+//! beside grpcio on its own tokio runtime.
+
+pub mod cors;
+pub mod gateway;
+pub mod methods;
+pub mod page;
+pub mod upstream;
+
+pub use gateway::{Gateway, GatewayOptions};
