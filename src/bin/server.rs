@@ -83,6 +83,16 @@ struct Args {
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
+    /// Serve gRPC-Web for browsers, and the lab's page at http://HOST:PORT/, on this address too (a gateway in this process in front of --addr); off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    web_addr: Option<String>,
+    /// With --web-addr: an origin whose pages may call it too (CORS), such as http://localhost:3000, or * for any; repeat for several.
+    #[arg(
+        long = "web-allow-origin",
+        value_name = "ORIGIN",
+        requires = "web_addr"
+    )]
+    web_allow_origins: Vec<String>,
     /// Check the flags and the TLS files, print the configuration as JSON and exit (0 if it can be served), without listening.
     #[arg(long)]
     check_config: bool,
@@ -129,6 +139,8 @@ fn main() -> ExitCode {
         },
         drain: Duration::from_millis(args.drain_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        web_addr: args.web_addr,
+        web_allow_origins: args.web_allow_origins,
     };
     if args.check_config {
         return match config.check() {
@@ -153,6 +165,9 @@ fn main() -> ExitCode {
     info!("replica {}", running.replica_name());
     if let Some(port) = running.metrics_port() {
         info!("metrics on port {port} (/metrics)");
+    }
+    if let (Some(port), Some(url)) = (running.web_port(), running.web_page_url()) {
+        info!("gRPC-Web on port {port}; the page: {url}");
     }
 
     let _ = stop_rx.recv();

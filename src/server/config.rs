@@ -59,6 +59,11 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// On a stop, after the drain, how long in-flight calls may finish.
     pub shutdown_grace: Duration,
+    /// Serve gRPC-Web for browsers, and the lab's page, on `HOST:PORT` too:
+    /// a gateway in this process calling this server's own port; off when None.
+    pub web_addr: Option<String>,
+    /// Other origins whose pages may call the gRPC-Web address (CORS).
+    pub web_allow_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,8 @@ impl Default for ServerConfig {
             rooms: RoomLimits::default(),
             drain: Duration::ZERO,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            web_addr: None,
+            web_allow_origins: Vec::new(),
         }
     }
 }
@@ -98,7 +105,39 @@ impl ServerConfig {
         if let Some(name) = &self.replica_name {
             crate::rpc::ServedBy::headers(name)?;
         }
+        self.check_web()?;
         self.credentials().map(drop)
+    }
+
+    /// The gateway calls this server over plaintext TCP, on its own port.
+    fn check_web(&self) -> Result<(), String> {
+        let Some(addr) = &self.web_addr else {
+            return Ok(());
+        };
+        check_addr("--web-addr", addr, false)?;
+        if self.addr.starts_with("unix") {
+            return Err(
+                "--web-addr needs --addr HOST:PORT: its gateway calls the server over TCP"
+                    .to_owned(),
+            );
+        }
+        if self.tls.is_some() {
+            return Err("--web-addr serves in front of a plaintext port, not --tls-cert: run webgate in front of a plaintext replica".to_owned());
+        }
+        messenger_web::cors::check_origins(&self.web_allow_origins)
+            .map(drop)
+            .map_err(|e| format!("--web-allow-origin {e}"))
+    }
+
+    /// What the gateway of `--web-addr` calls: this server's host (loopback
+    /// for a wildcard) and `port`, the one bound.
+    pub fn web_upstream(&self, port: u16) -> String {
+        let host = self.addr.rsplit_once(':').map_or("", |(host, _)| host);
+        let host = match host {
+            "" | "[::]" | "0.0.0.0" | "[::0]" | "*" => "127.0.0.1",
+            host => host,
+        };
+        format!("{host}:{port}")
     }
 
     /// The configuration as it would be served, named as the flags are:
@@ -127,6 +166,8 @@ impl ServerConfig {
             "max_room_size": self.rooms.max_room_size,
             "drain_ms": ms(self.drain),
             "shutdown_grace_ms": ms(self.shutdown_grace),
+            "web_addr": self.web_addr,
+            "web_allow_origins": self.web_allow_origins,
         })
     }
 
@@ -191,6 +232,36 @@ fn host_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateway_calls_the_server_s_own_port_on_loopback_for_a_wildcard() {
+        let at = |addr: &str| ServerConfig {
+            addr: addr.to_owned(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(at("[::]:0").web_upstream(5), "127.0.0.1:5");
+        assert_eq!(at("0.0.0.0:50051").web_upstream(50051), "127.0.0.1:50051");
+        assert_eq!(at("127.0.0.2:0").web_upstream(7), "127.0.0.2:7");
+        assert_eq!(at("[::1]:0").web_upstream(7), "[::1]:7");
+    }
+
+    #[test]
+    fn web_addr_needs_a_plaintext_tcp_port() {
+        let web = |addr: &str| ServerConfig {
+            addr: addr.to_owned(),
+            web_addr: Some("127.0.0.1:0".to_owned()),
+            ..ServerConfig::default()
+        };
+        assert!(web("127.0.0.1:0").check().is_ok());
+        let err = web("unix:/tmp/x.sock").check().unwrap_err();
+        assert!(err.contains("needs --addr HOST:PORT"), "{err}");
+        let bad_origin = ServerConfig {
+            web_allow_origins: vec!["nope".to_owned()],
+            ..web("127.0.0.1:0")
+        };
+        let err = bad_origin.check().unwrap_err();
+        assert!(err.starts_with("--web-allow-origin 'nope'"), "{err}");
+    }
 
     #[test]
     fn the_default_replica_name_is_the_bound_address() {

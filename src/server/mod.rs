@@ -20,6 +20,7 @@ use futures::future::{self, Either};
 use futures_timer::Delay;
 use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
 use log::info;
+use messenger_web::{Gateway, GatewayOptions};
 
 use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::rpc::{self, ServiceOptions};
@@ -37,6 +38,8 @@ pub struct RunningServer {
     port: u16,
     replica_name: String,
     metrics: Option<MetricsEndpoint>,
+    /// The gRPC-Web gateway of `--web-addr`, on a tokio runtime of its own.
+    web: Option<Gateway>,
 }
 
 /// How a graceful stop went.
@@ -118,6 +121,10 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
         .clone()
         .unwrap_or_else(|| default_replica_name(&config.addr, port));
     served_by.set(&replica_name)?;
+    let web = match &config.web_addr {
+        Some(addr) => Some(start_web(config, addr, port)?),
+        None => None,
+    };
     server.start();
     Ok(RunningServer {
         server,
@@ -126,7 +133,18 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
         port,
         replica_name,
         metrics,
+        web,
     })
+}
+
+/// The gRPC-Web gateway in front of this server's own `port`, which it
+/// connects to only when a browser calls.
+fn start_web(config: &ServerConfig, addr: &str, port: u16) -> Result<Gateway, String> {
+    let options = GatewayOptions {
+        upstream: config.web_upstream(port),
+        allowed_origins: config.web_allow_origins.clone(),
+    };
+    Gateway::start(addr, &options).map_err(|e| format!("gRPC-Web: {e}"))
 }
 
 /// Every C-core channel argument of the server, in one place:
@@ -225,6 +243,16 @@ impl RunningServer {
         self.metrics.as_ref().map(MetricsEndpoint::port)
     }
 
+    /// The port of the gRPC-Web gateway (`--web-addr`), if it is on.
+    pub fn web_port(&self) -> Option<u16> {
+        self.web.as_ref().map(Gateway::port)
+    }
+
+    /// Where a browser opens the lab's page, if the gateway is on.
+    pub fn web_page_url(&self) -> Option<String> {
+        self.web.as_ref().map(Gateway::page_url)
+    }
+
     /// LearningMessenger calls whose work is still running.
     pub fn calls_in_flight(&self) -> usize {
         self.in_flight.get()
@@ -238,9 +266,19 @@ impl RunningServer {
     /// Stops gracefully, each phase logged: health turns NOT_SERVING (Check
     /// and Watch) and calls are still served for `drain`, so that probes and
     /// balancers move traffic away; then no new calls are accepted, in-flight
-    /// calls may finish within `grace`, and what remains is cancelled.
+    /// calls may finish within `grace`, and what remains is cancelled. The
+    /// gRPC-Web gateway goes last: browsers' calls in flight end as the
+    /// others do, and new ones meanwhile get UNAVAILABLE from the server.
     /// Blocks the calling thread (not a completion-queue thread) throughout.
     pub fn stop(mut self, drain: Duration, grace: Duration) -> Stopped {
+        let stopped = self.stop_grpc(drain, grace);
+        if let Some(web) = self.web.take() {
+            web.stop();
+        }
+        stopped
+    }
+
+    fn stop_grpc(&mut self, drain: Duration, grace: Duration) -> Stopped {
         self.health.shutdown();
         if !drain.is_zero() {
             info!(

@@ -104,6 +104,15 @@ impl Gateway {
         self.local_addr.port()
     }
 
+    /// Where a browser opens the page: the address bound, `localhost` for a wildcard.
+    pub fn page_url(&self) -> String {
+        if self.local_addr.ip().is_unspecified() {
+            format!("http://localhost:{}/", self.port())
+        } else {
+            format!("http://{}/", self.local_addr)
+        }
+    }
+
     /// Stops listening and ends the calls in flight (their upstream streams are reset).
     pub fn stop(mut self) {
         self.shut_down();

@@ -16,7 +16,7 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const ASSETS: [Asset; 3] = [
+const ASSETS: [Asset; 4] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -31,6 +31,11 @@ const ASSETS: [Asset; 3] = [
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../page/style.css"),
+    },
+    Asset {
+        path: "/favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("../page/favicon.svg"),
     },
 ];
 

@@ -6,6 +6,9 @@
 //   --scenario stream  StreamLearnings: {updates: [{progress, text, at_ms}], done, error, sizes}
 //                      at_ms: when each update appeared in the page, seen by a MutationObserver
 //   --scenario error   GetLearningStatus against a server that is down: {answer, error}
+//   --hold             once the page has loaded, print {"event":"loaded"} and wait for a
+//                      line on stdin before the scenario (the test stops a server meanwhile)
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { launchChromium } from "./browser.mjs";
 
@@ -17,6 +20,7 @@ const { values: args } = parseArgs({
     "user-id": { type: "string" },
     topic: { type: "string" },
     "timeout-ms": { type: "string" },
+    hold: { type: "boolean", default: false },
   },
 });
 if (!args.url || !["unary", "stream", "error"].includes(args.scenario) || !args.screenshot) {
@@ -36,6 +40,12 @@ try {
   await page.waitForFunction(() => document.getElementById("upstream").textContent !== "…", null, { timeout: WAIT_MS });
   const upstream = await page.textContent("#upstream");
   const commands = await page.$$eval("code.command", (codes) => codes.map((c) => c.textContent));
+  if (args.hold) {
+    console.log(JSON.stringify({ event: "loaded" }));
+    const lines = createInterface({ input: process.stdin });
+    await new Promise((resolve) => lines.once("line", resolve));
+    lines.close();
+  }
 
   let result;
   if (args.scenario === "stream") {
@@ -44,7 +54,7 @@ try {
     result = await unary(page);
   }
   await page.screenshot({ path: args.screenshot, fullPage: true });
-  console.log(JSON.stringify({ ...result, upstream, commands, console_errors: consoleErrors }));
+  console.log(JSON.stringify({ event: "result", ...result, upstream, commands, console_errors: consoleErrors }));
 } finally {
   await context.close();
 }

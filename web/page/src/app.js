@@ -30,7 +30,7 @@ function errorLine(err) {
   const e = ConnectError.from(err);
   // fetch itself failed: nothing answered at the page's origin.
   if (e.code === Code.Unknown && e.cause instanceof TypeError) {
-    return `cannot reach the gateway at ${origin} (is the server running?): ${e.rawMessage}`;
+    return `cannot reach the gateway at ${origin}: ${e.rawMessage} (is the server running?)`;
   }
   return `${codeName(e.code)}: ${e.rawMessage}`;
 }
@@ -60,7 +60,7 @@ function addSizeRow(table, direction, schema, message) {
   }
   const binary = toBinary(schema, message).length;
   const json = utf8.encode(toJsonString(schema, message)).length;
-  const row = table.insertRow();
+  const row = (table.tBodies[0] ?? table.createTBody()).insertRow();
   const ratio = binary === 0 ? "–" : `${(json / binary).toFixed(1)}×`;
   for (const text of [direction, schema.typeName.replace(/^messenger\./, ""), `${binary} B`, `${json} B`, ratio]) {
     row.insertCell().textContent = text;

@@ -70,10 +70,10 @@ fn main() -> ExitCode {
         }
     };
     info!(
-        "gRPC-Web gateway on port {} (page: http://{}/), upstream {}",
+        "gRPC-Web gateway on port {} in front of {}; the page: {}",
         gateway.port(),
-        gateway.local_addr(),
-        options.upstream
+        options.upstream,
+        gateway.page_url()
     );
     let _ = stop_rx.recv();
     gateway.stop();
