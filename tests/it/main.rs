@@ -21,4 +21,5 @@ mod rooms;
 mod shutdown;
 mod soak;
 mod tls;
+mod web;
 mod wire;

@@ -180,13 +180,23 @@ impl PeakWatcher {
 /// The `server` binary under test.
 pub(crate) const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
 
-/// `wiretap`, built beside `server` by messenger-wire (another package, so
-/// cargo gives no CARGO_BIN_EXE_ for it; scripts/test.sh builds every binary).
+/// `wiretap`, built beside `server` by messenger-wire.
 pub(crate) fn wiretap_bin() -> std::path::PathBuf {
-    let path = std::path::Path::new(SERVER_BIN).with_file_name("wiretap");
+    built_beside_server("wiretap", "messenger-wire")
+}
+
+/// `webgate`, built beside `server` by messenger-web.
+pub(crate) fn webgate_bin() -> std::path::PathBuf {
+    built_beside_server("webgate", "messenger-web")
+}
+
+/// Another package's binary `name`, built beside `server` (cargo gives no
+/// CARGO_BIN_EXE_ for it; scripts/test.sh builds every binary).
+fn built_beside_server(name: &str, package: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(SERVER_BIN).with_file_name(name);
     assert!(
         path.exists(),
-        "{} is missing: cargo build -p messenger-wire --bin wiretap",
+        "{} is missing: cargo build -p {package} --bin {name}",
         path.display()
     );
     path

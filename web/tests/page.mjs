@@ -3,8 +3,11 @@
 // screenshot, and prints what the page showed as one JSON object. The Rust
 // test judges it against the lab's answers.
 //   --scenario unary   the GetLearningStatus form: {answer, error, sizes}
-//   --scenario stream  StreamLearnings: {updates: [{progress, text, at_ms}], done, error, sizes}
-//                      at_ms: when each update appeared in the page, seen by a MutationObserver
+//   --scenario stream  StreamLearnings: {updates: [{progress, text, at_ms}], counts, done, error, sizes}
+//                      at_ms: when each update appeared in the page, seen by a MutationObserver;
+//                      counts: how many updates the page showed, each new count once, frame by
+//                      frame (four updates that arrive separately give 0, 1, 2, 3, 4)
+//   --scenario both    unary, then stream: {unary: {...}, stream: {...}}
 //   --scenario error   GetLearningStatus against a server that is down: {answer, error}
 //   --hold             once the page has loaded, print {"event":"loaded"} and wait for a
 //                      line on stdin before the scenario (the test stops a server meanwhile)
@@ -23,8 +26,8 @@ const { values: args } = parseArgs({
     hold: { type: "boolean", default: false },
   },
 });
-if (!args.url || !["unary", "stream", "error"].includes(args.scenario) || !args.screenshot) {
-  console.error("usage: page.mjs --url URL --scenario unary|stream|error --screenshot FILE [--user-id U] [--topic T] [--timeout-ms N]");
+if (!args.url || !["unary", "stream", "both", "error"].includes(args.scenario) || !args.screenshot) {
+  console.error("usage: page.mjs --url URL --scenario unary|stream|both|error --screenshot FILE [--user-id U] [--topic T] [--timeout-ms N] [--hold]");
   process.exit(2);
 }
 
@@ -50,6 +53,8 @@ try {
   let result;
   if (args.scenario === "stream") {
     result = await stream(page);
+  } else if (args.scenario === "both") {
+    result = { unary: await unary(page), stream: await stream(page) };
   } else {
     result = await unary(page);
   }
@@ -92,13 +97,26 @@ async function stream(page) {
         }
       }
     }).observe(document.getElementById("learn-updates"), { childList: true });
+    window.__counts = [];
+    const sample = () => {
+      const count = document.querySelectorAll("#learn-updates .update").length;
+      if (window.__counts.at(-1) !== count) window.__counts.push(count);
+      window.__sampling = requestAnimationFrame(sample);
+    };
+    sample();
   });
   const clicked = await page.evaluate(() => performance.now());
   await page.click("#learn-form button[type=submit]");
   await page.waitForSelector("#learn-done:not([hidden]), #learn-error:not([hidden])", { timeout: WAIT_MS });
-  const arrivals = await page.evaluate(() => window.__arrivals);
+  const { arrivals, counts } = await page.evaluate(() => {
+    cancelAnimationFrame(window.__sampling);
+    const count = document.querySelectorAll("#learn-updates .update").length;
+    if (window.__counts.at(-1) !== count) window.__counts.push(count);
+    return { arrivals: window.__arrivals, counts: window.__counts };
+  });
   return {
     updates: arrivals.map((a) => ({ ...a, at_ms: Math.round(a.at_ms - clicked) })),
+    counts,
     done: await visibleText(page, "#learn-done"),
     error: await visibleText(page, "#learn-error"),
     sizes: await sizes(page, "#learn-sizes"),
