@@ -2,6 +2,8 @@
 //! routed by. The gRPC glue's method descriptors and the h2 load generator
 //! both take them from here.
 
+use protobuf::reflect::{FileDescriptor, MethodDescriptor};
+
 /// `messenger.LearningMessenger`, the contract in `proto/messenger.proto`.
 pub const LEARNING_MESSENGER: &str = "messenger.LearningMessenger";
 pub const GET_LEARNING_STATUS: &str = "/messenger.LearningMessenger/GetLearningStatus";
@@ -25,26 +27,29 @@ pub const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 pub const REFLECTION_V1ALPHA_INFO: &str =
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
 
+/// Every method of a contract's services, with its path, in the contract's order.
+pub fn methods_of(file: &FileDescriptor) -> Vec<(String, MethodDescriptor)> {
+    let package = file.package();
+    file.services()
+        .flat_map(|service| {
+            let name = format!("{package}.{}", service.proto().name());
+            service
+                .methods()
+                .map(move |method| (format!("/{name}/{}", method.proto().name()), method))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use protobuf::reflect::FileDescriptor;
-
     use super::*;
     use crate::proto::{health, messenger, reflection_v1, reflection_v1alpha};
 
     /// Every path named here is a method of its service in the contract, and
     /// every method of the contract has a path here.
     fn paths_of(file: &FileDescriptor) -> Vec<String> {
-        let package = file.package();
-        file.services()
-            .flat_map(|service| {
-                let name = format!("{package}.{}", service.proto().name());
-                service
-                    .methods()
-                    .map(move |method| format!("/{name}/{}", method.proto().name()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        methods_of(file).into_iter().map(|(path, _)| path).collect()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use messenger_lab::method_path;
 use messenger_lab::proto::{health, messenger, reflection_v1, reflection_v1alpha};
 use protobuf::reflect::FileDescriptor;
 
@@ -55,7 +56,7 @@ impl Methods {
             reflection_v1::file_descriptor(),
             reflection_v1alpha::file_descriptor(),
         ];
-        Methods(files.into_iter().flat_map(methods_of).collect())
+        Methods(files.into_iter().flat_map(patterns_of).collect())
     }
 
     pub fn pattern(&self, path: &str) -> Option<Pattern> {
@@ -77,21 +78,13 @@ impl Methods {
     }
 }
 
-fn methods_of(file: &FileDescriptor) -> Vec<(String, Pattern)> {
-    let package = file.package();
-    file.services()
-        .flat_map(|service| {
-            let service_name = format!("{package}.{}", service.proto().name());
-            service
-                .methods()
-                .map(move |method| {
-                    let proto = method.proto();
-                    (
-                        format!("/{service_name}/{}", proto.name()),
-                        Pattern::of(proto.client_streaming(), proto.server_streaming()),
-                    )
-                })
-                .collect::<Vec<_>>()
+fn patterns_of(file: &FileDescriptor) -> Vec<(String, Pattern)> {
+    method_path::methods_of(file)
+        .into_iter()
+        .map(|(path, method)| {
+            let proto = method.proto();
+            let pattern = Pattern::of(proto.client_streaming(), proto.server_streaming());
+            (path, pattern)
         })
         .collect()
 }
