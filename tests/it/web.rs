@@ -188,8 +188,8 @@ fn args<'a>(call: &[&'a str], mode: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn unary_and_server_streaming_through_server_web_addr() {
-    let delay_ms = 300.0;
-    let web = WebServer::start(&["--delay-ms", "300"]);
+    let delay_ms = 400.0;
+    let web = WebServer::start(&["--delay-ms", "400"]);
     for (mode, flags) in MODES {
         let call = grpc_web(
             &web.url,
@@ -226,11 +226,12 @@ fn unary_and_server_streaming_through_server_web_addr() {
             .map(|(_, update)| update["progress"].as_i64().unwrap())
             .collect();
         assert_eq!(progress, [25, 50, 75, 100], "{mode}");
-        // One by one, as the server sends them, not all at the end.
+        // One by one, as the server sends them, not all at the end (with
+        // room for a busy machine's hiccups).
         for pair in call.messages.windows(2) {
             let gap = pair[1].0 - pair[0].0;
             assert!(
-                gap >= delay_ms / 2.0,
+                gap >= delay_ms / 4.0,
                 "{mode}: updates {gap} ms apart: {call:?}"
             );
         }
@@ -251,7 +252,7 @@ fn client_streaming_and_bidi_get_unimplemented_saying_why() {
             assert!(call.message.contains(&why), "{mode} {method}: {call:?}");
             assert!(call.messages.is_empty(), "{mode} {method}: {call:?}");
             // Answered at once, not after a wait for something that never comes.
-            assert!(call.ended_at_ms < 3000.0, "{mode} {method}: {call:?}");
+            assert!(call.ended_at_ms < 4500.0, "{mode} {method}: {call:?}");
         }
     }
 }
@@ -293,7 +294,7 @@ fn cancelled_streams(metrics_port: u16) -> u64 {
 fn a_client_that_aborts_cancels_the_upstream_call() {
     let metrics_port = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let web = WebServer::start(&["--delay-ms", "1000", "--metrics-addr", &metrics_addr]);
+    let web = WebServer::start(&["--delay-ms", "2000", "--metrics-addr", &metrics_addr]);
     for (done, (mode, flags)) in (1..).zip(MODES) {
         let call = grpc_web(
             &web.url,
@@ -301,9 +302,9 @@ fn a_client_that_aborts_cancels_the_upstream_call() {
         );
         assert_eq!(call.code, CANCELLED, "{mode}: {call:?}");
         assert_eq!(call.messages.len(), 1, "{mode}: {call:?}");
-        // Not cancelled, the handler would go on for three more seconds and end OK.
+        // Not cancelled, the handler would go on for six more seconds and end OK.
         assert!(
-            wait_until(Duration::from_secs(2), || cancelled_streams(metrics_port)
+            wait_until(Duration::from_secs(5), || cancelled_streams(metrics_port)
                 == done),
             "{mode}: the server's StreamLearnings was not cancelled ({} so far)",
             cancelled_streams(metrics_port)
@@ -700,7 +701,7 @@ fn browser_unary_form_shows_the_lab_s_answer() {
 #[test]
 #[ignore = "slow: headless Chromium"]
 fn browser_stream_shows_four_updates_as_they_arrive() {
-    let web = WebServer::start(&["--delay-ms", "400"]);
+    let web = WebServer::start(&["--delay-ms", "600"]);
     // Both forms, so the screenshot (docs/images/) shows the page at work.
     let seen = page(&web.url, "both", "page", &["--topic", "HTTP/2"]);
     let answer = seen["unary"]["answer"].as_str().unwrap_or_default();
