@@ -277,6 +277,50 @@ fn a_deadline_goes_through_to_the_server() {
     }
 }
 
+#[test]
+fn a_graceful_stop_lets_a_browser_s_stream_finish() {
+    let mut web = WebServer::start(&["--delay-ms", "500", "--shutdown-grace-ms", "10000"]);
+    let mut child = node(
+        "grpcweb-client.mjs",
+        &["--url", &web.url, "--call", "learn"],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("node starts");
+    let (lines_tx, lines) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|line: &String| line.contains(r#""event":"message""#))
+    {
+        seen.push(lines.recv_timeout(NODE_TIMEOUT).expect("the first update"));
+    }
+    web.server.signal("TERM");
+    seen.extend(lines.iter());
+    assert!(child.wait().unwrap().success());
+    let events = json_lines(&seen.join("\n"));
+    let updates = events
+        .iter()
+        .filter(|event| event["event"] == "message")
+        .count();
+    let end = events.last().unwrap();
+    assert_eq!((updates, &end["code"]), (4, &OK.into()), "{seen:?}");
+    let exit = web.server.wait_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{}",
+        web.server.log()
+    );
+}
+
 /// StreamLearnings calls the server's metrics count as ended Canceled.
 fn cancelled_streams(metrics_port: u16) -> u64 {
     let (_, _, body) = scrape(metrics_port);
