@@ -78,10 +78,7 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let gate = {
-            let _entered = runtime.enter();
-            Gate::new(options)?
-        };
+        let gate = Gate::new(options)?;
         let listener = {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)

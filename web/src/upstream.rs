@@ -32,16 +32,18 @@ use crate::methods::Methods;
 /// How long a connection to the upstream may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a refused HTTP/1.1 request may take to arrive before the answer.
+/// How long the rest of a refused or failed HTTP/1.1 request may take to
+/// arrive before the answer goes out.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Headers of HTTP/1.1 that HTTP/2 forbids (RFC 9113 8.2.2); `host` becomes `:authority`.
-const HOP_BY_HOP: [header::HeaderName; 5] = [
+const HOP_BY_HOP: [header::HeaderName; 6] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::HOST,
     header::HeaderName::from_static("keep-alive"),
+    header::HeaderName::from_static("proxy-connection"),
 ];
 
 /// The upstream gRPC server, `HOST:PORT`, reached over plaintext HTTP/2.
@@ -67,7 +69,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Needs a tokio runtime (the client's connections run on it).
+    /// The proxy to `target` (`HOST:PORT`); it connects at the first call.
     pub fn new(target: &str) -> Result<Proxy, String> {
         let authority = check_target(target)?;
         let mut connector = HttpConnector::new();
