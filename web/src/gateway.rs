@@ -15,11 +15,13 @@ use http::{header, Method, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use log::debug;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::body::Body;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
 use tower_http::cors::Cors;
@@ -32,8 +34,9 @@ use crate::{cors, page};
 /// Worker threads of the gateway's runtime: it only moves bytes.
 const WORKER_THREADS: usize = 2;
 
-/// How long a stop waits for the runtime's tasks.
-const STOP_GRACE: Duration = Duration::from_secs(1);
+/// On a stop, how long calls in flight may take to relay the rest of their
+/// answers before their connections are closed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What the gateway serves.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +62,8 @@ pub struct Gateway {
     runtime: Option<Runtime>,
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    /// The accept loop, which ends once the connections have closed.
+    served: Option<JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -85,11 +90,12 @@ impl Gateway {
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?
         };
         let (stop, stopped) = oneshot::channel();
-        runtime.spawn(serve(listener, gate, stopped));
+        let served = runtime.spawn(serve(listener, gate, stopped));
         Ok(Gateway {
             runtime: Some(runtime),
             local_addr,
             stop: Some(stop),
+            served: Some(served),
         })
     }
 
@@ -110,7 +116,9 @@ impl Gateway {
         }
     }
 
-    /// Stops listening and ends the calls in flight (their upstream streams are reset).
+    /// Stops listening, lets the calls in flight finish for up to
+    /// [`STOP_GRACE`], then ends the rest (their upstream streams are reset).
+    /// Blocks the calling thread, which must not be a tokio runtime's.
     pub fn stop(mut self) {
         self.shut_down();
     }
@@ -120,7 +128,10 @@ impl Gateway {
             let _ = stop.send(());
         }
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(STOP_GRACE);
+            if let Some(served) = self.served.take() {
+                let _ = runtime.block_on(served);
+            }
+            runtime.shutdown_background();
         }
     }
 }
@@ -131,11 +142,14 @@ impl Drop for Gateway {
     }
 }
 
-/// Accepts connections until `stopped`; each is served on its own task.
+/// Accepts connections until `stopped`, each served on its own task; then
+/// waits for them to close, each after its last answer, for [`STOP_GRACE`].
 async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver<()>) {
+    let connections = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = &mut stopped => return,
+            _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -148,14 +162,22 @@ async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(gate.clone());
+        let connection = connections
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            let served = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
+            if let Err(e) = connection.await {
                 debug!("connection from {peer}: {e}");
             }
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(STOP_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        debug!("stopping: calls still in flight after {STOP_GRACE:?} are ended");
     }
 }
 
