@@ -1,17 +1,20 @@
-//! A single-request call (unary, server streaming) whose request is refused
-//! ends with the status saying why, before any handler sees it.
+//! Refusing a call before any handler sees it: one over the server's limit
+//! on calls in flight (any pattern), or a single-request call (unary, server
+//! streaming) whose request is refused. Either way the call ends with the
+//! status saying why.
 
 use std::future::Future;
 
-use grpcio::{RpcContext, RpcStatus, ServerStreamingSink};
+use grpcio::{RpcContext, RpcStatus};
 
 use super::decode::RequestDecoder;
+use super::limit::InFlightLimit;
 use super::method::Encoded;
-use super::observe::{CallRecord, Reply, SingleAnswer, StreamReply};
+use super::observe::{CallRecord, Reply, SingleAnswer, StreamFailure, StreamReply};
 
-/// The reply of a call with a single request, which a refused request ends.
+/// The reply of a call, which a refusal ends.
 pub(crate) trait Refusable {
-    fn record(&self) -> &CallRecord;
+    fn record(&mut self) -> &mut CallRecord;
     fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus);
 }
 
@@ -20,7 +23,7 @@ where
     S: SingleAnswer,
     S::Answer: Send + 'static,
 {
-    fn record(&self) -> &CallRecord {
+    fn record(&mut self) -> &mut CallRecord {
         Reply::record(self)
     }
 
@@ -29,8 +32,12 @@ where
     }
 }
 
-impl<T> Refusable for StreamReply<ServerStreamingSink<T>> {
-    fn record(&self) -> &CallRecord {
+impl<S> Refusable for StreamReply<S>
+where
+    S: StreamFailure,
+    S::Failure: Send + 'static,
+{
+    fn record(&mut self) -> &mut CallRecord {
         StreamReply::record(self)
     }
 
@@ -47,13 +54,32 @@ fn send_on(ctx: &RpcContext<'_>, sent: impl Future<Output = grpcio::Result<()>> 
     });
 }
 
+/// Hands the call to `serve` holding a place among the calls in flight, or
+/// refuses it (RESOURCE_EXHAUSTED) when the server has none left.
+pub(crate) fn within_limit<R: Refusable>(
+    limit: &InFlightLimit,
+    ctx: RpcContext<'_>,
+    mut reply: R,
+    serve: impl FnOnce(RpcContext<'_>, R),
+) {
+    match limit.admit() {
+        Ok(place) => {
+            reply.record().hold(place);
+            serve(ctx, reply)
+        }
+        // Not logged: under overload that would be a line per call; the
+        // metrics count them (grpc_code="ResourceExhausted").
+        Err(status) => reply.refuse(&ctx, status),
+    }
+}
+
 /// Hands a single-request call to `handle` with its request decoded, or
 /// refuses the call with the reason.
 pub(crate) fn with_request<Req, S>(
     decoder: RequestDecoder,
     ctx: RpcContext<'_>,
     req: Encoded,
-    sink: S,
+    mut sink: S,
     handle: &mut impl FnMut(RpcContext<'_>, Req, S),
 ) where
     Req: protobuf::Message,
