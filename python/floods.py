@@ -89,6 +89,7 @@ class Receiver:
     """Parses the server's frames from raw bytes and counts what it did."""
 
     def __init__(self):
+        self.started = time.monotonic()
         self.buf = bytearray()
         self.frames = Counter()
         self.rst = Counter()
@@ -129,6 +130,8 @@ class Receiver:
                 "error": code_name(int.from_bytes(payload[4:8], "big")),
                 "last_stream_id": int.from_bytes(payload[0:4], "big") & 0x7FFFFFFF,
                 "debug": payload[8:200].decode("utf-8", "replace"),
+                # Since the connection was opened, or the flood began.
+                "after_s": round(time.monotonic() - self.started, 3),
             }
         elif ftype == 4 and not flags & 1:
             for i in range(0, len(payload) - 5, 6):
@@ -311,7 +314,9 @@ def rapid_reset(args):
     conn = Conn(args.host, args.port)
     conn.read(1.0)  # the server's SETTINGS
     headers = request_headers(args.port, "GetLearningStatus")
+    conn.rx.started = time.monotonic()  # a GOAWAY's time counts from here
     streams = 0
+    before_goaway = None
     stream_id = 1
     while streams < args.count and time.monotonic() < end and not conn.closed:
         for _ in range(args.batch):
@@ -322,15 +327,14 @@ def rapid_reset(args):
         if not conn.flush(end):
             break
         conn.read()
+        if conn.rx.goaway and before_goaway is None:
+            before_goaway = streams
     conn.drain(args.drain)
     conn.close()
-    emit(
-        "rapid-reset",
-        args,
-        started,
-        {"streams": streams, "frames": streams * 2, "last_stream_id": stream_id - 2},
-        conn.report(),
-    )
+    sent = {"streams": streams, "frames": streams * 2, "last_stream_id": stream_id - 2}
+    if before_goaway is not None:
+        sent["streams_before_goaway"] = before_goaway
+    emit("rapid-reset", args, started, sent, conn.report())
 
 
 def stall(args):

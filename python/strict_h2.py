@@ -48,7 +48,7 @@ END_HEADERS = 0x4
 
 
 def field(number: int, value: bytes) -> bytes:
-    """A protobuf length-delimited field (short enough for a 1-byte length... or not)."""
+    """A protobuf length-delimited field: a string or bytes."""
     out = bytearray([(number << 3) | 2])
     n = len(value)
     while n >= 0x80:
@@ -351,8 +351,8 @@ def cancel(conn):
 
 
 def room_name(conn):
-    """CollaborativeFeed asking for a room with a bad name (INVALID_ARGUMENT)."""
-    stream = conn.start("CollaborativeFeed", [("room", "no such room!")])
+    """CollaborativeFeed asking for a room whose name is too long (INVALID_ARGUMENT)."""
+    stream = conn.start("CollaborativeFeed", [("room", "r" * 65)])
     conn.send(stream, grpc_message(field(2, b"hello")))
     conn.until_ended(stream, conn.args.seconds)
     return stream

@@ -151,7 +151,7 @@ where
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: UnarySink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        within_limit(&limit, ctx, reply, |ctx, reply| {
+        within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
             with_request(decoder, ctx, req, reply, &mut handle)
         })
     }
@@ -173,7 +173,7 @@ where
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: ServerStreamingSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        within_limit(&limit, ctx, reply, |ctx, reply| {
+        within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
             with_request(decoder, ctx, req, reply, &mut handle)
         })
     }
@@ -196,7 +196,7 @@ where
           mut sink: ClientStreamingSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        within_limit(&limit, ctx, reply, |ctx, reply| {
+        within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
             handle(ctx, decoder.stream(requests, observed.clone()), reply)
         })
     }
@@ -217,7 +217,7 @@ where
     move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, mut sink: DuplexSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        within_limit(&limit, ctx, reply, |ctx, reply| {
+        within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
             handle(ctx, decoder.stream(requests, observed.clone()), reply)
         })
     }

@@ -12,10 +12,13 @@ use super::limit::InFlightLimit;
 use super::method::Encoded;
 use super::observe::{CallRecord, Reply, SingleAnswer, StreamFailure, StreamReply};
 
-/// The reply of a call, which a refusal ends.
+/// The reply of a call, which a refusal ends. `unread` (the call's request
+/// stream, if any) is kept until the status is sent: grpcio cancels a call
+/// whose request stream is dropped unread, and the cancellation (CANCELLED)
+/// could overtake the status.
 pub(crate) trait Refusable {
     fn record(&mut self) -> &mut CallRecord;
-    fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus);
+    fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus, unread: impl Send + 'static);
 }
 
 impl<S> Refusable for Reply<S>
@@ -27,8 +30,8 @@ where
         Reply::record(self)
     }
 
-    fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus) {
-        send_on(ctx, self.fail(status))
+    fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus, unread: impl Send + 'static) {
+        send_on(ctx, self.fail(status), unread)
     }
 }
 
@@ -41,35 +44,42 @@ where
         StreamReply::record(self)
     }
 
-    fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus) {
-        send_on(ctx, self.fail(status))
+    fn refuse(self, ctx: &RpcContext<'_>, status: RpcStatus, unread: impl Send + 'static) {
+        send_on(ctx, self.fail(status), unread)
     }
 }
 
-/// Drives a refusal to the client on the call's queue; if the client has gone,
-/// there is nobody left to tell.
-fn send_on(ctx: &RpcContext<'_>, sent: impl Future<Output = grpcio::Result<()>> + Send + 'static) {
+/// Drives a refusal to the client on the call's queue, then drops `unread`;
+/// if the client has gone, there is nobody left to tell.
+fn send_on(
+    ctx: &RpcContext<'_>,
+    sent: impl Future<Output = grpcio::Result<()>> + Send + 'static,
+    unread: impl Send + 'static,
+) {
     ctx.spawn(async move {
         let _ = sent.await;
+        drop(unread);
     });
 }
 
-/// Hands the call to `serve` holding a place among the calls in flight, or
-/// refuses it (RESOURCE_EXHAUSTED) when the server has none left.
-pub(crate) fn within_limit<R: Refusable>(
+/// Hands the call and its `requests` to `serve` holding a place among the
+/// calls in flight, or refuses it (RESOURCE_EXHAUSTED) when the server has
+/// none left.
+pub(crate) fn within_limit<R: Refusable, Q: Send + 'static>(
     limit: &InFlightLimit,
     ctx: RpcContext<'_>,
     mut reply: R,
-    serve: impl FnOnce(RpcContext<'_>, R),
+    requests: Q,
+    serve: impl FnOnce(RpcContext<'_>, R, Q),
 ) {
     match limit.admit() {
         Ok(place) => {
             reply.record().hold(place);
-            serve(ctx, reply)
+            serve(ctx, reply, requests)
         }
         // Not logged: under overload that would be a line per call; the
         // metrics count them (grpc_code="ResourceExhausted").
-        Err(status) => reply.refuse(&ctx, status),
+        Err(status) => reply.refuse(&ctx, status, requests),
     }
 }
 
@@ -96,7 +106,7 @@ pub(crate) fn with_request<Req, S>(
                 String::from_utf8_lossy(ctx.method()),
                 status.message()
             );
-            sink.refuse(&ctx, status)
+            sink.refuse(&ctx, status, ())
         }
     }
 }

@@ -8,9 +8,9 @@ pub use crate::service::rooms::{
 };
 pub use crate::tls::TlsIdentity;
 pub use config::{
-    default_completion_queues, default_replica_name, ServerConfig, DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND,
-    DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_CONCURRENT_STREAMS,
-    DEFAULT_SHUTDOWN_GRACE,
+    default_completion_queues, default_replica_name, ServerConfig,
+    DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND, DEFAULT_MAX_CALLS_IN_FLIGHT,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
 };
 
 use std::ffi::CString;
