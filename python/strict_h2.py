@@ -330,6 +330,11 @@ def oversize_upload(conn):
     return stream
 
 
+def big_header(conn):
+    """A request whose header list (32 KiB) is over the server's MAX_HEADER_LIST_SIZE (RESOURCE_EXHAUSTED)."""
+    return unary(conn, "GetLearningStatus", grpc_message(b""), [("x-big", "b" * (32 << 10))])
+
+
 def unimplemented(conn):
     """A method the server does not have (UNIMPLEMENTED)."""
     return unary(conn, "/messenger.LearningMessenger/NoSuchMethod", grpc_message(b""))
@@ -387,6 +392,7 @@ CASES = {
         malformed,
         malformed_gzip,
         oversize_upload,
+        big_header,
         unimplemented,
         deadline,
         cancel,

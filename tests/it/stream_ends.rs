@@ -68,6 +68,7 @@ fn every_refusal_and_cut_ends_its_stream_once() {
         ("malformed", 13),
         ("malformed-gzip", 13),
         ("oversize-upload", 8),
+        ("big-header", 8),
         ("unimplemented", 12),
         ("deadline", 4),
         ("room-name", 3),
