@@ -617,6 +617,13 @@ def no_read(args):
     )
 
 
+def no_flood(args):
+    """No attack: the same time with nothing sent, a control for the legitimate client's figures."""
+    started = time.monotonic()
+    time.sleep(args.seconds)
+    emit("none", args, started, {}, {})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -632,6 +639,7 @@ def main():
             p.add_argument("--" + key.replace("_", "-"), type=int, default=default, help=help_text)
         return p
 
+    add("none", no_flood)
     add("rapid-reset", rapid_reset, count=(1_000_000, "most streams to open and reset"), batch=(100, "streams per write"))
     add("stall", stall, streams=(500, "streams to open"), window=(0, "INITIAL_WINDOW_SIZE we advertise"))
     # Ping: reading after each write catches the GOAWAY before the reset that

@@ -34,6 +34,7 @@ trap cleanup EXIT
 
 # LABEL|SERVER FLAGS|FLOOD AND ITS FLAGS
 floods=(
+    "none||none --seconds $SECONDS_EACH"
     "rapid-reset||rapid-reset --seconds $SECONDS_EACH"
     "rapid-reset-no-budget|--max-aborted-streams-per-second 0|rapid-reset --seconds $SECONDS_EACH"
     "stall||stall --seconds $SECONDS_EACH --streams 500"

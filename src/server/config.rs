@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 20_000;
 
 /// Streams a connection may waste per second (reset before their calls
 /// start, or refused) before it gets GOAWAY ENHANCE_YOUR_CALM.
-pub const DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND: u32 = 1_000;
+pub const DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND: u32 = 100;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
