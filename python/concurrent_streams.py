@@ -75,7 +75,11 @@ def main():
     parser.add_argument("--target", required=True)
     parser.add_argument("--streams", type=int, default=200)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main_async(args))))
+    try:
+        report = asyncio.run(main_async(args))
+    except grpc.RpcError as e:
+        sys.exit(f"concurrent_streams.py: {args.target}: {e.code().name}: {e.details()}")
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

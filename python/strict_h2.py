@@ -16,8 +16,9 @@ checked here. One JSON object per case on stdout:
   h2_errors         what h2 raised, and resets it sent (STREAM_CLOSED)
   violations        each breach of "one end per stream"; empty when none
 
-Exits 1 if any case has a violation. Cases are plain functions in CASES:
-adding one (a refusal of a new feature) is a function and a line.
+Exits 1 if any case has a violation, 2 if the server cannot be reached.
+Cases are plain functions in CASES: adding one (a refusal of a new
+feature) is a function and a line.
 
     python3 python/strict_h2.py --port 50051 bomb oversize deadline
     python3 python/strict_h2.py --list
@@ -445,7 +446,11 @@ def main():
         sys.exit("strict_h2.py: loopback targets only")
     failed = False
     for case in args.cases or list(CASES):
-        report = run(case, args)
+        try:
+            report = run(case, args)
+        except OSError as e:
+            print(f"strict_h2.py: {case}: cannot reach {args.host}:{args.port}: {e}", file=sys.stderr)
+            sys.exit(2)
         failed = failed or bool(report["violations"])
         print(json.dumps(report, sort_keys=True), flush=True)
     sys.exit(1 if failed else 0)
