@@ -337,6 +337,36 @@ def rapid_reset(args):
     emit("rapid-reset", args, started, sent, conn.report())
 
 
+def late_reset(args):
+    """Rounds of --batch streams (HEADERS only: the calls start and wait for their request), reset all at once with the next round's HEADERS."""
+    started = time.monotonic()
+    end = started + args.seconds
+    conn = Conn(args.host, args.port, unlimited_streams=True)
+    conn.read(1.0)
+    headers = request_headers(args.port, "GetLearningStatus")
+    conn.rx.started = time.monotonic()
+    streams = 0
+    stream_id = 1
+    previous = []
+    while streams < args.count and time.monotonic() < end and not conn.closed:
+        # The last round's calls have started: reset them, and open the next
+        # round in the same write, while their calls are still unfinished.
+        for sid in previous:
+            conn.h2.reset_stream(sid, ErrorCodes.CANCEL)
+        previous = []
+        for _ in range(args.batch):
+            conn.h2.send_headers(stream_id, headers)
+            previous.append(stream_id)
+            stream_id += 2
+            streams += 1
+        if not conn.flush(end):
+            break
+        conn.read(args.pause_ms / 1000)
+    conn.drain(args.drain)
+    conn.close()
+    emit("late-reset", args, started, {"streams": streams, "last_stream_id": stream_id - 2}, conn.report())
+
+
 def stall(args):
     """Many StreamLearnings streams, with a zero window so the server cannot send."""
     started = time.monotonic()
@@ -641,6 +671,13 @@ def main():
 
     add("none", no_flood)
     add("rapid-reset", rapid_reset, count=(1_000_000, "most streams to open and reset"), batch=(100, "streams per write"))
+    add(
+        "late-reset",
+        late_reset,
+        count=(1_000_000, "most streams to open"),
+        batch=(2000, "streams per round"),
+        pause_ms=(200, "wait for a round's calls to start, in ms"),
+    )
     add("stall", stall, streams=(500, "streams to open"), window=(0, "INITIAL_WINDOW_SIZE we advertise"))
     # Ping: reading after each write catches the GOAWAY before the reset that
     # the server's close sends on a socket with unread pings.

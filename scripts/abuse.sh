@@ -37,6 +37,7 @@ floods=(
     "none||none --seconds $SECONDS_EACH"
     "rapid-reset||rapid-reset --seconds $SECONDS_EACH"
     "rapid-reset-no-budget|--max-aborted-streams-per-second 0|rapid-reset --seconds $SECONDS_EACH"
+    "late-reset||late-reset --seconds $SECONDS_EACH"
     "stall||stall --seconds $SECONDS_EACH --streams 500"
     "ping-flood||ping-flood --seconds $SECONDS_EACH"
     "settings-flood||settings-flood --seconds $SECONDS_EACH"

@@ -237,6 +237,27 @@ fn a_rapid_reset_flood_is_sent_away_and_the_server_recovers() {
 }
 
 #[test]
+fn a_connection_that_keeps_opening_refused_streams_is_sent_away() {
+    // Rounds of 2,000 calls, each round reset in the same write that opens
+    // the next: more than 1,024 reset calls are unfinished when the new
+    // HEADERS arrive, so patch 0001 refuses them, and past 100 refusals in a
+    // second patch 0004 sends the connection away.
+    let report = flood("late-reset", &["--seconds", "4"]);
+    assert!(
+        count(&report, "/server/rst_stream/REFUSED_STREAM") > 100,
+        "{report}"
+    );
+    assert_eq!(
+        report["server"]["goaway"]["error"], "ENHANCE_YOUR_CALM",
+        "{report}"
+    );
+    assert_eq!(
+        report["server"]["goaway"]["debug"],
+        "too_many_refused_streams"
+    );
+}
+
+#[test]
 #[ignore = "slow: ~8 s of HEADERS + RST_STREAM"]
 fn without_the_budget_a_rapid_reset_flood_is_refused_and_the_server_recovers() {
     // The first line of defence alone (patch 0001): streams over the
