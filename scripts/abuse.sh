@@ -2,9 +2,10 @@
 # Runs every raw HTTP/2 flood of python/floods.py at full strength against a
 # release `server` it starts itself (a fresh one per flood, 127.0.0.1 only),
 # while a well-behaved client (python/legit_latency.py) times GetLearningStatus
-# calls, and prints a Markdown table: what was sent, how the server reacted,
-# its peak and final RSS, its CPU during the flood, and the legitimate
-# client's p50/p99 before and during. Results: docs/http2-floods.md.
+# calls, and prints a Markdown table: what was sent, how the server reacted
+# and how soon it sent the attacker away (GOAWAY), its peak and final RSS,
+# its CPU during the flood, and the legitimate client's p50/p99 before and
+# during. Results: docs/http2-floods.md.
 #
 #   bash scripts/abuse.sh                 # 10 s per flood
 #   FLOOD_SECONDS=3 bash scripts/abuse.sh # shorter
@@ -31,22 +32,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# LABEL|SERVER FLAGS|FLOOD AND ITS FLAGS
 floods=(
-    "rapid-reset --seconds $SECONDS_EACH"
-    "stall --seconds $SECONDS_EACH --streams 500"
-    "ping-flood --seconds $SECONDS_EACH"
-    "settings-flood --seconds $SECONDS_EACH"
-    "continuation-flood --seconds $SECONDS_EACH"
-    "big-headers --seconds $SECONDS_EACH"
-    "slowloris --seconds $SECONDS_EACH --connections 300"
-    "no-read --seconds $SECONDS_EACH --connections 50 --streams 1000"
+    "none||none --seconds $SECONDS_EACH"
+    "rapid-reset||rapid-reset --seconds $SECONDS_EACH"
+    "rapid-reset-no-budget|--max-aborted-streams-per-second 0|rapid-reset --seconds $SECONDS_EACH"
+    "late-reset||late-reset --seconds $SECONDS_EACH"
+    "stall||stall --seconds $SECONDS_EACH --streams 500"
+    "ping-flood||ping-flood --seconds $SECONDS_EACH"
+    "settings-flood||settings-flood --seconds $SECONDS_EACH"
+    "continuation-flood||continuation-flood --seconds $SECONDS_EACH"
+    "big-headers||big-headers --seconds $SECONDS_EACH"
+    "slowloris||slowloris --seconds $SECONDS_EACH --connections 300"
+    "no-read||no-read --seconds $SECONDS_EACH --connections 50 --streams 1000"
 )
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 start_server() {
-    "$MESSENGER_SERVER_BIN" --addr 127.0.0.1:0 --delay-ms 0 >/dev/null 2>"$WORK/server.log" &
+    # shellcheck disable=SC2086  # the row's server flags
+    "$MESSENGER_SERVER_BIN" --addr 127.0.0.1:0 --delay-ms 0 $1 >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 100); do
         PORT="$(sed -n 's/.*running on port \([0-9]*\)\.\.\..*/\1/p' "$WORK/server.log" | head -n1)"
@@ -76,13 +82,13 @@ watch_peak() {
 }
 
 rows=()
-for flood in "${floods[@]}"; do
-    name="${flood%% *}"
+for row in "${floods[@]}"; do
+    IFS='|' read -r name server_flags flood <<<"$row"
     if [ -n "${FLOODS:-}" ] && [[ " $FLOODS " != *" $name "* ]]; then
         continue
     fi
     echo "abuse.sh: $name ..." >&2
-    start_server
+    start_server "$server_flags"
     sleep 1
     if ! "$PY" python/legit_latency.py --target "127.0.0.1:$PORT" --seconds 3 >"$WORK/before.json"; then
         echo "abuse.sh: the server on port $PORT does not answer (alive: $(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no)); its log:" >&2
@@ -110,9 +116,9 @@ for flood in "${floods[@]}"; do
     kill -0 "$SERVER_PID" 2>/dev/null || alive=no
     stop_server
     rows+=("$("$PY" - "$WORK" "$rss_start" "$(cat "$WORK/peak")" "$rss_final" \
-        "$cpu_start" "$cpu_end" "$alive" "$SETTLE" <<'EOF'
+        "$cpu_start" "$cpu_end" "$alive" "$SETTLE" "$name" <<'EOF'
 import json, sys
-work, rss0, peak, rss1, cpu0, cpu1, alive, settle = sys.argv[1:]
+work, rss0, peak, rss1, cpu0, cpu1, alive, settle, label = sys.argv[1:]
 flood = json.load(open(f"{work}/flood.json"))
 before = json.load(open(f"{work}/before.json"))
 during = json.load(open(f"{work}/during.json"))
@@ -146,7 +152,8 @@ if alive != "yes":
 mib = lambda kib: f"{int(kib) / 1024:,.0f}"
 ms = lambda r: f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" if r["p50_ms"] is not None else "-"
 fails = f" ({during['failures']} failed)" if during["failures"] else ""
-print(f"| {flood['flood']} | {sent} | {'; '.join(react)} | {mib(rss0)} -> {mib(peak)} MiB | {mib(rss1)} MiB | "
+goaway = f"{s['goaway']['after_s']:.2f} s" if s.get("goaway") and "after_s" in s["goaway"] else "-"
+print(f"| {label} | {sent} | {'; '.join(react)} | {goaway} | {mib(rss0)} -> {mib(peak)} MiB | {mib(rss1)} MiB | "
       f"{(int(cpu1) - int(cpu0)) / 100:.2f} s | {ms(before)} | {ms(during)}{fails} |")
 EOF
 )")
@@ -156,6 +163,6 @@ echo
 echo "$SECONDS_EACH s per flood; final RSS $SETTLE s after it; server: $MESSENGER_SERVER_BIN --delay-ms 0;" \
     "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d)"
 echo
-echo "| flood | sent | server reaction | server RSS start -> peak | RSS after | server CPU during | legit p50 / p99 before (ms) | legit p50 / p99 during (ms) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| flood | sent | server reaction | GOAWAY after | server RSS start -> peak | RSS after | server CPU during | legit p50 / p99 before (ms) | legit p50 / p99 during (ms) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

@@ -38,6 +38,12 @@ struct Args {
     /// Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); 0 for no limit.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CONCURRENT_STREAMS)]
     max_concurrent_streams: u32,
+    /// Calls the server may have in its handlers at once, all connections together; more get RESOURCE_EXHAUSTED; 0 for no limit.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS_IN_FLIGHT)]
+    max_calls_in_flight: usize,
+    /// Streams a connection may reset before their calls start, or have refused, per second; past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed; 0 for no limit.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND)]
+    max_aborted_streams_per_second: u32,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -118,6 +124,8 @@ fn main() -> ExitCode {
         delay: Duration::from_millis(args.delay_ms),
         max_message_bytes: args.max_message_bytes,
         max_concurrent_streams: args.max_concurrent_streams,
+        max_calls_in_flight: args.max_calls_in_flight,
+        max_aborted_streams_per_second: args.max_aborted_streams_per_second,
         tls_client_ca: args.tls_client_ca,
         tls: args
             .tls_cert

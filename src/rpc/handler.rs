@@ -12,11 +12,12 @@ use grpcio::{
 };
 
 use super::decode::{RequestDecoder, Requests};
+use super::limit::InFlightLimit;
 use super::method::Encoded;
 use super::observe::{
     CallRecord, ClientStreamReply, DuplexReply, Reply, ServerStreamReply, StreamReply, UnaryReply,
 };
-use super::refuse::with_request;
+use super::refuse::{with_request, within_limit};
 use crate::metrics::{MethodMetrics, Metrics};
 
 /// The initial-metadata header that names the replica which answered a call.
@@ -91,23 +92,34 @@ initial_metadata!(
     DuplexSink
 );
 
-/// What every call of a service goes through: the request size limit, the
-/// metrics it is counted in (if any) and the replica's name on its answer.
+/// What every call of a service goes through: the limit on calls in flight
+/// (shared by every service given the same options), the request size
+/// limit, the metrics it is counted in (if any) and the replica's name on
+/// its answer.
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
+    pub in_flight: InFlightLimit,
     pub decoder: RequestDecoder,
     pub metrics: Option<Arc<Metrics>>,
     pub served_by: ServedBy,
 }
 
 impl ServiceOptions {
-    /// Requests up to `max_message_bytes`, no metrics, no replica name.
+    /// Requests up to `max_message_bytes`, no limit on calls in flight, no
+    /// metrics, no replica name.
     pub fn new(max_message_bytes: usize) -> Self {
         ServiceOptions {
+            in_flight: InFlightLimit::new(0),
             decoder: RequestDecoder::new(max_message_bytes),
             metrics: None,
             served_by: ServedBy::default(),
         }
+    }
+
+    /// The same, with at most `max` calls in flight (0: no limit).
+    pub fn with_max_calls_in_flight(mut self, max: usize) -> Self {
+        self.in_flight = InFlightLimit::new(max);
+        self
     }
 
     /// The same, counted in `metrics`.
@@ -135,11 +147,13 @@ where
     H: FnMut(RpcContext<'_>, Req, UnaryReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let served_by = options.served_by.clone();
+    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: UnarySink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        with_request(decoder, ctx, req, reply, &mut handle)
+        within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
+            with_request(decoder, ctx, req, reply, &mut handle)
+        })
     }
 }
 
@@ -155,11 +169,13 @@ where
     H: FnMut(RpcContext<'_>, Req, ServerStreamReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let served_by = options.served_by.clone();
+    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: ServerStreamingSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        with_request(decoder, ctx, req, reply, &mut handle)
+        within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
+            with_request(decoder, ctx, req, reply, &mut handle)
+        })
     }
 }
 
@@ -174,14 +190,15 @@ where
     H: FnMut(RpcContext<'_>, Requests<Req>, ClientStreamReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let served_by = options.served_by.clone();
+    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
     move |ctx: RpcContext<'_>,
           requests: RequestStream<Encoded>,
           mut sink: ClientStreamingSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        let requests = decoder.stream(requests, observed.clone());
-        handle(ctx, requests, reply)
+        within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
+            handle(ctx, decoder.stream(requests, observed.clone()), reply)
+        })
     }
 }
 
@@ -196,11 +213,12 @@ where
     H: FnMut(RpcContext<'_>, Requests<Req>, DuplexReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let served_by = options.served_by.clone();
+    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
     move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, mut sink: DuplexSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        let requests = decoder.stream(requests, observed.clone());
-        handle(ctx, requests, reply)
+        within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
+            handle(ctx, decoder.stream(requests, observed.clone()), reply)
+        })
     }
 }

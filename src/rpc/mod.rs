@@ -9,7 +9,8 @@
 //! - `observe`: each call observed once (metrics), and the replies handlers answer through.
 //! - `method`: descriptors, and the server's side of each (requests received encoded).
 //! - `decode`: a server's requests checked against the size limit, then decoded.
-//! - `refuse`: ending a single-request call whose request was refused.
+//! - `limit`: the server-wide limit on calls in flight.
+//! - `refuse`: ending a call over that limit, or whose request was refused.
 //! - `call_end`: telling that a call has ended, and grpcio's refusals once it has.
 //! - `blocking`: the client stubs' blocking forms.
 
@@ -21,6 +22,7 @@ mod blocking;
 mod call_end;
 mod decode;
 mod handler;
+mod limit;
 mod method;
 mod observe;
 mod refuse;
@@ -29,6 +31,7 @@ pub use blocking::BlockingResponses;
 pub use call_end::{call_ended, is_call_over, ok_if_call_over};
 pub use decode::{RequestDecoder, Requests};
 pub use handler::{ServedBy, ServiceOptions, SERVED_BY};
+pub use limit::InFlightLimit;
 pub use observe::{
     Answered, ClientStreamReply, DuplexReply, Reply, ServerStreamReply, SingleAnswer,
     StreamFailure, StreamReply, UnaryReply,

@@ -17,6 +17,7 @@ use grpcio::{
     ServerStreamingSink, UnarySink, WriteFlags,
 };
 
+use super::limit::InFlight;
 use crate::metrics::MethodMetrics;
 
 /// The reply of a unary call.
@@ -28,8 +29,9 @@ pub type ServerStreamReply<T> = StreamReply<ServerStreamingSink<T>>;
 /// The response stream of a bidirectional call.
 pub type DuplexReply<T> = StreamReply<DuplexSink<T>>;
 
-/// One call's observation.
-pub(crate) struct CallRecord(Option<Observed>);
+/// One call's observation, and its place among the calls in flight (held
+/// as long as the call's reply).
+pub(crate) struct CallRecord(Option<Observed>, Option<InFlight>);
 
 struct Observed {
     method: Arc<MethodMetrics>,
@@ -41,7 +43,7 @@ struct Observed {
 impl CallRecord {
     /// A call of `method` (None: metrics off) has arrived.
     pub(crate) fn start(method: Option<&Arc<MethodMetrics>>, ctx: &RpcContext<'_>) -> CallRecord {
-        CallRecord(method.map(|method| {
+        let observed = method.map(|method| {
             method.started.inc();
             method.in_flight.inc();
             Observed {
@@ -50,7 +52,13 @@ impl CallRecord {
                 deadline: ctx.deadline(),
                 ended: false,
             }
-        }))
+        });
+        CallRecord(observed, None)
+    }
+
+    /// The call holds `place` until its record is dropped.
+    pub(crate) fn hold(&mut self, place: InFlight) {
+        self.1 = Some(place);
     }
 
     pub(crate) fn received(&self) {
@@ -145,8 +153,8 @@ impl<S: SingleAnswer> Reply<S> {
         Reply { sink, record }
     }
 
-    pub(crate) fn record(&self) -> &CallRecord {
-        &self.record
+    pub(crate) fn record(&mut self) -> &mut CallRecord {
+        &mut self.record
     }
 
     pub fn success(self, message: S::Message) -> Answered<S::Answer> {
@@ -225,8 +233,8 @@ impl<S> StreamReply<S> {
         StreamReply { sink, record }
     }
 
-    pub(crate) fn record(&self) -> &CallRecord {
-        &self.record
+    pub(crate) fn record(&mut self) -> &mut CallRecord {
+        &mut self.record
     }
 }
 

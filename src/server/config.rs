@@ -15,8 +15,19 @@ use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, KEEPALIVE_TIME, KEEPALIVE_TIME
 /// How long in-flight calls may run on after a stop is asked for.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Streams one connection may have open at once, as most gRPC servers allow.
-pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams one connection may have open at once. gRPC's own servers set no
+/// limit; this one is high enough for thousands of multiplexed calls on one
+/// connection, and bounds what a connection's calls that have not reached a
+/// handler yet (a unary call waiting for its request) can hold.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 16_384;
+
+/// Calls the whole server may have in its handlers at once; more get
+/// RESOURCE_EXHAUSTED (docs/http2-floods.md: what one costs).
+pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 20_000;
+
+/// Streams a connection may waste per second (reset before their calls
+/// start, or refused) before it gets GOAWAY ENHANCE_YOUR_CALM.
+pub const DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND: u32 = 100;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -28,6 +39,13 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Streams one connection may have open at once; 0 for no limit.
     pub max_concurrent_streams: u32,
+    /// Calls the server may have in its handlers at once, all connections
+    /// together; 0 for no limit.
+    pub max_calls_in_flight: usize,
+    /// Streams a connection may reset before their calls start, or have
+    /// refused, per second, before it is sent away (GOAWAY
+    /// ENHANCE_YOUR_CALM); 0 for no limit.
+    pub max_aborted_streams_per_second: u32,
     pub tls: Option<TlsIdentity>,
     /// Require client certificates signed by this CA (PEM): mutual TLS.
     pub tls_client_ca: Option<PathBuf>,
@@ -73,6 +91,8 @@ impl Default for ServerConfig {
             delay: LAB_DELAY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
+            max_aborted_streams_per_second: DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND,
             tls: None,
             tls_client_ca: None,
             completion_queues: 0,
@@ -154,6 +174,8 @@ impl ServerConfig {
             "delay_ms": ms(self.delay),
             "max_message_bytes": self.max_message_bytes,
             "max_concurrent_streams": self.max_concurrent_streams,
+            "max_calls_in_flight": self.max_calls_in_flight,
+            "max_aborted_streams_per_second": self.max_aborted_streams_per_second,
             "completion_queues": self.completion_queues,
             "keepalive_time_ms": ms(self.keepalive_time),
             "keepalive_timeout_ms": ms(self.keepalive_timeout),

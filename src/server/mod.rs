@@ -8,8 +8,9 @@ pub use crate::service::rooms::{
 };
 pub use crate::tls::TlsIdentity;
 pub use config::{
-    default_completion_queues, default_replica_name, ServerConfig, DEFAULT_MAX_CONCURRENT_STREAMS,
-    DEFAULT_SHUTDOWN_GRACE,
+    default_completion_queues, default_replica_name, ServerConfig,
+    DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND, DEFAULT_MAX_CALLS_IN_FLIGHT,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
 };
 
 use std::ffi::CString;
@@ -84,7 +85,8 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
     );
     let messenger = MessengerService::new(config.delay).with_rooms(rooms);
     let in_flight = messenger.in_flight();
-    let mut options = ServiceOptions::new(config.max_message_bytes);
+    let mut options = ServiceOptions::new(config.max_message_bytes)
+        .with_max_calls_in_flight(config.max_calls_in_flight);
     let served_by = options.served_by.clone();
     if let Some(endpoint) = &metrics {
         options = options.with_metrics(endpoint.metrics());
@@ -179,12 +181,15 @@ fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> Channel
         );
     }
     if config.max_concurrent_streams > 0 {
-        // The patched C-core (docs/http2-floods.md) also refuses new streams
-        // while too many reset ones still have unfinished calls.
         let limit = i32::try_from(config.max_concurrent_streams).unwrap_or(i32::MAX);
         args = args.max_concurrent_stream(limit);
     }
-    args
+    // The patched C-core (patch 0004, docs/http2-floods.md) sends away a
+    // connection that wastes streams faster than this.
+    args.raw_cfg_int(
+        CString::from(c"grpc.http2.max_aborted_streams_per_second"),
+        i32::try_from(config.max_aborted_streams_per_second).unwrap_or(i32::MAX),
+    )
 }
 
 /// A duration as C-core's integer milliseconds (at most about 24 days).

@@ -171,8 +171,11 @@ impl LearningMessenger for MessengerService {
             Ok(Some(joined)) => self
                 .in_flight
                 .spawn(&ctx, rooms::take_part(joined, updates, sink)),
+            // The updates are kept until the refusal is sent: dropping them
+            // unread cancels the call, which could overtake the status.
             Err(refused) => self.in_flight.spawn(&ctx, async move {
-                log_outcome("CollaborativeFeed", sink.fail(refused).await)
+                log_outcome("CollaborativeFeed", sink.fail(refused).await);
+                drop(updates);
             }),
         }
     }

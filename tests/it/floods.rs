@@ -148,9 +148,14 @@ fn flood(name: &str, args: &[&str]) -> Value {
 
 /// [`flood`], with its own bound on the peak RSS over the start.
 fn flood_within(name: &str, args: &[&str], peak_margin_kib: u64) -> Value {
+    flood_server(&[], name, args, peak_margin_kib)
+}
+
+/// [`flood_within`], the server started with `server_args` too.
+fn flood_server(server_args: &[&str], name: &str, args: &[&str], peak_margin_kib: u64) -> Value {
     // One flood at a time: two would share the two cores and blur the bounds.
     let _one_at_a_time = ONE_FLOOD.lock().unwrap_or_else(|e| e.into_inner());
-    let server = ServerProcess::start(&["--delay-ms", "0"]);
+    let server = ServerProcess::start(&[&["--delay-ms", "0"], server_args].concat());
     let pid = server.pid();
     let before = server.status();
     let legit = LegitClient::start(&server);
@@ -214,21 +219,72 @@ fn count(report: &Value, pointer: &str) -> u64 {
 }
 
 #[test]
-#[ignore = "slow: ~8 s of HEADERS + RST_STREAM"]
-fn a_rapid_reset_flood_is_refused_and_the_server_recovers() {
+fn a_rapid_reset_flood_is_sent_away_and_the_server_recovers() {
     let report = flood("rapid-reset", &["--seconds", "4"]);
+    // The patched C-core (patch 0004): past the default budget of 100
+    // streams reset before their calls start in a second, GOAWAY
+    // ENHANCE_YOUR_CALM, and the connection is closed.
+    assert!(count(&report, "/sent/streams") > 100, "{report}");
+    assert_eq!(
+        report["server"]["goaway"]["error"], "ENHANCE_YOUR_CALM",
+        "{report}"
+    );
+    assert_eq!(report["server"]["goaway"]["debug"], "too_many_resets");
+    assert!(
+        !report["server"]["closed_by_server"].is_null(),
+        "connection still open: {report}"
+    );
+}
+
+#[test]
+fn a_connection_that_keeps_opening_refused_streams_is_sent_away() {
+    // Rounds of 2,000 calls, each round reset in the same write that opens
+    // the next: more than 1,024 reset calls are unfinished when the new
+    // HEADERS arrive, so patch 0001 refuses them, and past 100 refusals in a
+    // second patch 0004 sends the connection away.
+    let report = flood("late-reset", &["--seconds", "4"]);
+    assert!(
+        count(&report, "/server/rst_stream/REFUSED_STREAM") > 100,
+        "{report}"
+    );
+    assert_eq!(
+        report["server"]["goaway"]["error"], "ENHANCE_YOUR_CALM",
+        "{report}"
+    );
+    assert_eq!(
+        report["server"]["goaway"]["debug"],
+        "too_many_refused_streams"
+    );
+}
+
+#[test]
+#[ignore = "slow: ~8 s of HEADERS + RST_STREAM"]
+fn without_the_budget_a_rapid_reset_flood_is_refused_and_the_server_recovers() {
+    // The first line of defence alone (patch 0001): streams over the
+    // allowance of unfinished reset ones are refused, whatever the stream limit.
+    let report = flood_server(
+        &["--max-aborted-streams-per-second", "0"],
+        "rapid-reset",
+        &["--seconds", "4"],
+        PEAK_MARGIN_KIB,
+    );
     assert!(count(&report, "/sent/streams") > 1000, "{report}");
-    // The patched C-core: streams over the limit while calls are unfinished.
     assert!(
         count(&report, "/server/rst_stream/REFUSED_STREAM") > 0,
         "no REFUSED_STREAM: {report}"
     );
+    assert!(report["server"]["goaway"].is_null(), "{report}");
 }
 
 #[test]
 #[ignore = "slow: holds 500 stalled streams for seconds"]
 fn streams_over_the_limit_with_a_zero_window_close_the_connection() {
-    let report = flood("stall", &["--seconds", "4", "--streams", "500"]);
+    let report = flood_server(
+        &["--max-concurrent-streams", "100"],
+        "stall",
+        &["--seconds", "4", "--streams", "500"],
+        PEAK_MARGIN_KIB,
+    );
     // More streams than the acknowledged MAX_CONCURRENT_STREAMS (100) in the
     // stream map: C-core ends the connection, cancelling the calls it had.
     assert_eq!(

@@ -601,9 +601,9 @@ fn a_feed_client_that_does_not_read_gets_back_pressure() {
 #[ignore = "slow: 10,000 concurrent streams (~5 s)"]
 fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
     const STREAMS: usize = 10_000;
-    // The lab's 1 s delay, one completion queue per core; no stream limit,
-    // so all of them run at once on the one connection.
-    let server = ServerProcess::start(&["--max-concurrent-streams", "0"]);
+    // The lab's 1 s delay, one completion queue per core, and no flags: the
+    // default limits let all of them run at once on the one connection.
+    let server = ServerProcess::start(&[]);
     let client = server.client();
     assert_still_answers(&client);
     let idle = server.status();
@@ -645,6 +645,41 @@ fn ten_thousand_concurrent_streams_finish_together_on_a_few_threads() {
         "{} threads is not a small fixed pool",
         idle.threads
     );
+}
+
+#[test]
+#[ignore = "slow: 10,000 concurrent streams, half of them cancelled (~5 s)"]
+fn a_client_that_cancels_thousands_of_its_streams_keeps_its_connection() {
+    const STREAMS: usize = 10_000;
+    // No flags: the default budget of aborted streams per connection. A
+    // client that cancels calls it had started is never counted, however
+    // many: had the server sent it away (GOAWAY), the calls still running
+    // on the connection would fail UNAVAILABLE.
+    let server = ServerProcess::start(&[]);
+    let client = server.client();
+    assert_still_answers(&client);
+    let request = topic("cancel-heavy");
+    let calls = (0..STREAMS).map(|i| {
+        let (client, request) = (&client, &request);
+        async move {
+            let mut updates = client.stream_learnings_async(request).unwrap();
+            if i % 2 == 0 {
+                // Cancelled once it has started, before its first update (1 s).
+                Delay::new(Duration::from_millis(250)).await;
+                updates.cancel();
+                None
+            } else {
+                Some(updates.try_collect::<Vec<_>>().await)
+            }
+        }
+    });
+    let results = block_on(future::join_all(calls));
+    let completed: Vec<_> = results.into_iter().flatten().collect();
+    assert_eq!(completed.len(), STREAMS / 2);
+    for updates in completed {
+        assert_eq!(updates.expect("a stream left running succeeds").len(), 4);
+    }
+    assert_still_answers(&client);
 }
 
 /// A loopback TCP proxy that can stop forwarding without closing anything:
