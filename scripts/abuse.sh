@@ -11,6 +11,7 @@
 #   FLOOD_SECONDS=3 bash scripts/abuse.sh # shorter
 #   MESSENGER_SERVER_BIN=target/release/server bash scripts/abuse.sh  # no build
 #   FLOODS="ping-flood slowloris" bash scripts/abuse.sh  # only these
+#   FLOOD_PORT=50999 bash scripts/abuse.sh  # this port (default: any free one)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -20,9 +21,11 @@ SETTLE="${SETTLE_SECONDS:-10}"   # wait after a flood before the final RSS
 PY=.venv/bin/python3
 [ -x "$PY" ] || bash scripts/bootstrap.sh
 if [ -z "${MESSENGER_SERVER_BIN:-}" ]; then
-    cargo build --release -q -p learning-messenger --bin server
+    cargo build --release -q -p learning-messenger --bin server --bin client
     MESSENGER_SERVER_BIN="$CARGO_TARGET_DIR/release/server"
 fi
+CLIENT="$(dirname "$MESSENGER_SERVER_BIN")/client"
+[ -x "$CLIENT" ] || { echo "abuse: no client next to $MESSENGER_SERVER_BIN (it probes the server's health)" >&2; exit 1; }
 WORK="$(mktemp -d)"
 SERVER_PID=
 cleanup() {
@@ -50,18 +53,13 @@ floods=(
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
+# A fresh server per flood, on FLOOD_PORT or on a port free now.
 start_server() {
+    PORT="${FLOOD_PORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
     # shellcheck disable=SC2086  # the row's server flags
-    "$MESSENGER_SERVER_BIN" --addr 127.0.0.1:0 --delay-ms 0 $1 >/dev/null 2>"$WORK/server.log" &
+    "$MESSENGER_SERVER_BIN" --addr "127.0.0.1:$PORT" --delay-ms 0 $1 >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
-    for _ in $(seq 100); do
-        PORT="$(sed -n 's/.*running on port \([0-9]*\)\.\.\..*/\1/p' "$WORK/server.log" | head -n1)"
-        [ -n "$PORT" ] && return
-        sleep 0.1
-    done
-    echo "abuse.sh: the server did not start:" >&2
-    cat "$WORK/server.log" >&2
-    exit 1
+    wait_for_health "$CLIENT" "127.0.0.1:$PORT" "$SERVER_PID" "$WORK/server.log"
 }
 
 stop_server() {
@@ -87,11 +85,11 @@ for row in "${floods[@]}"; do
     if [ -n "${FLOODS:-}" ] && [[ " $FLOODS " != *" $name "* ]]; then
         continue
     fi
-    echo "abuse.sh: $name ..." >&2
+    echo "abuse: $name ..." >&2
     start_server "$server_flags"
     sleep 1
     if ! "$PY" python/legit_latency.py --target "127.0.0.1:$PORT" --seconds 3 >"$WORK/before.json"; then
-        echo "abuse.sh: the server on port $PORT does not answer (alive: $(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no)); its log:" >&2
+        echo "abuse: the server on port $PORT does not answer (alive: $(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no)); its log:" >&2
         tail -n 20 "$WORK/server.log" >&2
         exit 1
     fi
@@ -106,7 +104,7 @@ for row in "${floods[@]}"; do
     "$PY" python/floods.py --port "$PORT" $flood >"$WORK/flood.json"
     wait "$legit"
     grep -q '"failures": 0,' "$WORK/during.json" ||
-        echo "abuse.sh: $name: legitimate calls failed: $(cat "$WORK/during.json")" >&2
+        echo "abuse: $name: legitimate calls failed: $(cat "$WORK/during.json")" >&2
     cpu_end="$(cpu_ticks "$SERVER_PID")"
     touch "$WORK/stop"
     wait "$watcher"

@@ -18,11 +18,7 @@ log="$(mktemp)"
 RUST_LOG="${RUST_LOG:-info,learning_messenger::service=debug}" "$bin/server" --addr "127.0.0.1:$PORT" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 100); do
-    grep -q "running on port" "$log" && break
-    kill -0 "$server" 2>/dev/null || { cat "$log"; echo "demo: the server did not start" >&2; exit 1; }
-    sleep 0.1
-done
+wait_for_health "$bin/client" "127.0.0.1:$PORT" "$server" "$log"
 
 echo
 echo "=== Rust client -> Rust server (127.0.0.1:$PORT) ==="

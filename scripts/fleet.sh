@@ -54,19 +54,7 @@ for k in $(seq "$COUNT"); do
     addrs+=("$addr")
 done
 for k in $(seq "$COUNT"); do
-    log="$LOGS/r$k.log"
-    pid="${pids[$((k - 1))]}"
-    # Up means SERVING to a health check, whatever RUST_LOG lets it log.
-    up=false
-    for _ in $(seq 150); do
-        if "$CLIENT" --target "${addrs[$((k - 1))]}" --timeout-ms 500 health >/dev/null 2>&1; then
-            up=true
-            break
-        fi
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "fleet: replica r$k did not start" >&2; exit 1; }
-        sleep 0.1
-    done
-    $up || { echo "fleet: replica r$k did not answer its health check in 30 s" >&2; exit 1; }
+    wait_for_health "$CLIENT" "${addrs[$((k - 1))]}" "${pids[$((k - 1))]}" "$LOGS/r$k.log"
 done
 
 target="ipv4:$(IFS=,; echo "${addrs[*]}")"

@@ -13,6 +13,7 @@
 //! - [`closed_loop`]: the measured window and tally of a closed-loop load.
 //! - [`report`]: figures, units and tables.
 //! - [`process`]: a process's memory and threads, from `/proc`.
+//! - [`port`]: loopback ports for child processes, safe from parallel tests.
 //! - [`room`]: joining a CollaborativeFeed room, and the server's notices about it.
 //! - [`status_code`]: gRPC's status codes by name.
 
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod closed_loop;
 pub mod demo;
 pub mod method_path;
+pub mod port;
 pub mod process;
 pub mod report;
 pub mod room;

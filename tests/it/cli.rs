@@ -465,12 +465,8 @@ fn all_concurrent_takes_about_the_longest_pattern_not_their_sum() {
 
 #[test]
 fn unreachable_server_is_one_line_naming_the_target_and_unavailable() {
-    // A port that was just free and now has nobody listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    // A port where nobody listens.
+    let closed = format!("127.0.0.1:{}", crate::support::free_port());
     for args in [
         &["status"][..],
         &["learn"],

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod bootstrap;
 mod cli;
 mod compression;
 mod deploy;

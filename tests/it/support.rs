@@ -343,12 +343,10 @@ pub(crate) fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
     output
 }
 
-/// A free TCP port on 127.0.0.1 (bound once, then released for a child to take).
+/// A port on 127.0.0.1 for a child process to listen on, or where nobody
+/// listens: no other test takes it meanwhile (messenger_lab::port).
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
+    messenger_lab::port::reserve().expect("a free port on 127.0.0.1")
 }
 
 /// Any program as a child process, its stdout and stderr together in a

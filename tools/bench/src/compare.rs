@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,11 +83,9 @@ pub struct ServerProcess {
     log: PathBuf,
 }
 
-/// A port nobody listens on right now.
+/// A port on 127.0.0.1 for a server this process starts (messenger_lab::port).
 pub fn free_port() -> Result<u16, BenchError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
+    messenger_lab::port::reserve()
         .map_err(|e| BenchError::Setup(format!("cannot find a free port: {e}")))
 }
 

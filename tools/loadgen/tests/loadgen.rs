@@ -76,11 +76,8 @@ fn a_failed_call_is_an_error_with_its_status() {
 
 #[test]
 fn an_unreachable_or_non_grpc_target_is_an_error() {
-    let free = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let error = block_on(Connection::open(&free.to_string())).err().unwrap();
+    let free = format!("127.0.0.1:{}", messenger_lab::port::reserve().unwrap());
+    let error = block_on(Connection::open(&free)).err().unwrap();
     assert!(error.contains("cannot reach"), "{error}");
 
     // A listener that never speaks HTTP/2: the handshake fails (it closes at once).

@@ -1,0 +1,209 @@
+//! scripts/bootstrap.sh on a fresh machine: a copy of the checkout as a clone
+//! has it (no .venv, no .cargo/config.toml, no Python stubs) run with a HOME
+//! and a CARGO_HOME that are new, empty folders, so cargo has no registry
+//! cache yet and nothing is vendored. Every step of the bootstrap runs (none
+//! builds C-core): grpcio-sys and grpcio fetched, unpacked and patched,
+//! .cargo/config.toml, the venv, the Python stubs. Only pip's download cache
+//! is the machine's, to spare the downloads: it holds no state of the project.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{project_root, run_bounded, BoundedOutput};
+
+/// Under a loaded 2-core machine the venv alone takes a minute or two.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The checkout's files as a clone has them: tracked and new ones, not
+/// those git ignores; links kept as links.
+fn copy_checkout(to: &Path) {
+    let root = project_root();
+    let mut command = Command::new("git");
+    command
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(&root);
+    let listed = run_bounded(command, Duration::from_secs(60));
+    assert!(
+        listed.status.is_some_and(|s| s.success()),
+        "git ls-files: {}",
+        listed.stderr
+    );
+    for file in listed.stdout.split('\0').filter(|f| !f.is_empty()) {
+        let from = root.join(file);
+        let Ok(meta) = from.symlink_metadata() else {
+            continue; // deleted in the work tree
+        };
+        let dest = to.join(file);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(&from, &dest).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+}
+
+/// The folders of a fresh machine; the toolchain stays the machine's.
+struct FreshMachine {
+    _dir: tempfile::TempDir,
+    clone: PathBuf,
+    home: PathBuf,
+    cargo_home: PathBuf,
+}
+
+impl FreshMachine {
+    fn new() -> FreshMachine {
+        let dir = tempfile::tempdir().unwrap();
+        let [clone, home, cargo_home] =
+            ["clone", "home", "cargo"].map(|name| dir.path().join(name));
+        for folder in [&clone, &home, &cargo_home] {
+            std::fs::create_dir(folder).unwrap();
+        }
+        copy_checkout(&clone);
+        FreshMachine {
+            _dir: dir,
+            clone,
+            home,
+            cargo_home,
+        }
+    }
+
+    /// `program args` in the clone, with only the environment a fresh login has.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let real_home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map_or_else(|| real_home.join(".rustup"), PathBuf::from);
+        let pip_cache = std::env::var_os("PIP_CACHE_DIR").map_or_else(
+            || {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map_or_else(|| real_home.join(".cache"), PathBuf::from)
+                    .join("pip")
+            },
+            PathBuf::from,
+        );
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&self.clone)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("CARGO_HOME", &self.cargo_home)
+            .env("RUSTUP_HOME", rustup_home)
+            .env("PIP_CACHE_DIR", pip_cache);
+        if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+            command.env("RUSTUP_TOOLCHAIN", toolchain);
+        }
+        command
+    }
+
+    fn bootstrap(&self) -> BoundedOutput {
+        run_bounded(
+            self.command("bash", &["scripts/bootstrap.sh"]),
+            BOOTSTRAP_TIMEOUT,
+        )
+    }
+}
+
+fn said(output: &BoundedOutput) -> String {
+    format!("{}{}", output.stdout, output.stderr)
+}
+
+/// The folder .cargo/config.toml gives for `name`'s patched crate.
+fn patched_path(config: &str, name: &str) -> PathBuf {
+    let line = config
+        .lines()
+        .find(|line| line.starts_with(&format!("{name} = ")))
+        .unwrap_or_else(|| panic!("no {name} in .cargo/config.toml:\n{config}"));
+    let path = line
+        .split('"')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no path in {line}"));
+    PathBuf::from(path)
+}
+
+#[test]
+fn bootstrap_works_with_an_empty_home_and_cargo_home() {
+    let machine = FreshMachine::new();
+    let first = machine.bootstrap();
+    assert!(
+        first.status.is_some_and(|s| s.success()),
+        "bootstrap failed on a fresh machine ({:?}):\n{}",
+        first.status,
+        said(&first)
+    );
+
+    // grpcio-sys came from crates.io into the empty cargo home...
+    let caches: Vec<PathBuf> = std::fs::read_dir(machine.cargo_home.join("registry/cache"))
+        .expect("cargo's registry cache was created")
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(
+        caches.iter().any(|cache| cache
+            .join("grpcio-sys-0.13.0+1.56.2-patched.crate")
+            .exists()),
+        "grpcio-sys was not fetched: {caches:?}"
+    );
+    // ...was unpacked and patched under the new HOME, and cargo is pointed there.
+    let config = std::fs::read_to_string(machine.clone.join(".cargo/config.toml"))
+        .expect(".cargo/config.toml written");
+    let vendor = machine.home.join(".cache/learning-messenger/vendor");
+    for name in ["grpcio-sys", "grpcio"] {
+        let path = patched_path(&config, name);
+        assert!(path.starts_with(&vendor), "{}", path.display());
+        assert!(path.join(".complete").exists(), "{}", path.display());
+        assert!(path.join("Cargo.toml").exists(), "{}", path.display());
+    }
+    // Cargo takes it, and Cargo.lock agrees (--locked): grpcio-sys is the patched folder.
+    let pkgid = run_bounded(
+        machine.command("cargo", &["pkgid", "--locked", "grpcio-sys"]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        pkgid.status.is_some_and(|s| s.success()),
+        "{}",
+        said(&pkgid)
+    );
+    let sys = patched_path(&config, "grpcio-sys");
+    assert!(
+        pkgid
+            .stdout
+            .starts_with(&format!("path+file://{}#", sys.display())),
+        "{}",
+        pkgid.stdout
+    );
+
+    // The venv holds the Python reference's stack, and its stubs are generated.
+    let python = machine.clone.join(".venv/bin/python3");
+    let imports = run_bounded(
+        machine.command(&python, &["-c", "import grpc, grpc_tools, h2, yaml"]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        imports.status.is_some_and(|s| s.success()),
+        "{}",
+        said(&imports)
+    );
+    for stub in ["messenger_pb2.py", "messenger_pb2_grpc.py"] {
+        assert!(
+            machine.clone.join("python/protos").join(stub).exists(),
+            "python/protos/{stub} missing"
+        );
+    }
+
+    // A second run finds everything done and says nothing.
+    let second = machine.bootstrap();
+    assert!(
+        second.status.is_some_and(|s| s.success()),
+        "{}",
+        said(&second)
+    );
+    assert_eq!(said(&second), "", "the second run did something");
+}
