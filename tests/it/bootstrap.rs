@@ -130,6 +130,7 @@ fn patched_path(config: &str, name: &str) -> PathBuf {
 }
 
 #[test]
+#[ignore = "slow, and needs crates.io and PyPI: a whole bootstrap, its venv included"]
 fn bootstrap_works_with_an_empty_home_and_cargo_home() {
     let machine = FreshMachine::new();
     let first = machine.bootstrap();

@@ -170,7 +170,6 @@ fn line_diff(expected: &str, actual: &str) -> String {
 }
 
 #[test]
-#[ignore = "slow: needs the Python reference (.venv from scripts/bootstrap.sh); starts its server and runs its client twice"]
 fn python_and_rust_transcripts_match() {
     let python = Python::locate();
     let python_server = start_server(Side::Python, &python);

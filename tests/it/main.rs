@@ -1,7 +1,7 @@
 //! The integration tests, one binary: real servers on free loopback ports,
 //! the `server` and `client` programs as processes, and the Python reference.
-//! Slow tests are `#[ignore]`d so a plain `cargo test` stays quick;
-//! `scripts/test.sh` (and CI) runs them too, with `--include-ignored`.
+//! Slow tests are `#[ignore]`d, their reason given, so a plain `cargo test`
+//! stays quick; `scripts/test.sh` (and CI) runs them too (`--run-ignored all`).
 
 mod support;
 

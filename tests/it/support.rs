@@ -470,7 +470,7 @@ pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOut
 /// The project's root (the root package's folder), read when run.
 pub(crate) fn project_root() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
-        .expect("cargo test sets CARGO_MANIFEST_DIR")
+        .expect("cargo and nextest set CARGO_MANIFEST_DIR for tests")
         .into()
 }
 
