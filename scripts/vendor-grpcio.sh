@@ -2,7 +2,8 @@
 # Unpacks the registry's grpcio-sys (gRPC C-core 1.56.2) and grpcio, applies
 # patches/<crate>/*.patch (patches/*/README.md), and writes the git-ignored
 # .cargo/config.toml that points cargo at them ([patch.crates-io]) and, when
-# the PATH's CMake is not CMake 3, at the venv's ([env] CMAKE).
+# the PATH's CMake is not CMake 3, at the venv's, copied out of the clone
+# ([env] CMAKE).
 #
 # The patched crates live outside the clone, in a folder named by the
 # patches' hash: C-core's CMake cache records its source folder, so a path
@@ -76,12 +77,24 @@ config="# Written by scripts/vendor-grpcio.sh (git-ignored): the patched crates.
 [patch.crates-io]
 grpcio-sys = { path = \"$sys\" }
 grpcio = { path = \"$rs\" }"
-# C-core's build (the cmake crate) takes CMAKE before the PATH's cmake.
+# C-core's build (the cmake crate) takes CMAKE before the PATH's cmake. The
+# venv's CMake 3 is copied out of the clone, for the reason above: a CMAKE
+# that differs between clones would rebuild C-core in each.
 if ! is_cmake_3 && is_cmake_3 "$ROOT/.venv/bin/cmake"; then
+    data="$(.venv/bin/python3 -c 'import cmake; print(cmake.CMAKE_DATA)')"
+    version="$("$data/bin/cmake" --version)"
+    version="${version%%$'\n'*}"
+    cmake_copy="$LEARNING_MESSENGER_CACHE/cmake-${version##* }"
+    if [ ! -x "$cmake_copy/bin/cmake" ]; then
+        mkdir -p "$LEARNING_MESSENGER_CACHE"
+        fresh="$(mktemp -d "$cmake_copy.XXXXXX")"
+        cp -a "$data/." "$fresh" || fail "cannot copy the venv's CMake to $cmake_copy"
+        mv -T "$fresh" "$cmake_copy" 2>/dev/null || rm -rf "$fresh"
+    fi
     config+="
-# The PATH's cmake is not CMake 3, which gRPC C-core needs: the venv's.
+# The PATH's cmake is not CMake 3, which gRPC C-core needs: the venv's, copied.
 [env]
-CMAKE = \"$ROOT/.venv/bin/cmake\""
+CMAKE = \"$cmake_copy/bin/cmake\""
 fi
 mkdir -p .cargo
 [ -f .cargo/config.toml ] && [ "$(cat .cargo/config.toml)" = "$config" ] || printf '%s\n' "$config" >.cargo/config.toml
