@@ -26,12 +26,14 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # tests/it/wire.rs runs `wiretap`, another package's binary: every binary first.
 cargo build --workspace --bins --quiet
-# Profile `ci` (.config/nextest.toml): a JUnit report, for the slowest below.
-cargo nextest run --workspace --run-ignored all --profile ci "$@"
-cargo test --workspace --doc --quiet
+# Profile `ci` (.config/nextest.toml) writes a JUnit report, for the slowest below.
+status=0
+cargo nextest run --workspace --run-ignored all --profile ci "$@" || status=$?
+# Doc tests, which nextest does not run.
+cargo test --workspace --doc --quiet || status=$?
 
 echo "The ten slowest tests:"
-.venv/bin/python3 - "$CARGO_TARGET_DIR/nextest/ci/junit.xml" <<'PY'
+.venv/bin/python3 - "$ROOT/target/nextest/ci/junit.xml" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 
@@ -40,3 +42,4 @@ timed = sorted(((float(c.get("time", 0)), c.get("classname"), c.get("name")) for
 for seconds, binary, name in timed[:10]:
     print(f"{seconds:8.1f} s  {binary} {name}")
 PY
+((status == 0)) || { echo "test: tests failed (exit $status): see FAIL above" >&2; exit "$status"; }

@@ -198,10 +198,10 @@ fn upload_sends_every_line_of_a_large_file() {
 
 #[test]
 fn upload_memory_stays_flat_however_long_the_input() {
-    // 256 MiB of notes through stdin: a client that gathered them before
-    // sending (or queued them unsent) would hold them all.
-    const LINES: usize = 512 * 1024;
-    let line = format!("{}\n", "x".repeat(511));
+    // 100,000 notes of 1 KiB (100 MiB) through stdin: a client that gathered
+    // them before sending (or queued them unsent) would hold them all.
+    const LINES: usize = 100_000;
+    let line = format!("{}\n", "x".repeat(1023));
     let server = TestServer::start();
     let mut child = client(&server.target, &["upload", "-"])
         .stdin(Stdio::piped())
@@ -229,7 +229,7 @@ fn upload_memory_stays_flat_however_long_the_input() {
     );
     assert!(
         peak.rss_mib() < 64.0,
-        "client peak RSS {:.1} MiB for 256 MiB of input",
+        "client peak RSS {:.1} MiB for 100 MiB of input",
         peak.rss_mib()
     );
 }
