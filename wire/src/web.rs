@@ -1,0 +1,312 @@
+//! The web view (`wiretap --web`, `client --show-wire=web`): a page that
+//! draws every connection as a timeline, one lane per HTTP/2 stream, fed by
+//! server-sent events that carry the records as docs/wiretap.md's JSON.
+//!
+//! The proxy never waits for a browser: records go into a bounded history
+//! (for a page that opens late) and a bounded broadcast; a page that reads
+//! too slowly misses records and is told how many.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame as BodyFrame, Incoming};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::event::{Body as MessageBody, Detail, Event, Frame, Message, Record};
+use crate::output::{self, Format, Style};
+
+/// Records the tap keeps for a page that opens late (the page keeps as many frames).
+pub const HISTORY_RECORDS: usize = 10_000;
+/// And at most this many bytes of them.
+pub const HISTORY_BYTES: usize = 32 << 20;
+/// A record longer than this as JSON is sent without its message or header
+/// block (the tap's `--json` output has them).
+pub const RECORD_CAP: usize = 64 << 10;
+/// Records queued for each page; past it a slow page misses records.
+const LIVE_QUEUE: usize = 4096;
+/// Chunks of events written ahead to one page's connection.
+const PAGE_QUEUE: usize = 8;
+/// A comment every so often, so a page that went away is noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+const PAGE: &str = include_str!("../web/index.html");
+const SCRIPT: &str = include_str!("../web/timeline.js");
+const STYLE: &str = include_str!("../web/timeline.css");
+
+/// What the pages are sent: every record, as it is decoded.
+pub struct Feed {
+    history: Mutex<History>,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+#[derive(Default)]
+struct History {
+    records: VecDeque<Arc<str>>,
+    bytes: usize,
+    /// Records pushed out of the history by newer ones.
+    dropped: u64,
+}
+
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed {
+            history: Mutex::default(),
+            live: broadcast::channel(LIVE_QUEUE).0,
+        }
+    }
+}
+
+impl Feed {
+    /// Sends `records` to every page, and keeps them for pages to come.
+    pub fn publish(&self, records: &[Record]) {
+        let lines: Vec<Arc<str>> = records.iter().map(|r| Arc::from(record_json(r))).collect();
+        let Ok(mut history) = self.history.lock() else {
+            return;
+        };
+        for line in lines {
+            history.bytes += line.len();
+            history.records.push_back(line.clone());
+            // No page listening is no error.
+            let _ = self.live.send(line);
+        }
+        while history.records.len() > HISTORY_RECORDS || history.bytes > HISTORY_BYTES {
+            let Some(old) = history.records.pop_front() else {
+                break;
+            };
+            history.bytes -= old.len();
+            history.dropped += 1;
+        }
+    }
+
+    /// The history and the records after it, with nothing lost or repeated
+    /// between them (both are taken under the lock `publish` holds).
+    fn subscribe(&self) -> (Vec<Arc<str>>, u64, broadcast::Receiver<Arc<str>>) {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            history.records.iter().cloned().collect(),
+            history.dropped,
+            self.live.subscribe(),
+        )
+    }
+}
+
+/// `record` as the JSON of `--json`, made smaller if it is over [`RECORD_CAP`].
+fn record_json(record: &Record) -> String {
+    let style = Style {
+        format: Format::Json,
+        colour: false,
+    };
+    let mut line = String::new();
+    output::render(record, style, &mut line);
+    if line.len() > RECORD_CAP {
+        if let Some(smaller) = shrunk(record, line.len()) {
+            line.clear();
+            output::render(&smaller, style, &mut line);
+        }
+    }
+    line.truncate(line.trim_end().len());
+    line
+}
+
+fn shrunk(record: &Record, size: usize) -> Option<Record> {
+    let why = format!(
+        "a {size}-byte record, over the web view's {RECORD_CAP}-byte cap: the tap's --json output has it"
+    );
+    let event = match &record.event {
+        Event::Message(m) => Event::Message(Message {
+            stream: m.stream,
+            compressed: m.compressed,
+            length: m.length,
+            frames: m.frames,
+            type_name: m.type_name.clone(),
+            body: MessageBody::NotDecoded(why),
+            fields: None,
+        }),
+        Event::Frame(f) => Event::Frame(Frame {
+            stream: f.stream,
+            kind: f.kind,
+            flags: f.flags,
+            length: f.length,
+            detail: Detail::Malformed(why),
+            raw: f.raw.clone(),
+        }),
+        _ => return None,
+    };
+    Some(Record {
+        conn: record.conn,
+        time: record.time,
+        direction: record.direction,
+        event,
+    })
+}
+
+/// Serves the page and its events on `listener` until the runtime ends.
+pub async fn serve(listener: TcpListener, feed: Arc<Feed>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: the tap goes on; so does the page, later.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let feed = feed.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let feed = feed.clone();
+                async move { Ok::<_, Infallible>(respond(&request, &feed)) }
+            });
+            // A page that goes away ends its connection; nothing to report.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(request: &Request<Incoming>, feed: &Arc<Feed>) -> Response<PageBody> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    }
+    let (content_type, text) = match request.uri().path() {
+        "/" | "/index.html" => ("text/html; charset=utf-8", PAGE),
+        "/timeline.js" => ("text/javascript; charset=utf-8", SCRIPT),
+        "/timeline.css" => ("text/css; charset=utf-8", STYLE),
+        "/events" => return events(feed.clone()),
+        _ => return plain(StatusCode::NOT_FOUND, "not found: the page is at /\n"),
+    };
+    let mut response = Response::new(PageBody::Whole(Some(Bytes::from_static(text.as_bytes()))));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<PageBody> {
+    let mut response = Response::new(PageBody::Whole(Some(Bytes::from_static(text.as_bytes()))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// `/events`: a `reset` event (what the history holds), the history, then
+/// each record as it comes; `lagged` when this page missed some.
+fn events(feed: Arc<Feed>) -> Response<PageBody> {
+    let (chunks, body) = mpsc::channel(PAGE_QUEUE);
+    tokio::spawn(send_events(feed, chunks));
+    let mut response = Response::new(PageBody::Events(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// One chunk of events is at most about this long.
+const CHUNK: usize = 64 << 10;
+
+async fn send_events(feed: Arc<Feed>, chunks: mpsc::Sender<Bytes>) {
+    let (history, dropped, mut live) = feed.subscribe();
+    let info = json!({
+        "history_cap": HISTORY_RECORDS,
+        "history_bytes": HISTORY_BYTES,
+        "dropped": dropped,
+    });
+    let mut chunk = String::new();
+    push_event(&mut chunk, Some("reset"), &info.to_string());
+    for line in history {
+        push_event(&mut chunk, None, &line);
+        if chunk.len() >= CHUNK && !send(&chunks, &mut chunk).await {
+            return;
+        }
+    }
+    if !send(&chunks, &mut chunk).await {
+        return;
+    }
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.tick().await;
+    loop {
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(line) => {
+                    push_event(&mut chunk, None, &line);
+                    // What else is queued goes in the same chunk.
+                    while chunk.len() < CHUNK {
+                        match live.try_recv() {
+                            Ok(line) => push_event(&mut chunk, None, &line),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    push_event(&mut chunk, Some("lagged"), &json!({"skipped": skipped}).to_string());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = keep_alive.tick() => chunk.push_str(": keep-alive\n\n"),
+        }
+        if !send(&chunks, &mut chunk).await {
+            return;
+        }
+    }
+}
+
+/// Sends `chunk` and empties it; false when the page has gone.
+async fn send(chunks: &mpsc::Sender<Bytes>, chunk: &mut String) -> bool {
+    if chunk.is_empty() {
+        return true;
+    }
+    chunks
+        .send(Bytes::from(std::mem::take(chunk)))
+        .await
+        .is_ok()
+}
+
+/// One server-sent event: `data` is one line of JSON.
+fn push_event(out: &mut String, name: Option<&str>, data: &str) {
+    if let Some(name) = name {
+        out.push_str("event: ");
+        out.push_str(name);
+        out.push('\n');
+    }
+    // JSON escapes line breaks inside strings; this keeps any other one legal.
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+/// A whole file, or the events as they come.
+enum PageBody {
+    Whole(Option<Bytes>),
+    Events(mpsc::Receiver<Bytes>),
+}
+
+impl Body for PageBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<BodyFrame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            PageBody::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(BodyFrame::data(b)))),
+            PageBody::Events(chunks) => chunks
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(BodyFrame::data(b)))),
+        }
+    }
+}
