@@ -6,9 +6,9 @@
 "use strict";
 
 const FRAME_CAP = 10000;
-const STEP = 22; // px between two frames of a connection
-const MAX_PAUSE = 80; // px at most for a pause between two frames
-const PX_PER_MS = 0.5; // how a pause widens the gap
+const STEP = 17; // px between two frames of a connection
+const MAX_PAUSE = 60; // px at most for a pause between two frames
+const PX_PER_MS = 0.3; // how a pause widens the gap
 const TICK_EVERY = 140; // px between time labels
 const FLUSH_MAX = 4000; // records drawn per animation frame, so the page stays responsive
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -62,11 +62,13 @@ function lane(c, stream) {
   if (l) return l;
   const row = el("div", "lane");
   row.dataset.stream = stream;
-  const label = el("div", "label", stream === 0 ? "connection (0)" : `stream ${stream}`);
+  const label = el("div", "label");
+  const what = el("div", "what", stream === 0 ? "SETTINGS, PING, WINDOW_UPDATE, GOAWAY" : "");
+  label.append(el("div", "name", stream === 0 ? "connection (stream 0)" : `stream ${stream}`), what);
   const track = el("div", "track");
   row.append(label, track);
   c.rows.append(row);
-  l = { stream, row, label, track, live: 0, ended: [false, false], method: "", status: "" };
+  l = { stream, row, label, what, track, live: 0, ended: [false, false], method: "", status: "" };
   c.lanes.set(stream, l);
   return l;
 }
@@ -107,11 +109,18 @@ function look(record) {
   }
 }
 
-/** One line about a record, for a box's tooltip. */
-function headline(record) {
-  const [, arrow] = DIRECTIONS[record.dir] || [, ""];
+/** A box's tooltip, made when the pointer first comes over it. */
+function tooltip(box) {
+  const entry = entries.get(box.dataset.key);
+  if (!entry || box.title) return;
+  const { record, messages } = entry;
+  const arrow = DIRECTIONS[record.dir]?.[1] ?? "";
   const what = record.event === "frame" ? `${record.type} ${record.flags.join(" ")}` : record.event;
-  return `${record.time.toFixed(6)} s ${arrow} ${what}`.replace(/\s+/g, " ");
+  const lines = [`${record.time.toFixed(6)} s ${arrow} ${what}`];
+  for (const m of messages) {
+    lines.push(`${m.type || "message"} ${JSON.stringify(m.message ?? m.schemaless ?? m.not_decoded)}`.slice(0, 200));
+  }
+  box.title = lines.join("\n");
 }
 
 /** Draws one frame (or preface, or notice) as a box on its lane. */
@@ -126,7 +135,6 @@ function draw(record) {
   const key = String(nextKey++);
   box.dataset.key = key;
   box.style.left = `${x}px`;
-  box.title = headline(record);
   l.track.append(box);
   l.live += 1;
   c.live += 1;
@@ -153,7 +161,7 @@ function follow(c, l, record, key) {
     l.status = `reset ${record.error}`;
   }
   if (l.stream !== 0) {
-    l.label.textContent = [`stream ${l.stream}`, l.method, l.status].filter(Boolean).join(" · ");
+    l.what.textContent = [l.method, l.status].filter(Boolean).join(" · ");
     l.row.classList.toggle("ended", l.ended[0] && l.ended[1]);
   }
 }
@@ -166,8 +174,6 @@ function attach(record) {
   if (!entry) return;
   entry.messages.push(record);
   entry.box.classList.add("has-message");
-  const body = JSON.stringify(record.message ?? record.schemaless ?? record.not_decoded);
-  entry.box.title += `\n${record.type || "message"} ${body}`.slice(0, 300);
 }
 
 function closed(record) {
@@ -400,6 +406,10 @@ function start() {
   $("connections").addEventListener("click", (event) => {
     const box = event.target.closest(".frame[data-key]");
     if (box) showDetails(box.dataset.key, box);
+  });
+  $("connections").addEventListener("mouseover", (event) => {
+    const box = event.target.closest(".frame[data-key]");
+    if (box) tooltip(box);
   });
   $("close-details").addEventListener("click", hideDetails);
   const source = new EventSource("events");
