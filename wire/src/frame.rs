@@ -548,7 +548,11 @@ pub(crate) mod tests {
         let padded = frame(0, PADDED | END_STREAM, 5, &[2, b'h', b'i', 0, 0]);
         let mut bytes = PREFACE.to_vec();
         bytes.extend(&padded);
-        for (chunk, in_hand) in [(bytes.len(), 5), (PREFACE.len() + 9 + 3, 3), (PREFACE.len() + 9, 0)] {
+        for (chunk, in_hand) in [
+            (bytes.len(), 5),
+            (PREFACE.len() + 9 + 3, 3),
+            (PREFACE.len() + 9, 0),
+        ] {
             let mut reader = FrameReader::new(Sender::Client);
             let mut starts = Vec::new();
             for part in bytes.chunks(chunk) {
@@ -560,7 +564,11 @@ pub(crate) mod tests {
                 assert_eq!(fed, Ok(()));
             }
             // The wire's bytes, padding and all, as far as they were read.
-            assert_eq!(starts, [padded[..9 + in_hand].to_vec()], "chunks of {chunk}");
+            assert_eq!(
+                starts,
+                [padded[..9 + in_hand].to_vec()],
+                "chunks of {chunk}"
+            );
         }
     }
 

@@ -72,7 +72,11 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(sink: Option<Box<dyn Write + Send>>, style: Style, web: Option<Arc<Feed>>) -> Output {
+    pub fn new(
+        sink: Option<Box<dyn Write + Send>>,
+        style: Style,
+        web: Option<Arc<Feed>>,
+    ) -> Output {
         Output {
             sink: sink.map(Mutex::new),
             style,
@@ -306,8 +310,7 @@ async fn decode(
     shared: Arc<Shared>,
     opened: Record,
 ) {
-    let mut decoder =
-        ConnectionDecoder::new(conn, shared.contract.clone(), shared.decode);
+    let mut decoder = ConnectionDecoder::new(conn, shared.contract.clone(), shared.decode);
     let mut records = vec![opened];
     let mut text = String::new();
     while let Some(chunk) = queue.recv().await {
@@ -358,7 +361,11 @@ pub fn run(listen: &str, options: TapOptions, sink: Box<dyn Write + Send>) -> Re
             options.upstream
         );
         if let Some(web) = &listeners.web {
-            let _ = writeln!(stderr, "wiretap: the web view is at http://{}/", local(web)?);
+            let _ = writeln!(
+                stderr,
+                "wiretap: the web view is at http://{}/",
+                local(web)?
+            );
         }
         serve(listeners, options, Some(sink), std::future::pending()).await;
         Ok(())
