@@ -829,12 +829,9 @@ fn wiretap_flags_and_a_bad_address_are_one_line() {
     );
     let output = run(&["--listen", "127.0.0.1:0", "--web", &busy]);
     assert_eq!(output.status.and_then(|s| s.code()), Some(1));
-    assert_eq!(
-        output.stderr.lines().collect::<Vec<_>>(),
-        [format!(
-            "wiretap: cannot serve the web view on {busy}: Address in use (os error 98)"
-        )]
-    );
+    assert_eq!(output.stderr.lines().count(), 1, "{}", output.stderr);
+    let line = format!("wiretap: cannot serve the web view on {busy}: ");
+    assert!(output.stderr.starts_with(&line), "{}", output.stderr);
     let output = run(&["--no-such-flag"]);
     assert_eq!(
         output.status.and_then(|s| s.code()),
