@@ -310,3 +310,98 @@ impl Body for PageBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Direction;
+    use crate::frame::FrameType;
+
+    fn notice(conn: u64, text: &str) -> Record {
+        Record {
+            conn,
+            time: Duration::from_millis(1),
+            direction: None,
+            event: Event::Notice(text.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_history_keeps_the_newest_records_and_counts_the_others() {
+        let feed = Feed::default();
+        let records: Vec<Record> = (0..HISTORY_RECORDS as u64 + 5)
+            .map(|i| notice(i, "x"))
+            .collect();
+        feed.publish(&records);
+        let (history, dropped, _) = feed.subscribe();
+        assert_eq!(history.len(), HISTORY_RECORDS);
+        assert_eq!(dropped, 5);
+        assert!(history[0].starts_with("{\"conn\":5,"), "{}", history[0]);
+        // So are bytes: a few big records push out many small ones.
+        let big = "y".repeat(RECORD_CAP / 2);
+        let bigs: Vec<Record> = (0..HISTORY_BYTES / big.len())
+            .map(|i| notice(i as u64, &big))
+            .collect();
+        feed.publish(&bigs);
+        let (history, _, _) = feed.subscribe();
+        let bytes: usize = history.iter().map(|r| r.len()).sum();
+        assert!(bytes <= HISTORY_BYTES, "{bytes}");
+        assert!(history.iter().all(|r| r.len() > big.len()));
+    }
+
+    #[test]
+    fn a_page_that_falls_behind_misses_records_and_the_publisher_never_waits() {
+        let feed = Feed::default();
+        let (_, _, mut page) = feed.subscribe();
+        let records: Vec<Record> = (0..LIVE_QUEUE as u64 * 2).map(|i| notice(i, "x")).collect();
+        feed.publish(&records);
+        assert_eq!(
+            page.try_recv().unwrap_err(),
+            broadcast::error::TryRecvError::Lagged(LIVE_QUEUE as u64)
+        );
+        let next = page.try_recv().unwrap();
+        assert!(
+            next.starts_with(&format!("{{\"conn\":{LIVE_QUEUE},")),
+            "{next}"
+        );
+    }
+
+    #[test]
+    fn a_record_over_the_cap_goes_without_its_payload() {
+        let frame = Record {
+            conn: 1,
+            time: Duration::ZERO,
+            direction: Some(Direction::ClientToServer),
+            event: Event::Frame(Frame {
+                stream: 0,
+                kind: FrameType::GoAway,
+                flags: 0,
+                length: 70_000,
+                detail: Detail::GoAway {
+                    last_stream: 0,
+                    code: 0,
+                    debug: vec![b'a'; 70_000],
+                },
+                raw: Some(vec![0; 9]),
+            }),
+        };
+        let line = record_json(&frame);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(line.len() < 1024, "{line}");
+        assert_eq!(value["type"], "GOAWAY");
+        assert_eq!(value["raw"], "000000000000000000");
+        let why = value["malformed"].as_str().unwrap();
+        assert!(why.contains("over the web view's 65536-byte cap"), "{why}");
+    }
+
+    #[test]
+    fn events_are_lines_of_data() {
+        let mut out = String::new();
+        push_event(&mut out, Some("lagged"), "{\"skipped\":3}");
+        push_event(&mut out, None, "a\nb");
+        assert_eq!(
+            out,
+            "event: lagged\ndata: {\"skipped\":3}\n\ndata: a\ndata: b\n\n"
+        );
+    }
+}
