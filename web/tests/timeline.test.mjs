@@ -126,6 +126,10 @@ test("client all --concurrent draws streams 1, 3, 5 and 7 as four interleaved la
     assert.deepEqual(bytes.slice(3, 9), [0x00, 0x00, 0, 0, 0, Number(serverStream)], "type DATA, no flags, its stream");
     assert.equal(bytes[9], 0, "the message's prefix: not compressed");
 
+    // The whole connection in the picture, from its preface to its last frame.
+    const width = await page.$eval(".scroller", (scroller) => scroller.scrollWidth);
+    await page.setViewportSize({ width: Math.min(width + 70, 2400), height: 960 });
+    await page.$eval(".scroller", (scroller) => (scroller.scrollLeft = 0));
     mkdirSync(shots, { recursive: true });
     const shot = path.join(shots, "wiretap-web.png");
     await page.screenshot({ path: shot });

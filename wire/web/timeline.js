@@ -268,7 +268,8 @@ function schedule() {
 
 function showCounts() {
   const onPage = shown.length - shownStart;
-  $("counts").textContent = `${onPage} frames on the page in ${connections.size} connections`;
+  const plural = (n, one) => `${n.toLocaleString("en")} ${one}${n === 1 ? "" : "s"}`;
+  $("counts").textContent = `${plural(onPage, "frame")} on the page, in ${plural(connections.size, "connection")}`;
   let cap = `The page keeps the newest ${FRAME_CAP.toLocaleString("en")} frames`;
   cap += dropped ? `: ${dropped.toLocaleString("en")} older ones were dropped.` : ".";
   if (tapInfo) {
