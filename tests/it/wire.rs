@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::support::{
     free_port, is_clock_time, mask_times, project_root, python_stubs, run_bounded, status_of,
     venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
-    LAB_TRANSCRIPT,
+    LAB_TRANSCRIPT, SERVER_BIN,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
@@ -1168,4 +1168,28 @@ fn a_page_that_never_reads_does_not_hold_the_traffic_back() {
         last = fresh.next().1;
     }
     assert_eq!(last, summary);
+}
+
+/// The timeline page in headless Chromium, as a person sees it:
+/// web/tests/timeline.test.mjs under node's test runner (lanes 0, 1, 3, 5
+/// and 7 for `client all --concurrent`, a clicked frame's bytes, and 12,000
+/// frames past the page's cap). Its screenshots go to target/browser/.
+#[test]
+fn the_timeline_page_in_a_real_browser() {
+    let web = project_root().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "{}/node_modules is missing: run `bash scripts/bootstrap.sh`",
+        web.display()
+    );
+    let binaries = std::path::Path::new(SERVER_BIN).parent().unwrap();
+    let mut command = Command::new("node");
+    command
+        .args(["--test", "tests/timeline.test.mjs"])
+        .current_dir(&web)
+        .env("MESSENGER_BIN_DIR", binaries);
+    let output = run_bounded(command, Duration::from_secs(300));
+    let report = format!("{}\n{}", output.stdout, output.stderr);
+    assert!(output.status.is_some_and(|s| s.success()), "{report}");
+    assert!(report.contains("\n# pass 2\n# fail 0\n"), "{report}");
 }

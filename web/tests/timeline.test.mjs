@@ -1,8 +1,9 @@
 // The wire view's page (`wiretap --web`) in headless Chromium: a real server,
 // the real tap, `client all --concurrent` through it, and the page as a
-// person sees it. Needs the debug binaries (cargo build; scripts/test.sh
-// builds them first). Screenshots go to target/browser/; with
-// SCREENSHOTS_TO_DOCS=1 the timeline's also replaces docs/images/wiretap-web.png.
+// person sees it. Run by tests/it/wire.rs (`node --test`), which says where
+// the binaries are (MESSENGER_BIN_DIR; else target/debug). Screenshots go to
+// target/browser/; with SCREENSHOTS_TO_DOCS=1 the timeline's also replaces
+// docs/images/wiretap-web.png.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { launchChromium } from "./browser.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const binaries = path.join(path.resolve(root, process.env.CARGO_TARGET_DIR || "target"), "debug");
+const binaries = process.env.MESSENGER_BIN_DIR || path.join(path.resolve(root, process.env.CARGO_TARGET_DIR || "target"), "debug");
 const shots = path.join(root, "target", "browser");
 const STEP_TIMEOUT = 30_000;
 
