@@ -40,20 +40,18 @@ impl WireView {
             ))
         })?;
         let stderr = io::stderr();
-        let (format, web) = match show {
-            ShowWire::Print(format) => (format, None),
-            ShowWire::Web => (Format::Json, Some("127.0.0.1:0".to_owned())),
+        let colour = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let (format, sink, web): (_, Option<Box<dyn Write + Send>>, _) = match show {
+            ShowWire::Print(format) => (format, Some(Box::new(stderr)), None),
+            // Nothing printed: the format goes unused.
+            ShowWire::Web => (Format::Text, None, Some("127.0.0.1:0".to_owned())),
         };
         let options = TapOptions {
             upstream: upstream.to_owned(),
             format,
-            colour: stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            colour,
             bytes: false,
             web,
-        };
-        let sink: Option<Box<dyn io::Write + Send>> = match show {
-            ShowWire::Print(_) => Some(Box::new(stderr)),
-            ShowWire::Web => None,
         };
         let tap = BackgroundTap::start(options, sink)
             .map_err(|e| ClientError::Setup(format!("cannot start the wire view: {e}")))?;
