@@ -2,9 +2,10 @@
 //! draws every connection as a timeline, one lane per HTTP/2 stream, fed by
 //! server-sent events that carry the records as docs/wiretap.md's JSON.
 //!
-//! The proxy never waits for a browser: records go into a bounded history
-//! (for a page that opens late) and a bounded broadcast; a page that reads
-//! too slowly misses records and is told how many.
+//! The proxy never waits for a browser: records go into a bounded history,
+//! which each page reads at its own pace from where it stands (from the
+//! oldest, for a page that opens late); a page that falls further behind
+//! than the history reaches misses records and is told how many.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,20 +21,21 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, watch};
 
 use crate::event::{Body as MessageBody, Detail, Event, Frame, Message, Record};
 use crate::output::{self, Format, Style};
 
-/// Records the tap keeps for a page that opens late (the page keeps as many frames).
+/// Records the tap keeps, for pages that open late or read slowly (the page
+/// keeps as many frames).
 pub const HISTORY_RECORDS: usize = 10_000;
 /// And at most this many bytes of them.
 pub const HISTORY_BYTES: usize = 32 << 20;
 /// A record longer than this as JSON is sent without its message or header
 /// block (the tap's `--json` output has them).
 pub const RECORD_CAP: usize = 64 << 10;
-/// Records queued for each page; past it a slow page misses records.
-const LIVE_QUEUE: usize = 4096;
+/// One chunk of events is at most about this long.
+const CHUNK: usize = 64 << 10;
 /// Chunks of events written ahead to one page's connection.
 const PAGE_QUEUE: usize = 8;
 /// A comment every so often, so a page that went away is noticed.
@@ -46,57 +48,87 @@ const STYLE: &str = include_str!("../web/timeline.css");
 /// What the pages are sent: every record, as it is decoded.
 pub struct Feed {
     history: Mutex<History>,
-    live: broadcast::Sender<Arc<str>>,
+    /// How many records were ever published: pages wait for it to change.
+    published: watch::Sender<u64>,
 }
 
 #[derive(Default)]
 struct History {
     records: VecDeque<Arc<str>>,
     bytes: usize,
-    /// Records pushed out of the history by newer ones.
-    dropped: u64,
+    /// The number of the oldest record kept (records are numbered from 0):
+    /// as many were pushed out by newer ones.
+    first: u64,
 }
 
 impl Default for Feed {
     fn default() -> Feed {
         Feed {
             history: Mutex::default(),
-            live: broadcast::channel(LIVE_QUEUE).0,
+            published: watch::Sender::new(0),
         }
     }
 }
 
+/// What a page reads next.
+struct Read {
+    /// Records it missed: pushed out of the history before it read them.
+    skipped: u64,
+    lines: Vec<Arc<str>>,
+    /// The number of the record after these.
+    next: u64,
+}
+
 impl Feed {
-    /// Sends `records` to every page, and keeps them for pages to come.
+    /// Keeps `records` for the pages, and wakes the ones waiting. Never waits
+    /// for a page.
     pub fn publish(&self, records: &[Record]) {
         let lines: Vec<Arc<str>> = records.iter().map(|r| Arc::from(record_json(r))).collect();
-        let Ok(mut history) = self.history.lock() else {
-            return;
+        let published = {
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            for line in lines {
+                history.bytes += line.len();
+                history.records.push_back(line);
+            }
+            while history.records.len() > HISTORY_RECORDS || history.bytes > HISTORY_BYTES {
+                let Some(old) = history.records.pop_front() else {
+                    break;
+                };
+                history.bytes -= old.len();
+                history.first += 1;
+            }
+            history.first + history.records.len() as u64
         };
-        for line in lines {
-            history.bytes += line.len();
-            history.records.push_back(line.clone());
-            // No page listening is no error.
-            let _ = self.live.send(line);
-        }
-        while history.records.len() > HISTORY_RECORDS || history.bytes > HISTORY_BYTES {
-            let Some(old) = history.records.pop_front() else {
+        self.published.send_replace(published);
+    }
+
+    /// The records from number `from` on, about [`CHUNK`] bytes of them.
+    fn read(&self, from: u64) -> Read {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let start = from.max(history.first);
+        let mut lines = Vec::new();
+        let mut bytes = 0;
+        for line in history
+            .records
+            .iter()
+            .skip((start - history.first) as usize)
+        {
+            if bytes >= CHUNK {
                 break;
-            };
-            history.bytes -= old.len();
-            history.dropped += 1;
+            }
+            bytes += line.len();
+            lines.push(line.clone());
+        }
+        Read {
+            skipped: start - from,
+            next: start + lines.len() as u64,
+            lines,
         }
     }
 
-    /// The history and the records after it, with nothing lost or repeated
-    /// between them (both are taken under the lock `publish` holds).
-    fn subscribe(&self) -> (Vec<Arc<str>>, u64, broadcast::Receiver<Arc<str>>) {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        (
-            history.records.iter().cloned().collect(),
-            history.dropped,
-            self.live.subscribe(),
-        )
+    /// The number of the oldest record kept.
+    fn first(&self) -> u64 {
+        self.history.lock().unwrap_or_else(|e| e.into_inner()).first
     }
 }
 
@@ -212,49 +244,42 @@ fn events(feed: Arc<Feed>) -> Response<PageBody> {
     response
 }
 
-/// One chunk of events is at most about this long.
-const CHUNK: usize = 64 << 10;
-
+/// One page's events: from the oldest record kept, then each as it comes.
 async fn send_events(feed: Arc<Feed>, chunks: mpsc::Sender<Bytes>) {
-    let (history, dropped, mut live) = feed.subscribe();
+    let mut published = feed.published.subscribe();
+    let mut next = feed.first();
     let info = json!({
         "history_cap": HISTORY_RECORDS,
         "history_bytes": HISTORY_BYTES,
-        "dropped": dropped,
+        "dropped": next,
     });
     let mut chunk = String::new();
     push_event(&mut chunk, Some("reset"), &info.to_string());
-    for line in history {
-        push_event(&mut chunk, None, &line);
-        if chunk.len() >= CHUNK && !send(&chunks, &mut chunk).await {
-            return;
-        }
-    }
-    if !send(&chunks, &mut chunk).await {
-        return;
-    }
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.tick().await;
     loop {
-        tokio::select! {
-            received = live.recv() => match received {
-                Ok(line) => {
-                    push_event(&mut chunk, None, &line);
-                    // What else is queued goes in the same chunk.
-                    while chunk.len() < CHUNK {
-                        match live.try_recv() {
-                            Ok(line) => push_event(&mut chunk, None, &line),
-                            Err(_) => break,
-                        }
+        // Seen before reading: what is published after it wakes us below.
+        published.borrow_and_update();
+        let read = feed.read(next);
+        if read.skipped > 0 {
+            let skipped = json!({"skipped": read.skipped}).to_string();
+            push_event(&mut chunk, Some("lagged"), &skipped);
+        }
+        for line in &read.lines {
+            push_event(&mut chunk, None, line);
+        }
+        next = read.next;
+        if read.lines.is_empty() && chunk.is_empty() {
+            tokio::select! {
+                changed = published.changed() => {
+                    if changed.is_err() {
+                        return;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    push_event(&mut chunk, Some("lagged"), &json!({"skipped": skipped}).to_string());
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = keep_alive.tick() => chunk.push_str(": keep-alive\n\n"),
+                _ = keep_alive.tick() => chunk.push_str(": keep-alive\n\n"),
+            }
         }
+        // A page that reads slowly holds only itself back here.
         if !send(&chunks, &mut chunk).await {
             return;
         }
@@ -326,6 +351,21 @@ mod tests {
         }
     }
 
+    /// Everything a page at `from` can read now, chunk by chunk.
+    fn read_all(feed: &Feed, mut from: u64) -> (u64, Vec<Arc<str>>) {
+        let (mut skipped, mut lines) = (0, Vec::new());
+        loop {
+            let read = feed.read(from);
+            if read.lines.is_empty() {
+                return (skipped, lines);
+            }
+            assert!(read.lines.len() < HISTORY_RECORDS, "a chunk is bounded");
+            skipped += read.skipped;
+            lines.extend(read.lines);
+            from = read.next;
+        }
+    }
+
     #[test]
     fn the_history_keeps_the_newest_records_and_counts_the_others() {
         let feed = Feed::default();
@@ -333,9 +373,10 @@ mod tests {
             .map(|i| notice(i, "x"))
             .collect();
         feed.publish(&records);
-        let (history, dropped, _) = feed.subscribe();
-        assert_eq!(history.len(), HISTORY_RECORDS);
-        assert_eq!(dropped, 5);
+        assert_eq!(*feed.published.borrow(), HISTORY_RECORDS as u64 + 5);
+        assert_eq!(feed.first(), 5);
+        let (skipped, history) = read_all(&feed, feed.first());
+        assert_eq!((skipped, history.len()), (0, HISTORY_RECORDS));
         assert!(history[0].starts_with("{\"conn\":5,"), "{}", history[0]);
         // So are bytes: a few big records push out many small ones.
         let big = "y".repeat(RECORD_CAP / 2);
@@ -343,27 +384,26 @@ mod tests {
             .map(|i| notice(i as u64, &big))
             .collect();
         feed.publish(&bigs);
-        let (history, _, _) = feed.subscribe();
+        let (_, history) = read_all(&feed, feed.first());
         let bytes: usize = history.iter().map(|r| r.len()).sum();
         assert!(bytes <= HISTORY_BYTES, "{bytes}");
         assert!(history.iter().all(|r| r.len() > big.len()));
     }
 
     #[test]
-    fn a_page_that_falls_behind_misses_records_and_the_publisher_never_waits() {
+    fn a_page_that_falls_behind_misses_records_and_is_told_how_many() {
         let feed = Feed::default();
-        let (_, _, mut page) = feed.subscribe();
-        let records: Vec<Record> = (0..LIVE_QUEUE as u64 * 2).map(|i| notice(i, "x")).collect();
+        // A page that read 10 records, then nothing while 2 histories' worth came.
+        let records: Vec<Record> = (0..2 * HISTORY_RECORDS as u64)
+            .map(|i| notice(i, "x"))
+            .collect();
         feed.publish(&records);
-        assert_eq!(
-            page.try_recv().unwrap_err(),
-            broadcast::error::TryRecvError::Lagged(LIVE_QUEUE as u64)
-        );
-        let next = page.try_recv().unwrap();
-        assert!(
-            next.starts_with(&format!("{{\"conn\":{LIVE_QUEUE},")),
-            "{next}"
-        );
+        let (skipped, lines) = read_all(&feed, 10);
+        assert_eq!(skipped, HISTORY_RECORDS as u64 - 10);
+        assert_eq!(lines.len(), HISTORY_RECORDS);
+        // One that kept up misses nothing, from where it stands.
+        let (skipped, lines) = read_all(&feed, 2 * HISTORY_RECORDS as u64 - 3);
+        assert_eq!((skipped, lines.len()), (0, 3));
     }
 
     #[test]
