@@ -140,11 +140,11 @@ function draw(record) {
   c.live += 1;
   entries.set(key, { record, messages: [], box });
   shown.push({ key, box, c, lane: l, x });
-  if (record.event === "frame") follow(c, l, record, key);
+  if (record.event === "frame") updateLane(c, l, record, key);
 }
 
 /** What a frame says about its stream: its method, its end, its status. */
-function follow(c, l, record, key) {
+function updateLane(c, l, record, key) {
   const d = DIRECTIONS[record.dir]?.[2] ?? 0;
   if (record.type === "DATA") c.lastData.set(`${record.stream}/${record.dir}`, key);
   if (record.role === "request") {
