@@ -21,7 +21,7 @@ const tap = spawn(path.join(binaries, "wiretap"), ["--listen", "127.0.0.1:0", "-
   stdio: ["ignore", "ignore", "pipe"],
 });
 let log = "";
-await new Promise((resolve) => tap.stderr.on("data", (data) => (log += data) && /web view is at/.test(log) && resolve()));
+await new Promise((resolve) => tap.stderr.on("data", (data) => (log += data) && /web view is at \S+\n/.test(log) && resolve()));
 const [host, port] = log.match(/listening on (\S+),/)[1].split(":");
 const browser = await launchChromium();
 try {

@@ -60,7 +60,7 @@ function run(name, args) {
 async function tapInFrontOf(upstream) {
   const [listen, page] = await start("wiretap", ["--listen", "127.0.0.1:0", "--upstream", upstream, "--web", "127.0.0.1:0"], [
     /listening on (\S+),/,
-    /web view is at (http:\S+)/,
+    /web view is at (http:\S+)\n/,
   ]);
   return { listen, page };
 }
@@ -83,7 +83,7 @@ function dumpBytes(text) {
 }
 
 test("client all --concurrent draws streams 1, 3, 5 and 7 as four interleaved lanes", async () => {
-  const [port] = await start("server", ["--addr", "127.0.0.1:0", "--delay-ms", "100"], [/running on port (\d+)/]);
+  const [port] = await start("server", ["--addr", "127.0.0.1:0", "--delay-ms", "100"], [/running on port (\d+)\D/]);
   const tap = await tapInFrontOf(`127.0.0.1:${port}`);
   const browser = await launchChromium();
   try {
