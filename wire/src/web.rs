@@ -208,6 +208,12 @@ fn respond(request: &Request<Incoming>, feed: &Arc<Feed>) -> Response<PageBody> 
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
+    if !local_host(request) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "the web view answers to an IP address or localhost only\n",
+        );
+    }
     let (content_type, text) = match request.uri().path() {
         "/" | "/index.html" => ("text/html; charset=utf-8", PAGE),
         "/timeline.js" => ("text/javascript; charset=utf-8", SCRIPT),
@@ -220,6 +226,24 @@ fn respond(request: &Request<Incoming>, feed: &Arc<Feed>) -> Response<PageBody> 
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// Whether the request names the tap by an IP address or `localhost`: a
+/// page of another site whose name was pointed at 127.0.0.1 (DNS
+/// rebinding) must not read the headers that pass, tokens included.
+fn local_host(request: &Request<Incoming>) -> bool {
+    let Some(host) = request.headers().get(hyper::header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<PageBody> {
