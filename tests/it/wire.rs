@@ -1195,6 +1195,7 @@ fn a_page_that_never_reads_does_not_hold_the_traffic_back() {
 /// and 7 for `client all --concurrent`, a clicked frame's bytes, and 12,000
 /// frames past the page's cap). Its screenshots go to target/browser/.
 #[test]
+#[ignore = "slow: headless Chromium"]
 fn the_timeline_page_in_a_real_browser() {
     let web = project_root().join("web");
     assert!(
