@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{
-    free_port, is_clock_time, mask_times, project_root, python_stubs, run_bounded, status_of,
+    free_port, is_clock_time, mask_times, node, project_root, python_stubs, run_bounded, status_of,
     venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
     LAB_TRANSCRIPT, SERVER_BIN,
 };
@@ -1197,18 +1197,9 @@ fn a_page_that_never_reads_does_not_hold_the_traffic_back() {
 #[test]
 #[ignore = "slow: headless Chromium"]
 fn the_timeline_page_in_a_real_browser() {
-    let web = project_root().join("web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "{}/node_modules is missing: run `bash scripts/bootstrap.sh`",
-        web.display()
-    );
     let binaries = std::path::Path::new(SERVER_BIN).parent().unwrap();
-    let mut command = Command::new("node");
-    command
-        .args(["--test", "tests/timeline.test.mjs"])
-        .current_dir(&web)
-        .env("MESSENGER_BIN_DIR", binaries);
+    let mut command = node("timeline.test.mjs", &[]);
+    command.env("MESSENGER_BIN_DIR", binaries);
     let output = run_bounded(command, Duration::from_secs(300));
     let report = format!("{}\n{}", output.stdout, output.stderr);
     assert!(output.status.is_some_and(|s| s.success()), "{report}");

@@ -1,7 +1,7 @@
 // The wire view's page (`wiretap --web`) in headless Chromium: a real server,
 // the real tap, `client all --concurrent` through it, and the page as a
-// person sees it. Run by tests/it/wire.rs (`node --test`), which says where
-// the binaries are (MESSENGER_BIN_DIR; else target/debug). Screenshots go to
+// person sees it. Run by tests/it/wire.rs (`node tests/timeline.test.mjs`),
+// which says where the binaries are (MESSENGER_BIN_DIR; else target/debug). Screenshots go to
 // target/browser/; with SCREENSHOTS_TO_DOCS=1 the timeline's also replaces
 // docs/images/wiretap-web.png.
 import { test, after } from "node:test";
