@@ -10,6 +10,7 @@ use learning_messenger::client::commands::{self, ClientOptions, Command};
 use learning_messenger::client::connect::MAX_ATTEMPTS_LIMIT;
 use learning_messenger::client::input::Input;
 use learning_messenger::client::output::Format;
+use learning_messenger::client::wire::ShowWire;
 use learning_messenger::client::TlsIdentity;
 use learning_messenger::client::{Balancing, ConnectOptions, LbPolicy};
 use learning_messenger::compression::Compression;
@@ -78,9 +79,9 @@ struct GlobalArgs {
     /// One JSON object per line instead of text: {"rpc": ..., "message": {...}} per received message (protobuf's JSON mapping, defaults included); `all --concurrent` ends with {"total_ms": ..., "pattern_ms": {...}}.
     #[arg(long, global = true)]
     json: bool,
-    /// Run the calls through an in-process tap that prints every HTTP/2 frame and gRPC message on stderr, as text or (=json) one object per line; stdout is unchanged.
+    /// Run the calls through an in-process tap that prints every HTTP/2 frame and gRPC message on stderr, as text or (=json) one object per line, or (=web) draws them on a live page, kept up after the calls until Ctrl-C; stdout is unchanged.
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "text",
-          value_parser = ["text", "json"])]
+          value_parser = ["text", "json", "web"])]
     show_wire: Option<String>,
 }
 
@@ -185,9 +186,10 @@ fn main() -> ExitCode {
         } else {
             Format::Text
         },
-        show_wire: global.show_wire.map(|format| match format.as_str() {
-            "json" => messenger_wire::Format::Json,
-            _ => messenger_wire::Format::Text,
+        show_wire: global.show_wire.map(|show| match show.as_str() {
+            "json" => ShowWire::Print(messenger_wire::Format::Json),
+            "web" => ShowWire::Web,
+            _ => ShowWire::Print(messenger_wire::Format::Text),
         }),
     };
     commands::run(command, &options)

@@ -14,7 +14,7 @@ use super::input::{self, Input};
 use super::output::{self, Format, Printer};
 use messenger_lab::answers::LAB_DELAY;
 
-use super::wire::WireView;
+use super::wire::{ShowWire, WireView};
 use super::{calls, connect, demo, health, ClientError, ConnectOptions};
 use crate::proto::messenger::ResearchNote;
 use crate::rpc::messenger::LearningMessengerClient;
@@ -64,18 +64,18 @@ pub struct ClientOptions {
     pub format: Format,
     /// Print which replica answered each call (its `x-served-by` header).
     pub show_replica: bool,
-    /// Run the calls through an in-process tap that prints every frame on stderr.
-    pub show_wire: Option<messenger_wire::Format>,
+    /// Run the calls through an in-process tap that shows every frame.
+    pub show_wire: Option<ShowWire>,
 }
 
 /// Runs `command` to its end or until Ctrl-C (or SIGTERM), which cancels its
 /// calls. A failure is reported in one line on stderr; the exit code is one
 /// of [`super::exit`]. When our output is closed by its reader, we stop quietly.
 pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
-    let interrupted = interruption();
+    let mut interrupted = Box::pin(interruption());
     let wire_view = options
         .show_wire
-        .map(|format| WireView::start(&options.connect, format))
+        .map(|show| WireView::start(&options.connect, show))
         .transpose();
     let (wire, started) = match wire_view {
         Ok(wire) => (wire, Ok(())),
@@ -88,8 +88,8 @@ pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
     let result = connected.and_then(|client| {
         futures::executor::block_on(async {
             let work = execute(command, &client, options);
-            futures::pin_mut!(work, interrupted);
-            match future::select(work, interrupted).await {
+            futures::pin_mut!(work);
+            match future::select(work, &mut interrupted).await {
                 Either::Left((result, _)) => result,
                 // Dropping the command's future cancels its calls.
                 Either::Right(((), _)) => Err(ClientError::Interrupted),
@@ -98,6 +98,13 @@ pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
     });
     // The channel is gone by now: the tap sees its connection close.
     if let Some(wire) = wire {
+        if wire.is_web() && result.is_ok() {
+            let _ = writeln!(
+                io::stderr(),
+                "client: the calls are done; the wire view stays up until Ctrl-C"
+            );
+            futures::executor::block_on(&mut interrupted);
+        }
         wire.finish();
     }
     match result {

@@ -1,8 +1,9 @@
 //! `client --show-wire`: the command's calls go through a tap in this
 //! process (messenger-wire), which prints every frame and message on stderr,
-//! beside the command's own output on stdout.
+//! beside the command's own output on stdout, or (`=web`) draws them on a
+//! page it serves, kept up after the calls until Ctrl-C.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use messenger_wire::{BackgroundTap, Format, TapOptions};
@@ -13,6 +14,15 @@ use super::{ClientError, ConnectOptions};
 /// close, so the last frames and the connection's summary are printed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// How the wire view shows the calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShowWire {
+    /// Records on stderr.
+    Print(Format),
+    /// A page on 127.0.0.1 at a free port (the web view).
+    Web,
+}
+
 /// A tap in front of the command's target.
 pub struct WireView {
     tap: BackgroundTap,
@@ -21,7 +31,7 @@ pub struct WireView {
 
 impl WireView {
     /// Starts a tap on 127.0.0.1 at a free port, forwarding to `connect`'s target.
-    pub fn start(connect: &ConnectOptions, format: Format) -> Result<WireView, ClientError> {
+    pub fn start(connect: &ConnectOptions, show: ShowWire) -> Result<WireView, ClientError> {
         super::target::check_target(&connect.target).map_err(ClientError::Usage)?;
         let upstream = super::target::single_address(&connect.target).ok_or_else(|| {
             ClientError::Usage(format!(
@@ -30,14 +40,27 @@ impl WireView {
             ))
         })?;
         let stderr = io::stderr();
+        let colour = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let (format, sink, web): (_, Option<Box<dyn Write + Send>>, _) = match show {
+            ShowWire::Print(format) => (format, Some(Box::new(stderr)), None),
+            // Nothing printed: the format goes unused.
+            ShowWire::Web => (Format::Text, None, Some("127.0.0.1:0".to_owned())),
+        };
         let options = TapOptions {
             upstream: upstream.to_owned(),
             format,
-            colour: stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            colour,
             bytes: false,
+            web,
         };
-        let tap = BackgroundTap::start(options, Box::new(stderr))
+        let tap = BackgroundTap::start(options, sink)
             .map_err(|e| ClientError::Setup(format!("cannot start the wire view: {e}")))?;
+        if let Some(page) = tap.web_addr() {
+            let _ = writeln!(
+                io::stderr(),
+                "client: the wire view is at http://{page}/ (it stays up after the calls, until Ctrl-C)"
+            );
+        }
         let mut through = connect.clone();
         through.target = tap.addr().to_string();
         // The calls still name the server, not the tap, in `:authority`.
@@ -52,6 +75,11 @@ impl WireView {
     /// How the command connects: to the tap.
     pub fn connect_options(&self) -> &ConnectOptions {
         &self.through
+    }
+
+    /// Whether it serves a page (to be kept up once the calls are done).
+    pub fn is_web(&self) -> bool {
+        self.tap.web_addr().is_some()
     }
 
     /// Call once the command's channel is dropped.

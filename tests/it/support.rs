@@ -540,3 +540,24 @@ pub(crate) fn python_client_command(stubs: &std::path::Path, args: &[&str]) -> C
         .current_dir(stubs);
     command
 }
+
+/// web/, where the Node scripts resolve their packages.
+pub(crate) fn web_dir() -> std::path::PathBuf {
+    let dir = project_root().join("web");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "{}/node_modules is missing: run `bash scripts/bootstrap.sh`",
+        dir.display()
+    );
+    dir
+}
+
+/// A Node script of web/tests/ with `args`.
+pub(crate) fn node(script: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("node");
+    command
+        .current_dir(web_dir())
+        .arg(std::path::Path::new("tests").join(script))
+        .args(args);
+    command
+}

@@ -17,7 +17,7 @@ use messenger_lab::answers::{learning_contents, STATUS_MESSAGE};
 use serde_json::Value;
 
 use crate::support::{
-    free_port, project_root, run_bounded, run_server_binary, scrape, wait_until, webgate_bin,
+    free_port, node, project_root, run_bounded, run_server_binary, scrape, wait_until, webgate_bin,
     ChildGuard, ServerProcess,
 };
 
@@ -99,27 +99,6 @@ impl Webgate {
             url: format!("http://127.0.0.1:{port}"),
         }
     }
-}
-
-/// web/, where the Node scripts resolve their packages.
-fn web_dir() -> PathBuf {
-    let dir = project_root().join("web");
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "{}/node_modules is missing: run `bash scripts/bootstrap.sh`",
-        dir.display()
-    );
-    dir
-}
-
-/// A Node script of web/tests/ with `args`.
-fn node(script: &str, args: &[&str]) -> Command {
-    let mut command = Command::new("node");
-    command
-        .current_dir(web_dir())
-        .arg(Path::new("tests").join(script))
-        .args(args);
-    command
 }
 
 /// The lines a Node script printed, each a JSON object.

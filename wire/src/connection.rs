@@ -14,8 +14,8 @@ use crate::event::{
     Body, Detail, Direction, Event, Frame, HeaderBlock, HeaderRole, Message, Record, Summary,
 };
 use crate::frame::{
-    FrameError, FrameHeader, FrameReader, FrameType, Piece, END_HEADERS, END_STREAM, PADDED,
-    PRIORITY,
+    FrameError, FrameHeader, FrameReader, FrameType, Piece, END_HEADERS, END_STREAM, HEADER_LEN,
+    PADDED, PRIORITY,
 };
 use crate::message::{self, Reassembler};
 use crate::names;
@@ -23,6 +23,8 @@ use crate::names;
 /// The most of one header block (HEADERS and its CONTINUATIONs) kept for
 /// HPACK; past it the block, and with it that direction's header table, is lost.
 pub const HEADER_BLOCK_CAP: usize = 1 << 20;
+/// The most of a frame's bytes a record keeps, with [`DecodeOptions::raw`].
+pub const RAW_CAP: usize = 1024;
 
 /// What to decode beyond frames and headers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,6 +33,8 @@ pub struct DecodeOptions {
     pub text: bool,
     /// Each message's fields as annotated bytes.
     pub bytes: bool,
+    /// Each frame's own bytes (for the web view's click-through).
+    pub raw: bool,
 }
 
 pub struct ConnectionDecoder {
@@ -176,13 +180,19 @@ impl State {
         });
     }
 
+    /// `payload`: as much of the frame's payload as is in hand.
     fn frame(
         &self,
         direction: Direction,
         header: &FrameHeader,
+        payload: &[u8],
         detail: Detail,
         out: &mut Vec<Record>,
     ) {
+        let raw = self.options.raw.then(|| {
+            let kept = payload.len().min(RAW_CAP - HEADER_LEN);
+            [&header.to_bytes()[..], &payload[..kept]].concat()
+        });
         out.push(Record {
             conn: self.conn,
             time: self.time,
@@ -193,6 +203,7 @@ impl State {
                 flags: header.flags,
                 length: header.length,
                 detail,
+                raw,
             }),
         });
     }
@@ -206,11 +217,11 @@ impl State {
                 direction: Some(direction),
                 event: Event::Preface,
             }),
-            Piece::Start(header) => {
+            Piece::Start { header, ahead } => {
                 *self.summary.frames.entry(header.kind.name()).or_default() += 1;
                 if header.kind == FrameType::Data {
                     // DATA is shown as it starts: its messages follow it.
-                    self.frame(direction, &header, Detail::None, out);
+                    self.frame(direction, &header, ahead, Detail::None, out);
                     self.sides[d].data_stream = header.stream;
                     if let Some(stream) = self.streams.get_mut(&header.stream) {
                         stream.messages[d].frame_started();
@@ -231,7 +242,7 @@ impl State {
                     self.on_truncated(direction, &header, out);
                 } else {
                     let detail = self.detail(direction, &header, payload, out);
-                    self.frame(direction, &header, detail, out);
+                    self.frame(direction, &header, payload, detail, out);
                 }
             }
         }
@@ -302,7 +313,7 @@ impl State {
         ) {
             self.lose_headers(direction, &why, out);
         }
-        self.frame(direction, header, Detail::Malformed(why), out);
+        self.frame(direction, header, &[], Detail::Malformed(why), out);
     }
 
     fn lose_headers(&mut self, direction: Direction, why: &str, out: &mut Vec<Record>) {
@@ -563,6 +574,7 @@ mod tests {
             DecodeOptions {
                 text: true,
                 bytes: true,
+                raw: true,
             },
         )
     }
@@ -677,6 +689,33 @@ mod tests {
         assert_eq!(m.type_name.as_deref(), Some("messenger.ResearchNote"));
         assert_eq!(m.frames, 3);
         assert_eq!(m.fields.as_ref().unwrap()[0].number, 1);
+    }
+
+    #[test]
+    fn frames_keep_their_bytes_up_to_the_cap() {
+        let mut note_bytes = framed(false, &note(&"a".repeat(2000)));
+        let big = frame(0, 0, 1, &note_bytes);
+        note_bytes = framed(false, &note("raw"));
+        let data = frame(0, END_STREAM, 1, &note_bytes);
+        let mut bytes = upload_start();
+        bytes.extend(&big);
+        bytes.extend(&data);
+        let mut decoder = decoder();
+        let mut records = Vec::new();
+        decoder.feed(C2S, &bytes, &mut records);
+        let raws: Vec<&[u8]> = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Frame(f) => f.raw.as_deref(),
+                _ => None,
+            })
+            .collect();
+        // SETTINGS and HEADERS whole, as upload_start made them; DATA up to the cap.
+        let start = &upload_start()[PREFACE.len()..];
+        assert_eq!(raws.len(), 4);
+        assert_eq!([raws[0], raws[1]].concat(), start);
+        assert_eq!(raws[2], &big[..RAW_CAP]);
+        assert_eq!(raws[3], &data[..]);
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct Frame {
     pub flags: u8,
     pub length: u32,
     pub detail: Detail,
+    /// The frame's bytes, header first, at most [`crate::connection::RAW_CAP`]
+    /// of them (DATA: as far as they were read when it began), with
+    /// [`crate::connection::DecodeOptions::raw`] (the web view).
+    pub raw: Option<Vec<u8>>,
 }
 
 /// What a frame's payload says, by type.

@@ -54,6 +54,22 @@ impl FrameType {
         }
     }
 
+    pub fn to_byte(self) -> u8 {
+        match self {
+            FrameType::Data => 0,
+            FrameType::Headers => 1,
+            FrameType::Priority => 2,
+            FrameType::RstStream => 3,
+            FrameType::Settings => 4,
+            FrameType::PushPromise => 5,
+            FrameType::Ping => 6,
+            FrameType::GoAway => 7,
+            FrameType::WindowUpdate => 8,
+            FrameType::Continuation => 9,
+            FrameType::Unknown(byte) => byte,
+        }
+    }
+
     /// The name RFC 9113 gives it (`UNKNOWN_0xNN` for others).
     pub fn name(self) -> String {
         match self {
@@ -117,6 +133,24 @@ impl FrameHeader {
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
+
+    /// The header as it goes on the wire (less the reserved bit, which
+    /// senders leave unset).
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let length = self.length.to_be_bytes();
+        let stream = self.stream.to_be_bytes();
+        [
+            length[1],
+            length[2],
+            length[3],
+            self.kind.to_byte(),
+            self.flags,
+            stream[0],
+            stream[1],
+            stream[2],
+            stream[3],
+        ]
+    }
 }
 
 /// What the reader found, in the order of the bytes.
@@ -124,8 +158,12 @@ impl FrameHeader {
 pub enum Piece<'a> {
     /// The client's connection preface, complete.
     Preface,
-    /// A frame's header: every frame starts with one.
-    Start(FrameHeader),
+    /// A frame's header: every frame starts with one. `ahead` is as much of
+    /// its payload as is already read (in the chunk being fed), all of it or less.
+    Start {
+        header: FrameHeader,
+        ahead: &'a [u8],
+    },
     /// Bytes of a DATA frame's data (padding left out), as they arrive.
     Data(&'a [u8]),
     /// The frame is complete. `payload` is the whole payload of a frame of
@@ -311,7 +349,7 @@ impl FrameReader {
                     bytes = &bytes[take..];
                     if *have == HEADER_LEN {
                         let header = FrameHeader::parse(&self.header);
-                        self.start_frame(header, on)?;
+                        self.start_frame(header, bytes, on)?;
                     }
                 }
                 State::Data {
@@ -359,9 +397,11 @@ impl FrameReader {
         Ok(())
     }
 
+    /// `rest`: the bytes read after the header, in this chunk.
     fn start_frame(
         &mut self,
         header: FrameHeader,
+        rest: &[u8],
         on: &mut impl FnMut(Piece<'_>),
     ) -> Result<(), FrameError> {
         if self.sender == Sender::Server && self.frames == 0 && header.kind != FrameType::Settings {
@@ -374,7 +414,8 @@ impl FrameReader {
             }));
         }
         self.frames += 1;
-        on(Piece::Start(header));
+        let ahead = &rest[..rest.len().min(header.length as usize)];
+        on(Piece::Start { header, ahead });
         let length = header.length as usize;
         if header.kind == FrameType::Data {
             let padded = header.has(PADDED);
@@ -473,7 +514,9 @@ pub(crate) mod tests {
             result = reader.feed(part, &mut |piece| {
                 seen.push(match piece {
                     Piece::Preface => "preface".to_owned(),
-                    Piece::Start(h) => format!("start {} {}", h.kind.name(), h.stream),
+                    Piece::Start { header: h, .. } => {
+                        format!("start {} {}", h.kind.name(), h.stream)
+                    }
                     Piece::Data(d) => format!("data {}", String::from_utf8_lossy(d)),
                     Piece::End {
                         header, payload, ..
@@ -498,6 +541,35 @@ pub(crate) mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_frame_starts_with_its_header_and_the_payload_in_hand() {
+        let padded = frame(0, PADDED | END_STREAM, 5, &[2, b'h', b'i', 0, 0]);
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(&padded);
+        for (chunk, in_hand) in [
+            (bytes.len(), 5),
+            (PREFACE.len() + 9 + 3, 3),
+            (PREFACE.len() + 9, 0),
+        ] {
+            let mut reader = FrameReader::new(Sender::Client);
+            let mut starts = Vec::new();
+            for part in bytes.chunks(chunk) {
+                let fed = reader.feed(part, &mut |piece| {
+                    if let Piece::Start { header, ahead } = piece {
+                        starts.push([header.to_bytes().as_slice(), ahead].concat());
+                    }
+                });
+                assert_eq!(fed, Ok(()));
+            }
+            // The wire's bytes, padding and all, as far as they were read.
+            assert_eq!(
+                starts,
+                [padded[..9 + in_hand].to_vec()],
+                "chunks of {chunk}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! block HPACK-decoded, and each gRPC message reassembled from its DATA
 //! frames ([`message`]) and decoded with the contract ([`contract`]), also
 //! as annotated bytes ([`annotate`]). [`connection`] turns one connection's
-//! bytes into [`event`] records; [`output`] prints them as text or JSON.
+//! bytes into [`event`] records; [`output`] prints them as text or JSON,
+//! and [`web`] serves a page that draws them live, one lane per stream.
 //!
 //! No grpcio: `wiretap` links no C-core, and the client runs a tap in-process.
 
@@ -17,6 +18,7 @@ pub mod message;
 pub mod names;
 pub mod output;
 pub mod proxy;
+pub mod web;
 
 pub use output::Format;
 pub use proxy::{BackgroundTap, TapOptions};

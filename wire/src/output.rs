@@ -286,6 +286,9 @@ fn frame_json(frame: &Frame, object: &mut Map<String, Value>) {
     object.insert("type".into(), json!(frame.kind.name()));
     object.insert("flags".into(), json!(frame.kind.flag_names(frame.flags)));
     object.insert("length".into(), json!(frame.length));
+    if let Some(raw) = &frame.raw {
+        object.insert("raw".into(), json!(annotate::hex(raw).replace(' ', "")));
+    }
     match &frame.detail {
         Detail::None => {}
         Detail::Settings(settings) => {
@@ -443,6 +446,7 @@ mod tests {
                 ],
                 error: None,
             }),
+            raw: None,
         }));
         assert_eq!(
             text(&trailers),

@@ -3,6 +3,7 @@
 //! The copy is taken after the bytes are written on, so decoding never holds
 //! them back; the decoder runs as a task of its own, fed through a bounded
 //! queue of chunks (so a tap's memory per connection is bounded too).
+//! The records are printed, and with `web` sent to the web view's pages.
 
 use std::future::Future;
 use std::io::{self, Write};
@@ -23,6 +24,7 @@ use crate::connection::{ConnectionDecoder, DecodeOptions};
 use crate::contract::Contract;
 use crate::event::{Direction, Event, Record};
 use crate::output::{self, Format, Style};
+use crate::web::{self, Feed};
 
 /// One read's buffer: large, so a bulk upload moves in few system calls.
 const READ_BUFFER: usize = 256 * 1024;
@@ -40,6 +42,8 @@ pub struct TapOptions {
     pub colour: bool,
     /// Each message's annotated bytes.
     pub bytes: bool,
+    /// Also serve the web view on this `HOST:PORT` (port 0: any free port).
+    pub web: Option<String>,
 }
 
 impl TapOptions {
@@ -50,43 +54,59 @@ impl TapOptions {
         }
     }
 
-    fn decode(&self) -> DecodeOptions {
+    fn decode(&self, printed: bool) -> DecodeOptions {
         DecodeOptions {
-            text: self.format == Format::Text,
+            text: printed && self.format == Format::Text,
             bytes: self.bytes,
+            raw: self.web.is_some(),
         }
     }
 }
 
-/// Where the records go: whole lines, one connection's batch at a time.
+/// Where the records go: printed as whole lines, one connection's batch at
+/// a time, and to the web view's pages.
 pub struct Output {
-    sink: Mutex<Box<dyn Write + Send>>,
+    sink: Option<Mutex<Box<dyn Write + Send>>>,
     style: Style,
+    web: Option<Arc<Feed>>,
 }
 
 impl Output {
-    pub fn new(sink: Box<dyn Write + Send>, style: Style) -> Output {
+    pub fn new(
+        sink: Option<Box<dyn Write + Send>>,
+        style: Style,
+        web: Option<Arc<Feed>>,
+    ) -> Output {
         Output {
-            sink: Mutex::new(sink),
+            sink: sink.map(Mutex::new),
             style,
+            web,
         }
     }
 
-    /// Prints `records`. A closed output (a reader that went away) does not
-    /// stop the forwarding.
+    /// Prints `records` and sends them to the pages. A closed output (a
+    /// reader that went away) does not stop the forwarding; the pages never
+    /// hold it back.
     fn write(&self, records: &[Record], text: &mut String) {
+        if let Some(web) = &self.web {
+            web.publish(records);
+        }
+        let Some(sink) = &self.sink else {
+            return;
+        };
         text.clear();
         for record in records {
             output::render(record, self.style, text);
         }
-        if let Ok(mut sink) = self.sink.lock() {
+        if let Ok(mut sink) = sink.lock() {
             let _ = sink.write_all(text.as_bytes()).and_then(|()| sink.flush());
         }
     }
 }
 
 struct Shared {
-    options: TapOptions,
+    decode: DecodeOptions,
+    upstream: String,
     contract: Arc<Contract>,
     output: Output,
     next_conn: AtomicU64,
@@ -98,19 +118,49 @@ enum Chunk {
     Notice(Direction, String, Instant),
 }
 
-/// Accepts connections on `listener` and taps each until `stop` resolves;
-/// then waits up to the grace it gives for the open ones to close.
+/// The listeners of a tap: where clients connect, and the web view's.
+pub struct Listeners {
+    pub tap: TcpListener,
+    pub web: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `listen`, and the web view's address if `options` has one.
+    pub async fn bind(listen: &str, options: &TapOptions) -> Result<Listeners, String> {
+        let tap = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let web = match &options.web {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot serve the web view on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { tap, web })
+    }
+}
+
+/// Accepts connections and taps each until `stop` resolves; then waits up
+/// to the grace it gives for the open ones to close. `sink`: where records
+/// are printed (none: only to the web view).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     options: TapOptions,
-    sink: Box<dyn Write + Send>,
+    sink: Option<Box<dyn Write + Send>>,
     stop: impl Future<Output = Duration>,
 ) {
-    let style = options.style();
+    let Listeners { tap: listener, web } = listeners;
+    let feed = web.map(|web| {
+        let feed = Arc::new(Feed::default());
+        (feed.clone(), tokio::spawn(web::serve(web, feed)))
+    });
     let shared = Arc::new(Shared {
-        options,
+        decode: options.decode(sink.is_some()),
+        upstream: options.upstream.clone(),
         contract: Arc::new(Contract::lab()),
-        output: Output::new(sink, style),
+        output: Output::new(sink, options.style(), feed.as_ref().map(|(f, _)| f.clone())),
         next_conn: AtomicU64::new(1),
     });
     let mut connections = JoinSet::new();
@@ -138,6 +188,9 @@ pub async fn serve(
         while connections.join_next().await.is_some() {}
     })
     .await;
+    if let Some((_, server)) = feed {
+        server.abort();
+    }
 }
 
 fn notice(shared: &Shared, conn: u64, time: Duration, text: String) {
@@ -157,7 +210,7 @@ async fn tap_connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
 ) {
-    let upstream = shared.options.upstream.clone();
+    let upstream = shared.upstream.clone();
     let server = match TcpStream::connect(&upstream).await {
         Ok(server) => server,
         Err(e) => {
@@ -257,8 +310,7 @@ async fn decode(
     shared: Arc<Shared>,
     opened: Record,
 ) {
-    let mut decoder =
-        ConnectionDecoder::new(conn, shared.contract.clone(), shared.options.decode());
+    let mut decoder = ConnectionDecoder::new(conn, shared.contract.clone(), shared.decode);
     let mut records = vec![opened];
     let mut text = String::new();
     while let Some(chunk) = queue.recv().await {
@@ -289,22 +341,33 @@ async fn decode(
     shared.output.write(&records, &mut text);
 }
 
-/// Binds `listen` and taps it until the process ends (`wiretap`).
-pub fn run(listen: &str, options: TapOptions, sink: Box<dyn Write + Send>) -> io::Result<()> {
+/// Binds `listen` and taps it until the process ends (`wiretap`); an error
+/// is one line.
+pub fn run(listen: &str, options: TapOptions, sink: Box<dyn Write + Send>) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("wiretap")
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(|e| format!("cannot start: {e}"))?;
     runtime.block_on(async {
-        let listener = TcpListener::bind(listen).await?;
+        let listeners = Listeners::bind(listen, &options).await?;
+        let local = |l: &TcpListener| l.local_addr().map_err(|e| format!("cannot listen: {e}"));
+        let mut stderr = io::stderr();
         let _ = writeln!(
-            io::stderr(),
+            stderr,
             "wiretap: listening on {}, forwarding to {}",
-            listener.local_addr()?,
+            local(&listeners.tap)?,
             options.upstream
         );
-        serve(listener, options, sink, std::future::pending()).await;
+        if let Some(web) = &listeners.web {
+            let _ = writeln!(
+                stderr,
+                "wiretap: the web view is at http://{}/",
+                local(web)?
+            );
+        }
+        serve(listeners, options, Some(sink), std::future::pending()).await;
         Ok(())
     })
 }
@@ -313,28 +376,38 @@ pub fn run(listen: &str, options: TapOptions, sink: Box<dyn Write + Send>) -> io
 /// client to connect through (`client --show-wire`).
 pub struct BackgroundTap {
     addr: SocketAddr,
+    web_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<Duration>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl BackgroundTap {
-    pub fn start(options: TapOptions, sink: Box<dyn Write + Send>) -> io::Result<BackgroundTap> {
+    /// `sink`: where records are printed (none: only to the web view).
+    pub fn start(
+        options: TapOptions,
+        sink: Option<Box<dyn Write + Send>>,
+    ) -> Result<BackgroundTap, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("wiretap")
             .enable_all()
-            .build()?;
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
-        let addr = listener.local_addr()?;
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        let listeners = runtime.block_on(Listeners::bind("127.0.0.1:0", &options))?;
+        let local = |l: &TcpListener| l.local_addr().map_err(|e| format!("cannot listen: {e}"));
+        let addr = local(&listeners.tap)?;
+        let web_addr = listeners.web.as_ref().map(local).transpose()?;
         let (stop, stopped) = oneshot::channel::<Duration>();
         let thread = std::thread::Builder::new()
             .name("wiretap".into())
             .spawn(move || {
                 let stop = async move { stopped.await.unwrap_or_default() };
-                runtime.block_on(serve(listener, options, sink, stop));
-            })?;
+                runtime.block_on(serve(listeners, options, sink, stop));
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
         Ok(BackgroundTap {
             addr,
+            web_addr,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -343,6 +416,11 @@ impl BackgroundTap {
     /// Where the client connects.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the web view's page is, if it has one.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
     }
 
     /// Stops accepting, and waits up to `grace` for the open connections

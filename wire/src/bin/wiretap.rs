@@ -30,6 +30,9 @@ struct Cli {
     /// Also show each message's bytes, field by field: tag, field number, wire type, length, value.
     #[arg(long)]
     bytes: bool,
+    /// Also serve a live page on http://HOST:PORT/ that draws each connection as a timeline, one lane per HTTP/2 stream (docs/wiretap-web.md).
+    #[arg(long, value_name = "HOST:PORT")]
+    web: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -40,15 +43,12 @@ fn main() -> ExitCode {
         format: if cli.json { Format::Json } else { Format::Text },
         colour: stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         bytes: cli.bytes,
+        web: cli.web,
     };
     match proxy::run(&cli.listen, options, Box::new(stdout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(
-                io::stderr(),
-                "wiretap: cannot listen on {}: {e}",
-                cli.listen
-            );
+            let _ = writeln!(io::stderr(), "wiretap: {e}");
             ExitCode::FAILURE
         }
     }
