@@ -254,16 +254,3 @@ impl LocalRoom {
 pub(crate) fn until(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
-
-#[cfg(test)]
-pub(crate) fn test_event(seq: u64, sender: Option<&str>, user: &str, message: &str) -> SharedEvent {
-    Arc::new(super::event::Event {
-        seq,
-        sender: sender.map(Into::into),
-        update: crate::proto::messenger::FeedUpdate {
-            user: user.into(),
-            message: message.into(),
-            ..Default::default()
-        },
-    })
-}

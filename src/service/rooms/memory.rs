@@ -294,3 +294,173 @@ impl Place for MemoryPlace {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use futures::{FutureExt, StreamExt};
+    use grpcio::RpcStatusCode;
+
+    fn store(limits: RoomLimits) -> Arc<MemoryStore> {
+        Arc::new(MemoryStore::new(limits, Counters::default()))
+    }
+
+    fn join(store: &Arc<MemoryStore>, user: Option<&str>, since: Option<u64>) -> Result<Joined, RpcStatus> {
+        block_on(store.clone().join(JoinRequest {
+            room: "lab".into(),
+            user: user.map(Into::into),
+            since,
+        }))
+    }
+
+    fn update(user: &str, message: &str) -> FeedUpdate {
+        FeedUpdate {
+            user: user.into(),
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    /// What `joined` has been sent so far, as `number user: message` lines
+    /// (numbers relative to its `room-seq`).
+    fn received(joined: &mut Joined) -> Vec<String> {
+        let seat = &mut joined.seat;
+        std::iter::from_fn(|| seat.deliveries.next().now_or_never().flatten())
+            .map(|event| {
+                let update = event.delivery(&seat.id);
+                format!("+{} {}: {}", event.seq - seat.start, update.user, update.message)
+            })
+            .collect()
+    }
+
+    fn say(joined: &Joined, user: &str, message: &str) {
+        block_on(joined.place.publish(update(user, message))).unwrap();
+    }
+
+    #[test]
+    fn everyone_sees_one_numbered_order_with_acks_in_place() {
+        let store = store(RoomLimits::default());
+        let mut ann = join(&store, Some("ann"), None).unwrap();
+        let mut bob = join(&store, None, None).unwrap();
+        assert_eq!(bob.seat.start, ann.seat.start, "an unnamed join is no event");
+        say(&ann, "ann", "one");
+        say(&bob, "bob", "two");
+        assert_eq!(
+            received(&mut ann),
+            [
+                "+1 System: Acknowledged ann's update: one",
+                "+2 System: bob joined the room",
+                "+3 bob: two"
+            ]
+        );
+        // Named by its first update, it is told of its own join too: no number is skipped.
+        assert_eq!(
+            received(&mut bob),
+            [
+                "+1 ann: one",
+                "+2 System: bob joined the room",
+                "+3 System: Acknowledged bob's update: two"
+            ]
+        );
+        bob.place.leave();
+        assert_eq!(received(&mut ann), ["+4 System: bob left the room"]);
+    }
+
+    #[test]
+    fn room_since_recovers_what_was_missed_and_refuses_what_is_gone() {
+        let limits = RoomLimits {
+            history: 3,
+            ..RoomLimits::default()
+        };
+        let store = store(limits);
+        let ann = join(&store, None, None).unwrap();
+        let start = ann.seat.start;
+        for i in 1..=4 {
+            say(&ann, "ann", &i.to_string());
+        }
+        // Events start+2 .. start+4 (ann's join notice came with its first update) are kept.
+        let mut back = join(&store, Some("bob"), Some(start + 3)).unwrap();
+        assert_eq!(back.seat.start, start + 3);
+        assert_eq!(
+            received(&mut back),
+            ["+1 ann: 3", "+2 ann: 4", "+3 System: bob joined the room"]
+        );
+        for (since, code, says) in [
+            (start + 1, RpcStatusCode::OUT_OF_RANGE, "keeps events"),
+            (start + 99, RpcStatusCode::OUT_OF_RANGE, "ahead of room"),
+            (start - 1, RpcStatusCode::OUT_OF_RANGE, "began a new history"),
+        ] {
+            let status = join(&store, None, Some(since)).err().unwrap();
+            assert_eq!(status.code(), code, "{since}: {status:?}");
+            assert!(status.message().contains(says), "{since}: {status:?}");
+        }
+        // bob's join pushed one more out: start+4 .. start+6 are kept.
+        let lost = join(&store, None, Some(start + 1)).err().unwrap();
+        assert_eq!(room::lost_events(lost.message()), Some(2), "{lost:?}");
+        let fresh = store.clone().join(JoinRequest {
+            room: "new".into(),
+            user: None,
+            since: Some(1),
+        });
+        let status = block_on(fresh).err().unwrap();
+        assert!(status.message().contains("keeps no history"), "{status:?}");
+    }
+
+    #[test]
+    fn a_full_queue_holds_its_senders_and_one_that_stays_behind_is_removed() {
+        let limits = RoomLimits {
+            queue: 3,
+            lag: Duration::from_millis(50),
+            ..RoomLimits::default()
+        };
+        let store = store(limits);
+        let mut slow = join(&store, Some("slow"), None).unwrap();
+        let mut fast = join(&store, Some("fast"), None).unwrap();
+        assert_eq!(received(&mut slow), ["+1 System: fast joined the room"]);
+        let gate = fast.place.gate();
+        for i in 0..3 {
+            assert!(gate.is_open(), "the queues have room before update {i}");
+            say(&fast, "fast", &i.to_string());
+            assert_eq!(received(&mut fast).len(), 1);
+        }
+        assert!(!gate.is_open(), "slow's queue is full: senders wait");
+        assert!(fast.place.remove_laggards().is_some(), "not yet behind for the lag bound");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(fast.place.remove_laggards().is_none());
+        assert!(gate.is_open());
+        let status = block_on(&mut slow.seat.ended).unwrap();
+        assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
+        assert!(status.message().contains("fell 3 updates behind the room"), "{status:?}");
+        assert_eq!(
+            received(&mut fast),
+            ["+4 System: slow was removed from the room: fell 3 updates behind the room"]
+        );
+        slow.place.leave();
+        assert!(received(&mut fast).is_empty(), "no second leave notice");
+        assert_eq!(store.open_rooms(), 1);
+        fast.place.leave();
+        assert_eq!(store.open_rooms(), 0);
+    }
+
+    #[test]
+    fn limits_are_resource_exhausted() {
+        let limits = RoomLimits {
+            max_rooms: 1,
+            max_room_size: 1,
+            ..RoomLimits::default()
+        };
+        let store = store(limits);
+        let _first = join(&store, None, None).unwrap();
+        let full = join(&store, None, None).err().unwrap();
+        assert_eq!(full.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
+        assert!(full.message().contains("full"), "{full:?}");
+        let other = store.clone().join(JoinRequest {
+            room: "b".into(),
+            user: None,
+            since: None,
+        });
+        let too_many = block_on(other).err().unwrap();
+        assert!(too_many.message().contains("maximum of 1 rooms"), "{too_many:?}");
+    }
+}

@@ -9,7 +9,10 @@ use futures::{SinkExt, StreamExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{RpcStatus, WriteFlags};
 
+use messenger_lab::answers::FEED_ECHO_USER;
+
 use super::local::until;
+use super::request::invalid;
 use super::store::{Joined, Place};
 use crate::proto::messenger::FeedUpdate;
 use crate::rpc::{DuplexReply, Requests};
@@ -49,7 +52,11 @@ pub(crate) async fn take_part(
                 wait_at_gate(&*place).await;
                 match updates.try_next().await {
                     Ok(Some(update)) => {
-                        if let Err(status) = place.publish(update).await {
+                        let published = match refused(&update) {
+                            Some(refusal) => Err(refusal),
+                            None => place.publish(update).await,
+                        };
+                        if let Err(status) = published {
                             break Err(grpcio::Error::RpcFailure(status));
                         }
                     }
@@ -89,6 +96,16 @@ pub(crate) async fn take_part(
             written: Ok(()),
         } => log_outcome(METHOD, sink.close().await),
     }
+}
+
+/// Why `update` cannot go into a room: the user `System` is the server's, so
+/// that its notices cannot be forged.
+fn refused(update: &FeedUpdate) -> Option<RpcStatus> {
+    (update.user == FEED_ECHO_USER).then(|| {
+        invalid(format!(
+            "the user name {FEED_ECHO_USER} is the server's in a room"
+        ))
+    })
 }
 
 /// Waits until no participant of the room on this replica has a full
