@@ -104,7 +104,13 @@ impl Link {
         self.counters.round_trip(started.elapsed());
         match answer {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError::Failed(e.to_string())),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    // The watcher connects afresh (the store may have restarted).
+                    *lock(&self.connection) = None;
+                }
+                Err(StoreError::Failed(e.to_string()))
+            }
             Err(_) => Err(StoreError::Timeout),
         }
     }

@@ -24,17 +24,21 @@ local count = redis.call('ZCARD', who_key)
 if count >= most then
     return {'full', expired, count}
 end
+-- What it missed, read before its own join can trim it from the history.
+local backlog = {}
+if since ~= '' then
+    backlog = redis.call('XRANGE', log_key, fmt(tonumber(since) + 1), '+')
+end
 redis.call('ZADD', who_key, now + ttl, id)
 redis.call('HSET', bye_key, id, ARGV[9])
 local start
 if ARGV[8] ~= '' then
     start = append('', ARGV[8])
+    if since ~= '' then
+        table.insert(backlog, redis.call('XRANGE', log_key, start, start)[1])
+    end
 else
     start = fmt(newest())
 end
 keep()
-local backlog = {}
-if since ~= '' then
-    backlog = redis.call('XRANGE', log_key, fmt(tonumber(since) + 1), start)
-end
 return {'ok', expired, start, backlog}
