@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the Python reference need, idempotently:
-# system packages (C++ compiler, CMake, OpenSSL headers; Node and Debian's
-# Chromium for the gRPC-Web page and its browser tests), the patched gRPC
+# system packages (C++ compiler, CMake, OpenSSL headers, redis-server; Node and
+# Debian's Chromium for the gRPC-Web page and its browser tests), the patched gRPC
 # C-core source (vendor/grpcio-sys), a project-local venv with the pinned
 # Python gRPC stack, the Python stubs, and web/node_modules (npm ci). After
 # it, plain `cargo` works in any shell.
@@ -17,6 +17,8 @@ pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v npm >/dev/null || missing+=(nodejs npm)
 # The browser tests drive Debian's Chromium (never a browser Playwright downloads).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Rooms shared by replicas: the tests start a real redis-server (--rooms redis://).
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
 # gRPC C-core's build needs CMake 3 (CMake 4 rejects parts of its tree).
 case "$(cmake --version 2>/dev/null | head -n1)" in
     "cmake version 3."*) ;;

@@ -717,3 +717,66 @@ fn a_burst_removes_neither_reader_on_the_memory_store() {
 fn a_burst_removes_neither_reader_on_redis() {
     burst(&Fleet::redis(1, &[]));
 }
+
+/// `scripts/fleet.sh 2 --rooms redis`, as a user runs it: its own
+/// redis-server, and two replicas whose participants share a room; SIGTERM
+/// stops them all.
+#[test]
+fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    /// SIGTERM, so the script stops its replicas and its redis-server too.
+    struct Script(Child);
+    impl Drop for Script {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let (port, redis_port) = (free_port(), free_port());
+    let mut script = Script(
+        Command::new("bash")
+            .arg(crate::support::project_root().join("scripts/fleet.sh"))
+            .args(["2", "--rooms", "redis", "--delay-ms", "0"])
+            .env("PORT", port.to_string())
+            .env("REDIS_PORT", redis_port.to_string())
+            .env("SERVER", crate::support::SERVER_BIN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fleet.sh starts"),
+    );
+    let stdout = BufReader::new(script.0.stdout.take().unwrap());
+    let target = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("target: ").map(str::to_owned))
+        .expect("fleet.sh prints its target");
+    assert_eq!(target, format!("ipv4:127.0.0.1:{port},127.0.0.2:{port}"));
+    let ann = Raw::join(&format!("127.0.0.1:{port}"), "lab", "ann", None);
+    // Joins are not ordered across calls: retried until ann (in the room first) sees bob.
+    let seen = wait_until(WAIT, || {
+        let mut bob = Raw::join(&format!("127.0.0.2:{port}"), "lab", "bob", None);
+        let joined = wait_until(Duration::from_secs(2), || {
+            ann.texts().iter().any(|t| t == "System: bob joined the room")
+        });
+        if joined {
+            bob.say("across the fleet");
+            ann.wait_for_text("bob: across the fleet");
+        }
+        joined
+    });
+    assert!(seen, "ann on r1 never saw bob on r2");
+    drop(script);
+    for addr in [format!("127.0.0.1:{port}"), format!("127.0.0.1:{redis_port}")] {
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "{addr} still listening after the fleet stopped"
+        );
+    }
+}
