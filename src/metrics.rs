@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use grpcio::{MethodType, RpcStatusCode};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.

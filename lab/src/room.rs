@@ -201,7 +201,14 @@ mod tests {
 
     #[test]
     fn out_of_range_says_how_much_was_lost_when_it_knows() {
-        let older = out_of_range("lab", 10, Recovery::Older { oldest: 15, newest: 20 });
+        let older = out_of_range(
+            "lab",
+            10,
+            Recovery::Older {
+                oldest: 15,
+                newest: 20,
+            },
+        );
         assert!(older.contains("keeps events 15 to 20"), "{older}");
         assert_eq!(lost_events(&older), Some(4));
         for why in [

@@ -64,7 +64,9 @@ pub async fn chat<W: Write>(
             Err(e) if e.code() == Some(RpcStatusCode::OUT_OF_RANGE) && place.last.is_some() => {
                 let since = place.last.take().unwrap_or_default();
                 let lost = lost_events(&e.to_string())
-                    .map_or("an unknown number of events".to_owned(), |n| format!("{n} events"));
+                    .map_or("an unknown number of events".to_owned(), |n| {
+                        format!("{n} events")
+                    });
                 say(&format!(
                     "chat: room {room}: cannot recover after event {since} ({e}); rejoined without {SINCE_HEADER}: {lost} lost"
                 ));

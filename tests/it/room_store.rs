@@ -230,7 +230,12 @@ impl Raw {
 
     fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
         let ok = wait_until(WAIT, || done(&self.events()));
-        assert!(ok, "{}: no {what} within {WAIT:?}; got {:#?}", self.user, self.events());
+        assert!(
+            ok,
+            "{}: no {what} within {WAIT:?}; got {:#?}",
+            self.user,
+            self.events()
+        );
     }
 
     fn wait_for_text(&self, text: &str) {
@@ -262,7 +267,13 @@ fn room_seq(headers: &grpcio::Metadata) -> u64 {
 /// Numbers that follow one another without a gap or a repeat.
 fn assert_contiguous(who: &str, events: &[Event]) {
     for pair in events.windows(2) {
-        assert_eq!(pair[1].0, pair[0].0 + 1, "{who}: {:?} then {:?}", pair[0], pair[1]);
+        assert_eq!(
+            pair[1].0,
+            pair[0].0 + 1,
+            "{who}: {:?} then {:?}",
+            pair[0],
+            pair[1]
+        );
     }
 }
 
@@ -273,7 +284,9 @@ fn json_events(lines: &[String]) -> Vec<Event> {
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
             let text = |field: &str| value["message"][field].as_str().unwrap_or("").to_owned();
-            let seq = value["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {line}"));
+            let seq = value["seq"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no seq in {line}"));
             (seq, format!("{}: {}", text("user"), text("message")))
         })
         .collect()
@@ -304,7 +317,9 @@ fn python_since(stubs: &Path, target: &str, room: &str, since: u64) -> (bool, Ve
     let since = since.to_string();
     let output = python_client_command(
         stubs,
-        &["--target", target, "--room", room, "--user", "pia", "--since", &since],
+        &[
+            "--target", target, "--room", room, "--user", "pia", "--since", &since,
+        ],
     )
     .stdin(std::process::Stdio::null())
     .output()
@@ -324,12 +339,16 @@ fn one_order(fleet: &Fleet, stubs: &Path) {
     let mut ann = fleet.rust(0, ROOM, "ann");
     let mut bob = fleet.raw(last, ROOM, "bob", None);
     ann.wait_for("join of bob", |lines| {
-        lines.iter().any(|line| line.contains("bob joined the room"))
+        lines
+            .iter()
+            .any(|line| line.contains("bob joined the room"))
     });
     let mut pia = fleet.python(last.min(1), stubs, ROOM, "pia");
     bob.wait_for_text("System: pia joined the room");
     ann.wait_for("join of pia", |lines| {
-        lines.iter().any(|line| line.contains("pia joined the room"))
+        lines
+            .iter()
+            .any(|line| line.contains("pia joined the room"))
     });
     for i in 0..EACH {
         ann.say(&format!("ann says {i}"));
@@ -353,7 +372,9 @@ fn one_order(fleet: &Fleet, stubs: &Path) {
     ann.wait_for("everyone's updates", |lines| {
         complete(json_events(lines).into_iter().map(|(_, t)| t).collect())
     });
-    pia.wait_for("everyone's updates", |lines| complete(python_texts(lines, ROOM)));
+    pia.wait_for("everyone's updates", |lines| {
+        complete(python_texts(lines, ROOM))
+    });
     let ann_events = json_events(&ann.lines());
     assert_contiguous("ann", &ann_events);
     assert_contiguous("bob", &bob.events());
@@ -362,12 +383,24 @@ fn one_order(fleet: &Fleet, stubs: &Path) {
         traffic(bob.texts()),
         traffic(python_texts(&pia.lines(), ROOM)),
     ];
-    assert_eq!(orders[0], orders[1], "ann (Rust) and bob (raw) saw different orders");
-    assert_eq!(orders[1], orders[2], "bob (raw) and pia (Python) saw different orders");
+    assert_eq!(
+        orders[0], orders[1],
+        "ann (Rust) and bob (raw) saw different orders"
+    );
+    assert_eq!(
+        orders[1], orders[2],
+        "bob (raw) and pia (Python) saw different orders"
+    );
     for sender in ["ann", "bob", "pia"] {
         let from: Vec<_> = orders[0].iter().filter(|t| t.starts_with(sender)).collect();
-        let sent: Vec<_> = (0..EACH).map(|i| format!("{sender}: {sender} says {i}")).collect();
-        assert_eq!(from, sent.iter().collect::<Vec<_>>(), "{sender}'s own order");
+        let sent: Vec<_> = (0..EACH)
+            .map(|i| format!("{sender}: {sender} says {i}"))
+            .collect();
+        assert_eq!(
+            from,
+            sent.iter().collect::<Vec<_>>(),
+            "{sender}'s own order"
+        );
     }
     bob.leave();
     assert!(ann.leave().success());
@@ -408,7 +441,10 @@ fn recovery(fleet: &mut Fleet, stubs: &Path) {
     said(&mut ann, 0..5);
     bob.wait_for("the first five", heard(5));
     fleet.replicas[last].signal("TERM");
-    assert!(fleet.replicas[last].wait_exit(WAIT).is_some(), "the replica stopped");
+    assert!(
+        fleet.replicas[last].wait_exit(WAIT).is_some(),
+        "the replica stopped"
+    );
     said(&mut ann, 5..10);
     ann.wait_for_text("System: Acknowledged ann's update: update 9");
     fleet.replicas[last] = fleet.replica(last);
@@ -424,7 +460,11 @@ fn recovery(fleet: &mut Fleet, stubs: &Path) {
     let sent: Vec<String> = (0..15).map(|i| format!("ann: update {i}")).collect();
     assert_eq!(updates, sent, "bob got every update once, in order");
     let said = bob.stderr();
-    assert_eq!(said.matches("reconnecting with room-since").count(), 1, "{said}");
+    assert_eq!(
+        said.matches("reconnecting with room-since").count(),
+        1,
+        "{said}"
+    );
 
     // The Python reference recovers the same events from the room's history.
     let first_update = events.iter().find(|(_, t)| t == "ann: update 0").unwrap().0;
@@ -504,7 +544,12 @@ fn the_memory_store_recovers_and_refuses_out_of_range() {
     back.wait_for_text("System: bob joined the room");
     assert_eq!(
         back.texts(),
-        ["System: bob left the room", "ann: two", "ann: three", "System: bob joined the room"]
+        [
+            "System: bob left the room",
+            "ann: two",
+            "ann: three",
+            "System: bob joined the room"
+        ]
     );
     assert_eq!(back.events()[0].0, since + 1);
     assert_contiguous("bob", &back.events());
@@ -520,8 +565,15 @@ fn the_room_size_limit_counts_every_replica() {
     let cy = Raw::join(fleet.target(0), "small", "cy", None);
     let refused = cy.ended_within(WAIT).expect("cy's call ended");
     let status = refused.expect_err("a full room refuses");
-    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
-    assert!(status.message().contains("room 'small' is full"), "{status:?}");
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::RESOURCE_EXHAUSTED,
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("room 'small' is full"),
+        "{status:?}"
+    );
     bob.leave();
     ann.wait_for_text("System: bob left the room");
     let dan = fleet.raw(1, "small", "dan", None);
@@ -550,7 +602,10 @@ fn a_killed_replicas_participant_leaves_within_the_ttl_once() {
         .filter(|t| *t == "System: kim left the room")
         .count();
     assert_eq!(leaves, 1, "{:?}", olga.texts());
-    assert_eq!(fleet.metric(0, "messenger_room_presence_expiries_total"), 1.0);
+    assert_eq!(
+        fleet.metric(0, "messenger_room_presence_expiries_total"),
+        1.0
+    );
     drop(kim);
 }
 
@@ -569,7 +624,10 @@ fn a_dropped_subscription_is_filled_from_history_nothing_lost_or_repeated() {
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(150));
             let reply = redis_command(redis_port, &["CLIENT", "KILL", "TYPE", "pubsub"]);
-            killed += reply.ok().and_then(|r| r.trim_start_matches(':').parse::<u32>().ok()).unwrap_or(0);
+            killed += reply
+                .ok()
+                .and_then(|r| r.trim_start_matches(':').parse::<u32>().ok())
+                .unwrap_or(0);
         }
         killed
     });
@@ -618,7 +676,9 @@ fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
         let back = Raw::join(fleet.target(0), "lab", "ann", Some(since));
         let ended = back.ended_within(WAIT).expect("refused");
         refusal = Some(ended.expect_err("out of range"));
-        refusal.as_ref().is_some_and(|status| status.code() != RpcStatusCode::UNAVAILABLE)
+        refusal
+            .as_ref()
+            .is_some_and(|status| status.code() != RpcStatusCode::UNAVAILABLE)
     });
     let status = refusal.unwrap();
     assert!(answered, "still {status:?}");
@@ -655,7 +715,10 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     assert!(took < Duration::from_secs(5), "ended after {took:?}");
     // A new room call is refused at once; the echo goes on.
     let cy = Raw::join(fleet.target(0), "lab", "cy", None);
-    let refused = cy.ended_within(WAIT).expect("refused").expect_err("unavailable");
+    let refused = cy
+        .ended_within(WAIT)
+        .expect("refused")
+        .expect_err("unavailable");
     assert_eq!(refused.code(), RpcStatusCode::UNAVAILABLE);
     let client = fleet.replicas[0].client();
     let (mut sink, mut echoes) = client.collaborative_feed_async().unwrap();
@@ -663,7 +726,9 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let echo = block_on(echoes.try_next()).unwrap().unwrap();
     assert_eq!(echo.message, acknowledgement("Lead", "still here"));
     fleet.store().resume();
-    let back = wait_until(WAIT, || fleet.replicas[0].log().contains("is reachable again"));
+    let back = wait_until(WAIT, || {
+        fleet.replicas[0].log().contains("is reachable again")
+    });
     assert!(back, "the replica did not see the store come back");
     let dan = fleet.raw(0, "lab", "dan", None);
     let mut eve = fleet.raw(0, "lab", "eve", None);
@@ -685,7 +750,8 @@ fn burst(fleet: &Fleet) {
         let mut sink = raw.sink.take().unwrap();
         let user = raw.user.clone();
         std::thread::spawn(move || {
-            let updates = (0..EACH).map(move |i| Ok((feed(&user, &i.to_string()), WriteFlags::default())));
+            let updates =
+                (0..EACH).map(move |i| Ok((feed(&user, &i.to_string()), WriteFlags::default())));
             let sent = block_on(sink.send_all(&mut futures::stream::iter(updates)));
             (sent, sink)
         })
@@ -697,7 +763,11 @@ fn burst(fleet: &Fleet) {
         who.wait_for("the whole burst", |events| {
             events.iter().any(|(_, t)| *t == own) && events.iter().any(|(_, t)| *t == theirs)
         });
-        assert!(who.ended.lock().unwrap().is_none(), "{} was removed", who.user);
+        assert!(
+            who.ended.lock().unwrap().is_none(),
+            "{} was removed",
+            who.user
+        );
         assert_contiguous(&who.user, &who.events());
     }
     for sending in [ann_sending, bob_sending] {
@@ -763,7 +833,9 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
     let seen = wait_until(WAIT, || {
         let mut bob = Raw::join(&format!("127.0.0.2:{port}"), "lab", "bob", None);
         let joined = wait_until(Duration::from_secs(2), || {
-            ann.texts().iter().any(|t| t == "System: bob joined the room")
+            ann.texts()
+                .iter()
+                .any(|t| t == "System: bob joined the room")
         });
         if joined {
             bob.say("across the fleet");
@@ -773,7 +845,10 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
     });
     assert!(seen, "ann on r1 never saw bob on r2");
     drop(script);
-    for addr in [format!("127.0.0.1:{port}"), format!("127.0.0.1:{redis_port}")] {
+    for addr in [
+        format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{redis_port}"),
+    ] {
         assert!(
             std::net::TcpStream::connect(&addr).is_err(),
             "{addr} still listening after the fleet stopped"

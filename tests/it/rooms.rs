@@ -685,7 +685,9 @@ fn a_participant_that_never_reads_is_removed_while_the_others_go_on_in_flat_memo
     let status = failure(outcome);
     assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
     assert!(
-        status.message().contains("updates behind the room for 5000 ms"),
+        status
+            .message()
+            .contains("updates behind the room for 5000 ms"),
         "{status:?}"
     );
     wait_for_sample(metrics_port, "messenger_feed_rooms", 0.0);

@@ -52,7 +52,9 @@ pub(crate) struct Deliveries {
 pub(crate) enum Pushed {
     Queued,
     /// Refused: the queue is at its hard bound, `behind` events waiting.
-    Overflowing { behind: usize },
+    Overflowing {
+        behind: usize,
+    },
 }
 
 /// A participant's queue of at most `queue` events before it counts as full

@@ -118,7 +118,10 @@ impl MemoryStore {
             backlog.extend(state.history.iter().filter(|e| e.seq > since).cloned());
         }
         if state.local.len() >= self.limits.max_room_size.max(1) {
-            return Err(exhausted(room::full(&request.room, self.limits.max_room_size)));
+            return Err(exhausted(room::full(
+                &request.room,
+                self.limits.max_room_size,
+            )));
         }
         if !state.open {
             if registry.open >= self.limits.max_rooms {
@@ -141,7 +144,9 @@ impl MemoryStore {
             }
         }
         let start = request.since.unwrap_or(state.last);
-        let seat = state.local.seat(id.clone(), request.user.clone(), start, backlog);
+        let seat = state
+            .local
+            .seat(id.clone(), request.user.clone(), start, backlog);
         self.counters.joined(&request.room, &id);
         let gate = state.local.gate();
         drop(state);
@@ -159,7 +164,10 @@ impl MemoryStore {
 }
 
 impl RoomStore for MemoryStore {
-    fn join(self: Arc<Self>, request: JoinRequest) -> BoxFuture<'static, Result<Joined, RpcStatus>> {
+    fn join(
+        self: Arc<Self>,
+        request: JoinRequest,
+    ) -> BoxFuture<'static, Result<Joined, RpcStatus>> {
         future::ready(self.join_now(request)).boxed()
     }
 
@@ -306,7 +314,11 @@ mod tests {
         Arc::new(MemoryStore::new(limits, Counters::default()))
     }
 
-    fn join(store: &Arc<MemoryStore>, user: Option<&str>, since: Option<u64>) -> Result<Joined, RpcStatus> {
+    fn join(
+        store: &Arc<MemoryStore>,
+        user: Option<&str>,
+        since: Option<u64>,
+    ) -> Result<Joined, RpcStatus> {
         block_on(store.clone().join(JoinRequest {
             room: "lab".into(),
             user: user.map(Into::into),
@@ -329,7 +341,12 @@ mod tests {
         std::iter::from_fn(|| seat.deliveries.next().now_or_never().flatten())
             .map(|event| {
                 let update = event.delivery(&seat.id);
-                format!("+{} {}: {}", event.seq - seat.start, update.user, update.message)
+                format!(
+                    "+{} {}: {}",
+                    event.seq - seat.start,
+                    update.user,
+                    update.message
+                )
             })
             .collect()
     }
@@ -343,7 +360,10 @@ mod tests {
         let store = store(RoomLimits::default());
         let mut ann = join(&store, Some("ann"), None).unwrap();
         let mut bob = join(&store, None, None).unwrap();
-        assert_eq!(bob.seat.start, ann.seat.start, "an unnamed join is no event");
+        assert_eq!(
+            bob.seat.start, ann.seat.start,
+            "an unnamed join is no event"
+        );
         say(&ann, "ann", "one");
         say(&bob, "bob", "two");
         assert_eq!(
@@ -389,7 +409,11 @@ mod tests {
         for (since, code, says) in [
             (start + 1, RpcStatusCode::OUT_OF_RANGE, "keeps events"),
             (start + 99, RpcStatusCode::OUT_OF_RANGE, "ahead of room"),
-            (start - 1, RpcStatusCode::OUT_OF_RANGE, "began a new history"),
+            (
+                start - 1,
+                RpcStatusCode::OUT_OF_RANGE,
+                "began a new history",
+            ),
         ] {
             let status = join(&store, None, Some(since)).err().unwrap();
             assert_eq!(status.code(), code, "{since}: {status:?}");
@@ -425,13 +449,19 @@ mod tests {
             assert_eq!(received(&mut fast).len(), 1);
         }
         assert!(!gate.is_open(), "slow's queue is full: senders wait");
-        assert!(fast.place.remove_laggards().is_some(), "not yet behind for the lag bound");
+        assert!(
+            fast.place.remove_laggards().is_some(),
+            "not yet behind for the lag bound"
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert!(fast.place.remove_laggards().is_none());
         assert!(gate.is_open());
         let status = block_on(&mut slow.seat.ended).unwrap();
         assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
-        assert!(status.message().contains("fell 3 updates behind the room"), "{status:?}");
+        assert!(
+            status.message().contains("fell 3 updates behind the room"),
+            "{status:?}"
+        );
         assert_eq!(
             received(&mut fast),
             ["+4 System: slow was removed from the room: fell 3 updates behind the room"]
@@ -461,6 +491,9 @@ mod tests {
             since: None,
         });
         let too_many = block_on(other).err().unwrap();
-        assert!(too_many.message().contains("maximum of 1 rooms"), "{too_many:?}");
+        assert!(
+            too_many.message().contains("maximum of 1 rooms"),
+            "{too_many:?}"
+        );
     }
 }

@@ -77,7 +77,10 @@ impl Rooms {
     }
 
     /// Joins the requested room (see [`RoomStore::join`]).
-    pub(crate) fn join(&self, request: JoinRequest) -> BoxFuture<'static, Result<Joined, RpcStatus>> {
+    pub(crate) fn join(
+        &self,
+        request: JoinRequest,
+    ) -> BoxFuture<'static, Result<Joined, RpcStatus>> {
         self.0.clone().join(request)
     }
 

@@ -92,13 +92,12 @@ impl FromStr for RoomStoreAddr {
             .strip_prefix("redis://")
             .ok_or_else(|| bad("unknown store"))?;
         let (host_port, db) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = host_port
-            .rsplit_once(':')
-            .ok_or_else(|| bad("no :PORT"))?;
+        let (host, port) = host_port.rsplit_once(':').ok_or_else(|| bad("no :PORT"))?;
         if host.is_empty() || host.contains('@') {
             return Err(bad("HOST:PORT without user or password"));
         }
-        port.parse::<u16>().map_err(|_| bad("the port is not a number"))?;
+        port.parse::<u16>()
+            .map_err(|_| bad("the port is not a number"))?;
         if !db.is_empty() && db.parse::<u32>().is_err() {
             return Err(bad("the database is not a number"));
         }

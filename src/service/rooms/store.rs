@@ -19,7 +19,8 @@ pub(crate) trait RoomStore: Send + Sync {
     /// Joins the requested room: RESOURCE_EXHAUSTED for a full room or
     /// replica, OUT_OF_RANGE for a `room-since` out of the history,
     /// UNAVAILABLE while a shared store cannot be reached.
-    fn join(self: Arc<Self>, request: JoinRequest) -> BoxFuture<'static, Result<Joined, RpcStatus>>;
+    fn join(self: Arc<Self>, request: JoinRequest)
+        -> BoxFuture<'static, Result<Joined, RpcStatus>>;
 
     /// Rooms with participants on this replica.
     fn open_rooms(&self) -> usize;
@@ -97,8 +98,16 @@ mod tests {
     #[test]
     fn since_must_fall_within_the_history() {
         assert_eq!(recovery(10, 5, 8, 20), Ok(()));
-        assert_eq!(recovery(7, 5, 8, 20), Ok(()), "the event just before the oldest");
-        assert_eq!(recovery(20, 5, 8, 20), Ok(()), "the newest: nothing to recover");
+        assert_eq!(
+            recovery(7, 5, 8, 20),
+            Ok(()),
+            "the event just before the oldest"
+        );
+        assert_eq!(
+            recovery(20, 5, 8, 20),
+            Ok(()),
+            "the newest: nothing to recover"
+        );
         assert_eq!(recovery(21, 5, 8, 20), Err(Recovery::Ahead { newest: 20 }));
         assert_eq!(
             recovery(6, 5, 8, 20),
@@ -108,6 +117,10 @@ mod tests {
             })
         );
         assert_eq!(recovery(4, 5, 8, 20), Err(Recovery::Reset { base: 5 }));
-        assert_eq!(recovery(5, 5, 6, 5), Ok(()), "an empty history, since its start");
+        assert_eq!(
+            recovery(5, 5, 6, 5),
+            Ok(()),
+            "an empty history, since its start"
+        );
     }
 }

@@ -103,7 +103,12 @@ mod tests {
 
         let entry = Value::Array(vec![
             bulk(b"18-0"),
-            Value::Array(vec![bulk(b"s"), bulk(b""), bulk(b"u"), bulk(&encode(&update))]),
+            Value::Array(vec![
+                bulk(b"s"),
+                bulk(b""),
+                bulk(b"u"),
+                bulk(&encode(&update)),
+            ]),
         ]);
         let events = from_entries(&Value::Array(vec![entry])).unwrap();
         assert_eq!((events[0].seq, events[0].sender.clone()), (18, None));

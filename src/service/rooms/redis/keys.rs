@@ -16,13 +16,7 @@ impl Keys {
         let tag = hash_tag(room);
         let key = |what: &str| format!("room:{{{tag}}}:{what}");
         Keys {
-            all: [
-                key("seq"),
-                key("log"),
-                key("who"),
-                key("bye"),
-                key("sent"),
-            ],
+            all: [key("seq"), key("log"), key("who"), key("bye"), key("sent")],
             channel: format!("room:{{{tag}}}"),
         }
     }

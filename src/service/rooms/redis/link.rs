@@ -32,7 +32,9 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Down => write!(f, "unreachable"),
-            StoreError::Timeout => write!(f, "no answer within {} ms", ROUND_TRIP_TIMEOUT.as_millis()),
+            StoreError::Timeout => {
+                write!(f, "no answer within {} ms", ROUND_TRIP_TIMEOUT.as_millis())
+            }
             StoreError::Failed(why) => write!(f, "{why}"),
         }
     }

@@ -119,7 +119,10 @@ impl RedisStore {
 }
 
 impl RoomStore for RedisStore {
-    fn join(self: Arc<Self>, request: JoinRequest) -> BoxFuture<'static, Result<Joined, RpcStatus>> {
+    fn join(
+        self: Arc<Self>,
+        request: JoinRequest,
+    ) -> BoxFuture<'static, Result<Joined, RpcStatus>> {
         let shared = self.shared.clone();
         if !shared.link.is_up() {
             return future::ready(Err(shared.unreachable(&StoreError::Down))).boxed();
@@ -266,9 +269,11 @@ impl Shared {
         registry.remove(&room.name);
         drop(registry);
         room.send(Input::Close);
-        let _ = self.subscriber.unbounded_send(subscriber::Command::Unsubscribe {
-            channel: room.keys.channel.clone(),
-        });
+        let _ = self
+            .subscriber
+            .unbounded_send(subscriber::Command::Unsubscribe {
+                channel: room.keys.channel.clone(),
+            });
         self.counters.room_closed(&room.name);
     }
 
@@ -318,11 +323,16 @@ impl Shared {
         self.runtime.spawn(async move {
             let started = Instant::now();
             loop {
-                let call = shared.scripts.leave(&room.keys, shared.terms, &id, notice.clone());
+                let call = shared
+                    .scripts
+                    .leave(&room.keys, shared.terms, &id, notice.clone());
                 match shared.link.run(call).await {
                     Ok(_) => break,
                     Err(e) if started.elapsed() >= shared.limits.presence_ttl => {
-                        debug!("room {}: the leave of {id} is left to its TTL: {e}", room.name);
+                        debug!(
+                            "room {}: the leave of {id} is left to its TTL: {e}",
+                            room.name
+                        );
                         break;
                     }
                     Err(_) => tokio::time::sleep(PING_EVERY).await,

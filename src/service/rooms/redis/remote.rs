@@ -108,7 +108,10 @@ struct RoomTask {
 impl RoomTask {
     async fn live(&mut self, payload: &[u8]) {
         let Some(event) = codec::from_message(payload) else {
-            warn!("room {}: an event in an unknown form was skipped", self.room.name);
+            warn!(
+                "room {}: an event in an unknown form was skipped",
+                self.room.name
+            );
             return;
         };
         let Some(last) = self.last else {
@@ -159,7 +162,10 @@ impl RoomTask {
             self.deliver(event);
         }
         if filled {
-            debug!("room {}: a gap from event {from} was filled from the history", self.room.name);
+            debug!(
+                "room {}: a gap from event {from} was filled from the history",
+                self.room.name
+            );
             shared.counters.gap_filled();
         }
         true
@@ -172,7 +178,11 @@ impl RoomTask {
             self.room.name
         ));
         let removed = lock(&self.room.local).end_all(&status);
-        warn!("room {}: {} call(s) ended: {why}", self.room.name, removed.len());
+        warn!(
+            "room {}: {} call(s) ended: {why}",
+            self.room.name,
+            removed.len()
+        );
         self.shared.counters.calls_ended_for_gap(removed.len());
         self.last = None;
         self.shared.ended(&self.room, removed);
@@ -218,7 +228,11 @@ impl RoomTask {
             left,
         };
         let call = shared.scripts.join(&self.room.keys, shared.terms, args);
-        let value = shared.link.run(call).await.map_err(|e| shared.unreachable(&e))?;
+        let value = shared
+            .link
+            .run(call)
+            .await
+            .map_err(|e| shared.unreachable(&e))?;
         let (reply, expired) =
             join_reply(&value, request.since).map_err(|why| shared.unreachable(&why))?;
         shared.counters.presence_expired(expired);

@@ -105,7 +105,12 @@ pub(super) struct JoinArgs<'a> {
 }
 
 impl Scripts {
-    pub(super) fn join<'a>(&'a self, keys: &'a Keys, terms: RoomTerms, join: JoinArgs<'_>) -> Call<'a> {
+    pub(super) fn join<'a>(
+        &'a self,
+        keys: &'a Keys,
+        terms: RoomTerms,
+        join: JoinArgs<'_>,
+    ) -> Call<'a> {
         Call::new(&self.join, keys, terms)
             .arg(join.id)
             .arg(join.since.map(|s| s.to_string()).unwrap_or_default())
@@ -147,9 +152,16 @@ impl Scripts {
             .arg(notice.unwrap_or_default())
     }
 
-    pub(super) fn heartbeat<'a>(&'a self, keys: &'a Keys, terms: RoomTerms, ids: &[&str]) -> Call<'a> {
+    pub(super) fn heartbeat<'a>(
+        &'a self,
+        keys: &'a Keys,
+        terms: RoomTerms,
+        ids: &[&str],
+    ) -> Call<'a> {
         ids.iter()
-            .fold(Call::new(&self.heartbeat, keys, terms), |call, id| call.arg(*id))
+            .fold(Call::new(&self.heartbeat, keys, terms), |call, id| {
+                call.arg(*id)
+            })
     }
 
     pub(super) fn history<'a>(&'a self, keys: &'a Keys, terms: RoomTerms, from: u64) -> Call<'a> {
@@ -161,7 +173,10 @@ impl Scripts {
 #[derive(Debug)]
 pub(super) enum JoinReply {
     /// Seated: `start` is its `room-seq`, `backlog` the events after `room-since`.
-    Joined { start: u64, backlog: Vec<Event> },
+    Joined {
+        start: u64,
+        backlog: Vec<Event>,
+    },
     OutOfRange(Recovery),
     Full,
 }

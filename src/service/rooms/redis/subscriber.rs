@@ -12,9 +12,9 @@ use futures::StreamExt;
 use log::{debug, info};
 use redis::aio::{PubSubSink, PubSubStream};
 
+use super::super::counters::Counters;
 use super::link::{Link, StoreError, ROUND_TRIP_TIMEOUT};
 use super::remote::{Input, RemoteRoom};
-use super::super::counters::Counters;
 
 /// What the subscription connection is asked to do.
 pub(super) enum Command {
@@ -32,7 +32,11 @@ pub(super) enum Command {
 const MOST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs until the store is dropped (its commands end).
-pub(super) async fn run(link: Arc<Link>, mut commands: mpsc::UnboundedReceiver<Command>, counters: Counters) {
+pub(super) async fn run(
+    link: Arc<Link>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    counters: Counters,
+) {
     let mut rooms: HashMap<String, Weak<RemoteRoom>> = HashMap::new();
     let mut backoff = Duration::from_millis(50);
     let mut connected_before = false;
@@ -53,7 +57,10 @@ pub(super) async fn run(link: Arc<Link>, mut commands: mpsc::UnboundedReceiver<C
         backoff = Duration::from_millis(50);
         if connected_before {
             counters.subscription_reconnected();
-            info!("room subscriptions re-established ({} room(s)): filling gaps from history", rooms.len());
+            info!(
+                "room subscriptions re-established ({} room(s)): filling gaps from history",
+                rooms.len()
+            );
             for room in rooms.values().filter_map(Weak::upgrade) {
                 room.send(Input::Resync);
             }
@@ -117,7 +124,8 @@ async fn online(
                 return true;
             };
             rooms.insert(channel.clone(), room);
-            let subscribed = tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.subscribe(&channel)).await;
+            let subscribed =
+                tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.subscribe(&channel)).await;
             (subscribed, Some(done))
         }
         Command::Unsubscribe { channel } => {
@@ -153,4 +161,3 @@ fn offline(command: Command, rooms: &mut HashMap<String, Weak<RemoteRoom>>) {
         }
     }
 }
-
