@@ -653,6 +653,7 @@ fn a_dropped_subscription_is_filled_from_history_nothing_lost_or_repeated() {
         assert_eq!(updates, sent, "{}", who.user);
     }
     assert!(fleet.metric(1, "messenger_room_subscription_reconnects_total") >= 1.0);
+    assert!(fleet.metric(0, "messenger_room_store_round_trip_seconds_count") >= COUNT as f64);
     ann.leave();
 }
 
@@ -669,6 +670,7 @@ fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
     let ended = ann.ended_within(WAIT).expect("ann's call ended");
     let status = ended.expect_err("the room's events were lost");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
+    assert!(fleet.metric(0, "messenger_room_gap_ended_calls_total") >= 1.0);
     // Recovery after the lost history is refused in so many words (once
     // the replica has its connection to the restarted store back).
     let mut refusal = None;
