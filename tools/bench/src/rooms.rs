@@ -152,9 +152,18 @@ pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
     for &size in &options.sizes {
         eprintln!("  room of {size} ...");
         let pace = Pace::Closed {
-            in_flight: options.in_flight.unwrap_or((256 / size as u64).max(1)).max(1),
+            in_flight: options
+                .in_flight
+                .unwrap_or((256 / size as u64).max(1))
+                .max(1),
         };
-        figures.extend(room(&memory, size, options, pace, &format!("room of {size}"))?);
+        figures.extend(room(
+            &memory,
+            size,
+            options,
+            pace,
+            &format!("room of {size}"),
+        )?);
     }
     drop(memory);
     let Some(url) = &options.redis else {
@@ -164,7 +173,10 @@ pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
     for &size in &options.sizes {
         eprintln!("  room of {size} on Redis, 2 replicas ...");
         let pace = Pace::Closed {
-            in_flight: options.in_flight.unwrap_or((256 / size as u64).max(1)).max(1),
+            in_flight: options
+                .in_flight
+                .unwrap_or((256 / size as u64).max(1))
+                .max(1),
         };
         let workload = format!("room of {size}, Redis, 2 replicas");
         let closed = room(&shared, size, options, pace, &workload)?;
@@ -178,9 +190,21 @@ pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
         let updates_per_participant = rate / 2.0 / (size - 1) as f64 / size as f64;
         if updates_per_participant > 0.0 {
             let every = Duration::from_secs_f64(1.0 / updates_per_participant);
-            eprintln!("  room of {size} on Redis, open loop at {:.0} deliveries/s ...", rate / 2.0);
-            let workload = format!("room of {size}, Redis, open loop at {:.1}k/s", rate / 2000.0);
-            figures.extend(room(&shared, size, options, Pace::Open { every }, &workload)?);
+            eprintln!(
+                "  room of {size} on Redis, open loop at {:.0} deliveries/s ...",
+                rate / 2.0
+            );
+            let workload = format!(
+                "room of {size}, Redis, open loop at {:.1}k/s",
+                rate / 2000.0
+            );
+            figures.extend(room(
+                &shared,
+                size,
+                options,
+                Pace::Open { every },
+                &workload,
+            )?);
         }
     }
     Ok(figures)
@@ -264,12 +288,7 @@ fn room(
             .filter(|figure| figure.metric != "p99.9"),
     );
     if let Some(peak) = peak {
-        figures.push(Figure::new(
-            workload,
-            "server RSS peak",
-            Unit::Memory,
-            peak,
-        ));
+        figures.push(Figure::new(workload, "server RSS peak", Unit::Memory, peak));
     }
     Ok(figures)
 }
