@@ -1,10 +1,11 @@
 //! A participant's call, from its join to its end: its updates go into the
-//! room as they are read, one at a time and only while no reader on this
-//! replica is full (HTTP/2 flow control then holds the sender back), while
-//! its deliveries are written out with awaited writes.
+//! room as they are read, in order, and only while no reader on this replica
+//! is full (HTTP/2 flow control then holds the sender back), while its
+//! deliveries are written out with awaited writes.
 
 use futures::channel::oneshot;
 use futures::future::{self, Either};
+use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{RpcStatus, WriteFlags};
@@ -48,22 +49,7 @@ pub(crate) async fn take_part(
         .map(move |event| Ok((event.delivery(&me), WriteFlags::default())));
     let ended = {
         let reader = async {
-            let read = loop {
-                wait_at_gate(&*place).await;
-                match updates.try_next().await {
-                    Ok(Some(update)) => {
-                        let published = match refused(&update) {
-                            Some(refusal) => Err(refusal),
-                            None => place.publish(update).await,
-                        };
-                        if let Err(status) = published {
-                            break Err(grpcio::Error::RpcFailure(status));
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
+            let read = read_updates(&*place, &mut updates).await;
             place.leave();
             read
         };
@@ -95,6 +81,52 @@ pub(crate) async fn take_part(
             read: Ok(()),
             written: Ok(()),
         } => log_outcome(METHOD, sink.close().await),
+    }
+}
+
+/// Updates sent into the room whose place in its order is not yet known: a
+/// shared store's round trips overlap, in order, up to this many.
+const PUBLISHING: usize = 32;
+
+/// Reads the participant's updates into the room until they end, each only
+/// while the room's gate is open; a refused update or a failed publish ends
+/// the call with its status.
+async fn read_updates(place: &dyn Place, updates: &mut Requests<FeedUpdate>) -> grpcio::Result<()> {
+    let failed = |status| Err(grpcio::Error::RpcFailure(status));
+    let mut sending = FuturesOrdered::new();
+    loop {
+        wait_at_gate(place).await;
+        if sending.len() >= PUBLISHING {
+            if let Some(Err(status)) = sending.next().await {
+                return failed(status);
+            }
+            continue;
+        }
+        let read = if sending.is_empty() {
+            Some(updates.try_next().await)
+        } else {
+            match future::select(updates.try_next(), sending.next()).await {
+                Either::Left((read, _)) => Some(read),
+                Either::Right((Some(Err(status)), _)) => return failed(status),
+                Either::Right(_) => None,
+            }
+        };
+        match read {
+            None => {}
+            Some(Ok(Some(update))) => match refused(&update) {
+                Some(refusal) => return failed(refusal),
+                None => sending.push_back(place.publish(update)),
+            },
+            Some(Ok(None)) => {
+                while let Some(published) = sending.next().await {
+                    if let Err(status) = published {
+                        return failed(status);
+                    }
+                }
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(e),
+        }
     }
 }
 

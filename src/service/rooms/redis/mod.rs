@@ -18,12 +18,12 @@ mod codec;
 mod heartbeat;
 mod keys;
 mod link;
+mod publisher;
 mod remote;
 mod scripts;
 mod subscriber;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -46,7 +46,7 @@ use crate::proto::messenger::FeedUpdate;
 use codec::encode;
 use link::{Link, StoreError, PING_EVERY};
 use remote::{Input, Job, RemoteRoom};
-use scripts::{publish_reply, RoomTerms, Scripts};
+use scripts::{RoomTerms, Scripts};
 
 pub(crate) struct RedisStore {
     shared: Arc<Shared>,
@@ -148,12 +148,14 @@ impl RoomStore for RedisStore {
                 .await
                 .unwrap_or_else(|_| Err(shared.unreachable(&StoreError::Down)))?;
             let gate = lock(&room.local).gate();
+            let publisher = publisher::start(&shared, &room, &id);
             let place = RedisPlace {
                 shared,
                 room,
                 id,
                 gate,
                 updates: AtomicU64::new(0),
+                publisher,
                 left: AtomicBool::new(false),
             };
             Ok(Joined {
@@ -191,18 +193,6 @@ impl Shared {
     /// UNAVAILABLE: the store did not do what a room call needed.
     fn unreachable(&self, why: &dyn std::fmt::Display) -> RpcStatus {
         unavailable(format!("the room store {} failed: {why}", self.link.url))
-    }
-
-    /// Runs `work` on the store's runtime; its result comes back through a channel.
-    fn spawn<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> impl Future<Output = Option<T>> {
-        let (tx, rx) = oneshot::channel();
-        self.runtime.spawn(async move {
-            let _ = tx.send(work.await);
-        });
-        rx.map(Result::ok)
     }
 
     /// The room `name`, opened here if it is new, with one more join under way.
@@ -379,6 +369,8 @@ struct RedisPlace {
     gate: Arc<Gate>,
     /// Updates sent so far: each numbered once, however often it is retried.
     updates: AtomicU64,
+    /// Where its updates go, in order.
+    publisher: mpsc::UnboundedSender<publisher::Update>,
     left: AtomicBool,
 }
 
@@ -398,50 +390,22 @@ impl Place for RedisPlace {
             }
         };
         let counter = self.updates.fetch_add(1, Ordering::Relaxed) + 1;
-        let (shared, room, id) = (self.shared.clone(), self.room.clone(), self.id.clone());
-        let payload = encode(&update);
-        let work = async move {
-            let started = Instant::now();
-            loop {
-                let call = shared.scripts.publish(
-                    &room.keys,
-                    shared.terms,
-                    &id,
-                    counter,
-                    payload.clone(),
-                    named.clone(),
-                );
-                let failed = match shared.link.run(call).await {
-                    Ok(value) => {
-                        let (seq, expired) =
-                            publish_reply(&value).map_err(|why| shared.unreachable(&why))?;
-                        shared.counters.presence_expired(expired);
-                        return match seq {
-                            Some(_) => Ok(()),
-                            None => Err(unavailable(format!(
-                                "room '{}': this participant's presence expired in the room store {} \
-                                 (it was announced as left); rejoin with {SINCE_HEADER} to recover",
-                                room.name, shared.link.url
-                            ))),
-                        };
-                    }
-                    Err(e) => e,
-                };
-                // A blip shorter than the grace is ridden out; a repeat is numbered once.
-                if started.elapsed() >= shared.limits.store_grace {
-                    return Err(shared.unreachable(&failed));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        let (done, outcome) = oneshot::channel();
+        let update = publisher::Update {
+            counter,
+            payload: encode(&update),
+            named,
+            done,
         };
-        let done = self.shared.spawn(work);
+        let queued = self.publisher.unbounded_send(update).is_ok();
         async move {
-            done.await.unwrap_or_else(|| {
-                Err(RpcStatus::with_message(
+            match outcome.await {
+                Ok(outcome) if queued => outcome,
+                _ => Err(RpcStatus::with_message(
                     RpcStatusCode::UNAVAILABLE,
                     "the server is stopping".to_owned(),
-                ))
-            })
+                )),
+            }
         }
         .boxed()
     }
