@@ -711,6 +711,7 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let mut ann = fleet.raw(0, "lab", "ann", None);
     ann.say("hi");
     ann.wait_for_text("System: Acknowledged ann's update: hi");
+    let since = ann.last_seq();
     fleet.store().pause();
     let stopped = Instant::now();
     let ended = ann.ended_within(WAIT).expect("ann's call ended");
@@ -740,6 +741,24 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let mut eve = fleet.raw(0, "lab", "eve", None);
     dan.wait_for_text("System: eve joined the room");
     eve.leave();
+    // The store kept its data: ann recovers after the outage, nothing missed or repeated.
+    let back = fleet.raw(0, "lab", "ann", Some(since));
+    back.wait_for("eve's leave and its own join", |events| {
+        ["System: eve left the room", "System: ann joined the room"]
+            .iter()
+            .all(|text| events.iter().any(|(_, t)| t == text))
+    });
+    let events = back.events();
+    assert_eq!(events[0].0, since + 1, "{events:?}");
+    assert_contiguous("ann", &events);
+    for notice in ["dan joined", "eve joined", "ann joined"] {
+        let text = format!("System: {notice} the room");
+        assert_eq!(
+            back.texts().iter().filter(|t| **t == text).count(),
+            1,
+            "{events:?}"
+        );
+    }
     let log = fleet.replicas[0].log();
     assert_eq!(log.matches("is unreachable").count(), 1, "{log}");
     assert_eq!(log.matches("is reachable again").count(), 1, "{log}");

@@ -77,8 +77,9 @@ struct Entry {
 }
 
 impl RedisStore {
-    /// The store at `url`; it need not be reachable yet (room calls get
-    /// UNAVAILABLE until it is).
+    /// The store at `url`, connected to if it can be (it need not be: room
+    /// calls get UNAVAILABLE until it is). Called from a plain thread: it
+    /// blocks for up to a round trip's timeout.
     pub(crate) fn open(url: &str, limits: RoomLimits, counters: Counters) -> Result<Self, String> {
         let link = Arc::new(Link::new(url, counters.clone())?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,6 +109,9 @@ impl RedisStore {
             pending: AtomicUsize::new(0),
             runtime: runtime.handle().clone(),
         });
+        // The first connection before any call (bounded by the round-trip
+        // timeout; a store that is down is logged, and rooms wait for it).
+        runtime.block_on(link.check());
         runtime.spawn(subscriber::run(link, commands, counters));
         runtime.spawn(heartbeat::run(shared.clone()));
         runtime.spawn(watch(shared.clone()));
