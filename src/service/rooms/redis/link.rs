@@ -10,7 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
 
 use super::super::counters::Counters;
-use super::scripts::Call;
+use super::scripts::{Call, Scripts};
 
 /// The longest a round trip to the store may take before it counts as failed.
 pub(super) const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -117,12 +117,14 @@ impl Link {
         }
     }
 
-    /// Pings the store (connecting first if need be); says whether it answered.
-    pub(super) async fn check(&self) -> bool {
+    /// Pings the store (connecting first if need be, and loading `scripts`
+    /// into it, so that a participant's overlapping calls are never sent
+    /// again out of order for a script it lacks); says whether it answered.
+    pub(super) async fn check(&self, scripts: &Scripts) -> bool {
         let current = lock(&self.connection).clone();
         let mut connection = match current {
             Some(connection) => connection,
-            None => match self.connect().await {
+            None => match self.connect(scripts).await {
                 Ok(connection) => connection,
                 Err(why) => return self.mark_down(&why),
             },
@@ -145,14 +147,21 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> Result<MultiplexedConnection, String> {
+    async fn connect(&self, scripts: &Scripts) -> Result<MultiplexedConnection, String> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(ROUND_TRIP_TIMEOUT))
             .set_response_timeout(Some(ROUND_TRIP_TIMEOUT));
-        let connecting = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        match tokio::time::timeout(ROUND_TRIP_TIMEOUT, connecting).await {
+        let connected = async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            for script in scripts.all() {
+                script.prepare_invoke().load_async(&mut connection).await?;
+            }
+            Ok::<_, redis::RedisError>(connection)
+        };
+        match tokio::time::timeout(ROUND_TRIP_TIMEOUT, connected).await {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(StoreError::Timeout.to_string()),

@@ -111,7 +111,7 @@ impl RedisStore {
         });
         // The first connection before any call (bounded by the round-trip
         // timeout; a store that is down is logged, and rooms wait for it).
-        runtime.block_on(link.check());
+        runtime.block_on(link.check(&shared.scripts));
         runtime.spawn(subscriber::run(link, commands, counters));
         runtime.spawn(heartbeat::run(shared.clone()));
         runtime.spawn(watch(shared.clone()));
@@ -342,7 +342,7 @@ impl Shared {
 async fn watch(shared: Arc<Shared>) {
     let mut ended_this_outage = false;
     loop {
-        if shared.link.check().await {
+        if shared.link.check(&shared.scripts).await {
             ended_this_outage = false;
         } else if !ended_this_outage
             && shared

@@ -33,6 +33,19 @@ pub(super) struct Scripts {
     history: Script,
 }
 
+impl Scripts {
+    /// Every script, to load into a new connection's server.
+    pub(super) fn all(&self) -> [&Script; 5] {
+        [
+            &self.join,
+            &self.publish,
+            &self.leave,
+            &self.heartbeat,
+            &self.history,
+        ]
+    }
+}
+
 impl Default for Scripts {
     fn default() -> Self {
         Scripts {
