@@ -533,7 +533,9 @@ fn the_memory_store_recovers_and_refuses_out_of_range() {
     python_stubs(stubs.path());
     let fleet = Fleet::memory(&["--room-history", "5"]);
     out_of_range(&fleet, stubs.path());
-    let empty = wait_until(WAIT, || fleet.metric(0, "messenger_feed_participants") == 0.0);
+    let empty = wait_until(WAIT, || {
+        fleet.metric(0, "messenger_feed_participants") == 0.0
+    });
     assert!(empty, "the first room's participants did not leave");
     // A participant whose call is cut comes back with room-since: nothing missed, nothing twice.
     let mut ann = fleet.raw(0, "again", "ann", None);
