@@ -1,8 +1,8 @@
 """The lab's client.py, the Python reference. Additions only: --target, a
 delay scale (MESSENGER_DELAY_SCALE / --delay-scale), TLS (--tls-ca,
 --tls-server-name; mutual TLS with --tls-cert and --tls-key), and --room
-(with --user): instead of the demos, chat in a feed room as `client chat
---room` does, printing the same lines."""
+(with --user, and --since to recover what was missed): instead of the demos,
+chat in a feed room as `client chat --room` does, printing the same lines."""
 import argparse
 import os
 import sys
@@ -96,8 +96,10 @@ def chat_line(line, user):
     return pb2.FeedUpdate(user=user, message=line)
 
 
-def run_room_chat(stub, room, user):
-    """Each line of stdin sent to the feed room `room`; what the room sends printed as it arrives."""
+def run_room_chat(stub, room, user, since=None):
+    """Each line of stdin sent to the feed room `room`; what the room sends printed as it arrives.
+    With `since` (the number of the last event we have), the room first sends every later event
+    it still keeps. The answer's room-seq (the number before its first message) goes to stderr."""
     def lines():
         for line in sys.stdin:
             line = line.rstrip("\r\n")
@@ -108,8 +110,15 @@ def run_room_chat(stub, room, user):
     # A name that can be a header names us in joins and leaves; else the server takes our first update's user.
     if user and user.isascii() and user.isprintable() and len(user) <= 64 and user == user.strip():
         metadata.append(("user", user))
+    if since is not None:
+        metadata.append(("room-since", str(since)))
     try:
-        for update in stub.CollaborativeFeed(lines(), metadata=metadata):
+        call = stub.CollaborativeFeed(lines(), metadata=metadata)
+        for count, update in enumerate(call):
+            if count == 0:
+                # The headers come with the first message.
+                seq = dict(call.initial_metadata()).get("room-seq")
+                print(f"room-seq: {seq}", file=sys.stderr, flush=True)
             print(room_line(room, update))
     except grpc.RpcError as e:
         print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
@@ -133,6 +142,9 @@ if __name__ == '__main__':
     parser.add_argument("--room", help="instead of the demos: chat in this feed room, one update per line of stdin")
     parser.add_argument("--user", default=os.environ.get("USER") or "anonymous",
                         help="with --room: who speaks (default $USER)")
+    parser.add_argument("--since", type=int,
+                        help="with --room: the number of the last event already seen; the room first "
+                             "sends every later one it keeps (header room-since)")
     args = parser.parse_args()
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -157,7 +169,7 @@ if __name__ == '__main__':
     with channel:
         stub = pb2_grpc.LearningMessengerStub(channel)
         if args.room is not None:
-            run_room_chat(stub, args.room, args.user)
+            run_room_chat(stub, args.room, args.user, args.since)
             sys.exit(0)
         # Execute the multi-modal driver suite
         run_unary(stub)

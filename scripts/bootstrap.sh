@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the Python reference need, idempotently:
-# system packages (C++ compiler, CMake, OpenSSL headers, Python's venv; Node
-# and Debian's Chromium for the gRPC-Web page and its browser tests); a venv
+# system packages (C++ compiler, CMake, OpenSSL headers, Python's venv;
+# redis-server for rooms shared by replicas; Node and Debian's Chromium for
+# the gRPC-Web page and its browser tests); a venv
 # with the pinned Python gRPC stack (and CMake 3, for a machine whose own
 # cmake is not), shared by the clones and linked as .venv; the patched gRPC
 # C-core source and the .cargo/config.toml that points cargo at it
@@ -23,6 +24,8 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v npm >/dev/null || missing+=(nodejs npm)
 # The browser tests drive Debian's Chromium (never a browser Playwright downloads).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Rooms shared by replicas: the tests start a real redis-server (--rooms redis://).
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
 is_cmake_3 || missing+=(cmake)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ]; then

@@ -7,13 +7,18 @@ use std::sync::Arc;
 
 use grpcio::{MethodType, RpcStatusCode};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.
 const HANDLING_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A store round trip: sub-millisecond on a LAN, up to the 1 s timeout.
+const STORE_BUCKETS: [f64; 11] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
 ];
 
 /// Every status code, in the order of their numbers.
@@ -93,8 +98,14 @@ pub struct Metrics {
 pub struct RoomMetrics {
     pub(crate) rooms: IntGauge,
     pub(crate) participants: IntGauge,
-    /// Participants removed because their queue was full.
+    /// Participants removed because their queue stayed full.
     pub(crate) lagging: IntCounter,
+    /// Round trips to a shared room store.
+    pub(crate) store_seconds: Histogram,
+    pub(crate) subscription_reconnects: IntCounter,
+    pub(crate) gaps_filled: IntCounter,
+    pub(crate) gap_ended_calls: IntCounter,
+    pub(crate) presence_expiries: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -160,12 +171,40 @@ impl Metrics {
                 .expect("valid metric"),
                 lagging: IntCounter::new(
                     "messenger_feed_lagging_removed_total",
-                    "Participants removed from a feed room because their queue (--feed-queue) was full.",
+                    "Participants removed from a feed room because their queue (--feed-queue) stayed full for --room-lag-ms.",
+                )
+                .expect("valid metric"),
+                store_seconds: Histogram::with_opts(
+                    HistogramOpts::new(
+                        "messenger_room_store_round_trip_seconds",
+                        "Round trips to the shared room store (--rooms redis://), scripts and pings.",
+                    )
+                    .buckets(STORE_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+                subscription_reconnects: IntCounter::new(
+                    "messenger_room_subscription_reconnects_total",
+                    "Times this replica's subscription to the room store was re-established after it dropped.",
+                )
+                .expect("valid metric"),
+                gaps_filled: IntCounter::new(
+                    "messenger_room_gaps_filled_total",
+                    "Gaps in a room's events (a dropped subscription, a skipped number) filled from the room's history.",
+                )
+                .expect("valid metric"),
+                gap_ended_calls: IntCounter::new(
+                    "messenger_room_gap_ended_calls_total",
+                    "Room calls ended with UNAVAILABLE because events they needed were no longer in the store.",
+                )
+                .expect("valid metric"),
+                presence_expiries: IntCounter::new(
+                    "messenger_room_presence_expiries_total",
+                    "Participants this replica announced as left because their heartbeats expired (their replica died or was cut off).",
                 )
                 .expect("valid metric"),
             },
         };
-        let families: [Box<dyn prometheus::core::Collector>; 9] = [
+        let families: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(metrics.started.clone()),
             Box::new(metrics.handled.clone()),
             Box::new(metrics.received.clone()),
@@ -175,6 +214,11 @@ impl Metrics {
             Box::new(metrics.rooms.rooms.clone()),
             Box::new(metrics.rooms.participants.clone()),
             Box::new(metrics.rooms.lagging.clone()),
+            Box::new(metrics.rooms.store_seconds.clone()),
+            Box::new(metrics.rooms.subscription_reconnects.clone()),
+            Box::new(metrics.rooms.gaps_filled.clone()),
+            Box::new(metrics.rooms.gap_ended_calls.clone()),
+            Box::new(metrics.rooms.presence_expiries.clone()),
         ];
         for family in families {
             metrics.registry.register(family).expect("names are unique");

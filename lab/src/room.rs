@@ -12,6 +12,12 @@ pub const ROOM_HEADER: &str = "room";
 /// The request header that names a participant in join and leave notices.
 /// Without it, the participant is named by the user of its first update.
 pub const USER_HEADER: &str = "user";
+/// The request header that resumes a room: the number of the last event the
+/// caller has; the call first delivers every later event the room still keeps.
+pub const SINCE_HEADER: &str = "room-since";
+/// The answer's initial-metadata header: the number of the last event before
+/// the call's first delivery. The k-th message it delivers is event N+k.
+pub const SEQ_HEADER: &str = "room-seq";
 /// The longest room or participant name, in bytes (names are printable ASCII,
 /// as gRPC's text metadata is, so bytes and characters agree).
 pub const MAX_NAME_BYTES: usize = 64;
@@ -36,6 +42,60 @@ pub fn name_problem(what: &str, name: &[u8]) -> Option<String> {
         return Some(format!("the {what} name starts or ends with a space"));
     }
     None
+}
+
+/// Why a call's `room-since` cannot be recovered (its OUT_OF_RANGE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// The room keeps no history: none yet, or it expired.
+    NoHistory,
+    /// The room's numbering began anew after `base`: its earlier history
+    /// expired or was lost, so how much was missed is unknown.
+    Reset { base: u64 },
+    /// Older than the history kept, which holds `oldest` to `newest`.
+    Older { oldest: u64, newest: u64 },
+    /// Ahead of the room, whose newest event is `newest`.
+    Ahead { newest: u64 },
+}
+
+const LOST: &str = " events were lost; ";
+
+/// The OUT_OF_RANGE message for `room-since: since` in `room`.
+pub fn out_of_range(room: &str, since: u64, why: Recovery) -> String {
+    let rejoin = "join without room-since";
+    match why {
+        Recovery::NoHistory => format!(
+            "room-since {since}: room '{room}' keeps no history (none yet, or it expired); {rejoin}"
+        ),
+        Recovery::Reset { base } => format!(
+            "room-since {since}: room '{room}' began a new history after event {base} \
+             (the older one expired or was lost); {rejoin}"
+        ),
+        Recovery::Older { oldest, newest } => format!(
+            "room-since {since}: room '{room}' keeps events {oldest} to {newest}; \
+             {}{LOST}{rejoin}",
+            oldest - since - 1
+        ),
+        Recovery::Ahead { newest } => format!(
+            "room-since {since} is ahead of room '{room}', whose newest event is {newest}; {rejoin}"
+        ),
+    }
+}
+
+/// How many events an OUT_OF_RANGE message says were lost, if it knows.
+pub fn lost_events(message: &str) -> Option<u64> {
+    let before = &message[..message.find(LOST)?];
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+/// RESOURCE_EXHAUSTED for a join of a full room.
+pub fn full(room: &str, max_room_size: usize) -> String {
+    format!("room '{room}' is full: {max_room_size} participants (--max-room-size)")
+}
+
+/// RESOURCE_EXHAUSTED for a join that would open one room too many here.
+pub fn too_many_rooms(max_rooms: usize) -> String {
+    format!("the server has its maximum of {max_rooms} rooms open (--max-rooms)")
 }
 
 /// What a received feed update is, to a participant of a room.
@@ -137,6 +197,27 @@ mod tests {
         );
         assert_eq!(classify(&acknowledge(&update("bob", "hi"))), Kind::Ack);
         assert_eq!(classify(&update("bob", "I joined the room")), Kind::Update);
+    }
+
+    #[test]
+    fn out_of_range_says_how_much_was_lost_when_it_knows() {
+        let older = out_of_range(
+            "lab",
+            10,
+            Recovery::Older {
+                oldest: 15,
+                newest: 20,
+            },
+        );
+        assert!(older.contains("keeps events 15 to 20"), "{older}");
+        assert_eq!(lost_events(&older), Some(4));
+        for why in [
+            Recovery::NoHistory,
+            Recovery::Reset { base: 99 },
+            Recovery::Ahead { newest: 5 },
+        ] {
+            assert_eq!(lost_events(&out_of_range("lab", 10, why)), None, "{why:?}");
+        }
     }
 
     #[test]

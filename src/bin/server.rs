@@ -77,15 +77,33 @@ struct Args {
     /// This replica's name, sent to clients as the initial-metadata header x-served-by [default: HOST:PORT bound, the host name for a wildcard host].
     #[arg(long)]
     replica_name: Option<String>,
-    /// Feed rooms: updates a participant may have waiting; one whose queue is full is removed (RESOURCE_EXHAUSTED).
+    /// Feed rooms: updates a participant may have waiting; while one's queue is full, the room's senders on this replica wait (HTTP/2 flow control), and one that stays full for --room-lag-ms is removed (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     feed_queue: usize,
-    /// Feed rooms open at once; a join that would open one more gets RESOURCE_EXHAUSTED.
+    /// Feed rooms with participants on this replica; a join that would open one more gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_rooms: usize,
-    /// Participants of one feed room; a join beyond gets RESOURCE_EXHAUSTED.
+    /// Participants of one feed room, on every replica sharing --rooms; a join beyond gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     max_room_size: usize,
+    /// Where feed rooms are kept: memory (this replica's own) or redis://HOST:PORT[/DB] (shared by every replica naming it).
+    #[arg(long, default_value = "memory", value_name = "STORE")]
+    rooms: server::RoomStoreAddr,
+    /// Events each feed room keeps, so that a participant that reconnects with room-since misses nothing.
+    #[arg(long, default_value_t = server::DEFAULT_ROOM_HISTORY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    room_history: usize,
+    /// How long a feed room's history outlives its last participant, in ms.
+    #[arg(long, default_value_t = server::DEFAULT_ROOM_LINGER.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    room_linger_ms: u64,
+    /// With --rooms redis: a participant whose replica stops renewing it (killed, cut off) is announced as left within this many ms.
+    #[arg(long, default_value_t = server::DEFAULT_PRESENCE_TTL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(300..=30_000))]
+    room_presence_ttl_ms: u64,
+    /// A participant whose queue stays full (--feed-queue) this many ms is removed from its room.
+    #[arg(long, default_value_t = server::DEFAULT_ROOM_LAG.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    room_lag_ms: u64,
+    /// With --rooms redis: how long open room calls ride out a store that does not answer before they end with UNAVAILABLE, in ms.
+    #[arg(long, default_value_t = server::DEFAULT_STORE_GRACE.as_millis() as u64)]
+    room_store_grace_ms: u64,
     /// Do not serve server reflection (grpc.reflection.v1 and v1alpha), which grpcurl uses.
     #[arg(long)]
     no_reflection: bool,
@@ -144,7 +162,13 @@ fn main() -> ExitCode {
             queue: args.feed_queue,
             max_rooms: args.max_rooms,
             max_room_size: args.max_room_size,
+            history: args.room_history,
+            linger: Duration::from_millis(args.room_linger_ms),
+            presence_ttl: Duration::from_millis(args.room_presence_ttl_ms),
+            lag: Duration::from_millis(args.room_lag_ms),
+            store_grace: Duration::from_millis(args.room_store_grace_ms),
         },
+        room_store: args.rooms,
         drain: Duration::from_millis(args.drain_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         web_addr: args.web_addr,

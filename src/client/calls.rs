@@ -6,8 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
-use grpcio::{Metadata, MetadataBuilder};
-use messenger_lab::room::{classify, name_problem, ROOM_HEADER, USER_HEADER};
+use grpcio::Metadata;
 
 use super::output::{Printer, Received};
 use super::streaming::{send_and_receive, spawn_sender};
@@ -99,39 +98,6 @@ pub async fn feed<W: Write>(
 ) -> Result<(), ClientError> {
     feed_printing(client, updates, delay, printer, |p, echo| {
         p.received(Received::Echo(echo))
-    })
-    .await
-}
-
-/// The feed in `room` (the `room` header), as `user` if that can be a header
-/// (printable ASCII); otherwise the server names us by our first update's
-/// user. Our acknowledgements, the others' updates, and joins and leaves are
-/// printed as they arrive, each marked as what it is. Ends once `updates`
-/// has ended and what the room sent before we left has arrived.
-pub async fn room_feed<W: Write>(
-    client: &LearningMessengerClient,
-    room: &str,
-    user: &str,
-    updates: impl Stream<Item = Result<FeedUpdate, ClientError>> + Send + 'static,
-    delay: Duration,
-    printer: &mut Printer<W>,
-) -> Result<(), ClientError> {
-    let mut headers = MetadataBuilder::new();
-    headers.add_str(ROOM_HEADER, room).map_err(|_| {
-        ClientError::Setup(format!("the room name {room:?} is not printable ASCII"))
-    })?;
-    if name_problem(USER_HEADER, user.as_bytes()).is_none() {
-        headers.add_str(USER_HEADER, user)?;
-    }
-    let client = client
-        .clone()
-        .with_options(client.options().headers(headers.build()));
-    feed_printing(&client, updates, delay, printer, |p, update| {
-        p.received(Received::InRoom {
-            room,
-            kind: classify(update),
-            update,
-        })
     })
     .await
 }

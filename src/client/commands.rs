@@ -15,7 +15,7 @@ use super::output::{self, Format, Printer};
 use messenger_lab::answers::LAB_DELAY;
 
 use super::wire::{ShowWire, WireView};
-use super::{calls, connect, demo, health, ClientError, ConnectOptions};
+use super::{calls, connect, demo, health, room, ClientError, ConnectOptions};
 use crate::proto::messenger::ResearchNote;
 use crate::rpc::messenger::LearningMessengerClient;
 
@@ -194,7 +194,7 @@ async fn execute(
             let printer = &mut stdout();
             match room {
                 None => calls::feed(client, updates, delay, printer).await,
-                Some(room) => calls::room_feed(client, &room, &user, updates, delay, printer).await,
+                Some(room) => room::chat(client, &room, &user, updates, delay, printer).await,
             }
         }
         Command::Health { service, watch } => {

@@ -10,6 +10,7 @@
 //! - [`commands`]: the `client` commands and Ctrl-C.
 //! - [`input`]: lines of a file or of standard input, read on a thread of their own.
 //! - [`output`]: the lab's lines (coloured on a terminal) or JSON.
+//! - [`room`]: `chat --room`: a participant that reconnects with `room-since`.
 //! - [`wire`]: `--show-wire`, the calls through an in-process tap that prints every frame.
 //! - `streaming`: the paced sending half of a streaming call.
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod health;
 pub mod input;
 pub mod output;
+pub mod room;
 mod streaming;
 pub mod target;
 pub mod wire;

@@ -10,8 +10,9 @@
 //! `{"rpc": "StreamLearnings", "message": {...}}` for each received message,
 //! the message in protobuf's JSON mapping (lowerCamelCase names, default values
 //! included), and a plain object for a computed result such as the timings of
-//! `all --concurrent`. In a feed room, each object also has `"room"` and
-//! `"kind"`: `ack`, `update`, `join` or `leave`.
+//! `all --concurrent`. In a feed room, each object also has `"room"`,
+//! `"kind"` (`ack`, `update`, `join` or `leave`) and `"seq"`, the event's
+//! number in the room.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -39,11 +40,12 @@ pub enum Received<'a> {
     Update(&'a LearningUpdate),
     Summary(&'a SummaryResponse),
     Echo(&'a FeedUpdate),
-    /// A feed update received in `room`, and what it is.
+    /// A feed update received in `room`, what it is, and its number in the room.
     InRoom {
         room: &'a str,
         kind: Kind,
         update: &'a FeedUpdate,
+        seq: Option<u64>,
     },
     /// A health status (Check's answer, or one of Watch's).
     Health(&'a HealthCheckResponse),
@@ -111,6 +113,7 @@ impl Received<'_> {
                 room,
                 kind: Kind::Update,
                 update,
+                ..
             } => format!(
                 " [{}] {}: {}",
                 paint(colour, BOLD, room),
@@ -121,6 +124,7 @@ impl Received<'_> {
                 room,
                 kind: Kind::Join | Kind::Leave,
                 update,
+                ..
             } => format!(
                 " [{}] * {}",
                 paint(colour, BOLD, room),
@@ -145,8 +149,10 @@ impl Received<'_> {
             })?;
         let body: Value = serde_json::from_str(&body)?;
         Ok(match self {
-            Received::InRoom { room, kind, .. } => {
-                json!({ "rpc": self.rpc(), "room": room, "kind": kind.name(), "message": body })
+            Received::InRoom {
+                room, kind, seq, ..
+            } => {
+                json!({ "rpc": self.rpc(), "room": room, "kind": kind.name(), "seq": seq, "message": body })
             }
             _ => json!({ "rpc": self.rpc(), "message": body }),
         })
@@ -415,11 +421,12 @@ mod tests {
             room: "lab",
             kind: Kind::Update,
             update: &update,
+            seq: Some(17),
         };
         assert_eq!(from_bob.text(false), " [lab] bob: hi");
         assert_eq!(
             from_bob.json().unwrap(),
-            json!({"rpc": "CollaborativeFeed", "room": "lab", "kind": "update",
+            json!({"rpc": "CollaborativeFeed", "room": "lab", "kind": "update", "seq": 17,
                    "message": {"user": "bob", "message": "hi"}})
         );
         let ack = messenger_lab::answers::acknowledge(&update);
@@ -427,6 +434,7 @@ mod tests {
             room: "lab",
             kind: Kind::Ack,
             update: &ack,
+            seq: Some(18),
         };
         assert_eq!(acked.text(false), Received::Echo(&ack).text(false));
         let joined = messenger_lab::room::joined("ann");
@@ -434,6 +442,7 @@ mod tests {
             room: "lab",
             kind: Kind::Join,
             update: &joined,
+            seq: Some(19),
         };
         assert_eq!(join.text(false), " [lab] * ann joined the room");
     }

@@ -17,7 +17,11 @@ use crate::rpc::messenger::LearningMessengerClient;
 /// stream. One write is in flight at a time, so HTTP/2 flow control paces the
 /// source; items that are ready together go out in one batch (the sink should
 /// have `enhance_batch` on), and what is buffered is flushed before waiting.
-async fn send_paced<T, S, I>(sink: &mut S, items: I, delay: Duration) -> Result<(), ClientError>
+pub(super) async fn send_paced<T, S, I>(
+    sink: &mut S,
+    items: I,
+    delay: Duration,
+) -> Result<(), ClientError>
 where
     S: Sink<(T, WriteFlags), Error = grpcio::Error> + Unpin,
     I: Stream<Item = Result<T, ClientError>>,

@@ -48,11 +48,11 @@ impl ServedBy {
         Ok(headers.build())
     }
 
-    /// Puts the header on the answer `sink` will send.
-    fn apply<S: InitialMetadata>(&self, sink: &mut S) {
-        if let Some(headers) = self.0.get() {
-            sink.set_headers(headers.clone());
-        }
+    /// Puts the header on the answer `sink` will send; returns the headers set.
+    fn apply<S: InitialMetadata>(&self, sink: &mut S) -> Option<Metadata> {
+        let headers = self.0.get()?;
+        sink.set_headers(headers.clone());
+        Some(headers.clone())
     }
 }
 
@@ -171,8 +171,8 @@ where
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
     let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: ServerStreamingSink<Resp>| {
-        served_by.apply(&mut sink);
-        let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
+        let headers = served_by.apply(&mut sink);
+        let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx), headers);
         within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
             with_request(decoder, ctx, req, reply, &mut handle)
         })
@@ -215,8 +215,8 @@ where
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
     let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
     move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, mut sink: DuplexSink<Resp>| {
-        served_by.apply(&mut sink);
-        let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
+        let headers = served_by.apply(&mut sink);
+        let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx), headers);
         within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
             handle(ctx, decoder.stream(requests, observed.clone()), reply)
         })

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use futures::Sink;
 use grpcio::{
-    ClientStreamingSink, Deadline, DuplexSink, RpcContext, RpcStatus, RpcStatusCode,
-    ServerStreamingSink, UnarySink, WriteFlags,
+    ClientStreamingSink, Deadline, DuplexSink, Metadata, MetadataBuilder, RpcContext, RpcStatus,
+    RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags,
 };
 
 use super::limit::InFlight;
@@ -226,11 +226,17 @@ impl<T> StreamFailure for DuplexSink<T> {
 pub struct StreamReply<S> {
     sink: S,
     record: CallRecord,
+    /// The answer's initial metadata so far.
+    headers: Option<Metadata>,
 }
 
 impl<S> StreamReply<S> {
-    pub(crate) fn new(sink: S, record: CallRecord) -> Self {
-        StreamReply { sink, record }
+    pub(crate) fn new(sink: S, record: CallRecord, headers: Option<Metadata>) -> Self {
+        StreamReply {
+            sink,
+            record,
+            headers,
+        }
     }
 
     pub(crate) fn record(&mut self) -> &mut CallRecord {
@@ -254,6 +260,24 @@ impl<T> StreamReply<DuplexSink<T>> {
     /// Messages that are ready together go out in one batch.
     pub fn enhance_batch(&mut self, on: bool) {
         self.sink.enhance_batch(on)
+    }
+
+    /// Adds `key: value` to the answer's initial metadata (it goes with the
+    /// first message, so only before it); a value that cannot be a header
+    /// (not printable ASCII) is left out.
+    pub fn add_header(&mut self, key: &str, value: &str) {
+        let mut headers = MetadataBuilder::new();
+        for (k, v) in self.headers.iter().flat_map(Metadata::iter) {
+            let _ = match std::str::from_utf8(v) {
+                Ok(text) if !k.ends_with("-bin") => headers.add_str(k, text),
+                _ => headers.add_bytes(k, v),
+            };
+        }
+        if headers.add_str(key, value).is_ok() {
+            let headers = headers.build();
+            self.sink.set_headers(headers.clone());
+            self.headers = Some(headers);
+        }
     }
 }
 

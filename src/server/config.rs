@@ -8,7 +8,7 @@ use messenger_lab::answers::LAB_DELAY;
 use grpcio::ServerCredentials;
 
 use crate::compression::Compression;
-use crate::service::RoomLimits;
+use crate::service::{RoomLimits, RoomStoreAddr};
 use crate::tls::{self, TlsIdentity};
 use crate::transport::{DEFAULT_MAX_MESSAGE_BYTES, KEEPALIVE_TIME, KEEPALIVE_TIMEOUT};
 
@@ -71,8 +71,11 @@ pub struct ServerConfig {
     pub max_connection_age_grace: Option<Duration>,
     /// The name sent as `x-served-by` on every answer; None: [`default_replica_name`].
     pub replica_name: Option<String>,
-    /// The feed's rooms: each participant's queue, how many rooms, how many in each.
+    /// The feed's rooms: each participant's queue, how many rooms, how many in
+    /// each, their history, presence and lag bounds.
     pub rooms: RoomLimits,
+    /// Where the rooms are kept: this process, or a Redis the replicas share.
+    pub room_store: RoomStoreAddr,
     /// On a stop, how long health reports NOT_SERVING while calls are still served.
     pub drain: Duration,
     /// On a stop, after the drain, how long in-flight calls may finish.
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             max_connection_age_grace: None,
             replica_name: None,
             rooms: RoomLimits::default(),
+            room_store: RoomStoreAddr::Memory,
             drain: Duration::ZERO,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             web_addr: None,
@@ -186,6 +190,12 @@ impl ServerConfig {
             "feed_queue": self.rooms.queue,
             "max_rooms": self.rooms.max_rooms,
             "max_room_size": self.rooms.max_room_size,
+            "rooms": self.room_store.to_string(),
+            "room_history": self.rooms.history,
+            "room_linger_ms": ms(self.rooms.linger),
+            "room_presence_ttl_ms": ms(self.rooms.presence_ttl),
+            "room_lag_ms": ms(self.rooms.lag),
+            "room_store_grace_ms": ms(self.rooms.store_grace),
             "drain_ms": ms(self.drain),
             "shutdown_grace_ms": ms(self.shutdown_grace),
             "web_addr": self.web_addr,

@@ -4,7 +4,9 @@
 mod config;
 
 pub use crate::service::rooms::{
-    RoomLimits, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
+    RoomLimits, RoomStoreAddr, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
+    DEFAULT_PRESENCE_TTL, DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG, DEFAULT_ROOM_LINGER,
+    DEFAULT_STORE_GRACE,
 };
 pub use crate::tls::TlsIdentity;
 pub use config::{
@@ -31,6 +33,9 @@ use crate::service::{CallCounter, HealthService, MessengerService, ReflectionSer
 /// every KEEPALIVE_TIME); more often counts as abuse and gets a GOAWAY.
 const MIN_CLIENT_PING_INTERVAL: Duration = crate::transport::KEEPALIVE_TIMEOUT;
 
+/// How long a stop waits for the room store to announce the last leaves.
+const ROOMS_CLOSE: Duration = Duration::from_secs(2);
+
 /// A started server: LearningMessenger and Health on one port.
 pub struct RunningServer {
     server: grpcio::Server,
@@ -41,6 +46,7 @@ pub struct RunningServer {
     metrics: Option<MetricsEndpoint>,
     /// The gRPC-Web gateway of `--web-addr`, on a tokio runtime of its own.
     web: Option<Gateway>,
+    rooms: Rooms,
 }
 
 /// How a graceful stop went.
@@ -79,11 +85,12 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
         Some(addr) => Some(MetricsEndpoint::serve(addr, Metrics::new())?),
         None => None,
     };
-    let rooms = Rooms::new(
+    let rooms = Rooms::open(
+        &config.room_store,
         config.rooms,
         metrics.as_ref().map(|endpoint| endpoint.metrics().rooms()),
-    );
-    let messenger = MessengerService::new(config.delay).with_rooms(rooms);
+    )?;
+    let messenger = MessengerService::new(config.delay).with_rooms(rooms.clone());
     let in_flight = messenger.in_flight();
     let mut options = ServiceOptions::new(config.max_message_bytes)
         .with_max_calls_in_flight(config.max_calls_in_flight);
@@ -136,6 +143,7 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
         replica_name,
         metrics,
         web,
+        rooms,
     })
 }
 
@@ -299,7 +307,7 @@ impl RunningServer {
         );
         let mut drained = self.server.shutdown();
         let outcome = futures::executor::block_on(future::select(&mut drained, Delay::new(grace)));
-        match outcome {
+        let stopped = match outcome {
             Either::Left(_) => Stopped::Drained,
             Either::Right(_) => {
                 info!(
@@ -310,6 +318,9 @@ impl RunningServer {
                 let _ = futures::executor::block_on(drained);
                 Stopped::CancelledRemaining
             }
-        }
+        };
+        // The rooms' last leaves reach a shared store before the process ends.
+        self.rooms.close(ROOMS_CLOSE);
+        stopped
     }
 }

@@ -155,9 +155,7 @@ impl LearningMessenger for MessengerService {
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
         // A `room` header joins that room; without one, the lab's echo.
-        let room = rooms::requested_room(ctx.request_headers())
-            .and_then(|request| request.map(|request| self.rooms.join(request)).transpose());
-        match room {
+        match rooms::requested_room(ctx.request_headers()) {
             Ok(None) => self.in_flight.spawn(&ctx, async move {
                 let mut echoes = updates.map_ok(|update| {
                     debug!(" [Feed] From {}: {}", update.user, update.message);
@@ -168,11 +166,20 @@ impl LearningMessenger for MessengerService {
                     Err(e) => reject("CollaborativeFeed", e, |status| sink.fail(status)).await,
                 }
             }),
-            Ok(Some(joined)) => self
-                .in_flight
-                .spawn(&ctx, rooms::take_part(joined, updates, sink)),
-            // The updates are kept until the refusal is sent: dropping them
+            // The updates are kept until a refusal is sent: dropping them
             // unread cancels the call, which could overtake the status.
+            Ok(Some(request)) => {
+                let joining = self.rooms.join(request);
+                self.in_flight.spawn(&ctx, async move {
+                    match joining.await {
+                        Ok(joined) => rooms::take_part(joined, updates, sink).await,
+                        Err(refused) => {
+                            log_outcome("CollaborativeFeed", sink.fail(refused).await);
+                            drop(updates);
+                        }
+                    }
+                })
+            }
             Err(refused) => self.in_flight.spawn(&ctx, async move {
                 log_outcome("CollaborativeFeed", sink.fail(refused).await);
                 drop(updates);

@@ -3,7 +3,7 @@
 //! and every write is awaited so HTTP/2 flow control paces the stream.
 //!
 //! - [`messenger`]: the four LearningMessenger handlers, the lab's server.py.
-//! - [`rooms`]: the feed's rooms: shared delivery, bounded queues, slow participants removed.
+//! - [`rooms`]: the feed's rooms: one order per room, in this process or on Redis, recovery, flow control.
 //! - [`health`]: the standard health service and its serving states.
 //! - [`reflection`]: server reflection (v1 and v1alpha), from the generated descriptors.
 //! - [`in_flight`]: the count of calls whose work is still running.
@@ -20,4 +20,4 @@ pub use health::HealthService;
 pub use in_flight::CallCounter;
 pub use messenger::MessengerService;
 pub use reflection::ReflectionService;
-pub use rooms::{RoomLimits, Rooms};
+pub use rooms::{RoomLimits, RoomStoreAddr, Rooms};

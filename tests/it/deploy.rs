@@ -122,9 +122,25 @@ fn resources(kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The resources of `kind` that belong to app `app` (its name label).
+fn of_app(kind: &str, app: &str) -> Vec<Value> {
+    resources(kind)
+        .into_iter()
+        .filter(|resource| resource["metadata"]["labels"]["app.kubernetes.io/name"] == app)
+        .collect()
+}
+
+/// The server's app; the development Redis (redis.yaml) is another.
+const APP: &str = "learning-messenger";
+const REDIS_APP: &str = "learning-messenger-redis";
+
 fn one(kind: &str) -> Value {
-    let mut found = resources(kind);
-    assert_eq!(found.len(), 1, "one {kind} in deploy/k8s");
+    one_of(kind, APP)
+}
+
+fn one_of(kind: &str, app: &str) -> Value {
+    let mut found = of_app(kind, app);
+    assert_eq!(found.len(), 1, "one {kind} of {app} in deploy/k8s");
     found.remove(0)
 }
 
@@ -250,7 +266,7 @@ fn services_and_budget_select_the_deployment_pods() {
         .map(|port| port["name"].as_str().unwrap().to_owned())
         .collect();
 
-    let services = resources("Service");
+    let services = of_app("Service", APP);
     assert_eq!(services.len(), 2, "a headless and a ClusterIP Service");
     for service in &services {
         assert_eq!(&service["spec"]["selector"], labels);
@@ -283,6 +299,35 @@ fn services_and_budget_select_the_deployment_pods() {
         .as_u64()
         .expect("maxUnavailable");
     assert!(unavailable >= 1 && unavailable < replicas);
+}
+
+/// The replicas share their rooms through the development Redis: --rooms
+/// names its Service and port, and that Service selects the Redis pod.
+#[test]
+fn the_replicas_rooms_are_on_the_redis_service() {
+    let deployment = one("Deployment");
+    let server = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = server["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| expand(arg.as_str().unwrap(), &[]))
+        .collect();
+    let config = checked_config(&args);
+    let redis = one_of("Deployment", REDIS_APP);
+    let service = one_of("Service", REDIS_APP);
+    assert_eq!(redis["spec"]["replicas"], 1);
+    let labels = &redis["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&service["spec"]["selector"], labels);
+    let port = &service["spec"]["ports"][0];
+    let container_port = &redis["spec"]["template"]["spec"]["containers"][0]["ports"][0];
+    assert_eq!(port["targetPort"], container_port["name"]);
+    let expected = format!(
+        "redis://{}:{}",
+        service["metadata"]["name"].as_str().unwrap(),
+        port["port"]
+    );
+    assert_eq!(config["rooms"], expected.as_str());
 }
 
 /// deploy/Dockerfile's instructions, continuation lines joined.

@@ -19,6 +19,7 @@ mod metrics;
 mod multiplexing;
 mod reflection;
 mod reliability;
+mod room_store;
 mod rooms;
 mod shutdown;
 mod soak;

@@ -560,4 +560,101 @@ pub(crate) fn node(script: &str, args: &[&str]) -> Command {
         .arg(std::path::Path::new("tests").join(script))
         .args(args);
     command
+/// Debian's redis-server, which scripts/bootstrap.sh installs.
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+/// A real redis-server on a free loopback port, its files in a temporary
+/// directory and nothing saved (a restart loses its data); stopped on drop.
+pub(crate) struct RedisServer {
+    child: Child,
+    pub(crate) port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub(crate) fn start() -> RedisServer {
+        assert!(
+            std::path::Path::new(REDIS_SERVER).exists(),
+            "{REDIS_SERVER} is missing: run `bash scripts/bootstrap.sh` (it installs redis-server)"
+        );
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let child = RedisServer::spawn(port, dir.path());
+        RedisServer { child, port, dir }
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        let mut child = Command::new(REDIS_SERVER)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let answers = wait_until(Duration::from_secs(30), || {
+            redis_command(port, &["PING"]).is_ok_and(|reply| reply == "+PONG")
+        });
+        if !answers {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server on port {port} did not answer PING");
+        }
+        child
+    }
+
+    /// `redis://127.0.0.1:PORT`, for `server --rooms`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it and starts it again on the same port, empty: its data is lost.
+    pub(crate) fn restart_empty(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = RedisServer::spawn(self.port, self.dir.path());
+    }
+
+    /// SIGSTOP: it keeps its connections but answers nothing.
+    pub(crate) fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub(crate) fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{name} redis-server failed");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One Redis command over RESP; the first line of its reply.
+pub(crate) fn redis_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
 }

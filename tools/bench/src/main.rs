@@ -84,9 +84,22 @@ struct RoomArgs {
     /// Our server binary (default: `server` next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// Where the server's log is written.
+    /// Where the servers' logs are written.
     #[arg(long, default_value = "target/bench")]
     out_dir: PathBuf,
+    /// Also run the rooms over two replicas sharing this Redis (redis://HOST:PORT[/DB]), closed loop and then open loop at half the rate reached.
+    #[arg(long, value_name = "URL", value_parser = redis_url)]
+    rooms: Option<String>,
+}
+
+/// A room store the server accepts, and only Redis (memory is the baseline).
+fn redis_url(text: &str) -> Result<String, String> {
+    match text.parse::<learning_messenger::server::RoomStoreAddr>()? {
+        learning_messenger::server::RoomStoreAddr::Redis(url) => Ok(url),
+        learning_messenger::server::RoomStoreAddr::Memory => {
+            Err("the memory store is measured anyway: give a redis:// URL".to_owned())
+        }
+    }
 }
 
 #[derive(Args)]
@@ -198,6 +211,7 @@ fn run(command: Command) -> Result<(), BenchError> {
                 client_threads: args.client_threads as usize,
                 server_bin: args.server_bin.unwrap_or_else(compare::sibling_server_bin),
                 out_dir: args.out_dir,
+                redis: args.rooms,
             };
             print!(
                 "{}",

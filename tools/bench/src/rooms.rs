@@ -5,19 +5,25 @@
 //! order, each participant's acknowledgements in order, and nobody is
 //! removed.
 //!
-//! The room waits for no reader, so the participants pace themselves: one
-//! has at most `in_flight` updates unacknowledged, and sends only while it
-//! has heard, from the others, all but `in_flight` rounds of what it sent.
-//! A room is then as fast as its slowest reader, and no queue comes near
-//! the server's `--feed-queue`.
+//! The participants pace themselves (closed loop): one has at most
+//! `in_flight` updates unacknowledged, and sends only while it has heard,
+//! from the others, all but `in_flight` rounds of what it sent. A room is
+//! then as fast as its slowest reader, and no queue comes near the server's
+//! `--feed-queue`.
+//!
+//! With `--rooms redis://...`, the same rooms run again spread over two
+//! replicas sharing that Redis, and then open loop: every participant sends
+//! on a fixed schedule, at half the rate the closed loop reached, whatever
+//! comes back.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::future;
+use futures::future::{self, Either};
 use futures::{SinkExt, TryStreamExt};
+use futures_timer::Delay;
 use grpcio::{CallOption, ClientDuplexReceiver, ClientDuplexSender, MetadataBuilder, WriteFlags};
 use messenger_lab::closed_loop::{Tally, Window};
 use messenger_lab::process::PeakWatcher;
@@ -28,6 +34,7 @@ use messenger_lab::room::{classify, Kind, ROOM_HEADER, USER_HEADER};
 use crate::compare::{free_port, ServerProcess};
 use crate::workloads::{outcomes, spawn_on, wait_with_progress};
 use crate::{BenchError, Connections, Progress};
+use learning_messenger::rpc::messenger::LearningMessengerClient;
 
 const NAME: &str = "rooms";
 /// How long the participants may take to join, and to leave.
@@ -48,51 +55,171 @@ pub struct RoomOptions {
     pub client_threads: usize,
     /// Our `server` binary.
     pub server_bin: PathBuf,
-    /// Where the server's log goes.
+    /// Where the servers' logs go.
     pub out_dir: PathBuf,
+    /// Also on this Redis (`redis://HOST:PORT[/DB]`), over two replicas.
+    pub redis: Option<String>,
+}
+
+/// How participants send.
+#[derive(Clone, Copy, Debug)]
+enum Pace {
+    /// At most `in_flight` unacknowledged, and not ahead of the others.
+    Closed { in_flight: u64 },
+    /// One update every `every`, whatever comes back.
+    Open { every: Duration },
+}
+
+/// The servers a room runs on: one with rooms in its memory, or replicas
+/// sharing a Redis; participant k is on replica k mod n.
+struct Replicas {
+    servers: Vec<ServerProcess>,
+    connections: Vec<Connections>,
+    metrics_ports: Vec<u16>,
+}
+
+impl Replicas {
+    fn start(options: &RoomOptions, count: usize, extra: &[&str]) -> Result<Replicas, BenchError> {
+        let mut replicas = Replicas {
+            servers: Vec::new(),
+            connections: Vec::new(),
+            metrics_ports: Vec::new(),
+        };
+        for k in 1..=count {
+            let out_dir = options.out_dir.join(format!("r{k}"));
+            std::fs::create_dir_all(&out_dir).map_err(|e| {
+                BenchError::Setup(format!("cannot create {}: {e}", out_dir.display()))
+            })?;
+            let metrics_port = free_port()?;
+            let metrics_addr = format!("127.0.0.1:{metrics_port}");
+            let mut args = vec!["--metrics-addr", &metrics_addr];
+            args.extend(extra);
+            let server = ServerProcess::start_rust(&options.server_bin, &out_dir, &args)?;
+            let per_replica = options.connections.div_ceil(count).max(1);
+            replicas
+                .connections
+                .push(server.connect(per_replica, options.client_threads)?);
+            replicas.servers.push(server);
+            replicas.metrics_ports.push(metrics_port);
+        }
+        Ok(replicas)
+    }
+
+    fn client(&self, me: usize) -> &LearningMessengerClient {
+        let n = self.servers.len();
+        self.connections[me % n].client(me / n)
+    }
+
+    /// Waits until the replicas together count `count` participants.
+    fn wait_for_participants(&self, count: usize) -> Result<(), BenchError> {
+        let deadline = Instant::now() + SETTLE;
+        let mut last = None;
+        while Instant::now() < deadline {
+            let counts: Option<Vec<f64>> = self
+                .metrics_ports
+                .iter()
+                .map(|&port| metric(port, "messenger_feed_participants"))
+                .collect();
+            last = counts.map(|counts| counts.iter().sum::<f64>());
+            if last == Some(count as f64) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(BenchError::Setup(format!(
+            "the servers counted {last:?} participants for {SETTLE:?}, not {count}"
+        )))
+    }
 }
 
 /// Starts our server, runs a room of each size on it, and returns the figures:
-/// deliveries per second, send-to-delivery p50 and p99, and the server's peak memory.
+/// deliveries per second, send-to-delivery p50 and p99, and the server's peak
+/// memory; with a Redis, the same over two replicas sharing it, closed loop
+/// and then open loop at half the closed loop's rate.
 pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
     std::fs::create_dir_all(&options.out_dir).map_err(|e| {
         BenchError::Setup(format!("cannot create {}: {e}", options.out_dir.display()))
     })?;
-    let metrics_port = free_port()?;
-    let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let server = ServerProcess::start_rust(
-        &options.server_bin,
-        &options.out_dir,
-        &["--metrics-addr", &metrics_addr],
-    )?;
-    let connections = server.connect(options.connections, options.client_threads)?;
-    let mut figures: Vec<Figure> = server.memory_at_start().into_iter().collect();
     for &size in &options.sizes {
         if size < 2 {
             return Err(BenchError::Setup(format!(
                 "a room of {size} has nobody to deliver to: sizes start at 2"
             )));
         }
+    }
+    let memory = Replicas::start(options, 1, &[])?;
+    let mut figures: Vec<Figure> = memory.servers[0].memory_at_start().into_iter().collect();
+    for &size in &options.sizes {
         eprintln!("  room of {size} ...");
-        figures.extend(room(&server, metrics_port, &connections, size, options)?);
+        let pace = Pace::Closed {
+            in_flight: options
+                .in_flight
+                .unwrap_or((256 / size as u64).max(1))
+                .max(1),
+        };
+        figures.extend(room(
+            &memory,
+            size,
+            options,
+            pace,
+            &format!("room of {size}"),
+        )?);
+    }
+    drop(memory);
+    let Some(url) = &options.redis else {
+        return Ok(figures);
+    };
+    let shared = Replicas::start(options, 2, &["--rooms", url])?;
+    for &size in &options.sizes {
+        eprintln!("  room of {size} on Redis, 2 replicas ...");
+        let pace = Pace::Closed {
+            in_flight: options
+                .in_flight
+                .unwrap_or((256 / size as u64).max(1))
+                .max(1),
+        };
+        let workload = format!("room of {size}, Redis, 2 replicas");
+        let closed = room(&shared, size, options, pace, &workload)?;
+        let rate = closed
+            .iter()
+            .find(|figure| figure.metric == "deliveries")
+            .map(|figure| figure.value)
+            .unwrap_or_default();
+        figures.extend(closed);
+        // Half the deliveries: each participant sends one update every `every`.
+        let updates_per_participant = rate / 2.0 / (size - 1) as f64 / size as f64;
+        if updates_per_participant > 0.0 {
+            let every = Duration::from_secs_f64(1.0 / updates_per_participant);
+            eprintln!(
+                "  room of {size} on Redis, open loop at {:.0} deliveries/s ...",
+                rate / 2.0
+            );
+            let workload = format!(
+                "room of {size}, Redis, open loop at {:.1}k/s",
+                rate / 2000.0
+            );
+            figures.extend(room(
+                &shared,
+                size,
+                options,
+                Pace::Open { every },
+                &workload,
+            )?);
+        }
     }
     Ok(figures)
 }
 
 /// One room of `size`, from the joins to the leaves.
 fn room(
-    server: &ServerProcess,
-    metrics_port: u16,
-    connections: &Connections,
+    replicas: &Replicas,
     size: usize,
     options: &RoomOptions,
+    pace: Pace,
+    workload: &str,
 ) -> Result<Vec<Figure>, BenchError> {
-    let workload: &'static str = Box::leak(format!("room of {size}").into_boxed_str());
-    let in_flight = options
-        .in_flight
-        .unwrap_or((256 / size as u64).max(1))
-        .max(1);
-    let room = format!("bench-{size}");
+    let workload: &'static str = Box::leak(workload.to_owned().into_boxed_str());
+    let room = format!("bench-{size}-{}", std::process::id() ^ rand_suffix());
     let deadline = options.warmup + options.duration + SETTLE * 2;
     let feeds = (0..size)
         .map(|me| {
@@ -104,14 +231,14 @@ fn room(
             let options = CallOption::default()
                 .headers(headers.build())
                 .timeout(deadline);
-            let client = connections.client(me).clone().with_options(options);
+            let client = replicas.client(me).clone().with_options(options);
             let feed = client
                 .collaborative_feed_async()
                 .map_err(BenchError::rpc(NAME))?;
             Ok((client, feed))
         })
         .collect::<Result<Vec<_>, BenchError>>()?;
-    wait_for_participants(metrics_port, size)?;
+    replicas.wait_for_participants(size)?;
 
     let window = Window::starting_now(options.warmup, options.duration);
     let epoch = Instant::now();
@@ -119,18 +246,26 @@ fn room(
         .into_iter()
         .enumerate()
         .map(|(me, (client, (sink, updates)))| {
-            let talk = participant(me, size, in_flight, sink, updates, window, epoch);
+            let talk = participant(me, size, pace, sink, updates, window, epoch);
             spawn_on(&client, talk)
         })
         .collect();
-    let peak = PeakWatcher::start(server.pid());
+    let peaks: Vec<_> = replicas
+        .servers
+        .iter()
+        .map(|server| PeakWatcher::start(server.pid()))
+        .collect();
     let total = (options.warmup + options.duration).as_millis() as u64;
     let progress = Progress::new(workload, total, "ms");
     let started = Instant::now();
     let results = wait_with_progress(future::join_all(tasks), &progress, || {
         started.elapsed().as_millis() as u64
     });
-    let peak = peak.stop();
+    let peak = peaks
+        .into_iter()
+        .filter_map(PeakWatcher::stop)
+        .map(|peak| peak.rss_bytes())
+        .reduce(f64::max);
     let tallies = outcomes(workload, "a participant", results)?;
     let (tally, elapsed) = Tally::merge(tallies, &window);
     let latency = Latency::from_histogram(&tally.latencies).ok_or_else(|| {
@@ -140,7 +275,7 @@ fn room(
         )
     })?;
     // The participants' calls are over (their futures are done): the room empties.
-    wait_for_participants(metrics_port, 0)?;
+    replicas.wait_for_participants(0)?;
     let mut figures = vec![Figure::new(
         workload,
         "deliveries",
@@ -153,14 +288,17 @@ fn room(
             .filter(|figure| figure.metric != "p99.9"),
     );
     if let Some(peak) = peak {
-        figures.push(Figure::new(
-            workload,
-            "server RSS peak",
-            Unit::Memory,
-            peak.rss_bytes(),
-        ));
+        figures.push(Figure::new(workload, "server RSS peak", Unit::Memory, peak));
     }
     Ok(figures)
+}
+
+/// A few bits that differ between runs: a Redis keeps a room's history for
+/// a while, and a rerun's room must be new.
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos())
 }
 
 fn participant_name(me: usize) -> String {
@@ -189,7 +327,7 @@ fn parse_update(update: &FeedUpdate) -> Option<(usize, u64, u64)> {
 async fn participant(
     me: usize,
     size: usize,
-    in_flight: u64,
+    pace: Pace,
     mut sink: ClientDuplexSender<FeedUpdate>,
     mut updates: ClientDuplexReceiver<FeedUpdate>,
     window: Window,
@@ -201,17 +339,34 @@ async fn participant(
     let mut next_from = vec![0u64; size];
     let mut tally = Tally::default();
     let wrong = |what: String| BenchError::wrong(NAME, format!("{}: {what}", participant_name(me)));
+    // Open loop: participants start spread over one interval.
+    let mut next_send = match pace {
+        Pace::Open { every } => Instant::now() + every.mul_f64(me as f64 / size as f64),
+        Pace::Closed { .. } => Instant::now(),
+    };
     loop {
         let sending = Instant::now() < window.end;
         let mut fed = false;
-        // Within its own window, and not ahead of what it has heard from the others.
-        while sending && sent < acked + in_flight && heard + others * in_flight >= others * sent {
+        loop {
+            let due = match pace {
+                // Within its own window, and not ahead of what it has heard from the others.
+                Pace::Closed { in_flight } => {
+                    sent < acked + in_flight && heard + others * in_flight >= others * sent
+                }
+                Pace::Open { .. } => Instant::now() >= next_send,
+            };
+            if !(sending && due) {
+                break;
+            }
             let sent_ns = epoch.elapsed().as_nanos() as u64;
             sink.feed((numbered(me, sent, sent_ns), WriteFlags::default()))
                 .await
                 .map_err(BenchError::rpc(NAME))?;
             sent += 1;
             fed = true;
+            if let Pace::Open { every } = pace {
+                next_send += every;
+            }
         }
         if fed {
             sink.flush().await.map_err(BenchError::rpc(NAME))?;
@@ -219,9 +374,19 @@ async fn participant(
         if !sending && acked == sent {
             return Ok(tally);
         }
-        let update = updates
-            .try_next()
-            .await
+        let received = match pace {
+            Pace::Open { .. } if sending => {
+                let next = updates.try_next();
+                let timer = Delay::new(next_send.saturating_duration_since(Instant::now()));
+                match future::select(next, timer).await {
+                    Either::Left((received, _)) => received,
+                    // Time to send the next one.
+                    Either::Right(_) => continue,
+                }
+            }
+            _ => updates.try_next().await,
+        };
+        let update = received
             .map_err(BenchError::rpc(NAME))?
             .ok_or_else(|| wrong("the feed ended".into()))?;
         match classify(&update) {
@@ -259,22 +424,6 @@ async fn participant(
             Kind::Join | Kind::Leave => return Err(wrong(update.message)),
         }
     }
-}
-
-/// Waits until the server counts `count` participants in its rooms.
-fn wait_for_participants(metrics_port: u16, count: usize) -> Result<(), BenchError> {
-    let deadline = Instant::now() + SETTLE;
-    let mut last = None;
-    while Instant::now() < deadline {
-        last = metric(metrics_port, "messenger_feed_participants");
-        if last == Some(count as f64) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(BenchError::Setup(format!(
-        "the server counted {last:?} participants for {SETTLE:?}, not {count}"
-    )))
 }
 
 /// An unlabelled sample of the server's /metrics page.

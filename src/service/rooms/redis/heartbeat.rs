@@ -1,0 +1,62 @@
+//! Presence across the fleet: every third of the TTL, a replica renews its
+//! participants in each room it has some in, and announces (once, whichever
+//! replica gets there first) those whose replica stopped renewing them. One
+//! of its own found gone (the store lost it, or this replica was too long
+//! without the store) has been announced as left: its call ends.
+
+use std::sync::Arc;
+
+use log::warn;
+use messenger_lab::room::SINCE_HEADER;
+
+use super::super::store::{lock, unavailable};
+use super::remote::RemoteRoom;
+use super::scripts::heartbeat_reply;
+use super::Shared;
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    let every = shared.limits.presence_ttl / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        if !shared.link.is_up() {
+            continue;
+        }
+        for room in shared.rooms() {
+            beat(&shared, &room).await;
+        }
+    }
+}
+
+async fn beat(shared: &Arc<Shared>, room: &Arc<RemoteRoom>) {
+    let ids = lock(&room.local).ids();
+    if ids.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = ids.iter().map(|id| &**id).collect();
+    let call = shared.scripts.heartbeat(&room.keys, shared.terms, &ids);
+    // A store that does not answer is the watcher's to report.
+    let Ok(value) = shared.link.run(call).await else {
+        return;
+    };
+    let (expired, missing) = match heartbeat_reply(&value) {
+        Ok(reply) => reply,
+        Err(why) => return warn!("room {}: {why}", room.name),
+    };
+    shared.counters.presence_expired(expired);
+    if missing.is_empty() {
+        return;
+    }
+    let status = unavailable(format!(
+        "room '{}': this participant's presence expired in the room store {} (it was announced as left); \
+         rejoin with {SINCE_HEADER} to recover",
+        room.name, shared.link.url
+    ));
+    let ended: Vec<_> = {
+        let mut local = lock(&room.local);
+        missing
+            .iter()
+            .filter_map(|id| local.end(id, &status))
+            .collect()
+    };
+    shared.ended(room, ended);
+}

@@ -1,0 +1,163 @@
+//! The replica's subscription connection: subscribed to the channels of the
+//! rooms that have participants here (and no others), it hands each message
+//! to its room's task. When the connection drops it reconnects, subscribes
+//! again, and tells every room to fill what it may have missed from history.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+use log::{debug, info};
+use redis::aio::{PubSubSink, PubSubStream};
+
+use super::super::counters::Counters;
+use super::link::{Link, StoreError, ROUND_TRIP_TIMEOUT};
+use super::remote::{Input, RemoteRoom};
+
+/// What the subscription connection is asked to do.
+pub(super) enum Command {
+    /// Subscribe to the room's channel; answered once Redis confirms.
+    Subscribe {
+        room: Weak<RemoteRoom>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+}
+
+/// The longest wait between two attempts to reconnect.
+const MOST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Runs until the store is dropped (its commands end).
+pub(super) async fn run(
+    link: Arc<Link>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    counters: Counters,
+) {
+    let mut rooms: HashMap<String, Weak<RemoteRoom>> = HashMap::new();
+    let mut backoff = Duration::from_millis(50);
+    let mut connected_before = false;
+    loop {
+        let connection = match connect(&link, &rooms).await {
+            Ok(connection) => connection,
+            Err(why) => {
+                debug!("room subscriptions: cannot connect: {why}");
+                // Answered at once meanwhile: the joins waiting on them fail fast.
+                while let Ok(command) = commands.try_recv() {
+                    offline(command, &mut rooms);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MOST_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        if connected_before {
+            counters.subscription_reconnected();
+            info!(
+                "room subscriptions re-established ({} room(s)): filling gaps from history",
+                rooms.len()
+            );
+            for room in rooms.values().filter_map(Weak::upgrade) {
+                room.send(Input::Resync);
+            }
+        }
+        connected_before = true;
+        let (mut sink, mut messages) = connection;
+        loop {
+            tokio::select! {
+                command = commands.next() => match command {
+                    None => return,
+                    Some(command) => {
+                        if !online(command, &mut rooms, &mut sink).await {
+                            break;
+                        }
+                    }
+                },
+                message = messages.next() => match message {
+                    Some(message) => {
+                        let room = rooms.get(message.get_channel_name()).and_then(Weak::upgrade);
+                        if let Some(room) = room {
+                            room.send(Input::Live(message.get_payload_bytes().to_vec()));
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        debug!("room subscriptions: the connection dropped");
+    }
+}
+
+/// A subscription connection, subscribed to every room's channel.
+async fn connect(
+    link: &Link,
+    rooms: &HashMap<String, Weak<RemoteRoom>>,
+) -> Result<(PubSubSink, PubSubStream), String> {
+    let pubsub = tokio::time::timeout(ROUND_TRIP_TIMEOUT, link.client().get_async_pubsub())
+        .await
+        .map_err(|_| StoreError::Timeout.to_string())?
+        .map_err(|e| e.to_string())?;
+    let (mut sink, stream) = pubsub.split();
+    let channels: Vec<&String> = rooms.keys().collect();
+    if !channels.is_empty() {
+        tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.subscribe(channels))
+            .await
+            .map_err(|_| StoreError::Timeout.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((sink, stream))
+}
+
+/// Carries out `command`; false if the connection failed.
+async fn online(
+    command: Command,
+    rooms: &mut HashMap<String, Weak<RemoteRoom>>,
+    sink: &mut PubSubSink,
+) -> bool {
+    let (result, done) = match command {
+        Command::Subscribe { room, done } => {
+            let Some(channel) = room.upgrade().map(|room| room.keys.channel.clone()) else {
+                return true;
+            };
+            rooms.insert(channel.clone(), room);
+            let subscribed =
+                tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.subscribe(&channel)).await;
+            (subscribed, Some(done))
+        }
+        Command::Unsubscribe { channel } => {
+            rooms.remove(&channel);
+            let unsubscribed =
+                tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.unsubscribe(&channel)).await;
+            (unsubscribed, None)
+        }
+    };
+    let (outcome, ok) = match result {
+        Ok(Ok(())) => (Ok(()), true),
+        Ok(Err(e)) => (Err(StoreError::Failed(e.to_string())), false),
+        Err(_) => (Err(StoreError::Timeout), false),
+    };
+    if let Some(done) = done {
+        let _ = done.send(outcome);
+    }
+    ok
+}
+
+/// Carries out `command` while there is no connection: a subscription is
+/// remembered (taken up on reconnecting) but refused now.
+fn offline(command: Command, rooms: &mut HashMap<String, Weak<RemoteRoom>>) {
+    match command {
+        Command::Subscribe { room, done } => {
+            if let Some(channel) = room.upgrade().map(|room| room.keys.channel.clone()) {
+                rooms.insert(channel, room);
+            }
+            let _ = done.send(Err(StoreError::Down));
+        }
+        Command::Unsubscribe { channel } => {
+            rooms.remove(&channel);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! What a call asks for in its headers: a room, perhaps a participant's
+//! name, perhaps the event to resume after; and the one place a
+//! participant's name is decided.
+
+use grpcio::{Metadata, RpcStatus, RpcStatusCode};
+use messenger_lab::room::{name_problem, ROOM_HEADER, SINCE_HEADER, USER_HEADER};
+
+use crate::proto::messenger::FeedUpdate;
+
+/// A call's request to take part in a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JoinRequest {
+    pub(crate) room: String,
+    /// Its name by header; None: named by its first update.
+    pub(crate) user: Option<String>,
+    /// `room-since`: deliver every event after this one first.
+    pub(crate) since: Option<u64>,
+}
+
+/// The room a call asks to join, if any; a bad name, a bad `room-since` or
+/// a repeated header is INVALID_ARGUMENT. Header keys arrive lowercase.
+pub(crate) fn requested_room(headers: &Metadata) -> Result<Option<JoinRequest>, RpcStatus> {
+    let Some(room) = header(headers, ROOM_HEADER)? else {
+        return Ok(None);
+    };
+    check_name(ROOM_HEADER, room)?;
+    let user = header(headers, USER_HEADER)?
+        .map(|user| check_name(USER_HEADER, user))
+        .transpose()?;
+    let since = header(headers, SINCE_HEADER)?
+        .map(|since| {
+            std::str::from_utf8(since)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{SINCE_HEADER} must be an event number (a decimal integer)"
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok(Some(JoinRequest {
+        room: String::from_utf8_lossy(room).into_owned(),
+        user: participant_name(user, None),
+        since,
+    }))
+}
+
+/// A participant's name: its `user` header if it sent one, else the user of
+/// its first update. (The one place it is decided: an identity check goes here.)
+pub(crate) fn participant_name(header: Option<&str>, first: Option<&FeedUpdate>) -> Option<String> {
+    header
+        .map(str::to_owned)
+        .or_else(|| first.map(|update| update.user.clone()))
+}
+
+/// The value of header `key`, if sent once; sent twice is INVALID_ARGUMENT.
+fn header<'a>(headers: &'a Metadata, key: &str) -> Result<Option<&'a [u8]>, RpcStatus> {
+    let mut values = headers.iter().filter(|(k, _)| *k == key).map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(invalid(format!("more than one {key} header")));
+    }
+    Ok(first)
+}
+
+/// `name` as text, if it is a name a room accepts.
+fn check_name<'a>(key: &str, name: &'a [u8]) -> Result<&'a str, RpcStatus> {
+    match name_problem(key, name) {
+        Some(problem) => Err(invalid(problem)),
+        // Printable ASCII, as name_problem has checked.
+        None => Ok(std::str::from_utf8(name).unwrap_or_default()),
+    }
+}
+
+pub(crate) fn invalid(message: String) -> RpcStatus {
+    RpcStatus::with_message(RpcStatusCode::INVALID_ARGUMENT, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grpcio::MetadataBuilder;
+
+    fn headers(pairs: &[(&str, &str)]) -> Metadata {
+        let mut builder = MetadataBuilder::new();
+        for (key, value) in pairs {
+            builder.add_str(key, value).unwrap();
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn a_room_a_name_and_a_since_are_read() {
+        assert_eq!(requested_room(&headers(&[])).unwrap(), None);
+        let request = requested_room(&headers(&[("room", "lab"), ("room-since", "42")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            request,
+            JoinRequest {
+                room: "lab".into(),
+                user: None,
+                since: Some(42)
+            }
+        );
+        for (pairs, why) in [
+            (&[("room", "lab"), ("room-since", "-1")][..], "event number"),
+            (&[("room", "lab"), ("room-since", "x")][..], "event number"),
+            (&[("room", "a"), ("room", "b")][..], "more than one room"),
+            (&[("room", "")][..], "empty"),
+        ] {
+            let status = requested_room(&headers(pairs)).unwrap_err();
+            assert_eq!(status.code(), RpcStatusCode::INVALID_ARGUMENT);
+            assert!(status.message().contains(why), "{pairs:?}: {status:?}");
+        }
+    }
+}
