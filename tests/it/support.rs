@@ -560,6 +560,8 @@ pub(crate) fn node(script: &str, args: &[&str]) -> Command {
         .arg(std::path::Path::new("tests").join(script))
         .args(args);
     command
+}
+
 /// Debian's redis-server, which scripts/bootstrap.sh installs.
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
