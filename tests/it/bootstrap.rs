@@ -12,6 +12,21 @@ use std::time::Duration;
 
 use crate::support::{project_root, run_bounded, BoundedOutput};
 
+/// Environment that describes the machine's network (proxies, CA bundles),
+/// which a fresh login on the same machine has too.
+const MACHINE_NETWORK_ENV: [&str; 10] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+];
+
 /// Under a loaded 2-core machine the venv alone takes a minute or two.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -100,6 +115,14 @@ impl FreshMachine {
             .env("PIP_CACHE_DIR", pip_cache);
         if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
             command.env("RUSTUP_TOOLCHAIN", toolchain);
+        }
+        // The machine's network settings, not the user's home: a registry
+        // reached through a proxy or a private CA (Node trusts only its own
+        // CAs unless NODE_EXTRA_CA_CERTS names more) is still reached.
+        for name in MACHINE_NETWORK_ENV {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
         }
         command
     }

@@ -691,7 +691,7 @@ fn page(url: &str, scenario: &str, name: &str, args: &[&str]) -> Value {
 }
 
 #[test]
-#[ignore = "slow: headless Chromium"]
+#[ignore = "needs headless Chromium (Debian's chromium) and web/node_modules"]
 fn browser_unary_form_shows_the_lab_s_answer() {
     let web = WebServer::start(&[]);
     let seen = page(&web.url, "unary", "unary", &["--user-id", "ada"]);
@@ -722,7 +722,7 @@ fn browser_unary_form_shows_the_lab_s_answer() {
 }
 
 #[test]
-#[ignore = "slow: headless Chromium"]
+#[ignore = "needs headless Chromium (Debian's chromium) and web/node_modules"]
 fn browser_stream_shows_four_updates_as_they_arrive() {
     let web = WebServer::start(&["--delay-ms", "600"]);
     // Both forms, so the screenshot (docs/images/) shows the page at work.
@@ -774,7 +774,7 @@ fn browser_stream_shows_four_updates_as_they_arrive() {
 }
 
 #[test]
-#[ignore = "slow: headless Chromium"]
+#[ignore = "needs headless Chromium (Debian's chromium) and web/node_modules"]
 fn browser_shows_a_deadline_in_one_line() {
     let web = WebServer::start(&["--delay-ms", "1000"]);
     let seen = page(&web.url, "stream", "deadline", &["--timeout-ms", "1500"]);
@@ -785,7 +785,7 @@ fn browser_shows_a_deadline_in_one_line() {
 }
 
 #[test]
-#[ignore = "slow: headless Chromium"]
+#[ignore = "needs headless Chromium (Debian's chromium) and web/node_modules"]
 fn browser_shows_the_error_line_of_a_stopped_server() {
     // webgate whose replica is gone: the gateway's UNAVAILABLE.
     let mut server = ServerProcess::start(&[]);
