@@ -1,8 +1,9 @@
 """The lab's client.py, the Python reference. Additions only: --target, a
 delay scale (MESSENGER_DELAY_SCALE / --delay-scale), TLS (--tls-ca,
---tls-server-name; mutual TLS with --tls-cert and --tls-key), and --room
+--tls-server-name; mutual TLS with --tls-cert and --tls-key), --room
 (with --user, and --since to recover what was missed): instead of the demos,
-chat in a feed room as `client chat --room` does, printing the same lines."""
+chat in a feed room as `client chat --room` does, printing the same lines,
+and --token-file: a bearer token sent on every call."""
 import argparse
 import os
 import sys
@@ -127,6 +128,29 @@ def run_room_chat(stub, room, user, since=None):
         sys.exit(130)
 
 
+class Authorization(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                    grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds the token's header to every call."""
+
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+    def _with_token(self, details):
+        return details._replace(metadata=list(details.metadata or []) + self.metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+
 if __name__ == '__main__':
     """
     STUB PATTERN: The LearningMessengerStub is our local proxy for the remote server.
@@ -140,16 +164,23 @@ if __name__ == '__main__':
     parser.add_argument("--tls-cert", help="mutual TLS: present this certificate chain (PEM); needs --tls-key and --tls-ca")
     parser.add_argument("--tls-key", help="the private key (PEM) of --tls-cert")
     parser.add_argument("--room", help="instead of the demos: chat in this feed room, one update per line of stdin")
-    parser.add_argument("--user", default=os.environ.get("USER") or "anonymous",
-                        help="with --room: who speaks (default $USER)")
+    parser.add_argument("--user", help="with --room: who speaks (default $USER; with --token-file, the token's name)")
     parser.add_argument("--since", type=int,
                         help="with --room: the number of the last event already seen; the room first "
                              "sends every later one it keeps (header room-since)")
+    parser.add_argument("--token-file", help="send this file's bearer token (a JWT) on every call")
     args = parser.parse_args()
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_ca is None and (args.tls_cert or args.tls_server_name):
         parser.error("--tls-cert and --tls-server-name need --tls-ca")
+    metadata = []
+    if args.token_file:
+        with open(args.token_file) as f:
+            metadata.append(("authorization", "Bearer " + f.read().strip()))
+    if args.user is None:
+        # In a room a token names us: updates without a user speak as it.
+        args.user = "" if args.token_file else os.environ.get("USER") or "anonymous"
     if args.delay_scale is not None:
         DELAY_SCALE = args.delay_scale
     sys.stdout.reconfigure(line_buffering=True)
@@ -166,6 +197,9 @@ if __name__ == '__main__':
             certificate_chain=read(args.tls_cert) if args.tls_cert else None)
         options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
         channel = grpc.secure_channel(args.target, credentials, options)
+    if metadata:
+        # The token on every call, as a client interceptor adds it.
+        channel = grpc.intercept_channel(channel, Authorization(metadata))
     with channel:
         stub = pb2_grpc.LearningMessengerStub(channel)
         if args.room is not None:

@@ -3,6 +3,7 @@
 //!
 //! - [`rpc`]: the hand-built gRPC glue (descriptors, client stubs, service traits, registration).
 //! - [`service`]: the handlers: the four LearningMessenger RPCs, and health.
+//! - [`auth`]: who is calling (bearer tokens, client certificates) and what it may do in rooms.
 //! - [`server`]: running a server (queues, limits, keepalive, TLS, graceful stop).
 //! - [`client`]: connecting, the lab's demos and the client's commands.
 //! - [`logging`]: the server's log lines, written to stderr in batches.
@@ -17,6 +18,7 @@
 pub use messenger_lab::proto;
 
 mod allocator;
+pub mod auth;
 pub mod client;
 pub mod compression;
 pub mod grpc_log;

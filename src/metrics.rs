@@ -90,6 +90,7 @@ pub struct Metrics {
     handling: HistogramVec,
     in_flight: IntGaugeVec,
     rooms: RoomMetrics,
+    auth: AuthMetrics,
 }
 
 /// The CollaborativeFeed's rooms (`service::rooms`): what an operator watches
@@ -106,6 +107,12 @@ pub struct RoomMetrics {
     pub(crate) gaps_filled: IntCounter,
     pub(crate) gap_ended_calls: IntCounter,
     pub(crate) presence_expiries: IntCounter,
+}
+
+/// Authentication (`auth`): calls refused, by reason.
+#[derive(Clone)]
+pub struct AuthMetrics {
+    pub(crate) refused: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -203,8 +210,15 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             },
+            auth: AuthMetrics {
+                refused: counter(
+                    "messenger_auth_refused_total",
+                    "Calls refused by authentication (UNAUTHENTICATED) or authorization (PERMISSION_DENIED), by reason.",
+                    &["reason"],
+                ),
+            },
         };
-        let families: [Box<dyn prometheus::core::Collector>; 14] = [
+        let families: [Box<dyn prometheus::core::Collector>; 15] = [
             Box::new(metrics.started.clone()),
             Box::new(metrics.handled.clone()),
             Box::new(metrics.received.clone()),
@@ -219,6 +233,7 @@ impl Metrics {
             Box::new(metrics.rooms.gaps_filled.clone()),
             Box::new(metrics.rooms.gap_ended_calls.clone()),
             Box::new(metrics.rooms.presence_expiries.clone()),
+            Box::new(metrics.auth.refused.clone()),
         ];
         for family in families {
             metrics.registry.register(family).expect("names are unique");
@@ -229,6 +244,11 @@ impl Metrics {
     /// The rooms' gauges and counter.
     pub fn rooms(&self) -> RoomMetrics {
         self.rooms.clone()
+    }
+
+    /// The authentication refusals' counter.
+    pub fn auth(&self) -> AuthMetrics {
+        self.auth.clone()
     }
 
     /// The metrics of one method (path `/package.Service/Method`), its

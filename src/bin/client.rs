@@ -12,7 +12,7 @@ use learning_messenger::client::input::Input;
 use learning_messenger::client::output::Format;
 use learning_messenger::client::wire::ShowWire;
 use learning_messenger::client::TlsIdentity;
-use learning_messenger::client::{Balancing, ConnectOptions, LbPolicy};
+use learning_messenger::client::{Balancing, BearerToken, ConnectOptions, LbPolicy};
 use learning_messenger::compression::Compression;
 use messenger_lab::{demo, room};
 
@@ -73,6 +73,9 @@ struct GlobalArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, global = true, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Send this file's bearer token (a JWT) as `authorization: Bearer <JWT>` on every call; only over TLS, or to a loopback address.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Compress every request with gzip or deflate (every gRPC server accepts both); answers are decompressed whatever the server sends.
     #[arg(long, global = true, default_value_t = Compression::None)]
     compression: Compression,
@@ -119,7 +122,7 @@ enum ClientCommand {
     /// printed as `[ROOM] user: text`, joins and leaves as `[ROOM] * ...` (--json: "kind" is
     /// ack, update, join or leave). End of input leaves the room.
     Chat {
-        /// Who speaks [default: the login name, $USER or $LOGNAME]; in a room, the name others see.
+        /// Who speaks [default: the login name, $USER or $LOGNAME; in a room with --token-file, the token's name]; in a room, the name others see.
         #[arg(long)]
         user: Option<String>,
         /// Join this feed room (1 to 64 printable ASCII characters) instead of the lab's echo.
@@ -160,6 +163,15 @@ fn main() -> ExitCode {
         ClientCommand::Chat { user, room } => Command::Chat { user, room },
         ClientCommand::Health { service, watch } => Command::Health { service, watch },
     };
+    let token = match global
+        .token_file
+        .as_deref()
+        .map(BearerToken::read)
+        .transpose()
+    {
+        Ok(token) => token,
+        Err(e) => return commands::report(&e, &global.target),
+    };
     let options = ClientOptions {
         connect: ConnectOptions {
             target: global.target,
@@ -178,6 +190,7 @@ fn main() -> ExitCode {
                 .map(|(cert, key)| TlsIdentity { cert, key }),
             compression: global.compression,
             authority: None,
+            token,
         },
         delay: global.delay_ms.map(Duration::from_millis),
         show_replica: global.show_replica,

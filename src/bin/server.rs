@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use learning_messenger::auth::{self, AuthConfig};
 use learning_messenger::compression::Compression;
 use learning_messenger::server::{self, ServerConfig, TlsIdentity};
 use learning_messenger::transport::{self, DEFAULT_MAX_MESSAGE_BYTES};
@@ -53,6 +54,21 @@ struct Args {
     /// Mutual TLS: require client certificates signed by this CA (PEM); needs --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Require `authorization: Bearer <JWT>` on every LearningMessenger call, verified offline with the RS256 and ES256 keys of this JWKS file (health and reflection stay open).
+    #[arg(long, value_name = "FILE")]
+    auth_jwks: Option<PathBuf>,
+    /// With --auth-jwks: the issuer (iss) every token must come from.
+    #[arg(long, requires = "auth_jwks")]
+    auth_issuer: Option<String>,
+    /// With --auth-jwks: the audience (aud) every token must be for.
+    #[arg(long, requires = "auth_jwks")]
+    auth_audience: Option<String>,
+    /// With --auth-jwks: the claim that names the caller (its name in feed rooms).
+    #[arg(long, default_value = auth::DEFAULT_NAME_CLAIM)]
+    auth_name_claim: String,
+    /// With --auth-jwks: the claim listing the feed rooms a caller may join (`*` matches any run of characters); a token without it may join any.
+    #[arg(long, default_value = auth::DEFAULT_ROOMS_CLAIM)]
+    auth_rooms_claim: String,
     /// Completion queues, each polled by a thread of its own that runs the handlers; 0 means one per core.
     #[arg(long, default_value_t = 0)]
     completion_queues: usize,
@@ -145,6 +161,13 @@ fn main() -> ExitCode {
         max_calls_in_flight: args.max_calls_in_flight,
         max_aborted_streams_per_second: args.max_aborted_streams_per_second,
         tls_client_ca: args.tls_client_ca,
+        auth: AuthConfig {
+            jwks: args.auth_jwks,
+            issuer: args.auth_issuer,
+            audience: args.auth_audience,
+            name_claim: args.auth_name_claim,
+            rooms_claim: args.auth_rooms_claim,
+        },
         tls: args
             .tls_cert
             .zip(args.tls_key)
@@ -200,6 +223,16 @@ fn main() -> ExitCode {
     }
     if let (Some(port), Some(url)) = (running.web_port(), running.web_page_url()) {
         info!("gRPC-Web on port {port}; the page: {url}");
+    }
+    match (&config.auth.jwks, &config.tls_client_ca) {
+        (Some(jwks), _) => info!(
+            "LearningMessenger calls need a bearer token verified with {}",
+            jwks.display()
+        ),
+        (None, Some(_)) => {
+            info!("mutual TLS: each LearningMessenger caller is named by its client's SAN, else CN")
+        }
+        (None, None) => {}
     }
 
     let _ = stop_rx.recv();

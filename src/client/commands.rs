@@ -110,16 +110,20 @@ pub fn run(command: Command, options: &ClientOptions) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_closed_output() => ExitCode::SUCCESS,
-        Err(e) => {
-            // Not eprintln!, which panics when stderr is closed too.
-            let _ = writeln!(
-                io::stderr(),
-                "{}",
-                output::error_line(&e.report(&options.connect.target))
-            );
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => report(&e, &options.connect.target),
     }
+}
+
+/// Reports `error` of a command against `target` in one line on stderr; the
+/// exit code that says what failed.
+pub fn report(error: &ClientError, target: &str) -> ExitCode {
+    // Not eprintln!, which panics when stderr is closed too.
+    let _ = writeln!(
+        io::stderr(),
+        "{}",
+        output::error_line(&error.report(target))
+    );
+    ExitCode::from(error.exit_code())
 }
 
 /// Diagnostics, gRPC C-core's included, only as RUST_LOG asks (none by
@@ -186,7 +190,12 @@ async fn execute(
             calls::upload(client, notes, delay, &mut stdout()).await
         }
         Command::Chat { user, room } => {
-            let user = user.unwrap_or_else(input::login_name);
+            // In a room a token names us: updates without a user speak as it.
+            let named_by_token = room.is_some() && options.connect.token.is_some();
+            let user = user.unwrap_or_else(|| match named_by_token {
+                true => String::new(),
+                false => input::login_name(),
+            });
             let speaker = user.clone();
             let updates = input::lines(&Input::Stdin)?
                 .try_filter(|line| future::ready(!line.trim().is_empty()))

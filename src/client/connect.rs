@@ -10,12 +10,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{CallOption, Channel, ChannelBuilder, ConnectivityState, EnvBuilder};
+use grpcio::{CallOption, Channel, ChannelBuilder, ConnectivityState, EnvBuilder, MetadataBuilder};
 use messenger_lab::method_path;
 use serde_json::json;
 
 use super::error::ClientError;
 use super::target::check_target;
+use super::token::{check_transport, BearerToken};
 use crate::compression::Compression;
 use crate::rpc::messenger::LearningMessengerClient;
 use crate::tls::TlsIdentity;
@@ -193,6 +194,8 @@ pub struct ConnectOptions {
     /// The `:authority` of every call, if not the target's: a tap in front
     /// of the server (`--show-wire`) passes the server's on.
     pub authority: Option<String>,
+    /// A bearer token sent on every call (over TLS, or to this machine only).
+    pub token: Option<BearerToken>,
 }
 
 impl ConnectOptions {
@@ -207,13 +210,17 @@ impl ConnectOptions {
             tls_identity: None,
             compression: Compression::None,
             authority: None,
+            token: None,
         }
     }
 }
 
 /// Opens a channel to `options.target` (lazily: the first call connects), or
-/// says why it cannot.
+/// says why it cannot: a token is never sent in plaintext off this machine.
 pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, ClientError> {
+    if options.token.is_some() {
+        check_transport(&options.target, options.tls_ca.is_some())?;
+    }
     let env = Arc::new(
         EnvBuilder::new()
             .cq_count(1)
@@ -241,6 +248,11 @@ pub fn connect(options: &ConnectOptions) -> Result<LearningMessengerClient, Clie
     let mut call_options = CallOption::default().wait_for_ready(options.wait_for_ready);
     if let Some(timeout) = options.timeout {
         call_options = call_options.timeout(timeout);
+    }
+    if let Some(token) = &options.token {
+        let mut headers = MetadataBuilder::new();
+        token.add_to(&mut headers)?;
+        call_options = call_options.headers(headers.build());
     }
     let channel = open_channel(builder, &options.target, &options.balancing)?;
     Ok(LearningMessengerClient::new(channel).with_options(call_options))

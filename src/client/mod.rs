@@ -12,6 +12,7 @@
 //! - [`output`]: the lab's lines (coloured on a terminal) or JSON.
 //! - [`room`]: `chat --room`: a participant that reconnects with `room-since`.
 //! - [`wire`]: `--show-wire`, the calls through an in-process tap that prints every frame.
+//! - [`token`]: `--token-file`, a bearer token on every call, never in plaintext off this machine.
 //! - `streaming`: the paced sending half of a streaming call.
 
 pub mod calls;
@@ -25,8 +26,10 @@ pub mod output;
 pub mod room;
 mod streaming;
 pub mod target;
+pub mod token;
 pub mod wire;
 
 pub use crate::tls::TlsIdentity;
 pub use connect::{connect, open_channel, Balancing, ConnectOptions, LbPolicy};
 pub use error::{exit, ClientError};
+pub use token::BearerToken;

@@ -50,10 +50,9 @@ pub async fn chat<W: Write>(
     let mut place = Place::default();
     let mut cut: Option<(Instant, Duration)> = None;
     loop {
-        let headers = join_headers(room, user, place.last)?;
-        let client = client
-            .clone()
-            .with_options(client.options().headers(headers));
+        let options = client.options();
+        let headers = join_headers(options.get_headers(), room, user, place.last)?;
+        let client = client.clone().with_options(options.headers(headers));
         let opened = Instant::now();
         let outcome = attempt(&client, room, &mut updates, delay, printer, &mut place).await;
         if opened.elapsed() >= SETTLED {
@@ -106,9 +105,18 @@ struct Place {
     reconnected: bool,
 }
 
-/// The headers that join `room` as `user`, resuming after event `since`.
-fn join_headers(room: &str, user: &str, since: Option<u64>) -> Result<Metadata, ClientError> {
+/// The headers that join `room` as `user`, resuming after event `since`,
+/// after those every call carries (`base`: a token).
+fn join_headers(
+    base: Option<&Metadata>,
+    room: &str,
+    user: &str,
+    since: Option<u64>,
+) -> Result<Metadata, ClientError> {
     let mut headers = MetadataBuilder::new();
+    for (key, value) in base.into_iter().flat_map(Metadata::iter) {
+        headers.add_str(key, &String::from_utf8_lossy(value))?;
+    }
     headers.add_str(ROOM_HEADER, room).map_err(|_| {
         ClientError::Setup(format!("the room name {room:?} is not printable ASCII"))
     })?;

@@ -2,7 +2,7 @@
 //! sees them: C-core turns a target it cannot resolve into a channel whose
 //! every call fails, with no word on why.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The forms `--target` takes, for messages.
 pub const TARGET_FORMS: &str =
@@ -57,10 +57,10 @@ pub fn check_target(target: &str) -> Result<(), String> {
     host_port(target).or_else(|why| bad(&why))
 }
 
-/// The one TCP `HOST:PORT` a checked target names, if it names exactly one:
-/// `HOST:PORT`, `dns:` forms, and `ipv4:`/`ipv6:` lists of one address. A
-/// tap in front of the target (`--show-wire`) can forward to that only.
-pub fn single_address(target: &str) -> Option<&str> {
+/// The TCP `HOST:PORT` addresses of a checked target, comma-separated:
+/// `HOST:PORT`, `dns:` forms and `ipv4:`/`ipv6:` lists; None for a Unix
+/// socket or a target that does not check.
+fn tcp_addresses(target: &str) -> Option<&str> {
     check_target(target).ok()?;
     if let Some(rest) = target.strip_prefix("dns:") {
         return Some(match rest.strip_prefix("//") {
@@ -71,11 +71,38 @@ pub fn single_address(target: &str) -> Option<&str> {
     if target.starts_with("unix:") || target.starts_with("unix-abstract:") {
         return None;
     }
-    let list = target
-        .strip_prefix("ipv4:")
-        .or_else(|| target.strip_prefix("ipv6:"))
-        .unwrap_or(target);
-    (!list.contains(',')).then_some(list)
+    Some(
+        target
+            .strip_prefix("ipv4:")
+            .or_else(|| target.strip_prefix("ipv6:"))
+            .unwrap_or(target),
+    )
+}
+
+/// The one TCP `HOST:PORT` a checked target names, if it names exactly one:
+/// `HOST:PORT`, `dns:` forms, and `ipv4:`/`ipv6:` lists of one address. A
+/// tap in front of the target (`--show-wire`) can forward to that only.
+pub fn single_address(target: &str) -> Option<&str> {
+    tcp_addresses(target).filter(|list| !list.contains(','))
+}
+
+/// Whether every address of a checked target is on this machine: a Unix
+/// socket, `localhost`, or a loopback IP (127.0.0.0/8, ::1). Nothing sent
+/// to it in plaintext leaves the machine.
+pub fn is_local(target: &str) -> bool {
+    if check_target(target).is_err() {
+        return false;
+    }
+    let Some(list) = tcp_addresses(target) else {
+        // A Unix socket.
+        return true;
+    };
+    list.split(',').all(|address| {
+        let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// `HOST:PORT`, the host a name or an address (IPv6 in brackets).
@@ -168,6 +195,37 @@ mod tests {
                 error.starts_with(&format!("bad target {target:?}: ")) && error.contains(why),
                 "{target}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn local_targets_are_unix_sockets_localhost_and_loopback_addresses() {
+        for target in [
+            "localhost:50051",
+            "LOCALHOST:1",
+            "127.0.0.1:50051",
+            "127.3.2.1:1",
+            "[::1]:50051",
+            "dns:///localhost:50051",
+            "dns:localhost:50051",
+            "ipv4:127.0.0.1:1,127.0.0.2:1",
+            "ipv6:[::1]:1",
+            "unix:/tmp/messenger.sock",
+            "unix-abstract:messenger",
+        ] {
+            assert!(is_local(target), "{target}");
+        }
+        for target in [
+            "example.org:443",
+            "localhost.example.org:1",
+            "10.0.0.1:50051",
+            "0.0.0.0:50051",
+            "[::]:1",
+            "ipv4:127.0.0.1:1,10.0.0.1:1",
+            "dns://8.8.8.8/example.org:443",
+            "nonsense",
+        ] {
+            assert!(!is_local(target), "{target}");
         }
     }
 

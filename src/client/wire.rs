@@ -33,6 +33,10 @@ impl WireView {
     /// Starts a tap on 127.0.0.1 at a free port, forwarding to `connect`'s target.
     pub fn start(connect: &ConnectOptions, show: ShowWire) -> Result<WireView, ClientError> {
         super::target::check_target(&connect.target).map_err(ClientError::Usage)?;
+        // The tap is local, but it forwards the calls to the target as they are.
+        if connect.token.is_some() {
+            super::token::check_transport(&connect.target, connect.tls_ca.is_some())?;
+        }
         let upstream = super::target::single_address(&connect.target).ok_or_else(|| {
             ClientError::Usage(format!(
                 "--show-wire taps one TCP address; {} is not one (several, or a Unix socket)",

@@ -1,14 +1,16 @@
 //! The adapters every handler is registered through, one per pattern: each
 //! sets the answer's initial metadata (`x-served-by`), observes the call
-//! (`observe`), decodes its requests with the service's decoder (refusing
-//! those over the limit) and hands the handler typed requests and a reply.
+//! (`observe`), finds who is calling (refusing a caller the service does not
+//! accept: `auth`), decodes its requests with the service's decoder (refusing
+//! those over the limit) and hands the handler the caller, typed requests
+//! and a reply.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use grpcio::{
     ClientStreamingSink, DuplexSink, Metadata, MetadataBuilder, Method, RequestStream, RpcContext,
-    ServerStreamingSink, UnarySink,
+    RpcStatus, ServerStreamingSink, UnarySink,
 };
 
 use super::decode::{RequestDecoder, Requests};
@@ -17,7 +19,8 @@ use super::method::Encoded;
 use super::observe::{
     CallRecord, ClientStreamReply, DuplexReply, Reply, ServerStreamReply, StreamReply, UnaryReply,
 };
-use super::refuse::{with_request, within_limit};
+use super::refuse::{with_request, within_limit, Refusable};
+use crate::auth::{Authentication, Caller};
 use crate::metrics::{MethodMetrics, Metrics};
 
 /// The initial-metadata header that names the replica which answered a call.
@@ -102,6 +105,8 @@ pub struct ServiceOptions {
     pub decoder: RequestDecoder,
     pub metrics: Option<Arc<Metrics>>,
     pub served_by: ServedBy,
+    /// Who may call: anyone, without authentication.
+    pub authentication: Option<Arc<Authentication>>,
 }
 
 impl ServiceOptions {
@@ -113,6 +118,7 @@ impl ServiceOptions {
             decoder: RequestDecoder::new(max_message_bytes),
             metrics: None,
             served_by: ServedBy::default(),
+            authentication: None,
         }
     }
 
@@ -128,10 +134,50 @@ impl ServiceOptions {
         self
     }
 
+    /// The same, every call's caller verified by `authentication`.
+    pub fn with_authentication(mut self, authentication: Option<Arc<Authentication>>) -> Self {
+        self.authentication = authentication;
+        self
+    }
+
     fn method_metrics<Req, Resp>(&self, method: &Method<Req, Resp>) -> Option<Arc<MethodMetrics>> {
         self.metrics
             .as_ref()
             .map(|metrics| Arc::new(metrics.method(method.ty, method.name)))
+    }
+}
+
+/// Who may call a service's methods: anyone (no authentication), or the
+/// callers its authentication accepts.
+#[derive(Clone)]
+struct Gate(Option<Arc<Authentication>>);
+
+impl Gate {
+    fn of(options: &ServiceOptions) -> Gate {
+        Gate(options.authentication.clone())
+    }
+
+    /// Who is calling, or the status refusing the call.
+    fn caller(&self, ctx: &RpcContext<'_>) -> Result<Caller, RpcStatus> {
+        match &self.0 {
+            None => Ok(Caller::Anonymous),
+            Some(authentication) => authentication.caller(ctx),
+        }
+    }
+
+    /// Hands the call and its `requests` to `serve` with its caller, or
+    /// refuses it, the requests held until the status is sent.
+    fn admit<R: Refusable, Q: Send + 'static>(
+        &self,
+        ctx: RpcContext<'_>,
+        reply: R,
+        requests: Q,
+        serve: impl FnOnce(RpcContext<'_>, Caller, R, Q),
+    ) {
+        match self.caller(&ctx) {
+            Ok(caller) => serve(ctx, caller, reply, requests),
+            Err(status) => reply.refuse(&ctx, status, requests),
+        }
     }
 }
 
@@ -144,15 +190,20 @@ pub(crate) fn unary<Req, Resp, H>(
 where
     Req: protobuf::Message,
     Resp: Send + 'static,
-    H: FnMut(RpcContext<'_>, Req, UnaryReply<Resp>) + Send + Clone + 'static,
+    H: FnMut(RpcContext<'_>, Caller, Req, UnaryReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
     let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
+    let gate = Gate::of(options);
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: UnarySink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
         within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
-            with_request(decoder, ctx, req, reply, &mut handle)
+            gate.admit(ctx, reply, req, |ctx, caller, reply, req| {
+                with_request(decoder, ctx, req, reply, |ctx, req, reply| {
+                    handle(ctx, caller, req, reply)
+                })
+            })
         })
     }
 }
@@ -166,15 +217,20 @@ pub(crate) fn server_streaming<Req, Resp, H>(
 where
     Req: protobuf::Message,
     Resp: Send + 'static,
-    H: FnMut(RpcContext<'_>, Req, ServerStreamReply<Resp>) + Send + Clone + 'static,
+    H: FnMut(RpcContext<'_>, Caller, Req, ServerStreamReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
     let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
+    let gate = Gate::of(options);
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: ServerStreamingSink<Resp>| {
         let headers = served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx), headers);
         within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
-            with_request(decoder, ctx, req, reply, &mut handle)
+            gate.admit(ctx, reply, req, |ctx, caller, reply, req| {
+                with_request(decoder, ctx, req, reply, |ctx, req, reply| {
+                    handle(ctx, caller, req, reply)
+                })
+            })
         })
     }
 }
@@ -187,17 +243,28 @@ pub(crate) fn client_streaming<Req, Resp, H>(
 ) -> impl FnMut(RpcContext<'_>, RequestStream<Encoded>, ClientStreamingSink<Resp>) + Send + Clone + 'static
 where
     Req: protobuf::Message,
-    H: FnMut(RpcContext<'_>, Requests<Req>, ClientStreamReply<Resp>) + Send + Clone + 'static,
+    H: FnMut(RpcContext<'_>, Caller, Requests<Req>, ClientStreamReply<Resp>)
+        + Send
+        + Clone
+        + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
     let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
+    let gate = Gate::of(options);
     move |ctx: RpcContext<'_>,
           requests: RequestStream<Encoded>,
           mut sink: ClientStreamingSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
         within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
-            handle(ctx, decoder.stream(requests, observed.clone()), reply)
+            gate.admit(ctx, reply, requests, |ctx, caller, reply, requests| {
+                handle(
+                    ctx,
+                    caller,
+                    decoder.stream(requests, observed.clone()),
+                    reply,
+                )
+            })
         })
     }
 }
@@ -210,15 +277,23 @@ pub(crate) fn duplex<Req, Resp, H>(
 ) -> impl FnMut(RpcContext<'_>, RequestStream<Encoded>, DuplexSink<Resp>) + Send + Clone + 'static
 where
     Req: protobuf::Message,
-    H: FnMut(RpcContext<'_>, Requests<Req>, DuplexReply<Resp>) + Send + Clone + 'static,
+    H: FnMut(RpcContext<'_>, Caller, Requests<Req>, DuplexReply<Resp>) + Send + Clone + 'static,
 {
     let (decoder, observed) = (options.decoder, options.method_metrics(method));
     let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
+    let gate = Gate::of(options);
     move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, mut sink: DuplexSink<Resp>| {
         let headers = served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx), headers);
         within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
-            handle(ctx, decoder.stream(requests, observed.clone()), reply)
+            gate.admit(ctx, reply, requests, |ctx, caller, reply, requests| {
+                handle(
+                    ctx,
+                    caller,
+                    decoder.stream(requests, observed.clone()),
+                    reply,
+                )
+            })
         })
     }
 }

@@ -111,14 +111,14 @@ pub fn create_health<S: Health + Send + Clone + 'static>(
             &server_side(&method::CHECK),
             handler::unary(options, &method::CHECK, {
                 let mut service = check;
-                move |ctx, req, reply| service.check(ctx, req, reply)
+                move |ctx, _caller, req, reply| service.check(ctx, req, reply)
             }),
         )
         .add_server_streaming_handler(
             &server_side(&method::WATCH),
             handler::server_streaming(options, &method::WATCH, {
                 let mut service = watch;
-                move |ctx, req, changes| service.watch(ctx, req, changes)
+                move |ctx, _caller, req, changes| service.watch(ctx, req, changes)
             }),
         )
         .build()

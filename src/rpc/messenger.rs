@@ -15,6 +15,7 @@ use super::method::{protobuf_method, server_side};
 use super::{
     ok_if_call_over, ClientStreamReply, DuplexReply, Requests, ServerStreamReply, UnaryReply,
 };
+use crate::auth::Caller;
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -169,29 +170,34 @@ impl LearningMessengerClient {
 }
 
 /// What a LearningMessenger server implements: one handler per RPC. Each gets
-/// the call's context and answers through its sink, without blocking.
+/// the call's context and its caller (anonymous unless the service
+/// authenticates), and answers through its sink, without blocking.
 pub trait LearningMessenger {
     fn get_learning_status(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         req: StatusRequest,
         reply: UnaryReply<StatusResponse>,
     );
     fn stream_learnings(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         req: TopicRequest,
         updates: ServerStreamReply<LearningUpdate>,
     );
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         notes: Requests<ResearchNote>,
         reply: ClientStreamReply<SummaryResponse>,
     );
     fn collaborative_feed(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         updates: Requests<FeedUpdate>,
         echoes: DuplexReply<FeedUpdate>,
     );
@@ -210,28 +216,32 @@ where
             &server_side(&method::GET_LEARNING_STATUS),
             handler::unary(options, &method::GET_LEARNING_STATUS, {
                 let mut service = status;
-                move |ctx, req, reply| service.get_learning_status(ctx, req, reply)
+                move |ctx, caller, req, reply| service.get_learning_status(ctx, caller, req, reply)
             }),
         )
         .add_server_streaming_handler(
             &server_side(&method::STREAM_LEARNINGS),
             handler::server_streaming(options, &method::STREAM_LEARNINGS, {
                 let mut service = learnings;
-                move |ctx, req, updates| service.stream_learnings(ctx, req, updates)
+                move |ctx, caller, req, updates| service.stream_learnings(ctx, caller, req, updates)
             }),
         )
         .add_client_streaming_handler(
             &server_side(&method::SUBMIT_RESEARCH_NOTES),
             handler::client_streaming(options, &method::SUBMIT_RESEARCH_NOTES, {
                 let mut service = notes;
-                move |ctx, notes, reply| service.submit_research_notes(ctx, notes, reply)
+                move |ctx, caller, notes, reply| {
+                    service.submit_research_notes(ctx, caller, notes, reply)
+                }
             }),
         )
         .add_duplex_streaming_handler(
             &server_side(&method::COLLABORATIVE_FEED),
             handler::duplex(options, &method::COLLABORATIVE_FEED, {
                 let mut service = feed;
-                move |ctx, updates, echoes| service.collaborative_feed(ctx, updates, echoes)
+                move |ctx, caller, updates, echoes| {
+                    service.collaborative_feed(ctx, caller, updates, echoes)
+                }
             }),
         )
         .build()

@@ -157,7 +157,7 @@ where
     ServiceBuilder::new()
         .add_duplex_streaming_handler(
             &server_side(method),
-            handler::duplex(options, method, move |ctx, requests, sink| {
+            handler::duplex(options, method, move |ctx, _caller, requests, sink| {
                 service
                     .server_reflection_info::<v1::ServerReflectionRequest, _>(ctx, requests, sink)
             }),
@@ -175,7 +175,7 @@ where
     ServiceBuilder::new()
         .add_duplex_streaming_handler(
             &server_side(method),
-            handler::duplex(options, method, move |ctx, requests, sink| {
+            handler::duplex(options, method, move |ctx, _caller, requests, sink| {
                 service.server_reflection_info::<v1alpha::ServerReflectionRequest, _>(
                     ctx, requests, sink,
                 )

@@ -1,6 +1,7 @@
 //! Refusing a call before any handler sees it: one over the server's limit
-//! on calls in flight (any pattern), or a single-request call (unary, server
-//! streaming) whose request is refused. Either way the call ends with the
+//! on calls in flight or from a caller the service does not accept (any
+//! pattern), or a single-request call (unary, server streaming) whose
+//! request is refused. Either way the call ends with the
 //! status saying why.
 
 use std::future::Future;
@@ -90,7 +91,7 @@ pub(crate) fn with_request<Req, S>(
     ctx: RpcContext<'_>,
     req: Encoded,
     mut sink: S,
-    handle: &mut impl FnMut(RpcContext<'_>, Req, S),
+    handle: impl FnOnce(RpcContext<'_>, Req, S),
 ) where
     Req: protobuf::Message,
     S: Refusable,

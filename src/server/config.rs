@@ -7,6 +7,7 @@ use messenger_lab::answers::LAB_DELAY;
 
 use grpcio::ServerCredentials;
 
+use crate::auth::AuthConfig;
 use crate::compression::Compression;
 use crate::service::{RoomLimits, RoomStoreAddr};
 use crate::tls::{self, TlsIdentity};
@@ -47,8 +48,11 @@ pub struct ServerConfig {
     /// ENHANCE_YOUR_CALM); 0 for no limit.
     pub max_aborted_streams_per_second: u32,
     pub tls: Option<TlsIdentity>,
-    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    /// Require client certificates signed by this CA (PEM): mutual TLS. A
+    /// certificate then names its caller, unless `auth` asks for tokens.
     pub tls_client_ca: Option<PathBuf>,
+    /// Bearer tokens on every LearningMessenger call (off without a JWKS file).
+    pub auth: AuthConfig,
     /// Completion queues, each polled by one thread; 0 means [`default_completion_queues`].
     pub completion_queues: usize,
     /// HTTP/2 keepalive: ping a connection after this long without reads...
@@ -98,6 +102,7 @@ impl Default for ServerConfig {
             max_aborted_streams_per_second: DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND,
             tls: None,
             tls_client_ca: None,
+            auth: AuthConfig::default(),
             completion_queues: 0,
             keepalive_time: KEEPALIVE_TIME,
             keepalive_timeout: KEEPALIVE_TIMEOUT,
@@ -130,6 +135,7 @@ impl ServerConfig {
             crate::rpc::ServedBy::headers(name)?;
         }
         self.check_web()?;
+        self.auth.check()?;
         self.credentials().map(drop)
     }
 
@@ -175,6 +181,11 @@ impl ServerConfig {
             "replica_name": self.replica_name,
             "tls": self.tls.is_some(),
             "mutual_tls": self.tls_client_ca.is_some(),
+            "auth_jwks": self.auth.jwks,
+            "auth_issuer": self.auth.issuer,
+            "auth_audience": self.auth.audience,
+            "auth_name_claim": self.auth.name_claim,
+            "auth_rooms_claim": self.auth.rooms_claim,
             "delay_ms": ms(self.delay),
             "max_message_bytes": self.max_message_bytes,
             "max_concurrent_streams": self.max_concurrent_streams,

@@ -25,6 +25,7 @@ use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
 use log::info;
 use messenger_web::{Gateway, GatewayOptions};
 
+use crate::auth::Authentication;
 use crate::metrics::{Metrics, MetricsEndpoint};
 use crate::rpc::{self, ServiceOptions};
 use crate::service::{CallCounter, HealthService, MessengerService, ReflectionService, Rooms};
@@ -102,10 +103,18 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
     if let Some(metrics) = &options.metrics {
         builder = builder.add_checker(metrics.unimplemented_checker());
     }
+    // Health and reflection stay open: probes and `grpcurl list` need no token.
+    let authentication = Authentication::new(
+        &config.auth,
+        config.tls_client_ca.is_some(),
+        options.metrics.as_ref().map(|metrics| metrics.auth()),
+    )?;
+    let messenger_options = options.clone().with_authentication(authentication);
     builder = builder
         .channel_args(channel_args(config, env).build_args())
         .register_service(rpc::messenger::create_learning_messenger(
-            messenger, &options,
+            messenger,
+            &messenger_options,
         ))
         .register_service(rpc::health::create_health(health.clone(), &options));
     if config.reflection {

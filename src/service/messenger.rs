@@ -15,6 +15,7 @@ use messenger_lab::answers::{self, acknowledge, summarize, LAB_DELAY, STATUS_MES
 use super::in_flight::CallCounter;
 use super::outcome::{log_outcome, reject};
 use super::rooms::{self, Rooms};
+use crate::auth::Caller;
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -72,6 +73,7 @@ impl LearningMessenger for MessengerService {
     fn get_learning_status(
         &mut self,
         ctx: RpcContext<'_>,
+        _caller: Caller,
         req: StatusRequest,
         sink: UnaryReply<StatusResponse>,
     ) {
@@ -90,6 +92,7 @@ impl LearningMessenger for MessengerService {
     fn stream_learnings(
         &mut self,
         ctx: RpcContext<'_>,
+        _caller: Caller,
         req: TopicRequest,
         mut sink: ServerStreamReply<LearningUpdate>,
     ) {
@@ -116,6 +119,7 @@ impl LearningMessenger for MessengerService {
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext<'_>,
+        _caller: Caller,
         mut notes: Requests<ResearchNote>,
         sink: ClientStreamReply<SummaryResponse>,
     ) {
@@ -148,14 +152,15 @@ impl LearningMessenger for MessengerService {
     fn collaborative_feed(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         updates: Requests<FeedUpdate>,
         mut sink: DuplexReply<FeedUpdate>,
     ) {
         info!("📡 Bi-directional 'Collaborative Feed' opened.");
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
-        // A `room` header joins that room; without one, the lab's echo.
-        match rooms::requested_room(ctx.request_headers()) {
+        // A `room` header joins that room, as the caller may; without one, the lab's echo.
+        match rooms::requested_room(ctx.request_headers(), &caller) {
             Ok(None) => self.in_flight.spawn(&ctx, async move {
                 let mut echoes = updates.map_ok(|update| {
                     debug!(" [Feed] From {}: {}", update.user, update.message);
@@ -168,11 +173,11 @@ impl LearningMessenger for MessengerService {
             }),
             // The updates are kept until a refusal is sent: dropping them
             // unread cancels the call, which could overtake the status.
-            Ok(Some(request)) => {
+            Ok(Some((request, speaker))) => {
                 let joining = self.rooms.join(request);
                 self.in_flight.spawn(&ctx, async move {
                     match joining.await {
-                        Ok(joined) => rooms::take_part(joined, updates, sink).await,
+                        Ok(joined) => rooms::take_part(joined, speaker, updates, sink).await,
                         Err(refused) => {
                             log_outcome("CollaborativeFeed", sink.fail(refused).await);
                             drop(updates);

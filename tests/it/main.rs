@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auth;
 mod bootstrap;
 mod cli;
 mod compression;

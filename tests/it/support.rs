@@ -359,12 +359,21 @@ pub(crate) struct ChildGuard {
 
 impl ChildGuard {
     /// Spawns `command` (stdin closed, output to the log); `name` is for messages.
-    pub(crate) fn spawn(name: &str, mut command: Command) -> ChildGuard {
+    pub(crate) fn spawn(name: &str, command: Command) -> ChildGuard {
+        ChildGuard::start(name, command, Stdio::null())
+    }
+
+    /// The same, its stdin a pipe that [`ChildGuard::write_line`] writes to.
+    pub(crate) fn spawn_with_input(name: &str, command: Command) -> ChildGuard {
+        ChildGuard::start(name, command, Stdio::piped())
+    }
+
+    fn start(name: &str, mut command: Command, stdin: Stdio) -> ChildGuard {
         let log = tempfile::NamedTempFile::new().expect("temporary log file");
         let stdout = log.reopen().expect("log file for stdout");
         let stderr = log.reopen().expect("log file for stderr");
         let child = command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
@@ -374,6 +383,14 @@ impl ChildGuard {
             name: name.to_owned(),
             log,
         }
+    }
+
+    /// Writes `line` to the child's input (spawned with [`ChildGuard::spawn_with_input`]).
+    pub(crate) fn write_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("spawned with input");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{} stopped reading its input: {e}", self.name));
     }
 
     pub(crate) fn pid(&self) -> u32 {

@@ -25,7 +25,7 @@ use rcgen::{
 use tempfile::TempDir;
 
 /// The name in the server's certificate.
-const SERVER_NAME: &str = "localhost";
+pub(crate) const SERVER_NAME: &str = "localhost";
 
 /// A certificate authority: its certificate and signing key.
 struct Authority {
@@ -53,6 +53,7 @@ impl Authority {
 /// one by the other CA, and an expired one signed by the CA.
 pub(crate) struct Pki {
     dir: TempDir,
+    authority: Authority,
     pub(crate) ca: PathBuf,
     other_ca: PathBuf,
     cert: PathBuf,
@@ -88,10 +89,12 @@ impl Pki {
             ),
             expired_client: client_identity(&dir, "expired-client", expired, &authority),
             dir,
+            authority,
         }
     }
 
-    fn identity(&self) -> TlsIdentity {
+    /// The server's certificate and key.
+    pub(crate) fn identity(&self) -> TlsIdentity {
         TlsIdentity {
             cert: self.cert.clone(),
             key: self.key.clone(),
@@ -100,6 +103,17 @@ impl Pki {
 
     fn file(&self, name: &str, contents: &str) -> PathBuf {
         write(&self.dir, name, contents)
+    }
+
+    /// A client certificate signed by the CA, with `common_name` and these
+    /// subject alternative names (DNS names), as FILE.pem and FILE.key.
+    pub(crate) fn client(&self, file: &str, common_name: &str, dns_names: &[&str]) -> TlsIdentity {
+        let mut params = client_params(common_name);
+        params.subject_alt_names = dns_names
+            .iter()
+            .map(|name| rcgen::SanType::DnsName((*name).try_into().unwrap()))
+            .collect();
+        client_identity(&self.dir, file, params, &self.authority)
     }
 }
 
@@ -137,6 +151,16 @@ pub(crate) fn tls_server(pki: &Pki) -> TestServer {
     TestServer::with_config(ServerConfig {
         delay: Duration::ZERO,
         tls: Some(pki.identity()),
+        ..crate::support::test_config()
+    })
+}
+
+/// A server in this process that requires a client certificate from the CA.
+pub(crate) fn mutual_tls_server(pki: &Pki) -> TestServer {
+    TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        tls: Some(pki.identity()),
+        tls_client_ca: Some(pki.ca.clone()),
         ..crate::support::test_config()
     })
 }
@@ -390,12 +414,7 @@ fn handshake_lines(log: &str) -> Vec<&str> {
 #[test]
 fn mutual_tls_serves_a_client_certificate_from_the_client_ca_and_refuses_others() {
     let pki = Pki::generate();
-    let server = TestServer::with_config(ServerConfig {
-        delay: Duration::ZERO,
-        tls: Some(pki.identity()),
-        tls_client_ca: Some(pki.ca.clone()),
-        ..crate::support::test_config()
-    });
+    let server = mutual_tls_server(&pki);
     assert_served(&mtls_connect(&server.target, &pki, Presented::Valid));
     for presented in REFUSED {
         let client = mtls_connect(&server.target, &pki, presented);
@@ -412,12 +431,7 @@ fn mutual_tls_serves_a_client_certificate_from_the_client_ca_and_refuses_others(
 #[test]
 fn a_plaintext_client_is_refused_by_a_mutual_tls_server() {
     let pki = Pki::generate();
-    let server = TestServer::with_config(ServerConfig {
-        delay: Duration::ZERO,
-        tls: Some(pki.identity()),
-        tls_client_ca: Some(pki.ca.clone()),
-        ..crate::support::test_config()
-    });
+    let server = mutual_tls_server(&pki);
     assert_refused(
         &connect(&server.target, None, SERVER_NAME),
         "plaintext client",

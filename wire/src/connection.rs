@@ -444,10 +444,9 @@ impl State {
             Some("not decoded: the header table was lost earlier".to_owned())
         } else {
             let decoded = side.hpack.decode_with_cb(&side.block, |name, value| {
-                fields.push((
-                    String::from_utf8_lossy(&name).into_owned(),
-                    String::from_utf8_lossy(&value).into_owned(),
-                ))
+                let name = String::from_utf8_lossy(&name).into_owned();
+                let value = shown_value(&name, &value);
+                fields.push((name, value))
             });
             side.block.clear();
             decoded.err().map(|e| e.to_string())
@@ -552,6 +551,19 @@ fn describe(
         body,
         fields,
     }
+}
+
+/// A header's value as the view shows it: a credential (`authorization`)
+/// only by its scheme and length, so a printed or pasted view leaks no token.
+fn shown_value(name: &str, value: &[u8]) -> String {
+    if name != "authorization" {
+        return String::from_utf8_lossy(value).into_owned();
+    }
+    let text = String::from_utf8_lossy(value);
+    let scheme = text.split_once(' ').map_or("", |(scheme, _)| scheme);
+    format!("{scheme} <{} bytes, not shown>", value.len())
+        .trim_start()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -793,6 +805,24 @@ mod tests {
                 (3, "user_id: \"ada\"".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn a_bearer_token_is_shown_by_its_scheme_and_length_only() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+        let mut headers = request_headers(method_path::GET_LEARNING_STATUS);
+        headers.push((b"authorization", format!("Bearer {token}").into_bytes()));
+        let block = encode(&mut loona_hpack::Encoder::new(), &headers);
+        let mut bytes = client_start();
+        bytes.extend(frame(1, END_HEADERS, 1, &block));
+        let mut records = Vec::new();
+        decoder().feed(C2S, &bytes, &mut records);
+        let blocks = header_blocks(&records);
+        assert_eq!(
+            blocks[0].1.get("authorization"),
+            Some("Bearer <59 bytes, not shown>")
+        );
+        assert!(!format!("{records:?}").contains(token));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use messenger_lab::answers::FEED_ECHO_USER;
 use super::local::until;
 use super::request::invalid;
 use super::store::{Joined, Place};
+use crate::auth::room_access::Speaker;
 use crate::proto::messenger::FeedUpdate;
 use crate::rpc::{DuplexReply, Requests};
 use crate::service::outcome::{log_outcome, reject};
@@ -38,6 +39,7 @@ enum Ended {
 /// (fell behind, the store failed), the call ends with the room's status.
 pub(crate) async fn take_part(
     joined: Joined,
+    speaker: Speaker,
     mut updates: Requests<FeedUpdate>,
     mut sink: DuplexReply<FeedUpdate>,
 ) {
@@ -49,7 +51,7 @@ pub(crate) async fn take_part(
         .map(move |event| Ok((event.delivery(&me), WriteFlags::default())));
     let ended = {
         let reader = async {
-            let read = read_updates(&*place, &mut updates).await;
+            let read = read_updates(&*place, &speaker, &mut updates).await;
             place.leave();
             read
         };
@@ -89,9 +91,14 @@ pub(crate) async fn take_part(
 const PUBLISHING: usize = 32;
 
 /// Reads the participant's updates into the room until they end, each only
-/// while the room's gate is open; a refused update or a failed publish ends
-/// the call with its status.
-async fn read_updates(place: &dyn Place, updates: &mut Requests<FeedUpdate>) -> grpcio::Result<()> {
+/// while the room's gate is open; a refused update (the server's name, or
+/// not the authenticated `speaker`'s) or a failed publish ends the call with
+/// its status.
+async fn read_updates(
+    place: &dyn Place,
+    speaker: &Speaker,
+    updates: &mut Requests<FeedUpdate>,
+) -> grpcio::Result<()> {
     let failed = |status| Err(grpcio::Error::RpcFailure(status));
     let mut sending = FuturesOrdered::new();
     loop {
@@ -113,9 +120,12 @@ async fn read_updates(place: &dyn Place, updates: &mut Requests<FeedUpdate>) -> 
         };
         match read {
             None => {}
-            Some(Ok(Some(update))) => match refused(&update) {
-                Some(refusal) => return failed(refusal),
-                None => sending.push_back(place.publish(update)),
+            Some(Ok(Some(update))) => match speaker.speaks(update) {
+                Err(refusal) => return failed(refusal),
+                Ok(update) => match refused(&update) {
+                    Some(refusal) => return failed(refusal),
+                    None => sending.push_back(place.publish(update)),
+                },
             },
             Some(Ok(None)) => {
                 while let Some(published) = sending.next().await {

@@ -5,6 +5,8 @@
 use grpcio::{Metadata, RpcStatus, RpcStatusCode};
 use messenger_lab::room::{name_problem, ROOM_HEADER, SINCE_HEADER, USER_HEADER};
 
+use crate::auth::room_access::{self, Speaker};
+use crate::auth::Caller;
 use crate::proto::messenger::FeedUpdate;
 
 /// A call's request to take part in a room.
@@ -17,9 +19,14 @@ pub(crate) struct JoinRequest {
     pub(crate) since: Option<u64>,
 }
 
-/// The room a call asks to join, if any; a bad name, a bad `room-since` or
-/// a repeated header is INVALID_ARGUMENT. Header keys arrive lowercase.
-pub(crate) fn requested_room(headers: &Metadata) -> Result<Option<JoinRequest>, RpcStatus> {
+/// The room `caller` asks to join, if any, and whom its updates may speak
+/// as; a bad name, a bad `room-since` or a repeated header is
+/// INVALID_ARGUMENT, a room or a name authentication does not allow
+/// PERMISSION_DENIED (`auth::room_access`). Header keys arrive lowercase.
+pub(crate) fn requested_room(
+    headers: &Metadata,
+    caller: &Caller,
+) -> Result<Option<(JoinRequest, Speaker)>, RpcStatus> {
     let Some(room) = header(headers, ROOM_HEADER)? else {
         return Ok(None);
     };
@@ -39,11 +46,14 @@ pub(crate) fn requested_room(headers: &Metadata) -> Result<Option<JoinRequest>, 
                 })
         })
         .transpose()?;
-    Ok(Some(JoinRequest {
-        room: String::from_utf8_lossy(room).into_owned(),
-        user: participant_name(user, None),
+    let room = String::from_utf8_lossy(room).into_owned();
+    let participant = room_access::admit(caller, &room, user.map(str::to_owned))?;
+    let request = JoinRequest {
+        room,
+        user: participant_name(participant.name.as_deref(), None),
         since,
-    }))
+    };
+    Ok(Some((request, participant.speaker)))
 }
 
 /// A participant's name: its `user` header if it sent one, else the user of
@@ -92,10 +102,13 @@ mod tests {
 
     #[test]
     fn a_room_a_name_and_a_since_are_read() {
-        assert_eq!(requested_room(&headers(&[])).unwrap(), None);
-        let request = requested_room(&headers(&[("room", "lab"), ("room-since", "42")]))
+        let requested =
+            |pairs: &[(&str, &str)]| requested_room(&headers(pairs), &Caller::Anonymous);
+        assert_eq!(requested(&[]).unwrap(), None);
+        let (request, speaker) = requested(&[("room", "lab"), ("room-since", "42")])
             .unwrap()
             .unwrap();
+        assert_eq!(speaker, Speaker::Anyone);
         assert_eq!(
             request,
             JoinRequest {
@@ -110,7 +123,7 @@ mod tests {
             (&[("room", "a"), ("room", "b")][..], "more than one room"),
             (&[("room", "")][..], "empty"),
         ] {
-            let status = requested_room(&headers(pairs)).unwrap_err();
+            let status = requested(pairs).unwrap_err();
             assert_eq!(status.code(), RpcStatusCode::INVALID_ARGUMENT);
             assert!(status.message().contains(why), "{pairs:?}: {status:?}");
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::{EnvBuilder, RpcContext, ServerBuilder, ServerCredentials};
+use learning_messenger::auth::Caller;
 use learning_messenger::client::Balancing;
 use learning_messenger::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
@@ -96,6 +97,7 @@ impl LearningMessenger for Faulty {
     fn get_learning_status(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         req: StatusRequest,
         sink: UnaryReply<StatusResponse>,
     ) {
@@ -116,7 +118,7 @@ impl LearningMessenger for Faulty {
             return;
         }
         if self.fault != Fault::Inactive {
-            return self.inner.get_learning_status(ctx, req, sink);
+            return self.inner.get_learning_status(ctx, caller, req, sink);
         }
         let reply = sink.success(StatusResponse {
             message: STATUS_MESSAGE.into(),
@@ -131,21 +133,23 @@ impl LearningMessenger for Faulty {
     fn stream_learnings(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         req: TopicRequest,
         sink: ServerStreamReply<LearningUpdate>,
     ) {
-        self.inner.stream_learnings(ctx, req, sink)
+        self.inner.stream_learnings(ctx, caller, req, sink)
     }
 
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         notes: Requests<ResearchNote>,
         sink: ClientStreamReply<SummaryResponse>,
     ) {
         use futures::TryStreamExt;
         if self.fault != Fault::ShortCount {
-            return self.inner.submit_research_notes(ctx, notes, sink);
+            return self.inner.submit_research_notes(ctx, caller, notes, sink);
         }
         ctx.spawn(async move {
             let notes: Vec<ResearchNote> = notes.try_collect().await.unwrap_or_default();
@@ -158,12 +162,13 @@ impl LearningMessenger for Faulty {
     fn collaborative_feed(
         &mut self,
         ctx: RpcContext<'_>,
+        caller: Caller,
         updates: Requests<FeedUpdate>,
         mut sink: DuplexReply<FeedUpdate>,
     ) {
         use futures::{SinkExt, TryStreamExt};
         if self.fault != Fault::WrongEcho {
-            return self.inner.collaborative_feed(ctx, updates, sink);
+            return self.inner.collaborative_feed(ctx, caller, updates, sink);
         }
         ctx.spawn(async move {
             let mut echoes = updates.map_ok(|update| {
