@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    failure, mask_times, python_client_command, python_stubs, run_server_binary, wait_until,
+    failure, mask_times, python_client_command, python_stubs, run_server_binary, wait_until, WAIT,
     ServerProcess, TestServer, LAB_TRANSCRIPT,
 };
 use grpcio::RpcStatusCode;
@@ -456,7 +456,7 @@ fn mtls_server_process(pki: &Pki) -> ServerProcess {
 /// logged before the last of them is then in the log.
 fn wait_for_requests(server: &ServerProcess, count: usize) {
     assert!(
-        wait_until(Duration::from_secs(10), || server
+        wait_until(WAIT, || server
             .log()
             .matches("Unary Request")
             .count()
