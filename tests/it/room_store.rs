@@ -604,8 +604,9 @@ fn a_killed_replicas_participant_leaves_within_the_ttl_once() {
     let killed = Instant::now();
     olga.wait_for_text("System: kim left the room");
     let took = killed.elapsed();
-    // The TTL (1.5 s), plus a heartbeat period, plus a busy machine's slack.
-    assert!(took < Duration::from_secs(6), "kim left after {took:?}");
+    // The TTL (1.5 s), plus a heartbeat period, plus a loaded machine's
+    // slack (its timers and the store's round trips come late).
+    assert!(took < Duration::from_secs(10), "kim left after {took:?}");
     std::thread::sleep(Duration::from_millis(2000));
     let leaves = olga
         .texts()
@@ -728,8 +729,9 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let took = stopped.elapsed();
     let status = ended.expect_err("unavailable");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
-    // The bound: a ping's period and timeout (0.5 s + 1 s), then the grace, and slack.
-    assert!(took < Duration::from_secs(5), "ended after {took:?}");
+    // The bound: a ping's period and timeout (0.5 s + 1 s), then the grace
+    // (0.5 s), and a loaded machine's slack: four times the bound.
+    assert!(took < Duration::from_secs(8), "ended after {took:?}");
     // A new room call is refused at once; the echo goes on.
     let cy = Raw::join(fleet.target(0), "lab", "cy", None);
     let refused = cy
