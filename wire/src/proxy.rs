@@ -342,14 +342,15 @@ async fn forward(
         Direction::ServerToClient => ("upstream", "client"),
     };
     loop {
-        let read = from.read(&mut buffer).await;
-        let stamp = clock.stamp();
-        let n = match read {
+        // A stamp taken is a chunk sent: the decoder waits for each in turn.
+        let (n, stamp) = match from.read(&mut buffer).await {
             Ok(0) => break,
-            Ok(n) => n,
+            Ok(n) => (n, clock.stamp()),
             Err(e) => {
                 let line = format!("reading from the {reader} failed: {e}");
-                let _ = chunks.send(Chunk::Notice(direction, line, stamp)).await;
+                let _ = chunks
+                    .send(Chunk::Notice(direction, line, clock.stamp()))
+                    .await;
                 break;
             }
         };
@@ -592,6 +593,33 @@ mod tests {
         }
     }
 
+    /// A tap's shared state, printing JSON lines to `lines`.
+    fn shared(lines: &Lines) -> Arc<Shared> {
+        Arc::new(Shared {
+            decode: DecodeOptions::default(),
+            upstream: "upstream".to_owned(),
+            contract: Arc::new(Contract::lab()),
+            output: Output::new(
+                Some(Box::new(lines.clone())),
+                Style {
+                    format: Format::Json,
+                    colour: false,
+                },
+                None,
+            ),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    fn opened() -> Record {
+        Record {
+            conn: 1,
+            time: Duration::ZERO,
+            direction: None,
+            event: Event::Notice("opened".to_owned()),
+        }
+    }
+
     /// (direction, event or frame type) of each record, in the order printed.
     fn seen(lines: &Lines) -> Vec<(String, String)> {
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
@@ -611,28 +639,8 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_write_lets_no_later_read_overtake_it() {
         let lines = Lines::default();
-        let shared = Arc::new(Shared {
-            decode: DecodeOptions::default(),
-            upstream: "upstream".to_owned(),
-            contract: Arc::new(Contract::lab()),
-            output: Output::new(
-                Some(Box::new(lines.clone())),
-                Style {
-                    format: Format::Json,
-                    colour: false,
-                },
-                None,
-            ),
-            next_conn: AtomicU64::new(1),
-        });
         let (chunks, queue) = mpsc::channel(CHUNKS_QUEUED);
-        let opened = Record {
-            conn: 1,
-            time: Duration::ZERO,
-            direction: None,
-            event: Event::Notice("opened".to_owned()),
-        };
-        let decoder = tokio::spawn(decode(1, Instant::now(), queue, shared, opened));
+        let decoder = tokio::spawn(decode(1, Instant::now(), queue, shared(&lines), opened()));
         let (mut client, client_side) = duplex(1 << 16);
         let (mut server, server_side) = duplex(1 << 16);
         let (client_read, mut client_write) = tokio::io::split(client_side);
@@ -696,6 +704,58 @@ mod tests {
             })
             .collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+
+    /// The client half-closes; what the server sends after is still shown as it is read.
+    #[tokio::test]
+    async fn after_one_direction_ends_the_other_is_shown_as_it_is_read() {
+        let lines = Lines::default();
+        let (chunks, queue) = mpsc::channel(CHUNKS_QUEUED);
+        let decoder = tokio::spawn(decode(1, Instant::now(), queue, shared(&lines), opened()));
+        let (mut client, client_side) = duplex(1 << 16);
+        let (mut server, server_side) = duplex(1 << 16);
+        let (client_read, client_write) = tokio::io::split(client_side);
+        let (server_read, server_write) = tokio::io::split(server_side);
+        let forwarding = tokio::spawn(async move {
+            let clock = ReadClock::default();
+            let server_chunks = chunks.clone();
+            tokio::join!(
+                forward(
+                    client_read,
+                    server_write,
+                    Direction::ClientToServer,
+                    chunks,
+                    &clock
+                ),
+                forward(
+                    server_read,
+                    client_write,
+                    Direction::ServerToClient,
+                    server_chunks,
+                    &clock
+                ),
+            );
+        });
+
+        client
+            .write_all(&[&PREFACE[..], &frame(4, 0, 0, &[])].concat())
+            .await
+            .unwrap();
+        client.shutdown().await.unwrap();
+        let mut upstream_got = Vec::new();
+        server.read_to_end(&mut upstream_got).await.unwrap();
+        server.write_all(&frame(4, 0, 0, &[])).await.unwrap();
+        let shown = |lines: &Lines| seen(lines).len() == 3;
+        for _ in 0..1000 {
+            if shown(&lines) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(shown(&lines), "{:?}", seen(&lines));
+        drop((client, server));
+        forwarding.await.unwrap();
+        decoder.await.unwrap();
     }
 
     #[test]
