@@ -726,7 +726,7 @@ def declared(args):
         },
         conn.report(),
         answered=len(answered),
-        status_of_streams=dict(Counter(st["status"] for st in streams.values())),
+        status_of_streams=dict(Counter(st["status"] or "none" for st in streams.values())),
         slowest_status_s=max(answered, default=None),
         window_updates_on_streams=sum(window_updates.values()),
     )

@@ -110,6 +110,8 @@ class Watched:
         # h2 respects flow control: big messages go out as the window opens.
         view = memoryview(message)
         while True:
+            if self.stream_ended(stream) or self.closed:
+                return  # the server ended it (at a prefix, say): nothing more may be sent
             window = min(self.h2.local_flow_control_window(stream), self.h2.max_outbound_frame_size)
             if window > 0 or not view:
                 chunk = view[:window]
