@@ -4,11 +4,10 @@
 //! `--max-message-bytes` (its compressed size, if compressed), or more than
 //! `--max-request-bytes-in-flight` has left, gets RESOURCE_EXHAUSTED at once,
 //! one trailers and a RST_STREAM NO_ERROR, and no window: its body is never
-//! held. Watched by the strict HTTP/2 client (python/strict_h2.py) and, for
-//! memory, by a raw h2 flood (python/floods.py `declared`) with the server's
+//! held. Watched by the strict HTTP/2 client (tests/harness/strict_h2.py)
+//! and, for memory, by a raw h2 flood (tests/harness/floods.py `declared`) with the server's
 //! RSS read from /proc.
 
-use std::process::Command;
 use std::time::Duration;
 
 use grpcio::CallOption;
@@ -16,42 +15,14 @@ use learning_messenger::proto::messenger::StatusRequest;
 use serde_json::{json, Value};
 
 use crate::auth::{claims, Issuer, Key, AUDIENCE, ISSUER};
-use crate::support::{
-    project_root, run_bounded, venv_program, wait_until, PeakWatcher, ServerProcess,
-};
+use crate::strict_h2::strict_h2;
+use crate::support::{wait_until, PeakWatcher, ServerProcess};
 
 /// What 200 refused streams may add to the server's RSS (the issue's bound).
 const PEAK_MARGIN_KIB: u64 = 64 * 1024;
 /// How long each refused stream may wait for its status, from its prefix
 /// (the issue's bound; the refusals come in milliseconds).
 const STATUS_WITHIN_S: f64 = 5.0;
-
-/// Runs `python/strict_h2.py --port PORT ARGS` (its cases, and flags) and
-/// parses its reports, one JSON object per case.
-fn strict_h2(server: &ServerProcess, args: &[&str]) -> Vec<Value> {
-    let port = server.target.rsplit(':').next().unwrap();
-    let mut command = Command::new(venv_program("python3"));
-    command
-        .arg(project_root().join("python/strict_h2.py"))
-        .args(["--port", port])
-        .args(args);
-    let output = run_bounded(command, Duration::from_secs(120));
-    // Exit 1 means violations, which the reports name; anything else is a failure to run.
-    assert!(
-        output
-            .status
-            .is_some_and(|s| matches!(s.code(), Some(0 | 1))),
-        "strict_h2.py {args:?}: {:?}\n{}\n{}",
-        output.status,
-        output.stdout,
-        output.stderr
-    );
-    output
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON report"))
-        .collect()
-}
 
 /// The case was refused at its prefix: one trailers-only answer with
 /// RESOURCE_EXHAUSTED and the message that says why, then RST_STREAM
@@ -89,7 +60,7 @@ const DECLARED_CASES: [(&str, &str); 4] = [
 
 fn run_declared_cases(server: &ServerProcess, cases: &[(&str, &str)], flags: &[&str]) {
     let names: Vec<&str> = cases.iter().map(|(case, _)| *case).collect();
-    let reports = strict_h2(server, &[flags, &names[..]].concat());
+    let reports = strict_h2(&server.target, &[flags, &names[..]].concat());
     assert_eq!(reports.len(), cases.len(), "{reports:?}");
     for (report, (case, message)) in reports.iter().zip(cases) {
         println!("{case}: {report}");
@@ -118,7 +89,7 @@ fn a_declared_length_over_the_limit_is_refused_at_its_prefix_once() {
     let server = ServerProcess::start(&["--delay-ms", "0"]);
     run_declared_cases(&server, &DECLARED_CASES, &[]);
     // The connection's other calls go on: a valid call after the refusals.
-    let ok = strict_h2(&server, &["ok"]);
+    let ok = strict_h2(&server.target, &["ok"]);
     assert_eq!(ok[0]["grpc_status"], 0, "{ok:?}");
 }
 
@@ -141,7 +112,7 @@ fn a_request_over_the_budget_is_refused_at_its_prefix_and_the_budget_comes_back(
     let budget = (8 << 20).to_string();
     let server =
         ServerProcess::start(&["--delay-ms", "0", "--max-request-bytes-in-flight", &budget]);
-    let reports = strict_h2(&server, &["over-budget"]);
+    let reports = strict_h2(&server.target, &["over-budget"]);
     println!("{reports:?}");
     let [report] = &reports[..] else {
         panic!("{reports:?}")
