@@ -38,7 +38,7 @@ const FLOOD_TIMEOUT: Duration = Duration::from_secs(90);
 static ONE_FLOOD: Mutex<()> = Mutex::new(());
 
 /// Runs `tests/harness/floods.py --port PORT FLOOD ARGS` and parses the JSON it prints.
-fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
+pub(crate) fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
     let root = project_root();
     let python = venv_program("python3");
     let mut child = Command::new(&python)
