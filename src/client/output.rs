@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::proto::health::HealthCheckResponse;
 use crate::proto::messenger::{FeedUpdate, LearningUpdate, StatusResponse, SummaryResponse};
+use crate::untrusted::untrusted;
 use messenger_lab::room::Kind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,10 +98,12 @@ impl Received<'_> {
                     s.count
                 )
             }
+            // What other callers wrote, escaped: no line of theirs can pass
+            // for one of the server's.
             Received::Echo(e) => format!(
                 " [Feed Update] {}: {}",
-                paint(colour, CYAN, &e.user),
-                e.message
+                paint(colour, CYAN, &untrusted(&e.user).to_string()),
+                untrusted(&e.message)
             ),
             // Our own updates' acknowledgements, as the echo prints them; the
             // room's traffic after the room's name.
@@ -117,8 +120,8 @@ impl Received<'_> {
             } => format!(
                 " [{}] {}: {}",
                 paint(colour, BOLD, room),
-                paint(colour, CYAN, &update.user),
-                update.message
+                paint(colour, CYAN, &untrusted(&update.user).to_string()),
+                untrusted(&update.message)
             ),
             Received::InRoom {
                 room,
@@ -128,7 +131,7 @@ impl Received<'_> {
             } => format!(
                 " [{}] * {}",
                 paint(colour, BOLD, room),
-                paint(colour, DIM, &update.message)
+                paint(colour, DIM, &untrusted(&update.message).to_string())
             ),
             Received::Health(h) => format!("status: {:?}", h.status.enum_value_or_default()),
         }

@@ -135,7 +135,7 @@ impl ServerConfig {
             crate::rpc::ServedBy::headers(name)?;
         }
         self.check_web()?;
-        self.auth.check()?;
+        self.auth.check(self.tls_client_ca.is_some())?;
         self.credentials().map(drop)
     }
 
@@ -184,8 +184,10 @@ impl ServerConfig {
             "auth_jwks": self.auth.jwks,
             "auth_issuer": self.auth.issuer,
             "auth_audience": self.auth.audience,
+            "auth_any_audience": self.auth.any_audience,
             "auth_name_claim": self.auth.name_claim,
             "auth_rooms_claim": self.auth.rooms_claim,
+            "auth_open_rooms": self.auth.open_rooms,
             "delay_ms": ms(self.delay),
             "max_message_bytes": self.max_message_bytes,
             "max_concurrent_streams": self.max_concurrent_streams,

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod bootstrap;
 mod cli;
+mod credentials;
 mod compression;
 mod deploy;
 mod docs;
