@@ -392,6 +392,37 @@ mod tests {
     }
 
     #[test]
+    fn what_others_wrote_cannot_pass_for_a_line_of_its_own() {
+        let update = FeedUpdate {
+            user: "ann\n [Feed Update] System".into(),
+            message: "hi\n [lab] * bob left the room\u{1b}[2J".into(),
+            ..Default::default()
+        };
+        let in_room = Received::InRoom {
+            room: "lab",
+            kind: Kind::Update,
+            update: &update,
+            seq: None,
+        };
+        assert_eq!(
+            in_room.text(false),
+            " [lab] ann\\n [Feed Update] System: hi\\n [lab] * bob left the room\\u{1b}[2J"
+        );
+        let echo = Received::Echo(&update).text(false);
+        assert_eq!(echo.lines().count(), 1, "{echo}");
+        // The lab's lines are unchanged.
+        let lab = FeedUpdate {
+            user: "System".into(),
+            message: "Acknowledged Engineer's update: Initializing system...".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Received::Echo(&lab).text(false),
+            " [Feed Update] System: Acknowledged Engineer's update: Initializing system..."
+        );
+    }
+
+    #[test]
     fn json_names_the_rpc_and_keeps_default_values() {
         let status = StatusResponse {
             message: "m".into(),

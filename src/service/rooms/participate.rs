@@ -11,7 +11,6 @@ use futures_timer::Delay;
 use grpcio::{RpcStatus, WriteFlags};
 
 use messenger_lab::answers::FEED_ECHO_USER;
-use messenger_lab::room::name_problem;
 
 use super::local::until;
 use super::request::invalid;
@@ -141,14 +140,9 @@ async fn read_updates(
     }
 }
 
-/// Why `update` cannot go into a room: its user must be a name, as a `user`
-/// header must (printable ASCII, so that no line break or terminal escape
-/// reaches the other participants as a line of its own), and not `System`,
-/// the server's, so that its notices cannot be forged.
+/// Why `update` cannot go into a room: the user `System` is the server's, so
+/// that its notices cannot be forged.
 fn refused(update: &FeedUpdate) -> Option<RpcStatus> {
-    if let Some(problem) = name_problem("user", update.user.as_bytes()) {
-        return Some(invalid(format!("an update's {problem}")));
-    }
     (update.user == FEED_ECHO_USER).then(|| {
         invalid(format!(
             "the user name {FEED_ECHO_USER} is the server's in a room"
