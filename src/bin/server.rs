@@ -42,6 +42,9 @@ struct Args {
     /// Calls the server may have in its handlers at once, all connections together; more get RESOURCE_EXHAUSTED; 0 for no limit.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS_IN_FLIGHT)]
     max_calls_in_flight: usize,
+    /// Health Watch and reflection streams (open to anyone, without authentication) the server may have at once, a limit apart from --max-calls-in-flight; more get RESOURCE_EXHAUSTED; 0 for no limit.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_OPEN_STREAMS)]
+    max_open_streams: usize,
     /// Streams a connection may reset before their calls start, or have refused, per second; past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed; 0 for no limit.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND)]
     max_aborted_streams_per_second: u32,
@@ -165,6 +168,7 @@ fn main() -> ExitCode {
         max_message_bytes: args.max_message_bytes,
         max_concurrent_streams: args.max_concurrent_streams,
         max_calls_in_flight: args.max_calls_in_flight,
+        max_open_streams: args.max_open_streams,
         max_aborted_streams_per_second: args.max_aborted_streams_per_second,
         tls_client_ca: args.tls_client_ca,
         auth: AuthConfig {
