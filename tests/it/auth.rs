@@ -1551,3 +1551,69 @@ fn rooms_fail_closed_for_a_token_without_a_rooms_claim_unless_opened() {
     Participant::join(&open, "lab", None, Some("mallory"))
         .expect_refusal(RpcStatusCode::UNAUTHENTICATED, "missing token");
 }
+
+#[test]
+fn anonymous_watch_streams_fill_a_limit_of_their_own_not_the_authenticated_calls() {
+    use learning_messenger::proto::health::{HealthCheckRequest, HealthCheckResponse};
+    use learning_messenger::proto::reflection_v1::ServerReflectionRequest;
+    use learning_messenger::rpc::health::HealthClient;
+    use learning_messenger::rpc::reflection::ServerReflectionClient;
+    use futures::TryStreamExt;
+
+    const OPEN: usize = 8;
+    let issuer = Issuer::generate();
+    // Fewer places for the authenticated calls than the open streams hold:
+    // before the open services had a limit of their own, these streams
+    // alone filled the server's.
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        max_calls_in_flight: OPEN / 2,
+        max_open_streams: OPEN,
+        auth: AuthConfig {
+            jwks: Some(issuer.jwks()),
+            issuer: Some(ISSUER.to_owned()),
+            audience: Some(AUDIENCE.to_owned()),
+            ..AuthConfig::default()
+        },
+        ..test_config()
+    });
+    let channel = server.client().channel().clone();
+    let health = HealthClient::new(channel.clone())
+        .with_options(CallOption::default().timeout(WAIT));
+    let request = HealthCheckRequest::default();
+    // Each watch is open once its first answer is read.
+    let mut watches: Vec<grpcio::ClientSStreamReceiver<HealthCheckResponse>> = Vec::new();
+    for _ in 0..OPEN {
+        let mut watch = health.watch_async(&request).unwrap();
+        assert!(block_on(watch.try_next()).unwrap().is_some());
+        watches.push(watch);
+    }
+    let over = |status: RpcStatus| {
+        assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
+        assert!(status.message().contains(&format!("{OPEN} ")), "{status:?}");
+    };
+    over(refusal(block_on(
+        health.watch_async(&request).unwrap().try_collect::<Vec<_>>(),
+    )));
+    let reflection = ServerReflectionClient::new(channel)
+        .with_options(CallOption::default().timeout(WAIT));
+    let (mut sender, mut receiver) = reflection.server_reflection_info_async().unwrap();
+    let mut list = ServerReflectionRequest::new();
+    list.set_list_services(String::new());
+    let _ = block_on(sender.send((list, WriteFlags::default())));
+    over(refusal(block_on(receiver.try_next())));
+
+    // The authenticated calls have their places, and probes their Check.
+    let token = bearer(&issuer.sign(Key::Rs256, &claims("ada", json!({}))));
+    let client = client_with(&server, Some(&token), &[]);
+    for _ in 0..3 {
+        assert!(every_method(&client).iter().all(Result::is_ok));
+    }
+    assert!(health.check(&request).is_ok());
+    // A watch that ends gives its place back.
+    drop(watches.pop());
+    assert!(wait_until(WAIT, || {
+        let mut watch = health.watch_async(&request).unwrap();
+        block_on(watch.try_next()).is_ok()
+    }));
+}
