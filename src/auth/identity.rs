@@ -188,7 +188,12 @@ mod tests {
     #[test]
     fn an_identity_s_name_obeys_the_rule_of_names_in_rooms() {
         let named = |name: &str| {
-            Identity::new(name, "the token's \"sub\" claim", Source::Token, RoomGrant::Unlisted)
+            Identity::new(
+                name,
+                "the token's \"sub\" claim",
+                Source::Token,
+                RoomGrant::Unlisted,
+            )
         };
         assert_eq!(named("ada").unwrap().name, "ada");
         assert_eq!(named(&"a".repeat(64)).unwrap().name.len(), 64);
@@ -209,7 +214,11 @@ mod tests {
                 "{name:?}: {}",
                 refusal.message
             );
-            assert!(!refusal.message.contains(['\n', '\u{1b}']), "{}", refusal.message);
+            assert!(
+                !refusal.message.contains(['\n', '\u{1b}']),
+                "{}",
+                refusal.message
+            );
         }
     }
 }

@@ -16,7 +16,6 @@ use super::in_flight::CallCounter;
 use super::outcome::{log_outcome, reject};
 use super::rooms::{self, Rooms};
 use crate::auth::Caller;
-use crate::untrusted::untrusted;
 use crate::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusRequest, StatusResponse, SummaryResponse,
     TopicRequest,
@@ -25,6 +24,7 @@ use crate::rpc::messenger::LearningMessenger;
 use crate::rpc::{
     call_ended, ClientStreamReply, DuplexReply, Requests, ServerStreamReply, UnaryReply,
 };
+use crate::untrusted::untrusted;
 
 /// The four LearningMessenger handlers.
 #[derive(Clone, Debug)]
@@ -132,7 +132,10 @@ impl LearningMessenger for MessengerService {
         mut notes: Requests<ResearchNote>,
         sink: ClientStreamReply<SummaryResponse>,
     ) {
-        info!("📡 {}Receiving stream of research notes...", caller.in_log());
+        info!(
+            "📡 {}Receiving stream of research notes...",
+            caller.in_log()
+        );
         self.in_flight.spawn(&ctx, async move {
             // Only the count and the last note are kept: memory stays flat however long the stream.
             let mut count: i32 = 0;

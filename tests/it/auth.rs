@@ -1260,7 +1260,12 @@ fn the_server_binary_says_in_one_line_why_its_auth_flags_cannot_serve() {
     let jwks = issuer.jwks();
     for (args, said) in [
         (
-            vec!["--auth-jwks", "/nonexistent/jwks.json", "--auth-audience", AUDIENCE],
+            vec![
+                "--auth-jwks",
+                "/nonexistent/jwks.json",
+                "--auth-audience",
+                AUDIENCE,
+            ],
             "cannot read --auth-jwks /nonexistent/jwks.json",
         ),
         (
@@ -1297,7 +1302,13 @@ fn the_server_binary_says_in_one_line_why_its_auth_flags_cannot_serve() {
     for usage in [
         &["--auth-issuer", ISSUER][..],
         &["--auth-any-audience"],
-        &["--auth-jwks", arg(&jwks), "--auth-audience", AUDIENCE, "--auth-any-audience"],
+        &[
+            "--auth-jwks",
+            arg(&jwks),
+            "--auth-audience",
+            AUDIENCE,
+            "--auth-any-audience",
+        ],
     ] {
         let output = run_server_binary(usage, WAIT);
         assert_eq!(output.status.code(), Some(2), "{usage:?}");
@@ -1387,7 +1398,10 @@ fn names_from_tokens_and_certificates_obey_the_rule_of_names() {
     Participant::join(&server, "lab", Some(&ann), None)
         .expect_refusal(RpcStatusCode::UNAUTHENTICATED, "is not printable ASCII");
     bobs.say("", "still alone");
-    bobs.expect(&format!("System: {}", acknowledgement("bob", "still alone")));
+    bobs.expect(&format!(
+        "System: {}",
+        acknowledgement("bob", "still alone")
+    ));
     assert_eq!(refused_count(&server, "bad_identity_name"), 6);
 
     // A certificate's name: its common name when it has no SAN, else its first SAN.
@@ -1398,7 +1412,7 @@ fn names_from_tokens_and_certificates_obey_the_rule_of_names() {
         (
             pki.client("zoe", "Zoë Example", &[]),
             "the client certificate's common name does not name a caller this server accepts: \
-             the caller name is not printable ASCII",
+             the caller name is not printable ASCII (letters, digits, punctuation, spaces)",
         ),
         (
             pki.client("long", "long", &[&long_san]),
@@ -1423,7 +1437,12 @@ fn log_lines_escape_what_callers_send_and_name_who_really_called() {
     let mut command = Command::new(SERVER_BIN);
     command
         .args(["--addr", &addr, "--delay-ms", "0"])
-        .args(["--auth-jwks", arg(&issuer.jwks()), "--auth-audience", AUDIENCE])
+        .args([
+            "--auth-jwks",
+            arg(&issuer.jwks()),
+            "--auth-audience",
+            AUDIENCE,
+        ])
         .env("RUST_LOG", "debug");
     let mut server = ChildGuard::spawn("server", command);
     server.wait_for_port(port, WAIT);
@@ -1435,7 +1454,8 @@ fn log_lines_escape_what_callers_send_and_name_who_really_called() {
         .with_options(CallOption::default().timeout(WAIT).headers(headers.build()));
     // A user_id that would start a line of its own, a topic that would clear
     // the operator's terminal.
-    let forged = "mallory\n[2026-12-05T10:05:59Z INFO  learning_messenger::service::messenger] forged";
+    let forged =
+        "mallory\n[2026-12-05T10:05:59Z INFO  learning_messenger::service::messenger] forged";
     client
         .get_learning_status(&StatusRequest {
             user_id: forged.into(),
@@ -1467,10 +1487,14 @@ fn log_lines_escape_what_callers_send_and_name_who_really_called() {
     assert!(wait_until(WAIT, logged), "{}", server.log());
     let log = server.log();
     assert!(
-        !log.lines().any(|line| line.starts_with("[2026-12-05T10:05:59Z") || line == "there"),
+        !log.lines()
+            .any(|line| line.starts_with("[2026-12-05T10:05:59Z") || line == "there"),
         "{log}"
     );
-    assert!(!log.contains('\u{1b}') && !log.contains('\u{202e}'), "{log}");
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{202e}'),
+        "{log}"
+    );
 }
 
 #[test]
@@ -1512,7 +1536,10 @@ fn a_token_for_another_app_is_refused_unless_any_audience_is_meant() {
     let Err(why) = unsaid else {
         panic!("a server with --auth-jwks and no audience started")
     };
-    assert!(why.starts_with("--auth-jwks needs --auth-audience AUD"), "{why}");
+    assert!(
+        why.starts_with("--auth-jwks needs --auth-audience AUD"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -1554,11 +1581,11 @@ fn rooms_fail_closed_for_a_token_without_a_rooms_claim_unless_opened() {
 
 #[test]
 fn anonymous_watch_streams_fill_a_limit_of_their_own_not_the_authenticated_calls() {
+    use futures::TryStreamExt;
     use learning_messenger::proto::health::{HealthCheckRequest, HealthCheckResponse};
     use learning_messenger::proto::reflection_v1::ServerReflectionRequest;
     use learning_messenger::rpc::health::HealthClient;
     use learning_messenger::rpc::reflection::ServerReflectionClient;
-    use futures::TryStreamExt;
 
     const OPEN: usize = 8;
     let issuer = Issuer::generate();
@@ -1578,8 +1605,8 @@ fn anonymous_watch_streams_fill_a_limit_of_their_own_not_the_authenticated_calls
         ..test_config()
     });
     let channel = server.client().channel().clone();
-    let health = HealthClient::new(channel.clone())
-        .with_options(CallOption::default().timeout(WAIT));
+    let health =
+        HealthClient::new(channel.clone()).with_options(CallOption::default().timeout(WAIT));
     let request = HealthCheckRequest::default();
     // Each watch is open once its first answer is read.
     let mut watches: Vec<grpcio::ClientSStreamReceiver<HealthCheckResponse>> = Vec::new();
@@ -1589,14 +1616,21 @@ fn anonymous_watch_streams_fill_a_limit_of_their_own_not_the_authenticated_calls
         watches.push(watch);
     }
     let over = |status: RpcStatus| {
-        assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED, "{status:?}");
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::RESOURCE_EXHAUSTED,
+            "{status:?}"
+        );
         assert!(status.message().contains(&format!("{OPEN} ")), "{status:?}");
     };
     over(refusal(block_on(
-        health.watch_async(&request).unwrap().try_collect::<Vec<_>>(),
+        health
+            .watch_async(&request)
+            .unwrap()
+            .try_collect::<Vec<_>>(),
     )));
-    let reflection = ServerReflectionClient::new(channel)
-        .with_options(CallOption::default().timeout(WAIT));
+    let reflection =
+        ServerReflectionClient::new(channel).with_options(CallOption::default().timeout(WAIT));
     let (mut sender, mut receiver) = reflection.server_reflection_info_async().unwrap();
     let mut list = ServerReflectionRequest::new();
     list.set_list_services(String::new());

@@ -78,10 +78,15 @@ fn a_real_token_shows_in_no_wire_view() {
     );
     let web = tap.web.clone().unwrap();
     let mut events = EventReader::open(&web);
+    assert_eq!(events.next().0, "reset");
     calls_through(&tap, &token, file);
     events.records_until_closed(1);
     events.records_until_closed(2);
-    assert!(wait_until(WAIT, || tap.output().matches("\"close\"").count() == 2));
+    assert!(wait_until(WAIT, || tap
+        .output()
+        .matches("\"close\"")
+        .count()
+        == 2));
     let json = tap.output();
     assert_not_shown("wiretap --json --bytes --web", &json, secret);
     assert_not_shown("the web view's events", events.text(), secret);
@@ -101,11 +106,16 @@ fn a_real_token_shows_in_no_wire_view() {
         let headers = first["headers"].to_string();
         let length = secret.len() + "Bearer ".len();
         assert!(
-            headers.contains(&format!("[\"authorization\",\"Bearer <{length} bytes, masked>\"]")),
+            headers.contains(&format!(
+                "[\"authorization\",\"Bearer <{length} bytes, masked>\"]"
+            )),
             "{headers}"
         );
     }
-    let page = run_bounded(node("wire-page-text.mjs", &[&format!("http://{web}/"), "2"]), WAIT * 2);
+    let page = run_bounded(
+        node("wire-page-text.mjs", &[&format!("http://{web}/"), "2"]),
+        WAIT * 2,
+    );
     assert!(
         page.status.is_some_and(|s| s.success()),
         "the page: {}\n{}",
@@ -124,7 +134,11 @@ fn a_real_token_shows_in_no_wire_view() {
     // wiretap as text, with --bytes.
     let tap = TapProcess::start_printing(&server.target, &["--bytes"]);
     calls_through(&tap, &token, file);
-    assert!(wait_until(WAIT, || tap.output().matches("closed: ").count() == 2));
+    assert!(wait_until(WAIT, || tap
+        .output()
+        .matches("closed: ")
+        .count()
+        == 2));
     let text = tap.output();
     assert_not_shown("wiretap --bytes", &text, secret);
     assert!(text.contains("authorization: Bearer <"), "{text}");
@@ -142,7 +156,11 @@ fn a_real_token_shows_in_no_wire_view() {
             "--concurrent",
         ]);
         assert!(shown.stderr.contains("authorization"), "{}", shown.stderr);
-        assert_not_shown(&format!("client --show-wire={format}"), &shown.stderr, secret);
+        assert_not_shown(
+            &format!("client --show-wire={format}"),
+            &shown.stderr,
+            secret,
+        );
         assert_not_shown("the client's output", &shown.stdout, secret);
     }
 
@@ -165,6 +183,7 @@ fn a_real_token_shows_in_no_wire_view() {
         .0
         .to_owned();
     let mut events = EventReader::open(&web);
+    assert_eq!(events.next().0, "reset");
     let records = events.records_until_closed(1);
     assert!(
         records.iter().any(|r| r["masked"].is_array()),

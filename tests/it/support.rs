@@ -700,10 +700,9 @@ pub(crate) fn assert_not_shown(what: &str, text: &str, secret: &[u8]) {
             forms.push(encoded[4..encoded.len() - 4].to_owned());
         }
         for form in forms {
-            assert!(
-                !text.contains(&form),
-                "{what} shows {form:?}, a piece of a credential:\n{text}"
-            );
+            if let Some(line) = text.lines().find(|line| line.contains(&form)) {
+                panic!("{what} shows {form:?}, a piece of a credential, in:\n{line}");
+            }
         }
     }
 }

@@ -960,7 +960,7 @@ impl EventReader {
     }
 
     /// The next event: its name (`message` when it has none) and its data.
-    fn next(&mut self) -> (String, Value) {
+    pub(crate) fn next(&mut self) -> (String, Value) {
         let (mut name, mut data) = ("message".to_owned(), String::new());
         loop {
             let mut line = String::new();
