@@ -1,4 +1,4 @@
-//! No credential's bytes in any wire view. A real RS256 token (python/tokens.py's
+//! No credential's bytes in any wire view. A real RS256 token (tests/harness/tokens.py's
 //! key, signed by PyJWT) goes to a server that requires it, sent by
 //! `client --token-file` (C-core: a literal, not Huffman-coded) and by
 //! Python's h2 (Huffman-coded, never indexed), through every view: wiretap's
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::auth::{claims, server, strict_call, Issuer, Key, StrictCall};
+use crate::auth::{claims, server, strict_call, Issuer, Key};
 use crate::support::{
     assert_not_shown, mask_times, node, run_bounded, wait_until, BoundedOutput, LAB_TRANSCRIPT,
 };
@@ -47,13 +47,12 @@ fn calls_through(tap: &TapProcess, token: &str, token_file: &str) {
         "0",
     ]);
     assert_eq!(mask_times(&all.stdout), LAB_TRANSCRIPT);
+    let authorization = format!("authorization=Bearer {token}");
     let strict = strict_call(
         &tap.addr,
-        &StrictCall {
-            path: "/messenger.LearningMessenger/GetLearningStatus",
-            headers: vec![format!("authorization: Bearer {token}")],
-            messages: vec![""],
-        },
+        "/messenger.LearningMessenger/GetLearningStatus",
+        &[&authorization],
+        &[""],
     );
     let trailers = strict["blocks"].as_array().unwrap().last().unwrap().clone();
     assert!(

@@ -5,11 +5,12 @@
 //! queue of chunks (so a tap's memory per connection is bounded too).
 //! The records are printed, and with `web` sent to the web view's pages.
 
+use parking_lot::Mutex;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -98,9 +99,8 @@ impl Output {
         for record in records {
             output::render(record, self.style, text);
         }
-        if let Ok(mut sink) = sink.lock() {
-            let _ = sink.write_all(text.as_bytes()).and_then(|()| sink.flush());
-        }
+        let mut sink = sink.lock();
+        let _ = sink.write_all(text.as_bytes()).and_then(|()| sink.flush());
     }
 }
 
