@@ -113,9 +113,10 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
     // Their long-lived streams hold places of a small limit of their own, so
     // anonymous callers cannot take the authenticated calls'; Check, a
     // probe's quick unary call, keeps to the server's.
-    let open_streams = options
-        .clone()
-        .with_max_calls_in_flight(config.max_open_streams);
+    let open_streams = options.clone().with_in_flight(rpc::InFlightLimit::of(
+        "open streams (health Watch, reflection)",
+        config.max_open_streams,
+    ));
     builder = builder
         .channel_args(channel_args(config, env).build_args())
         .register_service(rpc::messenger::create_learning_messenger(
