@@ -14,6 +14,7 @@
 //! - [`report`]: figures, units and tables.
 //! - [`process`]: a process's memory and threads, from `/proc`.
 //! - [`port`]: loopback ports for child processes, safe from parallel tests.
+//! - [`host`]: which `Host` a local web page answers to (DNS rebinding).
 //! - [`room`]: joining a CollaborativeFeed room, and the server's notices about it.
 //! - [`status_code`]: gRPC's status codes by name.
 
@@ -26,6 +27,7 @@ pub mod checks;
 pub mod clock;
 pub mod closed_loop;
 pub mod demo;
+pub mod host;
 pub mod method_path;
 pub mod port;
 pub mod process;

@@ -1,7 +1,9 @@
 //! The gateway: an HTTP server (HTTP/1.1, as browsers speak to a plain
-//! `http://` address, and HTTP/2) on a tokio runtime of its own. GET and
-//! HEAD get the page; gRPC-Web calls go through CORS, tonic-web's
-//! translation and the [`Proxy`] to the upstream; anything else gets 415.
+//! `http://` address, and HTTP/2) on a tokio runtime of its own. A request
+//! that names it by a name it does not answer to gets 403 ([`AllowedHosts`]);
+//! GET and HEAD get the page; gRPC-Web calls go through CORS, tonic-web's
+//! translation and the connection's [`Proxy`] to the upstream; anything
+//! else gets 415.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,11 +26,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::body::Body;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
-use tower_http::cors::Cors;
+use tower_http::cors::{Cors, CorsLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::upstream::{self, Proxy};
+use crate::hosts::AllowedHosts;
+use crate::upstream::{self, Proxy, Upstream};
 use crate::{cors, page};
 
 /// Worker threads of the gateway's runtime: it only moves bytes.
@@ -46,6 +49,8 @@ pub struct GatewayOptions {
     /// Other origins whose pages may call (CORS), `scheme://host[:port]` or
     /// `*`; the gateway's own page needs none.
     pub allowed_origins: Vec<String>,
+    /// Names the gateway answers to besides IP addresses and `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl GatewayOptions {
@@ -53,6 +58,7 @@ impl GatewayOptions {
     pub fn check(&self) -> Result<(), String> {
         upstream::check_target(&self.upstream).map_err(|e| format!("upstream: {e}"))?;
         cors::check_origins(&self.allowed_origins).map_err(|e| format!("allowed origin: {e}"))?;
+        AllowedHosts::new(&self.allowed_hosts).map_err(|e| format!("allowed host: {e}"))?;
         Ok(())
     }
 }
@@ -83,14 +89,14 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let gate = Gate::new(options)?;
+        let shared = Arc::new(Shared::new(options)?);
         let listener = {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?
         };
         let (stop, stopped) = oneshot::channel();
-        let served = runtime.spawn(serve(listener, gate, stopped));
+        let served = runtime.spawn(serve(listener, shared, stopped));
         Ok(Gateway {
             runtime: Some(runtime),
             local_addr,
@@ -144,7 +150,7 @@ impl Drop for Gateway {
 
 /// Accepts connections until `stopped`, each served on its own task; then
 /// waits for them to close, each after its last answer, for [`STOP_GRACE`].
-async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver<()>) {
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
     let connections = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     loop {
@@ -161,7 +167,7 @@ async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(gate.clone());
+        let service = TowerToHyperService::new(Gate::new(&shared));
         let connection = connections
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
@@ -184,22 +190,41 @@ async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver
 /// The gRPC-Web stack: CORS outside, tonic-web's translation, the proxy inside.
 type GrpcWeb = Cors<GrpcWebService<Proxy>>;
 
-/// Routes each request: the page, a gRPC-Web call, or 415.
+/// What every connection's [`Gate`] shares.
+struct Shared {
+    cors: CorsLayer,
+    upstream: Arc<Upstream>,
+    /// The upstream's `HOST:PORT`, for the page.
+    target: String,
+    hosts: AllowedHosts,
+}
+
+impl Shared {
+    fn new(options: &GatewayOptions) -> Result<Shared, String> {
+        Ok(Shared {
+            cors: cors::layer(&options.allowed_origins)?,
+            upstream: Upstream::new(&options.upstream)?,
+            target: options.upstream.clone(),
+            hosts: AllowedHosts::new(&options.allowed_hosts)?,
+        })
+    }
+}
+
+/// One browser connection's service: it routes each request to the page, a
+/// gRPC-Web call (on the connection's own upstream connection), or 415.
 #[derive(Clone)]
 struct Gate {
+    shared: Arc<Shared>,
     grpc_web: GrpcWeb,
-    upstream: Arc<str>,
 }
 
 impl Gate {
-    fn new(options: &GatewayOptions) -> Result<Gate, String> {
-        let proxy = Proxy::new(&options.upstream)?;
-        let grpc_web =
-            cors::layer(&options.allowed_origins)?.layer(GrpcWebLayer::new().layer(proxy));
-        Ok(Gate {
-            grpc_web,
-            upstream: options.upstream.as_str().into(),
-        })
+    fn new(shared: &Arc<Shared>) -> Gate {
+        let proxy = shared.upstream.proxy();
+        Gate {
+            grpc_web: shared.cors.clone().layer(GrpcWebLayer::new().layer(proxy)),
+            shared: shared.clone(),
+        }
     }
 }
 
@@ -222,9 +247,12 @@ impl Service<Request<Incoming>> for Gate {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        if !self.shared.hosts.allows(&request) {
+            return Box::pin(async move { Ok(page::foreign_host()) });
+        }
         let method = request.method().clone();
         if method == Method::GET || method == Method::HEAD {
-            let response = page::respond(&method, request.uri().path(), &self.upstream);
+            let response = page::respond(&method, request.uri().path(), &self.shared.target);
             return Box::pin(async move { Ok(response) });
         }
         // OPTIONS: a CORS preflight, which the CORS layer answers.

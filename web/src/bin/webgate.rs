@@ -26,6 +26,9 @@ struct Cli {
     /// An origin whose pages may call the gateway too (CORS), such as http://localhost:3000, or * for any; repeat for several. The gateway's own page needs none.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// A name the gateway answers to, such as lab.example, besides IP addresses and localhost (a request naming any other gets 403, against DNS rebinding); repeat for several.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let options = GatewayOptions {
         upstream: cli.upstream,
         allowed_origins: cli.allow_origins,
+        allowed_hosts: cli.allow_hosts,
     };
     if let Err(e) = options.check() {
         eprintln!("webgate: {e}");
