@@ -9,6 +9,7 @@
 //                      frame (four updates that arrive separately give 0, 1, 2, 3, 4)
 //   --scenario both    unary, then stream: {unary: {...}, stream: {...}}
 //   --scenario error   GetLearningStatus against a server that is down: {answer, error}
+//   --token T          fill the Token field with T first (the page sends it as authorization)
 //   --hold             once the page has loaded, print {"event":"loaded"} and wait for a
 //                      line on stdin before the scenario (the test stops a server meanwhile)
 import { createInterface } from "node:readline";
@@ -23,11 +24,12 @@ const { values: args } = parseArgs({
     "user-id": { type: "string" },
     topic: { type: "string" },
     "timeout-ms": { type: "string" },
+    token: { type: "string" },
     hold: { type: "boolean", default: false },
   },
 });
 if (!args.url || !["unary", "stream", "both", "error"].includes(args.scenario) || !args.screenshot) {
-  console.error("usage: page.mjs --url URL --scenario unary|stream|both|error --screenshot FILE [--user-id U] [--topic T] [--timeout-ms N] [--hold]");
+  console.error("usage: page.mjs --url URL --scenario unary|stream|both|error --screenshot FILE [--user-id U] [--topic T] [--timeout-ms N] [--token T] [--hold]");
   process.exit(2);
 }
 
@@ -43,6 +45,7 @@ try {
   await page.waitForFunction(() => document.getElementById("upstream").textContent !== "…", null, { timeout: WAIT_MS });
   const upstream = await page.textContent("#upstream");
   const commands = await page.$$eval("code.command", (codes) => codes.map((c) => c.textContent));
+  if (args.token !== undefined) await page.fill("#token-form input[name=token]", args.token);
   if (args.hold) {
     console.log(JSON.stringify({ event: "loaded" }));
     const lines = createInterface({ input: process.stdin });

@@ -1,6 +1,7 @@
 // The page's calls: GetLearningStatus and StreamLearnings over gRPC-Web
 // (connect-web's transport, messages from protobuf-es), each message's
-// binary and JSON sizes, and one error line per card. web/page/codegen.sh
+// binary and JSON sizes, and one error line per card; the Token field's
+// token goes with every call. web/page/codegen.sh
 // bundles this into dist/app.js, which the gateway serves.
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
@@ -13,11 +14,70 @@ import {
   LearningUpdateSchema,
 } from "../gen/messenger_pb.js";
 
+const $ = (id) => document.getElementById(id);
+
+// The caller's token, from the Token field: kept for this tab only
+// (sessionStorage, which closing the tab clears), sent with every call.
+const TOKEN_KEY = "messenger-token";
+const tokenInput = $("token-form").elements.token;
+tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+
+/** The field's token, without a pasted "Bearer " or spaces ("" for none). */
+function currentToken() {
+  return tokenInput.value.trim().replace(/^bearer\s+/i, "");
+}
+
+/** A header carries printable ASCII only, as a JWT is. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+/** What the field holds, in a few words: whose token, until when. */
+function describeToken(token) {
+  if (!token) return ["no token: calls go without one", false];
+  if (!HEADER_SAFE.test(token)) return ["not a token: it has characters a header cannot carry", true];
+  try {
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    const until = claims.exp ? new Date(claims.exp * 1000) : null;
+    const expired = until !== null && until < new Date();
+    const who = claims.sub ? `for ${claims.sub}` : "with no sub";
+    const when = until ? `, ${expired ? "expired" : "expires"} ${until.toLocaleString()}` : "";
+    return [`a JWT ${who}${when}: sent as authorization: Bearer …`, expired];
+  } catch {
+    return ["sent as authorization: Bearer … (not a JWT this page can read)", false];
+  }
+}
+
+function showToken() {
+  const [text, bad] = describeToken(currentToken());
+  const state = $("token-state");
+  state.textContent = text;
+  state.classList.toggle("bad", bad);
+}
+
+tokenInput.addEventListener("input", () => {
+  sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
+  showToken();
+});
+$("token-form").addEventListener("submit", (event) => event.preventDefault());
+showToken();
+
+/** An interceptor: the field's token as `authorization: Bearer …` on each call. */
+function authorize(next) {
+  return async (request) => {
+    const token = currentToken();
+    if (token && !HEADER_SAFE.test(token)) {
+      throw new ConnectError("the Token field holds characters a header cannot carry", Code.InvalidArgument);
+    }
+    if (token) request.header.set("authorization", `Bearer ${token}`);
+    return next(request);
+  };
+}
+
 // The gateway that served the page answers its calls: same origin, no CORS.
 const origin = window.location.origin;
-const client = createClient(LearningMessenger, createGrpcWebTransport({ baseUrl: origin }));
-
-const $ = (id) => document.getElementById(id);
+const client = createClient(
+  LearningMessenger,
+  createGrpcWebTransport({ baseUrl: origin, interceptors: [authorize] }),
+);
 
 /** `DeadlineExceeded` -> `DEADLINE_EXCEEDED`: gRPC's names for connect's codes. */
 function codeName(code) {
@@ -32,7 +92,18 @@ function errorLine(err) {
   if (e.code === Code.Unknown && e.cause instanceof TypeError) {
     return `cannot reach the gateway at ${origin}: ${e.rawMessage} (is the server running?)`;
   }
-  return `${codeName(e.code)}: ${e.rawMessage}`;
+  return `${codeName(e.code)}: ${e.rawMessage}${authHint(e.code)}`;
+}
+
+/** What to do about a refusal of the caller's identity. */
+function authHint(code) {
+  if (code === Code.Unauthenticated) {
+    return currentToken()
+      ? " (the server refused the token: paste a valid one in the Token field)"
+      : " (the server asks for a token: paste one in the Token field)";
+  }
+  if (code === Code.PermissionDenied) return " (the token is valid, but does not allow this call)";
+  return "";
 }
 
 function show(element, text) {
