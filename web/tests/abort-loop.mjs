@@ -7,7 +7,7 @@
 //   --http2    HTTP/2 without TLS (h2c), streams on one connection, each
 //              reset with CANCEL at once (node:http2); a new connection
 //              whenever the gateway closes this one
-// It runs until a line or the end of its stdin (or --seconds), then prints
+// --parallel N loops at once (4). It runs until a line or the end of its stdin (or --seconds), then prints
 //   {"event":"end","calls":N,"errors":E}
 // and prints {"event":"started"} once its first call was sent.
 import net from "node:net";
@@ -19,10 +19,11 @@ const { values: args } = parseArgs({
     url: { type: "string" },
     http2: { type: "boolean", default: false },
     seconds: { type: "string", default: "120" },
+    parallel: { type: "string", default: "4" },
   },
 });
 if (!args.url) {
-  console.error("usage: abort-loop.mjs --url URL [--http2] [--seconds N]");
+  console.error("usage: abort-loop.mjs --url URL [--http2] [--parallel N] [--seconds N]");
   process.exit(2);
 }
 const url = new URL(args.url);
@@ -96,7 +97,8 @@ async function h2() {
 }
 
 try {
-  await (args.http2 ? h2() : http1());
+  const loop = args.http2 ? h2 : http1;
+  await Promise.all(Array.from({ length: Number(args.parallel) }, loop));
 } catch (e) {
   errors += 1;
   console.error(`abort-loop: ${e.message}`);
