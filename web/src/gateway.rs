@@ -167,7 +167,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot:
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(Gate::new(&shared));
+        let service = TowerToHyperService::new(Router::new(&shared));
         let connection = connections
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
@@ -190,7 +190,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot:
 /// The gRPC-Web stack: CORS outside, tonic-web's translation, the proxy inside.
 type GrpcWeb = Cors<GrpcWebService<Proxy>>;
 
-/// What every connection's [`Gate`] shares.
+/// What every connection's [`Router`] shares.
 struct Shared {
     cors: CorsLayer,
     upstream: Arc<Upstream>,
@@ -213,15 +213,15 @@ impl Shared {
 /// One browser connection's service: it routes each request to the page, a
 /// gRPC-Web call (on the connection's own upstream connection), or 415.
 #[derive(Clone)]
-struct Gate {
+struct Router {
     shared: Arc<Shared>,
     grpc_web: GrpcWeb,
 }
 
-impl Gate {
-    fn new(shared: &Arc<Shared>) -> Gate {
+impl Router {
+    fn new(shared: &Arc<Shared>) -> Router {
         let proxy = shared.upstream.proxy();
-        Gate {
+        Router {
             grpc_web: shared.cors.clone().layer(GrpcWebLayer::new().layer(proxy)),
             shared: shared.clone(),
         }
@@ -237,7 +237,7 @@ fn is_grpc_web(request: &Request<Incoming>) -> bool {
         .is_some_and(|value| value.starts_with("application/grpc-web"))
 }
 
-impl Service<Request<Incoming>> for Gate {
+impl Service<Request<Incoming>> for Router {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;

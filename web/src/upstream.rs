@@ -15,10 +15,11 @@
 //! streams in a loop is sent away alone, and every other browser's calls
 //! go on.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -219,7 +220,7 @@ impl SharedBody {
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<Body>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock()
     }
 
     /// Reads what is left to its end, for at most [`DRAIN_LIMIT`].
