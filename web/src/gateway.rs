@@ -1,6 +1,7 @@
 //! The gateway: an HTTP server (HTTP/1.1, as browsers speak to a plain
 //! `http://` address, and HTTP/2) on a tokio runtime of its own. GET and
-//! HEAD get the page; gRPC-Web calls go through CORS, tonic-web's
+//! HEAD get the page, or upgrade to a WebSocket that carries one call
+//! ([`websocket`]); gRPC-Web calls go through CORS, tonic-web's
 //! translation and the [`Proxy`] to the upstream; anything else gets 415.
 
 use std::convert::Infallible;
@@ -28,7 +29,9 @@ use tower_http::cors::Cors;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::origin::Origins;
 use crate::upstream::{self, Proxy};
+use crate::websocket::{self, Sockets};
 use crate::{cors, page};
 
 /// Worker threads of the gateway's runtime: it only moves bytes.
@@ -39,20 +42,30 @@ const WORKER_THREADS: usize = 2;
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What the gateway serves.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GatewayOptions {
     /// The gRPC server, `HOST:PORT` (plaintext HTTP/2).
     pub upstream: String,
     /// Other origins whose pages may call (CORS), `scheme://host[:port]` or
     /// `*`; the gateway's own page needs none.
     pub allowed_origins: Vec<String>,
+    /// The largest message a WebSocket's client may send: larger ones are
+    /// refused with RESOURCE_EXHAUSTED before they are sent on (gRPC-Web
+    /// over fetch leaves the check to the upstream, which gets the bytes).
+    pub max_message_bytes: usize,
 }
+
+/// gRPC's default message limit, as the server's `--max-message-bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 impl GatewayOptions {
     /// Checks the upstream's and the origins' form, without connecting.
     pub fn check(&self) -> Result<(), String> {
         upstream::check_target(&self.upstream).map_err(|e| format!("upstream: {e}"))?;
         cors::check_origins(&self.allowed_origins).map_err(|e| format!("allowed origin: {e}"))?;
+        if self.max_message_bytes == 0 {
+            return Err("the message limit must be at least 1 byte".into());
+        }
         Ok(())
     }
 }
@@ -163,7 +176,7 @@ async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(gate.clone());
         let connection = connections
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -184,20 +197,27 @@ async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver
 /// The gRPC-Web stack: CORS outside, tonic-web's translation, the proxy inside.
 type GrpcWeb = Cors<GrpcWebService<Proxy>>;
 
-/// Routes each request: the page, a gRPC-Web call, or 415.
+/// Routes each request: a WebSocket, the page, a gRPC-Web call, or 415.
 #[derive(Clone)]
 struct Gate {
     grpc_web: GrpcWeb,
+    sockets: Sockets,
     upstream: Arc<str>,
 }
 
 impl Gate {
     fn new(options: &GatewayOptions) -> Result<Gate, String> {
         let proxy = Proxy::new(&options.upstream)?;
+        let sockets = Sockets::new(
+            proxy.carrying_streamed_requests(),
+            Origins::new(&options.allowed_origins)?,
+            options.max_message_bytes,
+        );
         let grpc_web =
             cors::layer(&options.allowed_origins)?.layer(GrpcWebLayer::new().layer(proxy));
         Ok(Gate {
             grpc_web,
+            sockets,
             upstream: options.upstream.as_str().into(),
         })
     }
@@ -222,6 +242,10 @@ impl Service<Request<Incoming>> for Gate {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        if websocket::is_upgrade(&request) {
+            let response = self.sockets.accept(request);
+            return Box::pin(async move { Ok(response) });
+        }
         let method = request.method().clone();
         if method == Method::GET || method == Method::HEAD {
             let response = page::respond(&method, request.uri().path(), &self.upstream);

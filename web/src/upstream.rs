@@ -66,6 +66,9 @@ pub struct Proxy {
     client: Client<HttpConnector, SharedBody>,
     authority: Authority,
     methods: Arc<Methods>,
+    /// Whether calls whose requests stream are refused (gRPC-Web over
+    /// fetch cannot carry them) or carried (over a WebSocket).
+    refuse_streamed_requests: bool,
 }
 
 impl Proxy {
@@ -82,7 +85,17 @@ impl Proxy {
             client,
             authority,
             methods: Arc::new(Methods::known()),
+            refuse_streamed_requests: true,
         })
+    }
+
+    /// The same upstream, carrying every pattern: for calls over a
+    /// WebSocket, whose client messages stream.
+    pub fn carrying_streamed_requests(&self) -> Proxy {
+        Proxy {
+            refuse_streamed_requests: false,
+            ..self.clone()
+        }
     }
 
     /// The request for the upstream: its URI, HTTP/2, no HTTP/1.1 connection
@@ -128,7 +141,10 @@ impl Service<Request<Body>> for Proxy {
             Ok(request) => request,
             Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
-        let refusal = self.methods.refusal(&path);
+        let refusal = self
+            .methods
+            .refusal(&path)
+            .filter(|_| self.refuse_streamed_requests);
         let client = self.client.clone();
         let upstream = self.authority.to_string();
         Box::pin(async move {
