@@ -317,11 +317,15 @@ async fn inbound(
                 ))
             }
             Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
+            Some(Err(tungstenite::Error::Capacity(CapacityError::MessageTooLong {
+                size, ..
+            }))) => {
+                // Less its type byte and its frame's prefix.
+                let length = size.saturating_sub(1 + grpc_frame::PREFIX_BYTES);
+                return Ending::Fail(too_large(length as u64, max_message_bytes));
+            }
             Some(Err(tungstenite::Error::Capacity(e))) => {
-                return Ending::Fail(too_large(
-                    format!("a WebSocket message too large: {e}"),
-                    max_message_bytes,
-                ))
+                return Ending::Fail(Status::resource_exhausted(format!("{e}")))
             }
             Some(Err(e)) => {
                 debug!("WebSocket read: {e}");
