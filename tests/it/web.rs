@@ -39,13 +39,13 @@ const MODES: [(&str, &[&str]); 3] = [
 ];
 
 /// `server --web-addr 127.0.0.1:0 ARGS`, its gRPC-Web URL read from its log.
-struct WebServer {
-    server: ServerProcess,
-    url: String,
+pub(crate) struct WebServer {
+    pub(crate) server: ServerProcess,
+    pub(crate) url: String,
 }
 
 impl WebServer {
-    fn start(args: &[&str]) -> WebServer {
+    pub(crate) fn start(args: &[&str]) -> WebServer {
         let server = ServerProcess::start(&[&["--web-addr", "127.0.0.1:0"], args].concat());
         let mut port = None;
         wait_until(Duration::from_secs(10), || {
@@ -64,7 +64,7 @@ impl WebServer {
         }
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         port_of(&self.url)
     }
 }
@@ -74,13 +74,13 @@ fn port_of(url: &str) -> u16 {
 }
 
 /// `webgate` on a free port of 127.0.0.1 in front of `upstream`; killed on drop.
-struct Webgate {
+pub(crate) struct Webgate {
     _child: ChildGuard,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Webgate {
-    fn start(upstream: &str, args: &[&str]) -> Webgate {
+    pub(crate) fn start(upstream: &str, args: &[&str]) -> Webgate {
         let port = free_port();
         let mut command = Command::new(webgate_bin());
         command
