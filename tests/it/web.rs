@@ -712,7 +712,7 @@ fn browser_unary_form_shows_the_lab_s_answer() {
         assert!(row["binary"].as_u64() < row["json"].as_u64(), "{row}");
     }
     assert_eq!(seen["upstream"], target.as_str());
-    for command in ["upload", "chat"] {
+    for command in ["upload", "chat --room lab"] {
         let shown = format!("cargo run --bin client -- --target {target} {command}");
         assert!(
             seen["commands"].as_array().unwrap().contains(&shown.into()),

@@ -143,7 +143,8 @@ function updateItem(update, arrivedMs) {
   return item;
 }
 
-// The native gRPC target the gateway calls, shown in the header.
+// The native gRPC target the gateway calls: in the header, and in the
+// commands that make the same calls from a terminal.
 fetch("/gateway.json")
   .then((response) => response.json())
   .then(({ upstream }) => {
