@@ -38,20 +38,20 @@ use crate::support::{
 use crate::tls::{mutual_tls_server, Pki, SERVER_NAME};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
-const ISSUER: &str = "https://issuer.example";
-const AUDIENCE: &str = "learning-messenger";
+pub(crate) const ISSUER: &str = "https://issuer.example";
+pub(crate) const AUDIENCE: &str = "learning-messenger";
 /// How long any one expected thing may take.
 const WAIT: Duration = Duration::from_secs(60);
 
 /// An issuer's keys: ours (its JWKS is the server's) and a stranger's, whose
 /// RSA key has the same kid as ours.
-struct Issuer {
+pub(crate) struct Issuer {
     dir: TempDir,
 }
 
 /// The keys python/tokens.py makes, by file name and kid.
 #[derive(Clone, Copy)]
-enum Key {
+pub(crate) enum Key {
     Rs256,
     Es256,
     /// Another issuer's RSA key, announced with our RSA key's kid.
@@ -59,7 +59,7 @@ enum Key {
 }
 
 impl Issuer {
-    fn generate() -> Issuer {
+    pub(crate) fn generate() -> Issuer {
         let dir = tempfile::tempdir().unwrap();
         for keys in ["ours", "stranger"] {
             let mut command = Command::new(venv_program("python3"));
@@ -76,7 +76,7 @@ impl Issuer {
         self.dir.path().join(name)
     }
 
-    fn jwks(&self) -> PathBuf {
+    pub(crate) fn jwks(&self) -> PathBuf {
         self.path("ours/jwks.json")
     }
 
@@ -89,7 +89,7 @@ impl Issuer {
     }
 
     /// `claims` signed with `key` (jsonwebtoken), its kid in the header.
-    fn sign(&self, key: Key, claims: &Value) -> String {
+    pub(crate) fn sign(&self, key: Key, claims: &Value) -> String {
         let (pem, algorithm, kid) = self.pem(key);
         let pem = std::fs::read(pem).unwrap();
         let encoding = match algorithm {
@@ -144,7 +144,7 @@ fn now() -> u64 {
 }
 
 /// Valid claims for `name`, for an hour, with `extra` added (or, as null, removed).
-fn claims(name: &str, extra: Value) -> Value {
+pub(crate) fn claims(name: &str, extra: Value) -> Value {
     let mut claims = json!({
         "sub": name,
         "iss": ISSUER,

@@ -75,13 +75,21 @@ fn port_of(url: &str) -> u16 {
 
 /// `webgate` on a free port of 127.0.0.1 in front of `upstream`; killed on drop.
 pub(crate) struct Webgate {
-    _child: ChildGuard,
+    child: ChildGuard,
     pub(crate) url: String,
 }
 
 impl Webgate {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
     pub(crate) fn start(upstream: &str, args: &[&str]) -> Webgate {
-        let port = free_port();
+        Webgate::start_on(free_port(), upstream, args)
+    }
+
+    /// The same on a given port of 127.0.0.1 (a restart where pages know it).
+    pub(crate) fn start_on(port: u16, upstream: &str, args: &[&str]) -> Webgate {
         let mut command = Command::new(webgate_bin());
         command
             .args([
@@ -95,7 +103,7 @@ impl Webgate {
         let mut child = ChildGuard::spawn("webgate", command);
         child.wait_for_port(port, Duration::from_secs(10));
         Webgate {
-            _child: child,
+            child,
             url: format!("http://127.0.0.1:{port}"),
         }
     }
