@@ -679,6 +679,10 @@ fn a_reader_that_stops_does_not_grow_the_gateway_s_memory() {
     let gateway = Webgate::start(&server.target, &[]);
     let port: u16 = gateway.url.rsplit(':').next().unwrap().parse().unwrap();
     let mut flood = Chatter::rust(&server.target, ROOM, "flood", &["--json"]);
+    flood.say("here first");
+    flood.wait_for("its first acknowledgement: it is in", |lines| {
+        lines.iter().any(|l| l.contains("update: here first"))
+    });
     let _sloth = join_and_stop_reading(port, "sloth");
     flood.wait_for("the stopped reader's join", |lines| {
         lines.iter().any(|l| l.contains("sloth joined the room"))
