@@ -106,7 +106,7 @@ impl Issuer {
     }
 
     /// `claims` signed with `key` by PyJWT.
-    fn sign_with_pyjwt(&self, key: Key, claims: &Value) -> String {
+    pub(crate) fn sign_with_pyjwt(&self, key: Key, claims: &Value) -> String {
         let (pem, algorithm, kid) = self.pem(key);
         let mut command = Command::new(venv_program("python3"));
         command

@@ -108,10 +108,10 @@ pub struct Sockets {
 
 impl Sockets {
     /// `proxy` carries every pattern; `origins` decides who may open a socket.
-    pub fn new(proxy: Proxy, origins: Origins, max_message_bytes: usize) -> Sockets {
+    pub fn new(proxy: Proxy, origins: Arc<Origins>, max_message_bytes: usize) -> Sockets {
         Sockets {
             proxy,
-            origins: Arc::new(origins),
+            origins,
             max_message_bytes,
         }
     }

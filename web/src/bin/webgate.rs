@@ -29,6 +29,9 @@ struct Cli {
     /// The largest message a browser may send over a WebSocket, in bytes; larger ones get RESOURCE_EXHAUSTED (set it as the upstream's --max-message-bytes).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
     max_message_bytes: usize,
+    /// A name the gateway answers to, such as lab.example, besides IP addresses and localhost (a request naming any other gets 403, against DNS rebinding); repeat for several.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         upstream: cli.upstream,
         allowed_origins: cli.allow_origins,
         max_message_bytes: cli.max_message_bytes,
+        allowed_hosts: cli.allow_hosts,
     };
     if let Err(e) = options.check() {
         eprintln!("webgate: {e}");
