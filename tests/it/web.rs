@@ -236,7 +236,9 @@ fn client_streaming_and_bidi_get_unimplemented_saying_why() {
         ] {
             let call = grpc_web(&web.url, &args(&["--call", method], flags));
             assert_eq!(call.code, UNIMPLEMENTED, "{mode} {method}: {call:?}");
-            let why = format!("is {pattern}, which gRPC-Web cannot carry: a browser's fetch sends the whole request");
+            let why = format!(
+                "is {pattern}, which gRPC-Web cannot carry over fetch: a browser's fetch sends the whole request"
+            );
             assert!(call.message.contains(&why), "{mode} {method}: {call:?}");
             assert!(call.messages.is_empty(), "{mode} {method}: {call:?}");
             // Answered, not left waiting for a request end that never

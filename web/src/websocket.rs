@@ -656,7 +656,7 @@ mod tests {
         trailers.insert("grpc-status", HeaderValue::from_static("0"));
         trailers.insert("grpc-message", HeaderValue::from_static(""));
         let frame = header_frame(&trailers);
-        assert_eq!(&frame[..5], &[0x80, 0, 0, 0, 30]);
+        assert_eq!(&frame[..5], &[0x80, 0, 0, 0, 32]);
         assert_eq!(&frame[5..], b"grpc-status: 0\r\ngrpc-message: \r\n");
     }
 }
