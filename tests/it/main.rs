@@ -29,4 +29,5 @@ mod soak;
 mod stream_ends;
 mod tls;
 mod web;
+mod websocket;
 mod wire;

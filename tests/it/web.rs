@@ -41,13 +41,13 @@ const MODES: [(&str, &[&str]); 3] = [
 ];
 
 /// `server --web-addr 127.0.0.1:0 ARGS`, its gRPC-Web URL read from its log.
-struct WebServer {
-    server: ServerProcess,
-    url: String,
+pub(crate) struct WebServer {
+    pub(crate) server: ServerProcess,
+    pub(crate) url: String,
 }
 
 impl WebServer {
-    fn start(args: &[&str]) -> WebServer {
+    pub(crate) fn start(args: &[&str]) -> WebServer {
         let server = ServerProcess::start(&[&["--web-addr", "127.0.0.1:0"], args].concat());
         let mut port = None;
         wait_until(WAIT, || {
@@ -66,7 +66,7 @@ impl WebServer {
         }
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         port_of(&self.url)
     }
 }
@@ -76,14 +76,22 @@ fn port_of(url: &str) -> u16 {
 }
 
 /// `webgate` on a free port of 127.0.0.1 in front of `upstream`; killed on drop.
-struct Webgate {
-    _child: ChildGuard,
-    url: String,
+pub(crate) struct Webgate {
+    child: ChildGuard,
+    pub(crate) url: String,
 }
 
 impl Webgate {
-    fn start(upstream: &str, args: &[&str]) -> Webgate {
-        let port = free_port();
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    pub(crate) fn start(upstream: &str, args: &[&str]) -> Webgate {
+        Webgate::start_on(free_port(), upstream, args)
+    }
+
+    /// The same on a given port of 127.0.0.1 (a restart where pages know it).
+    pub(crate) fn start_on(port: u16, upstream: &str, args: &[&str]) -> Webgate {
         let mut command = Command::new(webgate_bin());
         command
             .args([
@@ -97,7 +105,7 @@ impl Webgate {
         let mut child = ChildGuard::spawn("webgate", command);
         child.wait_for_port(port, Duration::from_secs(10));
         Webgate {
-            _child: child,
+            child,
             url: format!("http://127.0.0.1:{port}"),
         }
     }
@@ -228,7 +236,9 @@ fn client_streaming_and_bidi_get_unimplemented_saying_why() {
         ] {
             let call = grpc_web(&web.url, &args(&["--call", method], flags));
             assert_eq!(call.code, UNIMPLEMENTED, "{mode} {method}: {call:?}");
-            let why = format!("is {pattern}, which gRPC-Web cannot carry: a browser's fetch sends the whole request");
+            let why = format!(
+                "is {pattern}, which gRPC-Web cannot carry over fetch: a browser's fetch sends the whole request"
+            );
             assert!(call.message.contains(&why), "{mode} {method}: {call:?}");
             assert!(call.messages.is_empty(), "{mode} {method}: {call:?}");
             // Answered, not left waiting for a request end that never
@@ -796,7 +806,7 @@ fn browser_unary_form_shows_the_lab_s_answer() {
         assert!(row["binary"].as_u64() < row["json"].as_u64(), "{row}");
     }
     assert_eq!(seen["upstream"], target.as_str());
-    for command in ["upload", "chat"] {
+    for command in ["upload", "chat --room lab"] {
         let shown = format!("cargo run --bin client -- --target {target} {command}");
         assert!(
             seen["commands"].as_array().unwrap().contains(&shown.into()),

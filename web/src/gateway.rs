@@ -1,7 +1,8 @@
 //! The gateway: an HTTP server (HTTP/1.1, as browsers speak to a plain
 //! `http://` address, and HTTP/2) on a tokio runtime of its own. A request
 //! that names it by a name it does not answer to gets 403 ([`AllowedHosts`]);
-//! GET and HEAD get the page; gRPC-Web calls go through CORS, tonic-web's
+//! a WebSocket upgrade carries one call ([`websocket`]); GET and HEAD get
+//! the page; gRPC-Web calls go through CORS, tonic-web's
 //! translation and the connection's [`Proxy`] to the upstream; anything
 //! else gets 415.
 
@@ -31,7 +32,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::hosts::AllowedHosts;
+use crate::origin::Origins;
 use crate::upstream::{self, Proxy, Upstream};
+use crate::websocket::{self, Sockets};
 use crate::{cors, page};
 
 /// Worker threads of the gateway's runtime: it only moves bytes.
@@ -51,7 +54,14 @@ pub struct GatewayOptions {
     pub allowed_origins: Vec<String>,
     /// Names the gateway answers to besides IP addresses and `localhost`.
     pub allowed_hosts: Vec<String>,
+    /// The largest message a WebSocket's client may send: larger ones are
+    /// refused with RESOURCE_EXHAUSTED before they are sent on (gRPC-Web
+    /// over fetch leaves the check to the upstream, which gets the bytes).
+    pub max_message_bytes: usize,
 }
+
+/// gRPC's default message limit, as the server's `--max-message-bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 impl GatewayOptions {
     /// Checks the upstream's and the origins' form, without connecting.
@@ -59,6 +69,9 @@ impl GatewayOptions {
         upstream::check_target(&self.upstream).map_err(|e| format!("upstream: {e}"))?;
         cors::check_origins(&self.allowed_origins).map_err(|e| format!("allowed origin: {e}"))?;
         AllowedHosts::new(&self.allowed_hosts).map_err(|e| format!("allowed host: {e}"))?;
+        if self.max_message_bytes == 0 {
+            return Err("the message limit must be at least 1 byte".into());
+        }
         Ok(())
     }
 }
@@ -169,7 +182,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot:
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(Router::new(&shared));
         let connection = connections
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -197,6 +210,9 @@ struct Shared {
     /// The upstream's `HOST:PORT`, for the page.
     target: String,
     hosts: AllowedHosts,
+    /// Who may open a WebSocket.
+    origins: Arc<Origins>,
+    max_message_bytes: usize,
 }
 
 impl Shared {
@@ -206,24 +222,34 @@ impl Shared {
             upstream: Upstream::new(&options.upstream)?,
             target: options.upstream.clone(),
             hosts: AllowedHosts::new(&options.allowed_hosts)?,
+            origins: Arc::new(Origins::new(&options.allowed_origins)?),
+            max_message_bytes: options.max_message_bytes,
         })
     }
 }
 
-/// One browser connection's service: it routes each request to the page, a
-/// gRPC-Web call (on the connection's own upstream connection), or 415.
+/// One browser connection's service: it routes each request to a
+/// WebSocket, the page, a gRPC-Web call (on the connection's own upstream
+/// connection, the WebSocket's too), or 415.
 #[derive(Clone)]
 struct Router {
     shared: Arc<Shared>,
     grpc_web: GrpcWeb,
+    sockets: Sockets,
 }
 
 impl Router {
     fn new(shared: &Arc<Shared>) -> Router {
         let proxy = shared.upstream.proxy();
+        let sockets = Sockets::new(
+            proxy.carrying_streamed_requests(),
+            shared.origins.clone(),
+            shared.max_message_bytes,
+        );
         Router {
             grpc_web: shared.cors.clone().layer(GrpcWebLayer::new().layer(proxy)),
             shared: shared.clone(),
+            sockets,
         }
     }
 }
@@ -249,6 +275,10 @@ impl Service<Request<Incoming>> for Router {
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         if !self.shared.hosts.allows(&request) {
             return Box::pin(async move { Ok(page::foreign_host()) });
+        }
+        if websocket::is_upgrade(&request) {
+            let response = self.sockets.accept(request);
+            return Box::pin(async move { Ok(response) });
         }
         let method = request.method().clone();
         if method == Method::GET || method == Method::HEAD {

@@ -104,6 +104,7 @@ impl Upstream {
         Proxy {
             client,
             upstream: self.clone(),
+            refuse_streamed_requests: true,
         }
     }
 }
@@ -114,9 +115,21 @@ impl Upstream {
 pub struct Proxy {
     client: Client<HttpConnector, SharedBody>,
     upstream: Arc<Upstream>,
+    /// Whether calls whose requests stream are refused (gRPC-Web over
+    /// fetch cannot carry them) or carried (over a WebSocket).
+    refuse_streamed_requests: bool,
 }
 
 impl Proxy {
+    /// The same proxy (the same upstream connection), carrying every
+    /// pattern: for calls over a WebSocket, whose client messages stream.
+    pub fn carrying_streamed_requests(&self) -> Proxy {
+        Proxy {
+            refuse_streamed_requests: false,
+            ..self.clone()
+        }
+    }
+
     /// The request for the upstream: its URI, HTTP/2, no HTTP/1.1 connection
     /// headers; and its body, still ours to read if the call fails.
     fn upstream_request(
@@ -160,7 +173,11 @@ impl Service<Request<Body>> for Proxy {
             Ok(request) => request,
             Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
-        let refusal = self.upstream.methods.refusal(&path);
+        let refusal = self
+            .upstream
+            .methods
+            .refusal(&path)
+            .filter(|_| self.refuse_streamed_requests);
         let client = self.client.clone();
         let upstream = self.upstream.authority.to_string();
         Box::pin(async move {

@@ -5,7 +5,7 @@
 // bundles this into dist/app.js, which the gateway serves.
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   LearningMessenger,
   StatusRequestSchema,
@@ -13,52 +13,10 @@ import {
   TopicRequestSchema,
   LearningUpdateSchema,
 } from "../gen/messenger_pb.js";
-
-const $ = (id) => document.getElementById(id);
-
-// The caller's token, from the Token field: kept for this tab only
-// (sessionStorage, which closing the tab clears), sent with every call.
-const TOKEN_KEY = "messenger-token";
-const tokenInput = $("token-form").elements.token;
-tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
-
-/** The field's token, without a pasted "Bearer " or spaces ("" for none). */
-function currentToken() {
-  return tokenInput.value.trim().replace(/^bearer\s+/i, "");
-}
-
-/** A header carries printable ASCII only, as a JWT is. */
-const HEADER_SAFE = /^[\x21-\x7e]+$/;
-
-/** What the field holds, in a few words: whose token, until when. */
-function describeToken(token) {
-  if (!token) return ["no token: calls go without one", false];
-  if (!HEADER_SAFE.test(token)) return ["not a token: it has characters a header cannot carry", true];
-  try {
-    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    const until = claims.exp ? new Date(claims.exp * 1000) : null;
-    const expired = until !== null && until < new Date();
-    const who = claims.sub ? `for ${claims.sub}` : "with no sub";
-    const when = until ? `, ${expired ? "expired" : "expires"} ${until.toLocaleString()}` : "";
-    return [`a JWT ${who}${when}: sent as authorization: Bearer …`, expired];
-  } catch {
-    return ["sent as authorization: Bearer … (not a JWT this page can read)", false];
-  }
-}
-
-function showToken() {
-  const [text, bad] = describeToken(currentToken());
-  const state = $("token-state");
-  state.textContent = text;
-  state.classList.toggle("bad", bad);
-}
-
-tokenInput.addEventListener("input", () => {
-  sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
-  showToken();
-});
-$("token-form").addEventListener("submit", (event) => event.preventDefault());
-showToken();
+import { $, addSizeRow, clearTable, hide, seconds, show } from "./dom.js";
+import { authHint, currentToken, HEADER_SAFE } from "./token.js";
+import "./notes.js";
+import "./feed.js";
 
 /** An interceptor: the field's token as `authorization: Bearer …` on each call. */
 function authorize(next) {
@@ -92,58 +50,13 @@ function errorLine(err) {
   if (e.code === Code.Unknown && e.cause instanceof TypeError) {
     return `cannot reach the gateway at ${origin}: ${e.rawMessage} (is the server running?)`;
   }
-  return `${codeName(e.code)}: ${e.rawMessage}${authHint(e.code)}`;
-}
-
-/** What to do about a refusal of the caller's identity. */
-function authHint(code) {
-  if (code === Code.Unauthenticated) {
-    return currentToken()
-      ? " (the server refused the token: paste a valid one in the Token field)"
-      : " (the server asks for a token: paste one in the Token field)";
-  }
-  if (code === Code.PermissionDenied) return " (the token is valid, but does not allow this call)";
-  return "";
-}
-
-function show(element, text) {
-  element.textContent = text;
-  element.hidden = false;
-}
-
-function hide(...elements) {
-  for (const element of elements) element.hidden = true;
+  return `${codeName(e.code)}: ${e.rawMessage}${authHint(codeName(e.code))}`;
 }
 
 /** Call options from a form's deadline field (empty: no deadline). */
 function callOptions(form, extra = {}) {
   const timeoutMs = Number(form.elements.timeoutMs.value);
   return timeoutMs > 0 ? { ...extra, timeoutMs } : extra;
-}
-
-const utf8 = new TextEncoder();
-
-/** A row of the sizes table: the message on the wire (protobuf) and as JSON. */
-function addSizeRow(table, direction, schema, message) {
-  if (!table.tHead) {
-    table.createTHead().innerHTML =
-      "<tr><th></th><th>message</th><th>binary</th><th>JSON</th><th>JSON / binary</th></tr>";
-  }
-  const binary = toBinary(schema, message).length;
-  const json = utf8.encode(toJsonString(schema, message)).length;
-  const row = (table.tBodies[0] ?? table.createTBody()).insertRow();
-  const ratio = binary === 0 ? "–" : `${(json / binary).toFixed(1)}×`;
-  for (const text of [direction, schema.typeName.replace(/^messenger\./, ""), `${binary} B`, `${json} B`, ratio]) {
-    row.insertCell().textContent = text;
-  }
-  row.dataset.binary = String(binary);
-  row.dataset.json = String(json);
-  table.hidden = false;
-}
-
-function clearTable(table) {
-  table.replaceChildren();
-  table.hidden = true;
 }
 
 /** The replica that answered, from its x-served-by header. */
@@ -212,10 +125,6 @@ $("learn-form").addEventListener("submit", async (event) => {
 
 $("learn-cancel").addEventListener("click", () => streaming?.abort());
 
-function seconds(ms) {
-  return `${(ms / 1000).toFixed(2)} s`;
-}
-
 /** One update as it arrived: its progress bar, content, the server's timestamp and when it came. */
 function updateItem(update, arrivedMs) {
   const item = document.createElement("li");
@@ -234,7 +143,8 @@ function updateItem(update, arrivedMs) {
   return item;
 }
 
-// The native gRPC target, for the commands of the calls a browser cannot make.
+// The native gRPC target the gateway calls: in the header, and in the
+// commands that make the same calls from a terminal.
 fetch("/gateway.json")
   .then((response) => response.json())
   .then(({ upstream }) => {
