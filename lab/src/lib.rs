@@ -9,6 +9,7 @@
 //! - [`answers`]: what the lab's server answers, word for word.
 //! - [`demo`]: what the lab's client sends in its four demos.
 //! - [`clock`]: the `HH:MM:SS` timestamps of StreamLearnings.
+//! - [`host`]: which `Host` a local web page answers to (DNS rebinding).
 //! - [`room`]: joining a CollaborativeFeed room, and the server's notices about it.
 //! - [`status_code`]: gRPC's status codes by name.
 
@@ -19,6 +20,7 @@ pub mod proto;
 pub mod answers;
 pub mod clock;
 pub mod demo;
+pub mod host;
 pub mod method_path;
 pub mod room;
 pub mod status_code;

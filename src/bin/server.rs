@@ -145,6 +145,9 @@ struct Args {
         requires = "web_addr"
     )]
     web_allow_origins: Vec<String>,
+    /// With --web-addr: a name it answers to, such as lab.example, besides IP addresses and localhost (a request naming any other gets 403, against DNS rebinding); repeat for several.
+    #[arg(long = "web-allow-host", value_name = "NAME", requires = "web_addr")]
+    web_allow_hosts: Vec<String>,
     /// Check the flags and the TLS files, print the configuration as JSON and exit (0 if it can be served), without listening.
     #[arg(long)]
     check_config: bool,
@@ -212,6 +215,7 @@ fn main() -> ExitCode {
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         web_addr: args.web_addr,
         web_allow_origins: args.web_allow_origins,
+        web_allow_hosts: args.web_allow_hosts,
     };
     if args.check_config {
         return match config.check() {

@@ -106,6 +106,8 @@ pub struct ServerConfig {
     pub web_addr: Option<String>,
     /// Other origins whose pages may call the gRPC-Web address (CORS).
     pub web_allow_origins: Vec<String>,
+    /// Names the gRPC-Web address answers to besides addresses and `localhost`.
+    pub web_allow_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -137,6 +139,7 @@ impl Default for ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             web_addr: None,
             web_allow_origins: Vec::new(),
+            web_allow_hosts: Vec::new(),
         }
     }
 }
@@ -205,8 +208,10 @@ impl ServerConfig {
             return Err("--web-addr serves in front of a plaintext port, not --tls-cert: run webgate in front of a plaintext replica".to_owned());
         }
         messenger_web::cors::check_origins(&self.web_allow_origins)
+            .map_err(|e| format!("--web-allow-origin {e}"))?;
+        messenger_web::hosts::AllowedHosts::new(&self.web_allow_hosts)
             .map(drop)
-            .map_err(|e| format!("--web-allow-origin {e}"))
+            .map_err(|e| format!("--web-allow-host {e}"))
     }
 
     /// What the gateway of `--web-addr` calls: this server's host (loopback
@@ -265,6 +270,7 @@ impl ServerConfig {
             "shutdown_grace_ms": ms(self.shutdown_grace),
             "web_addr": self.web_addr,
             "web_allow_origins": self.web_allow_origins,
+            "web_allow_hosts": self.web_allow_hosts,
         })
     }
 

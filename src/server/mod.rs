@@ -176,6 +176,8 @@ fn start_web(config: &ServerConfig, addr: &str, port: u16) -> Result<Gateway, St
     let options = GatewayOptions {
         upstream: config.web_upstream(port),
         allowed_origins: config.web_allow_origins.clone(),
+        max_message_bytes: config.max_message_bytes,
+        allowed_hosts: config.web_allow_hosts.clone(),
     };
     Gateway::start(addr, &options).map_err(|e| format!("gRPC-Web: {e}"))
 }

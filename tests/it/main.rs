@@ -30,4 +30,5 @@ mod soak;
 mod stream_ends;
 mod tls;
 mod web;
+mod websocket;
 mod wire;

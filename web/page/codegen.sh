@@ -21,10 +21,13 @@ PATH="$bin:$PATH" buf generate proto --path proto/messenger.proto \
 # packages found in web/node_modules wherever OUT is.
 if [ "$out" != "$web/page" ]; then
     rm -rf "$out/src" && cp -r web/page/src "$out/src"
+    # The page's modules are ES modules (web/package.json's "type"), which
+    # decides how esbuild imports a CommonJS package: the same here.
+    printf '{ "type": "module" }\n' > "$out/package.json"
 fi
 NODE_PATH="$web/node_modules" "$bin/esbuild" "$out/src/app.js" --bundle --minify --format=esm \
     --target=es2022 --legal-comments=none --log-level=warning --outfile="$out/dist/app.js" ||
     { echo "codegen: esbuild failed" >&2; exit 1; }
 if [ "$out" != "$web/page" ]; then
-    rm -rf "$out/src"
+    rm -rf "$out/src" "$out/package.json"
 fi

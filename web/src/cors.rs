@@ -2,28 +2,39 @@
 //! none (same origin). Browsers preflight every gRPC-Web call from another
 //! origin (its content type is not a simple one), and refuse it unless the
 //! answer names that origin; tower-http's CORS layer gives the answers.
+//! A page of another origin may send a token it holds (`authorization`),
+//! but no cookie: credentials are not allowed, so no call rides on what a
+//! browser sends by itself.
 
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
+use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// What gRPC-Web clients send besides the content type (grpc-web's and connect's).
-const REQUEST_HEADERS: [&str; 5] = [
+/// What gRPC-Web clients send besides the content type (grpc-web's and
+/// connect's), a caller's token, and the headers that join a room.
+const REQUEST_HEADERS: [&str; 9] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
     "grpc-timeout",
     "grpc-accept-encoding",
+    "authorization",
+    ROOM_HEADER,
+    USER_HEADER,
+    SINCE_HEADER,
 ];
 
 /// What a page's script may read of an answer: the status when it comes in
-/// the headers (trailers-only), and which replica answered.
-const RESPONSE_HEADERS: [&str; 4] = [
+/// the headers (trailers-only), which replica answered, and where a room's
+/// deliveries start.
+const RESPONSE_HEADERS: [&str; 5] = [
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "x-served-by",
+    SEQ_HEADER,
 ];
 
 /// How long a browser may keep a preflight's answer.

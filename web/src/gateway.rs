@@ -1,7 +1,10 @@
 //! The gateway: an HTTP server (HTTP/1.1, as browsers speak to a plain
-//! `http://` address, and HTTP/2) on a tokio runtime of its own. GET and
-//! HEAD get the page; gRPC-Web calls go through CORS, tonic-web's
-//! translation and the [`Proxy`] to the upstream; anything else gets 415.
+//! `http://` address, and HTTP/2) on a tokio runtime of its own. A request
+//! that names it by a name it does not answer to gets 403 ([`AllowedHosts`]);
+//! a WebSocket upgrade carries one call ([`websocket`]); GET and HEAD get
+//! the page; gRPC-Web calls go through CORS, tonic-web's
+//! translation and the connection's [`Proxy`] to the upstream; anything
+//! else gets 415.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,11 +27,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::body::Body;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
-use tower_http::cors::Cors;
+use tower_http::cors::{Cors, CorsLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::upstream::{self, Proxy};
+use crate::hosts::AllowedHosts;
+use crate::origin::Origins;
+use crate::upstream::{self, Proxy, Upstream};
+use crate::websocket::{self, Sockets};
 use crate::{cors, page};
 
 /// Worker threads of the gateway's runtime: it only moves bytes.
@@ -46,13 +52,26 @@ pub struct GatewayOptions {
     /// Other origins whose pages may call (CORS), `scheme://host[:port]` or
     /// `*`; the gateway's own page needs none.
     pub allowed_origins: Vec<String>,
+    /// Names the gateway answers to besides IP addresses and `localhost`.
+    pub allowed_hosts: Vec<String>,
+    /// The largest message a WebSocket's client may send: larger ones are
+    /// refused with RESOURCE_EXHAUSTED before they are sent on (gRPC-Web
+    /// over fetch leaves the check to the upstream, which gets the bytes).
+    pub max_message_bytes: usize,
 }
+
+/// gRPC's default message limit, as the server's `--max-message-bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 impl GatewayOptions {
     /// Checks the upstream's and the origins' form, without connecting.
     pub fn check(&self) -> Result<(), String> {
         upstream::check_target(&self.upstream).map_err(|e| format!("upstream: {e}"))?;
         cors::check_origins(&self.allowed_origins).map_err(|e| format!("allowed origin: {e}"))?;
+        AllowedHosts::new(&self.allowed_hosts).map_err(|e| format!("allowed host: {e}"))?;
+        if self.max_message_bytes == 0 {
+            return Err("the message limit must be at least 1 byte".into());
+        }
         Ok(())
     }
 }
@@ -83,14 +102,14 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let router = Router::new(options)?;
+        let shared = Arc::new(Shared::new(options)?);
         let listener = {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?
         };
         let (stop, stopped) = oneshot::channel();
-        let served = runtime.spawn(serve(listener, router, stopped));
+        let served = runtime.spawn(serve(listener, shared, stopped));
         Ok(Gateway {
             runtime: Some(runtime),
             local_addr,
@@ -144,7 +163,7 @@ impl Drop for Gateway {
 
 /// Accepts connections until `stopped`, each served on its own task; then
 /// waits for them to close, each after its last answer, for [`STOP_GRACE`].
-async fn serve(listener: TcpListener, router: Router, mut stopped: oneshot::Receiver<()>) {
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
     let connections = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     loop {
@@ -161,9 +180,9 @@ async fn serve(listener: TcpListener, router: Router, mut stopped: oneshot::Rece
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(Router::new(&shared));
         let connection = connections
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -184,22 +203,54 @@ async fn serve(listener: TcpListener, router: Router, mut stopped: oneshot::Rece
 /// The gRPC-Web stack: CORS outside, tonic-web's translation, the proxy inside.
 type GrpcWeb = Cors<GrpcWebService<Proxy>>;
 
-/// Routes each request: the page, a gRPC-Web call, or 415.
+/// What every connection's [`Router`] shares.
+struct Shared {
+    cors: CorsLayer,
+    upstream: Arc<Upstream>,
+    /// The upstream's `HOST:PORT`, for the page.
+    target: String,
+    hosts: AllowedHosts,
+    /// Who may open a WebSocket.
+    origins: Arc<Origins>,
+    max_message_bytes: usize,
+}
+
+impl Shared {
+    fn new(options: &GatewayOptions) -> Result<Shared, String> {
+        Ok(Shared {
+            cors: cors::layer(&options.allowed_origins)?,
+            upstream: Upstream::new(&options.upstream)?,
+            target: options.upstream.clone(),
+            hosts: AllowedHosts::new(&options.allowed_hosts)?,
+            origins: Arc::new(Origins::new(&options.allowed_origins)?),
+            max_message_bytes: options.max_message_bytes,
+        })
+    }
+}
+
+/// One browser connection's service: it routes each request to a
+/// WebSocket, the page, a gRPC-Web call (on the connection's own upstream
+/// connection, the WebSocket's too), or 415.
 #[derive(Clone)]
 struct Router {
+    shared: Arc<Shared>,
     grpc_web: GrpcWeb,
-    upstream: Arc<str>,
+    sockets: Sockets,
 }
 
 impl Router {
-    fn new(options: &GatewayOptions) -> Result<Router, String> {
-        let proxy = Proxy::new(&options.upstream)?;
-        let grpc_web =
-            cors::layer(&options.allowed_origins)?.layer(GrpcWebLayer::new().layer(proxy));
-        Ok(Router {
-            grpc_web,
-            upstream: options.upstream.as_str().into(),
-        })
+    fn new(shared: &Arc<Shared>) -> Router {
+        let proxy = shared.upstream.proxy();
+        let sockets = Sockets::new(
+            proxy.carrying_streamed_requests(),
+            shared.origins.clone(),
+            shared.max_message_bytes,
+        );
+        Router {
+            grpc_web: shared.cors.clone().layer(GrpcWebLayer::new().layer(proxy)),
+            shared: shared.clone(),
+            sockets,
+        }
     }
 }
 
@@ -222,9 +273,16 @@ impl Service<Request<Incoming>> for Router {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        if !self.shared.hosts.allows(&request) {
+            return Box::pin(async move { Ok(page::foreign_host()) });
+        }
+        if websocket::is_upgrade(&request) {
+            let response = self.sockets.accept(request);
+            return Box::pin(async move { Ok(response) });
+        }
         let method = request.method().clone();
         if method == Method::GET || method == Method::HEAD {
-            let response = page::respond(&method, request.uri().path(), &self.upstream);
+            let response = page::respond(&method, request.uri().path(), &self.shared.target);
             return Box::pin(async move { Ok(response) });
         }
         // OPTIONS: a CORS preflight, which the CORS layer answers.

@@ -63,16 +63,16 @@ impl Methods {
         self.0.get(path).copied()
     }
 
-    /// Why a call of `path` cannot go over gRPC-Web, if it cannot; unknown
+    /// Why a call of `path` cannot go over gRPC-Web on fetch, if it cannot; unknown
     /// paths go on to the upstream, which says whether it has them.
     pub fn refusal(&self, path: &str) -> Option<String> {
         let pattern = self
             .pattern(path)
             .filter(|pattern| !pattern.fits_grpc_web())?;
         Some(format!(
-            "{path} is {}, which gRPC-Web cannot carry: a browser's fetch sends the whole request \
-             before it reads the response, so only unary and server-streaming calls work; \
-             call it over native gRPC (HTTP/2) instead",
+            "{path} is {}, which gRPC-Web cannot carry over fetch: a browser's fetch sends the \
+             whole request before it reads the response; open a WebSocket to the same path \
+             (subprotocol grpc-websockets) or call it over native gRPC (HTTP/2)",
             pattern.name()
         ))
     }

@@ -91,11 +91,26 @@ pub fn respond(method: &Method, path: &str, upstream: &str) -> Response<Body> {
 
 /// An answer for a request that is neither gRPC-Web nor for the page.
 pub fn not_grpc_web() -> Response<Body> {
-    let mut response = Response::new(Body::new(Full::new(Bytes::from_static(
-        b"this gateway answers gRPC-Web (application/grpc-web, application/grpc-web-text) \
-          and serves its page; native gRPC goes to the server itself\n",
-    ))));
-    *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    plain(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "this gateway answers gRPC-Web (application/grpc-web, application/grpc-web-text) \
+         and serves its page; native gRPC goes to the server itself\n",
+    )
+}
+
+/// An answer for a request that names the gateway by a name it does not
+/// answer to (`hosts`).
+pub fn foreign_host() -> Response<Body> {
+    plain(
+        StatusCode::FORBIDDEN,
+        "this gateway answers to an IP address, localhost, or a name its --allow-host \
+         (server: --web-allow-host) allows\n",
+    )
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Full::new(Bytes::from_static(text.as_bytes()))));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -1,10 +1,19 @@
 //! The call to the gRPC server: each gRPC request that tonic-web made of a
-//! gRPC-Web one goes to the upstream over HTTP/2 (hyper's pooled client, one
-//! multiplexed connection), and its answer comes back as it streams. What
-//! the upstream cannot give becomes a status: unreachable is UNAVAILABLE, a
-//! stream cut short is UNAVAILABLE in the trailers. When the browser goes
-//! away, the answer is dropped, and with it the upstream stream (hyper's h2
-//! resets it with CANCEL), so the server's handler is cancelled too.
+//! gRPC-Web one goes to the upstream over HTTP/2, and its answer comes back
+//! as it streams. What the upstream cannot give becomes a status:
+//! unreachable is UNAVAILABLE, a stream cut short is UNAVAILABLE in the
+//! trailers. When the browser goes away, the answer is dropped, and with it
+//! the upstream stream (hyper's h2 resets it with CANCEL), so the server's
+//! handler is cancelled too.
+//!
+//! Each browser connection's calls go on an upstream connection of its own
+//! ([`Upstream::proxy`]), opened at its first call and closed with it (or
+//! after [`IDLE_UPSTREAM`] without a call). So the server's defences per
+//! connection (the streams it may have open, the streams it may see reset
+//! before their calls start, patch 0004's GOAWAY) weigh each browser
+//! connection on its own, as if it had called directly: one that resets
+//! streams in a loop is sent away alone, and every other browser's calls
+//! go on.
 
 use parking_lot::{Mutex, MutexGuard};
 use std::convert::Infallible;
@@ -22,7 +31,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use log::debug;
 use tonic::body::Body;
 use tonic::{Code, Status};
@@ -36,6 +45,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the rest of a refused or failed HTTP/1.1 request may take to
 /// arrive before the answer goes out.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a browser connection without a call in flight keeps its
+/// upstream connection: browsers keep idle connections for minutes.
+const IDLE_UPSTREAM: Duration = Duration::from_secs(30);
 
 /// Headers of HTTP/1.1 that HTTP/2 forbids (RFC 9113 8.2.2); `host` becomes `:authority`.
 const HOP_BY_HOP: [header::HeaderName; 6] = [
@@ -60,30 +73,61 @@ pub fn check_target(target: &str) -> Result<Authority, String> {
     Ok(authority)
 }
 
-/// A tower service sending each gRPC call to the upstream, refusing the
-/// methods gRPC-Web cannot carry first.
-#[derive(Clone)]
-pub struct Proxy {
-    client: Client<HttpConnector, SharedBody>,
+/// The upstream gRPC server, and each method's pattern.
+pub struct Upstream {
     authority: Authority,
-    methods: Arc<Methods>,
+    methods: Methods,
 }
 
-impl Proxy {
-    /// The proxy to `target` (`HOST:PORT`); it connects at the first call.
-    pub fn new(target: &str) -> Result<Proxy, String> {
-        let authority = check_target(target)?;
+impl Upstream {
+    /// The upstream at `target` (`HOST:PORT`), not connected yet.
+    pub fn new(target: &str) -> Result<Arc<Upstream>, String> {
+        Ok(Arc::new(Upstream {
+            authority: check_target(target)?,
+            methods: Methods::known(),
+        }))
+    }
+
+    /// The proxy for one browser connection: its calls, and only its, go
+    /// on one HTTP/2 connection to the upstream, opened at the first call,
+    /// opened again if the upstream closed it, and closed once the proxy
+    /// (with every clone) is dropped or after [`IDLE_UPSTREAM`] unused.
+    pub fn proxy(self: &Arc<Upstream>) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_UPSTREAM)
             .build(connector);
-        Ok(Proxy {
+        Proxy {
             client,
-            authority,
-            methods: Arc::new(Methods::known()),
-        })
+            upstream: self.clone(),
+            refuse_streamed_requests: true,
+        }
+    }
+}
+
+/// A tower service sending each gRPC call of one browser connection to the
+/// upstream, refusing the methods gRPC-Web cannot carry first.
+#[derive(Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, SharedBody>,
+    upstream: Arc<Upstream>,
+    /// Whether calls whose requests stream are refused (gRPC-Web over
+    /// fetch cannot carry them) or carried (over a WebSocket).
+    refuse_streamed_requests: bool,
+}
+
+impl Proxy {
+    /// The same proxy (the same upstream connection), carrying every
+    /// pattern: for calls over a WebSocket, whose client messages stream.
+    pub fn carrying_streamed_requests(&self) -> Proxy {
+        Proxy {
+            refuse_streamed_requests: false,
+            ..self.clone()
+        }
     }
 
     /// The request for the upstream: its URI, HTTP/2, no HTTP/1.1 connection
@@ -100,7 +144,7 @@ impl Proxy {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         parts.uri = Uri::builder()
             .scheme(Scheme::HTTP)
-            .authority(self.authority.clone())
+            .authority(self.upstream.authority.clone())
             .path_and_query(path)
             .build()
             .map_err(|e| Status::internal(format!("cannot address the upstream: {e}")))?;
@@ -129,9 +173,13 @@ impl Service<Request<Body>> for Proxy {
             Ok(request) => request,
             Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
         };
-        let refusal = self.methods.refusal(&path);
+        let refusal = self
+            .upstream
+            .methods
+            .refusal(&path)
+            .filter(|_| self.refuse_streamed_requests);
         let client = self.client.clone();
-        let upstream = self.authority.to_string();
+        let upstream = self.upstream.authority.to_string();
         Box::pin(async move {
             let status = match refusal {
                 Some(refusal) => {

@@ -1,10 +1,12 @@
 // An independent gRPC-Web client for the gateway's tests (tests/it/web.rs):
 // @connectrpc/connect-node's gRPC-Web transport (binary mode), or with
 // --text a plain fetch in application/grpc-web-text, which connect does not
-// speak. It makes one call and prints one JSON object per line:
+// speak. It makes one call (--repeat N: N, one after another) and prints one
+// JSON object per line:
 //   {"event":"headers","served_by":...}
 //   {"event":"message","at_ms":...,"message":{...}}     (proto3 JSON)
 //   {"event":"end","at_ms":...,"code":0,"name":"OK","message":""}
+// --token T sends `authorization: Bearer T`.
 // The Rust test judges them; this script only reports what it saw.
 import { parseArgs } from "node:util";
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
@@ -22,7 +24,7 @@ import {
 
 const USAGE = `usage: grpcweb-client.mjs --url URL --call status|learn|upload|chat
   [--user-id TEXT | --user-id-bytes N] [--topic TEXT] [--timeout-ms N]
-  [--abort-after N] [--http2] [--text]`;
+  [--abort-after N] [--token T] [--repeat N] [--http2] [--text]`;
 
 const { values: args } = parseArgs({
   options: {
@@ -33,6 +35,8 @@ const { values: args } = parseArgs({
     topic: { type: "string", default: "gRPC Protocols" },
     "timeout-ms": { type: "string" },
     "abort-after": { type: "string" },
+    token: { type: "string" },
+    repeat: { type: "string", default: "1" },
     http2: { type: "boolean", default: false },
     text: { type: "boolean", default: false },
   },
@@ -47,7 +51,8 @@ const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
 const print = (object) => process.stdout.write(`${JSON.stringify(object)}\n`);
 const timeoutMs = args["timeout-ms"] ? Number(args["timeout-ms"]) : undefined;
 const abortAfter = args["abort-after"] ? Number(args["abort-after"]) : undefined;
-const abort = new AbortController();
+let abort = new AbortController();
+const authorization = args.token ? { authorization: `Bearer ${args.token}` } : {};
 
 function userId() {
   const bytes = args["user-id-bytes"];
@@ -108,6 +113,7 @@ async function viaConnect() {
   });
   const client = createClient(LearningMessenger, transport);
   const options = {
+    headers: authorization,
     timeoutMs,
     signal: abort.signal,
     onHeader: (headers) => print({ event: "headers", served_by: headers.get("x-served-by") }),
@@ -155,7 +161,12 @@ async function viaText() {
     return out;
   };
   const body = Buffer.concat(call.requests().map((r) => frame(0, toBinary(call.requestSchema, r)))).toString("base64");
-  const headers = { "content-type": "application/grpc-web-text", "x-grpc-web": "1", accept: "application/grpc-web-text" };
+  const headers = {
+    "content-type": "application/grpc-web-text",
+    "x-grpc-web": "1",
+    accept: "application/grpc-web-text",
+    ...authorization,
+  };
   if (timeoutMs) headers["grpc-timeout"] = `${timeoutMs}m`;
   let response;
   try {
@@ -222,4 +233,7 @@ function parseTrailers(text) {
   );
 }
 
-await (args.text ? viaText() : viaConnect());
+for (let i = 0; i < Number(args.repeat); i++) {
+  abort = new AbortController();
+  await (args.text ? viaText() : viaConnect());
+}

@@ -9,6 +9,9 @@
 //                      frame (four updates that arrive separately give 0, 1, 2, 3, 4)
 //   --scenario both    unary, then stream: {unary: {...}, stream: {...}}
 //   --scenario error   GetLearningStatus against a server that is down: {answer, error}
+//   --token T          fill the Token field with T first (the page sends it as authorization);
+//                      the result tells where the page kept it: {token: {state, session,
+//                      local_storage_keys, cookies, after_reload, new_tab}}
 //   --hold             once the page has loaded, print {"event":"loaded"} and wait for a
 //                      line on stdin before the scenario (the test stops a server meanwhile)
 import { createInterface } from "node:readline";
@@ -23,11 +26,12 @@ const { values: args } = parseArgs({
     "user-id": { type: "string" },
     topic: { type: "string" },
     "timeout-ms": { type: "string" },
+    token: { type: "string" },
     hold: { type: "boolean", default: false },
   },
 });
 if (!args.url || !["unary", "stream", "both", "error"].includes(args.scenario) || !args.screenshot) {
-  console.error("usage: page.mjs --url URL --scenario unary|stream|both|error --screenshot FILE [--user-id U] [--topic T] [--timeout-ms N] [--hold]");
+  console.error("usage: page.mjs --url URL --scenario unary|stream|both|error --screenshot FILE [--user-id U] [--topic T] [--timeout-ms N] [--token T] [--hold]");
   process.exit(2);
 }
 
@@ -43,6 +47,7 @@ try {
   await page.waitForFunction(() => document.getElementById("upstream").textContent !== "…", null, { timeout: WAIT_MS });
   const upstream = await page.textContent("#upstream");
   const commands = await page.$$eval("code.command", (codes) => codes.map((c) => c.textContent));
+  if (args.token !== undefined) await page.fill("#token-form input[name=token]", args.token);
   if (args.hold) {
     console.log(JSON.stringify({ event: "loaded" }));
     const lines = createInterface({ input: process.stdin });
@@ -59,6 +64,7 @@ try {
     result = await unary(page);
   }
   await page.screenshot({ path: args.screenshot, fullPage: true });
+  if (args.token !== undefined) result.token = await tokenKept(page);
   console.log(JSON.stringify({ event: "result", ...result, upstream, commands, console_errors: consoleErrors }));
 } finally {
   await context.close();
@@ -135,4 +141,22 @@ async function sizes(page, selector) {
       json: Number(row.dataset.json),
     })),
   );
+}
+
+/** Where the page kept the token: this tab's sessionStorage only. */
+async function tokenKept(page) {
+  const field = "#token-form input[name=token]";
+  const kept = {
+    state: await page.textContent("#token-state"),
+    session: await page.evaluate(() => sessionStorage.getItem("messenger-token")),
+    local_storage_keys: await page.evaluate(() => localStorage.length),
+    cookies: (await page.context().cookies()).length,
+  };
+  await page.reload({ waitUntil: "load" });
+  kept.after_reload = await page.inputValue(field);
+  const other = await page.context().newPage();
+  await other.goto(args.url, { waitUntil: "load" });
+  kept.new_tab = await other.inputValue(field);
+  await other.close();
+  return kept;
 }

@@ -21,6 +21,7 @@ use hyper::body::{Body, Frame as BodyFrame, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use messenger_lab::host::{host_name, is_address_or_localhost};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -249,15 +250,8 @@ fn local_host(request: &Request<Incoming>) -> bool {
     let Some(host) = request.headers().get(hyper::header::HOST) else {
         return true;
     };
-    let Ok(host) = host.to_str() else {
-        return false;
-    };
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.parse::<u16>().is_ok() => name,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+    host.to_str()
+        .is_ok_and(|host| is_address_or_localhost(host_name(host)))
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<PageBody> {

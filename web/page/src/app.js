@@ -1,10 +1,11 @@
 // The page's calls: GetLearningStatus and StreamLearnings over gRPC-Web
 // (connect-web's transport, messages from protobuf-es), each message's
-// binary and JSON sizes, and one error line per card. web/page/codegen.sh
+// binary and JSON sizes, and one error line per card; the Token field's
+// token goes with every call. web/page/codegen.sh
 // bundles this into dist/app.js, which the gateway serves.
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   LearningMessenger,
   StatusRequestSchema,
@@ -12,12 +13,29 @@ import {
   TopicRequestSchema,
   LearningUpdateSchema,
 } from "../gen/messenger_pb.js";
+import { $, addSizeRow, clearTable, hide, seconds, show } from "./dom.js";
+import { authHint, currentToken, HEADER_SAFE } from "./token.js";
+import "./notes.js";
+import "./feed.js";
+
+/** An interceptor: the field's token as `authorization: Bearer …` on each call. */
+function authorize(next) {
+  return async (request) => {
+    const token = currentToken();
+    if (token && !HEADER_SAFE.test(token)) {
+      throw new ConnectError("the Token field holds characters a header cannot carry", Code.InvalidArgument);
+    }
+    if (token) request.header.set("authorization", `Bearer ${token}`);
+    return next(request);
+  };
+}
 
 // The gateway that served the page answers its calls: same origin, no CORS.
 const origin = window.location.origin;
-const client = createClient(LearningMessenger, createGrpcWebTransport({ baseUrl: origin }));
-
-const $ = (id) => document.getElementById(id);
+const client = createClient(
+  LearningMessenger,
+  createGrpcWebTransport({ baseUrl: origin, interceptors: [authorize] }),
+);
 
 /** `DeadlineExceeded` -> `DEADLINE_EXCEEDED`: gRPC's names for connect's codes. */
 function codeName(code) {
@@ -32,47 +50,13 @@ function errorLine(err) {
   if (e.code === Code.Unknown && e.cause instanceof TypeError) {
     return `cannot reach the gateway at ${origin}: ${e.rawMessage} (is the server running?)`;
   }
-  return `${codeName(e.code)}: ${e.rawMessage}`;
-}
-
-function show(element, text) {
-  element.textContent = text;
-  element.hidden = false;
-}
-
-function hide(...elements) {
-  for (const element of elements) element.hidden = true;
+  return `${codeName(e.code)}: ${e.rawMessage}${authHint(codeName(e.code))}`;
 }
 
 /** Call options from a form's deadline field (empty: no deadline). */
 function callOptions(form, extra = {}) {
   const timeoutMs = Number(form.elements.timeoutMs.value);
   return timeoutMs > 0 ? { ...extra, timeoutMs } : extra;
-}
-
-const utf8 = new TextEncoder();
-
-/** A row of the sizes table: the message on the wire (protobuf) and as JSON. */
-function addSizeRow(table, direction, schema, message) {
-  if (!table.tHead) {
-    table.createTHead().innerHTML =
-      "<tr><th></th><th>message</th><th>binary</th><th>JSON</th><th>JSON / binary</th></tr>";
-  }
-  const binary = toBinary(schema, message).length;
-  const json = utf8.encode(toJsonString(schema, message)).length;
-  const row = (table.tBodies[0] ?? table.createTBody()).insertRow();
-  const ratio = binary === 0 ? "–" : `${(json / binary).toFixed(1)}×`;
-  for (const text of [direction, schema.typeName.replace(/^messenger\./, ""), `${binary} B`, `${json} B`, ratio]) {
-    row.insertCell().textContent = text;
-  }
-  row.dataset.binary = String(binary);
-  row.dataset.json = String(json);
-  table.hidden = false;
-}
-
-function clearTable(table) {
-  table.replaceChildren();
-  table.hidden = true;
 }
 
 /** The replica that answered, from its x-served-by header. */
@@ -141,10 +125,6 @@ $("learn-form").addEventListener("submit", async (event) => {
 
 $("learn-cancel").addEventListener("click", () => streaming?.abort());
 
-function seconds(ms) {
-  return `${(ms / 1000).toFixed(2)} s`;
-}
-
 /** One update as it arrived: its progress bar, content, the server's timestamp and when it came. */
 function updateItem(update, arrivedMs) {
   const item = document.createElement("li");
@@ -163,7 +143,8 @@ function updateItem(update, arrivedMs) {
   return item;
 }
 
-// The native gRPC target, for the commands of the calls a browser cannot make.
+// The native gRPC target the gateway calls: in the header, and in the
+// commands that make the same calls from a terminal.
 fetch("/gateway.json")
   .then((response) => response.json())
   .then(({ upstream }) => {

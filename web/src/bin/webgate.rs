@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use log::info;
-use messenger_web::{Gateway, GatewayOptions};
+use messenger_web::{Gateway, GatewayOptions, DEFAULT_MAX_MESSAGE_BYTES};
 
 #[derive(Parser)]
 #[command(
     name = "webgate",
-    about = "gRPC-Web gateway: browsers' unary and server-streaming calls (application/grpc-web and \
-             application/grpc-web-text) become gRPC calls to --upstream over HTTP/2; serves the lab's page \
+    about = "gRPC-Web gateway: browsers' calls (application/grpc-web and application/grpc-web-text for unary and \
+             server streaming; WebSockets with grpc-websockets for every pattern) become gRPC calls to --upstream over HTTP/2; serves the lab's page \
              at / (logs: RUST_LOG, default info)"
 )]
 struct Cli {
@@ -26,6 +26,12 @@ struct Cli {
     /// An origin whose pages may call the gateway too (CORS), such as http://localhost:3000, or * for any; repeat for several. The gateway's own page needs none.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// The largest message a browser may send over a WebSocket, in bytes; larger ones get RESOURCE_EXHAUSTED (set it as the upstream's --max-message-bytes).
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
+    max_message_bytes: usize,
+    /// A name the gateway answers to, such as lab.example, besides IP addresses and localhost (a request naming any other gets 403, against DNS rebinding); repeat for several.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
     let options = GatewayOptions {
         upstream: cli.upstream,
         allowed_origins: cli.allow_origins,
+        max_message_bytes: cli.max_message_bytes,
+        allowed_hosts: cli.allow_hosts,
     };
     if let Err(e) = options.check() {
         eprintln!("webgate: {e}");
