@@ -1,9 +1,9 @@
-//! Authentication end to end. Keys are made per test by python/tokens.py (an
+//! Authentication end to end. Keys are made per test by tests/harness/tokens.py (an
 //! issuer nobody here wrote: `cryptography` and PyJWT), tokens are signed
 //! with them here (jsonwebtoken) and by PyJWT; the attacks (`alg: none`, an
 //! RS256 public key used as an HS256 secret) are forged by hand. The clients
 //! are ours (library and binary), Python's grpc (python/client.py) and
-//! grpcurl; the strict HTTP/2 client (python/strict_refusal.py) checks that
+//! grpcurl; the strict HTTP/2 client (tests/harness/strict_h2.py) checks that
 //! each refusal ends its stream exactly once. Mutual TLS names the caller by
 //! its certificate.
 
@@ -30,6 +30,7 @@ use messenger_lab::room::{ROOM_HEADER, USER_HEADER};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::strict_h2::{assert_one_end, strict_h2_one};
 use crate::support::{
     feed, mask_times, note, project_root, python_client_command, python_stubs, run_bounded,
     run_server_binary, scrape, test_config, venv_program, wait_until, BoundedOutput, ChildGuard,
@@ -49,7 +50,7 @@ struct Issuer {
     dir: TempDir,
 }
 
-/// The keys python/tokens.py makes, by file name and kid.
+/// The keys tests/harness/tokens.py makes, by file name and kid.
 #[derive(Clone, Copy)]
 enum Key {
     Rs256,
@@ -64,7 +65,7 @@ impl Issuer {
         for keys in ["ours", "stranger"] {
             let mut command = Command::new(venv_program("python3"));
             command
-                .arg(project_root().join("python/tokens.py"))
+                .arg(project_root().join("tests/harness/tokens.py"))
                 .arg("keys")
                 .arg(dir.path().join(keys));
             assert_succeeded("tokens.py keys", &run_bounded(command, WAIT));
@@ -109,7 +110,7 @@ impl Issuer {
         let (pem, algorithm, kid) = self.pem(key);
         let mut command = Command::new(venv_program("python3"));
         command
-            .arg(project_root().join("python/tokens.py"))
+            .arg(project_root().join("tests/harness/tokens.py"))
             .arg("sign")
             .arg(pem)
             .args([&format!("{algorithm:?}"), kid, &claims.to_string()]);
@@ -1034,82 +1035,21 @@ fn no_log_line_carries_a_token() {
     }
 }
 
-/// A call for the strict client: its method, headers (`NAME: VALUE`) and
-/// messages (protobuf, hex). A streaming call's request stream is left
-/// open, as a client still sending; a unary call half-closes.
-struct StrictCall<'a> {
-    path: &'a str,
-    headers: Vec<String>,
-    messages: Vec<&'a str>,
-}
-
-/// python/strict_refusal.py making `call` to `target`: the stream's frames and header blocks.
-fn strict_call(target: &str, call: &StrictCall<'_>) -> Value {
-    let mut command = Command::new(venv_program("python3"));
-    command
-        .arg(project_root().join("python/strict_refusal.py"))
-        .args([target, call.path]);
-    for header in &call.headers {
-        command.args(["--header", header]);
+/// A call for the strict client (its case `call`): the method, headers
+/// (`NAME=VALUE`) and messages (protobuf, hex). A streaming call's request
+/// stream is left open, as a client still sending; a unary call half-closes.
+fn strict_call(target: &str, path: &str, headers: &[&str], messages: &[&str]) -> Value {
+    let mut args = vec!["call", "--path", path];
+    for header in headers {
+        args.extend(["--header", header]);
     }
-    for message in &call.messages {
-        command.args(["--message", message]);
+    for message in messages {
+        args.extend(["--message", message]);
     }
-    if !call.path.ends_with("/GetLearningStatus") {
-        command.arg("--open");
+    if !path.ends_with("/GetLearningStatus") {
+        args.push("--open");
     }
-    let output = run_bounded(command, WAIT);
-    assert_succeeded("strict_refusal.py", &output);
-    serde_json::from_str(output.stdout.trim()).unwrap()
-}
-
-/// Asserts a stream that ended once: exactly one trailers HEADERS (with
-/// `code`), nothing after RST_STREAM, and after END_STREAM at most the
-/// RST_STREAM that tells a client still sending to stop (RFC 9113, 8.1).
-fn assert_one_end(what: &str, seen: &Value, code: RpcStatusCode) {
-    assert_eq!(seen["h2_error"], Value::Null, "{what}: h2 refused: {seen}");
-    let frames = seen["frames"].as_array().unwrap();
-    let ends_stream = |frame: &Value| {
-        frame["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|flag| flag == "END_STREAM")
-    };
-    let trailers: Vec<&Value> = frames
-        .iter()
-        .filter(|frame| frame["type"] == "HEADERS" && ends_stream(frame))
-        .collect();
-    assert_eq!(trailers.len(), 1, "{what}: trailers HEADERS: {seen}");
-    if let Some(reset) = frames
-        .iter()
-        .position(|frame| frame["type"] == "RST_STREAM")
-    {
-        assert_eq!(
-            reset,
-            frames.len() - 1,
-            "{what}: frames after RST_STREAM: {seen}"
-        );
-    }
-    let end = frames.iter().position(ends_stream).unwrap();
-    let after: Vec<&Value> = frames[end + 1..].iter().collect();
-    assert!(
-        after.is_empty() || (after.len() == 1 && after[0]["type"] == "RST_STREAM"),
-        "{what}: frames after END_STREAM: {seen}"
-    );
-    let statuses: Vec<&Value> = seen["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|block| block.as_array().unwrap())
-        .filter(|field| field[0] == "grpc-status")
-        .collect();
-    assert_eq!(statuses.len(), 1, "{what}: grpc-status: {seen}");
-    assert_eq!(
-        statuses[0][1],
-        i32::from(code).to_string(),
-        "{what}: {seen}"
-    );
+    strict_h2_one(target, &args)
 }
 
 /// A FeedUpdate's protobuf bytes, hex: `user` (field 1) and `message` (field 2).
@@ -1130,7 +1070,7 @@ fn a_strict_http2_client_sees_each_refusal_end_its_stream_once() {
     let upload = "/messenger.LearningMessenger/SubmitResearchNotes";
     // A ResearchNote: text (field 1) "a".
     let note = "0a0161";
-    let authorization = |token: &str| format!("authorization: Bearer {token}");
+    let authorization = |token: &str| format!("authorization=Bearer {token}");
     let strangers = authorization(&issuer.sign(Key::StrangersRs256, &claims("ada", json!({}))));
     let alice =
         authorization(&issuer.sign(Key::Rs256, &claims("alice", json!({"rooms": ["lab"]}))));
@@ -1139,81 +1079,65 @@ fn a_strict_http2_client_sees_each_refusal_end_its_stream_once() {
     let cases = [
         (
             "unary, missing token",
-            StrictCall {
-                path: unary,
-                headers: vec![],
-                messages: vec![""],
-            },
+            unary,
+            vec![],
+            vec![""],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "unary, wrongly signed",
-            StrictCall {
-                path: unary,
-                headers: vec![strangers.clone()],
-                messages: vec![""],
-            },
+            unary,
+            vec![strangers.as_str()],
+            vec![""],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "upload still sending, wrongly signed",
-            StrictCall {
-                path: upload,
-                headers: vec![strangers.clone()],
-                messages: vec![note],
-            },
+            upload,
+            vec![strangers.as_str()],
+            vec![note],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "feed still sending, missing token",
-            StrictCall {
-                path: feed_path,
-                headers: vec![],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![],
+            vec![&hello],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "feed still sending, wrongly signed",
-            StrictCall {
-                path: feed_path,
-                headers: vec![strangers.clone()],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![strangers.as_str()],
+            vec![&hello],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "feed, a room the token does not allow",
-            StrictCall {
-                path: feed_path,
-                headers: vec![alice.clone(), "room: ops".into()],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![alice.as_str(), "room=ops"],
+            vec![&hello],
             RpcStatusCode::PERMISSION_DENIED,
         ),
         (
             "feed, a user header not the caller's",
-            StrictCall {
-                path: feed_path,
-                headers: vec![alice.clone(), "room: lab".into(), "user: bob".into()],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![alice.as_str(), "room=lab", "user=bob"],
+            vec![&hello],
             RpcStatusCode::PERMISSION_DENIED,
         ),
         (
             "feed, an update not the caller's after one that was",
-            StrictCall {
-                path: feed_path,
-                headers: vec![alice.clone(), "room: lab".into()],
-                messages: vec![&hello, &as_bob],
-            },
+            feed_path,
+            vec![alice.as_str(), "room=lab"],
+            vec![&hello, &as_bob],
             RpcStatusCode::PERMISSION_DENIED,
         ),
     ];
-    for (what, call, code) in cases {
-        let seen = strict_call(&server.target, &call);
+    for (what, path, headers, messages, code) in cases {
+        let seen = strict_call(&server.target, path, &headers, &messages);
         println!("{what}: {}", seen["frames"]);
-        assert_one_end(what, &seen, code);
+        assert_one_end(&seen, u64::try_from(i32::from(code)).unwrap());
     }
 }
 

@@ -16,8 +16,8 @@ use learning_messenger::client::calls::served_by;
 use learning_messenger::client::{self, Balancing, ConnectOptions, LbPolicy};
 use learning_messenger::proto::messenger::{StatusRequest, TopicRequest};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
-use messenger_lab::checks::{check_learning_update, check_status};
 use messenger_lab::demo::TOPIC;
+use messenger_testkit::checks::{check_learning_update, check_status};
 
 use crate::support::{free_port, wait_until, ServerProcess, WAIT};
 

@@ -3,6 +3,7 @@
 //! Slow tests are `#[ignore]`d, their reason given, so a plain `cargo test`
 //! stays quick; `scripts/test.sh` (and CI) runs them too (`--run-ignored all`).
 
+mod strict_h2;
 mod support;
 
 mod auth;

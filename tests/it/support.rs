@@ -95,7 +95,8 @@ pub(crate) fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>>
     }
 }
 
-pub(crate) use messenger_lab::clock::{is_clock_time, mask_times};
+pub(crate) use messenger_lab::clock::is_clock_time;
+pub(crate) use messenger_testkit::transcript::mask_times;
 
 /// What the lab's client.py prints, timestamps masked.
 pub(crate) const LAB_TRANSCRIPT: &str = "\
@@ -141,7 +142,7 @@ pub(crate) fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatu
 }
 
 /// How long a test waits for an event it expects (a status, a line, a
-/// count): long enough for a loaded machine (docs/testing-under-load.md),
+/// count): long enough for a loaded machine (docs/testing.md),
 /// and spent in full only by a test that fails.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
@@ -159,7 +160,7 @@ pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> b
     }
 }
 
-pub(crate) use messenger_lab::process::ProcessStatus;
+pub(crate) use messenger_testkit::process::ProcessStatus;
 
 /// The status of a process that must be running.
 pub(crate) fn status_of(pid: u32) -> ProcessStatus {
@@ -167,13 +168,13 @@ pub(crate) fn status_of(pid: u32) -> ProcessStatus {
 }
 
 /// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
-pub(crate) struct PeakWatcher(messenger_lab::process::PeakWatcher);
+pub(crate) struct PeakWatcher(messenger_testkit::process::PeakWatcher);
 
 impl PeakWatcher {
     /// Watches `pid`, which must be running.
     pub(crate) fn start(pid: u32) -> PeakWatcher {
         status_of(pid);
-        PeakWatcher(messenger_lab::process::PeakWatcher::start(pid))
+        PeakWatcher(messenger_testkit::process::PeakWatcher::start(pid))
     }
 
     /// The highest RSS and thread count seen.
@@ -349,9 +350,9 @@ pub(crate) fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
 }
 
 /// A port on 127.0.0.1 for a child process to listen on, or where nobody
-/// listens: no other test takes it meanwhile (messenger_lab::port).
+/// listens: no other test takes it meanwhile (messenger_testkit::port).
 pub(crate) fn free_port() -> u16 {
-    messenger_lab::port::reserve().expect("a free port on 127.0.0.1")
+    messenger_testkit::port::reserve().expect("a free port on 127.0.0.1")
 }
 
 /// Any program as a child process, its stdout and stderr together in a

@@ -16,11 +16,12 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -104,9 +105,8 @@ impl Output {
         for record in records {
             output::render(record, self.style, text);
         }
-        if let Ok(mut sink) = sink.lock() {
-            let _ = sink.write_all(text.as_bytes()).and_then(|()| sink.flush());
-        }
+        let mut sink = sink.lock();
+        let _ = sink.write_all(text.as_bytes()).and_then(|()| sink.flush());
     }
 }
 
@@ -546,7 +546,7 @@ mod tests {
 
     impl Shut {
         fn open(&self) {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             state.0 = true;
             if let Some(waker) = state.1.take() {
                 waker.wake();
@@ -560,7 +560,7 @@ mod tests {
             cx: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             if state.0 {
                 return Poll::Ready(Ok(buf.len()));
             }
@@ -584,7 +584,7 @@ mod tests {
 
     impl Write for Lines {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0.lock().extend_from_slice(buf);
             Ok(buf.len())
         }
 
@@ -622,7 +622,7 @@ mod tests {
 
     /// (direction, event or frame type) of each record, in the order printed.
     fn seen(lines: &Lines) -> Vec<(String, String)> {
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(lines.0.lock().clone()).unwrap();
         text.lines()
             .map(|line| serde_json::from_str::<Value>(line).unwrap())
             .filter(|r| r["dir"].is_string())
@@ -694,7 +694,7 @@ mod tests {
                 s2c("SETTINGS")
             ]
         );
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(lines.0.lock().clone()).unwrap();
         let times: Vec<f64> = text
             .lines()
             .map(|line| {

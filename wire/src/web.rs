@@ -7,10 +7,11 @@
 //! oldest, for a page that opens late); a page that falls further behind
 //! than the history reaches misses records and is told how many.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -85,7 +86,7 @@ impl Feed {
     pub fn publish(&self, records: &[Record]) {
         let lines: Vec<Arc<str>> = records.iter().map(|r| Arc::from(record_json(r))).collect();
         let published = {
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            let mut history = self.history.lock();
             for line in lines {
                 history.bytes += line.len();
                 history.records.push_back(line);
@@ -104,7 +105,7 @@ impl Feed {
 
     /// The records from number `from` on, about [`CHUNK`] bytes of them.
     fn read(&self, from: u64) -> Read {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = self.history.lock();
         let start = from.max(history.first);
         let mut lines = Vec::new();
         let mut bytes = 0;
@@ -128,7 +129,7 @@ impl Feed {
 
     /// The number of the oldest record kept.
     fn first(&self) -> u64 {
-        self.history.lock().unwrap_or_else(|e| e.into_inner()).first
+        self.history.lock().first
     }
 }
 

@@ -5,9 +5,10 @@
 //! queue reaches the hard bound (senders on other replicas cannot be made to
 //! wait).
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -30,12 +31,6 @@ struct Shared {
     gate: Arc<Gate>,
     queue: usize,
     hard: usize,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The room's end of a participant's queue.
@@ -86,7 +81,7 @@ pub(crate) fn mailbox(
 impl Mailbox {
     pub(crate) fn push(&self, event: SharedEvent) -> Pushed {
         let shared = &*self.0;
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         if state.closed {
             return Pushed::Queued;
         }
@@ -107,19 +102,19 @@ impl Mailbox {
 
     /// Since when the queue has been full, if it is.
     pub(crate) fn full_since(&self) -> Option<Instant> {
-        self.0.lock().full_since
+        self.0.state.lock().full_since
     }
 
     /// Events waiting now.
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().events.len()
+        self.0.state.lock().events.len()
     }
 
     /// No more events: the writer writes what is queued and ends. With
     /// `discard`, what is queued is dropped (the call ends with a status).
     pub(crate) fn close(&self, discard: bool) {
         let shared = &*self.0;
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         state.closed = true;
         if discard {
             state.events.clear();
@@ -149,7 +144,7 @@ impl Stream for Deliveries {
             return Poll::Ready(Some(event));
         }
         let shared = &*this.shared;
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         match state.events.pop_front() {
             Some(event) => {
                 if state.events.len() < shared.queue && state.full_since.take().is_some() {

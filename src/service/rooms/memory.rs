@@ -2,9 +2,10 @@
 //! A replica's rooms are its own; on it, the same guarantees as a shared
 //! store: one order, `room-seq`, recovery from a bounded history.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::{self, BoxFuture, FutureExt};
@@ -17,7 +18,7 @@ use super::event::{Event, ParticipantId, SharedEvent};
 use super::gate::Gate;
 use super::local::{LocalRoom, Removed};
 use super::request::{participant_name, JoinRequest};
-use super::store::{exhausted, lock, out_of_range, recovery, Joined, Place, RoomStore};
+use super::store::{exhausted, out_of_range, recovery, Joined, Place, RoomStore};
 use super::RoomLimits;
 use crate::proto::messenger::FeedUpdate;
 
@@ -71,7 +72,7 @@ impl MemoryStore {
             .rooms
             .iter()
             .filter_map(|(name, room)| {
-                let room = lock(room);
+                let room = room.lock();
                 (!room.open).then(|| (room.emptied, name.clone()))
             })
             .collect();
@@ -86,7 +87,7 @@ impl MemoryStore {
     }
 
     fn join_now(self: Arc<Self>, request: JoinRequest) -> Result<Joined, RpcStatus> {
-        let mut registry = lock(&self.registry);
+        let mut registry = self.registry.lock();
         self.forget_old(&mut registry);
         let room = match registry.rooms.get(&request.room) {
             Some(room) => room.clone(),
@@ -109,7 +110,7 @@ impl MemoryStore {
                 room
             }
         };
-        let mut state = lock(&room);
+        let mut state = room.lock();
         let mut backlog = Vec::new();
         if let Some(since) = request.since {
             let oldest = state.history.front().map_or(state.last + 1, |e| e.seq);
@@ -172,7 +173,7 @@ impl RoomStore for MemoryStore {
     }
 
     fn open_rooms(&self) -> usize {
-        lock(&self.registry).open
+        self.registry.lock().open
     }
 
     fn close(&self, _within: Duration) {}
@@ -246,7 +247,7 @@ struct MemoryPlace {
 impl MemoryPlace {
     fn publish_now(&self, update: FeedUpdate) -> Result<(), RpcStatus> {
         let counters = &self.store.counters;
-        let mut room = lock(&self.room);
+        let mut room = self.room.lock();
         // Removed: its call is ending.
         let Some(name) = room.local.name_of(&self.id) else {
             return Ok(());
@@ -271,7 +272,7 @@ impl Place for MemoryPlace {
     }
 
     fn remove_laggards(&self) -> Option<Instant> {
-        let mut room = lock(&self.room);
+        let mut room = self.room.lock();
         let removed = room.local.laggards(Instant::now());
         room.settle(removed, &self.store.counters);
         room.local.next_lag_deadline()
@@ -279,7 +280,7 @@ impl Place for MemoryPlace {
 
     fn leave(&self) {
         let counters = &self.store.counters;
-        let mut room = lock(&self.room);
+        let mut room = self.room.lock();
         let Some(name) = room.local.leave(&self.id) else {
             return;
         };
@@ -292,8 +293,8 @@ impl Place for MemoryPlace {
         }
         // The registry's lock comes first: taken again in that order.
         drop(room);
-        let mut registry = lock(&self.store.registry);
-        let mut room = lock(&self.room);
+        let mut registry = self.store.registry.lock();
+        let mut room = self.room.lock();
         if room.open && room.local.is_empty() {
             room.open = false;
             room.emptied = Instant::now();

@@ -78,7 +78,7 @@ fn a_failed_call_is_an_error_with_its_status() {
 
 #[test]
 fn an_unreachable_or_non_grpc_target_is_an_error() {
-    let free = format!("127.0.0.1:{}", messenger_lab::port::reserve().unwrap());
+    let free = format!("127.0.0.1:{}", messenger_testkit::port::reserve().unwrap());
     let error = block_on(Connection::open(&free)).err().unwrap();
     assert!(error.contains("cannot reach"), "{error}");
 

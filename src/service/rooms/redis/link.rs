@@ -2,7 +2,7 @@
 //! bounded and timed; a watcher pings the store, reconnects when it can, and
 //! logs each outage once, when it begins and when it ends.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -58,10 +58,6 @@ enum State {
     Down(Instant),
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Link {
     pub(super) fn new(url: &str, counters: Counters) -> Result<Link, String> {
         let client = Client::open(url).map_err(|e| format!("--rooms {url}: {e}"))?;
@@ -80,12 +76,12 @@ impl Link {
 
     /// Whether the store is known to answer: calls are not tried while not.
     pub(super) fn is_up(&self) -> bool {
-        matches!(*lock(&self.state), State::Up)
+        matches!(*self.state.lock(), State::Up)
     }
 
     /// How long the store has been down, if it is.
     pub(super) fn down_for(&self) -> Option<Duration> {
-        match *lock(&self.state) {
+        match *self.state.lock() {
             State::Down(since) => Some(since.elapsed()),
             State::Starting | State::Up => None,
         }
@@ -93,7 +89,7 @@ impl Link {
 
     /// Runs a script, bounded and timed.
     pub(super) async fn run(&self, call: Call<'_>) -> Result<Value, StoreError> {
-        let Some(mut connection) = lock(&self.connection).clone() else {
+        let Some(mut connection) = self.connection.lock().clone() else {
             return Err(StoreError::Down);
         };
         let started = Instant::now();
@@ -109,7 +105,7 @@ impl Link {
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                     // The watcher connects afresh (the store may have restarted).
-                    *lock(&self.connection) = None;
+                    *self.connection.lock() = None;
                 }
                 Err(StoreError::Failed(e.to_string()))
             }
@@ -121,7 +117,7 @@ impl Link {
     /// into it, so that a participant's overlapping calls are never sent
     /// again out of order for a script it lacks); says whether it answered.
     pub(super) async fn check(&self, scripts: &Scripts) -> bool {
-        let current = lock(&self.connection).clone();
+        let current = self.connection.lock().clone();
         let mut connection = match current {
             Some(connection) => connection,
             None => match self.connect(scripts).await {
@@ -138,7 +134,7 @@ impl Link {
         self.counters.round_trip(started.elapsed());
         match ping {
             Ok(Ok(_)) => {
-                *lock(&self.connection) = Some(connection);
+                *self.connection.lock() = Some(connection);
                 self.mark_up();
                 true
             }
@@ -171,8 +167,8 @@ impl Link {
     /// Returns false; logs the outage if it has just begun.
     fn mark_down(&self, why: &str) -> bool {
         // A fresh connection next time: this one may be stuck.
-        *lock(&self.connection) = None;
-        let mut state = lock(&self.state);
+        *self.connection.lock() = None;
+        let mut state = self.state.lock();
         if !matches!(*state, State::Down(_)) {
             *state = State::Down(Instant::now());
             warn!(
@@ -184,7 +180,7 @@ impl Link {
     }
 
     fn mark_up(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Up) {
             State::Starting => info!("rooms are kept in {}", self.url),
             State::Down(since) => info!(

@@ -6,7 +6,8 @@
 //! longer has it, the room's calls here end with UNAVAILABLE (a client then
 //! recovers with `room-since`): never a silent gap.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
@@ -17,7 +18,7 @@ use messenger_lab::room::{self, SINCE_HEADER};
 use super::super::event::{Event, ParticipantId};
 use super::super::local::{LocalRoom, Seat};
 use super::super::request::JoinRequest;
-use super::super::store::{exhausted, lock, out_of_range, unavailable};
+use super::super::store::{exhausted, out_of_range, unavailable};
 use super::codec::{self, encode};
 use super::keys::Keys;
 use super::scripts::{history_reply, join_reply, JoinArgs, JoinReply};
@@ -177,7 +178,7 @@ impl RoomTask {
             "room '{}': {why}; rejoin with {SINCE_HEADER} to recover what the room still has",
             self.room.name
         ));
-        let removed = lock(&self.room.local).end_all(&status);
+        let removed = self.room.local.lock().end_all(&status);
         warn!(
             "room {}: {} call(s) ended: {why}",
             self.room.name,
@@ -192,7 +193,7 @@ impl RoomTask {
     fn deliver(&mut self, event: Event) {
         self.last = Some(event.seq);
         let event = Arc::new(event);
-        let removed = lock(&self.room.local).deliver(&event);
+        let removed = self.room.local.lock().deliver(&event);
         if !removed.is_empty() {
             self.shared.removed_for_lag(&self.room, removed);
         }
@@ -202,7 +203,7 @@ impl RoomTask {
         let result = self.seat(&job.request, &job.id).await;
         if let Err(Ok(_seat)) = job.reply.send(result) {
             // Its call ended while it joined: it leaves at once.
-            let left = lock(&self.room.local).leave(&job.id).is_some();
+            let left = self.room.local.lock().leave(&job.id).is_some();
             if left {
                 self.shared.left(&self.room, &job.id);
             }
@@ -260,7 +261,11 @@ impl RoomTask {
         }
         let backlog = backlog.into_iter().map(Arc::new).collect();
         let first = request.since.unwrap_or(start);
-        let seat = lock(&self.room.local).seat(id.clone(), request.user.clone(), first, backlog);
+        let seat = self
+            .room
+            .local
+            .lock()
+            .seat(id.clone(), request.user.clone(), first, backlog);
         shared.counters.joined(&request.room, id);
         Ok(seat)
     }

@@ -18,10 +18,13 @@ checked here. One JSON object per case on stdout:
 
 Exits 1 if any case has a violation, 2 if the server cannot be reached.
 Cases are plain functions in CASES: adding one (a refusal of a new
-feature) is a function and a line.
+feature) is a function and a line. The case `call` makes any one call that
+the flags describe (--path, --header, --message, --open).
 
-    python3 python/strict_h2.py --port 50051 bomb oversize deadline
-    python3 python/strict_h2.py --list
+    python3 tests/harness/strict_h2.py --port 50051 bomb oversize deadline
+    python3 tests/harness/strict_h2.py --port 50051 call --path /messenger.LearningMessenger/GetLearningStatus \
+        --header "authorization=Bearer ..." --message 0a03616461
+    python3 tests/harness/strict_h2.py --list
 """
 
 import argparse
@@ -41,8 +44,7 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 from hpack import Decoder
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from floods import FRAME_TYPES, SERVICE, code_name, grpc_message, topic_request  # noqa: E402
+from floods import FRAME_TYPES, SERVICE, code_name, grpc_message, topic_request
 
 END_STREAM = 0x1
 END_HEADERS = 0x4
@@ -375,6 +377,20 @@ def room_full(conn):
     return stream
 
 
+def call(conn):
+    """The call --path names, with --message HEX each (gRPC-framed) and then half-closed, unless --open (still sending)."""
+    if not conn.args.path:
+        sys.exit("strict_h2.py: the call case needs --path")
+    stream = conn.start(conn.args.path)
+    for message in conn.args.message:
+        conn.send(stream, grpc_message(bytes.fromhex(message)), end=False)
+    if not conn.args.open and not conn.stream_ended(stream):
+        conn.h2.end_stream(stream)
+        conn.flush()
+    conn.until_ended(stream, conn.args.seconds)
+    return stream
+
+
 def busy(conn):
     """A call over the server's --max-calls-in-flight, one StreamLearnings holding it (RESOURCE_EXHAUSTED)."""
     holder = conn.start("StreamLearnings")
@@ -400,6 +416,7 @@ CASES = {
         room_name,
         room_full,
         busy,
+        call,
     )
 }
 
@@ -431,6 +448,9 @@ def main():
         metavar="NAME=VALUE",
         help="metadata for every request (e.g. authorization=Bearer ...)",
     )
+    parser.add_argument("--path", help="the call case: its method path")
+    parser.add_argument("--message", action="append", default=[], metavar="HEX", help="the call case: a message to send")
+    parser.add_argument("--open", action="store_true", help="the call case: leave the request stream open")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args()
     if args.list:

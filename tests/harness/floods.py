@@ -14,7 +14,7 @@ block without END_HEADERS.
 
 Only loopback targets are accepted.
 
-    python3 python/floods.py rapid-reset --port 50051 --seconds 5
+    python3 tests/harness/floods.py rapid-reset --port 50051 --seconds 5
 """
 
 import argparse
