@@ -263,7 +263,9 @@ fn a_replica_killed_under_load_fails_no_call_and_the_others_take_over() {
     let killed_at = Instant::now();
     let taken_over = |outcomes: &[Outcome]| {
         let after = per_replica(outcomes, Some(killed_at));
-        ["r1", "r3"].iter().all(|r| after.get(*r).is_some_and(|&calls| calls >= 10))
+        ["r1", "r3"]
+            .iter()
+            .all(|r| after.get(*r).is_some_and(|&calls| calls >= 10))
     };
     load.wait_for("take-over by r1 and r3 (ten calls each)", taken_over);
     let outcomes = load.stop();
@@ -296,7 +298,9 @@ fn a_rolling_restart_with_drains_fails_no_call_and_cuts_no_stream() {
         .add(3, || fleet.client(), status)
         .add(2, || fleet.client(), stream);
     let probe = fleet.client();
-    load.wait_for("ten calls before the restarts", |outcomes| outcomes.len() >= 10);
+    load.wait_for("ten calls before the restarts", |outcomes| {
+        outcomes.len() >= 10
+    });
     for k in 0..3 {
         let replica = fleet.replica(k);
         replica.signal("TERM");

@@ -108,10 +108,10 @@ fn a_graceful_stop_turns_health_not_serving_and_watchers_see_it() {
     let client = server.client();
     let (mut notes, summary) = client.submit_research_notes_async().unwrap();
     block_on(notes.send((crate::support::note("in flight"), WriteFlags::default()))).unwrap();
-    assert!(crate::support::wait_until(
-        crate::support::WAIT,
-        || server.running().calls_in_flight() == 1
-    ));
+    assert!(crate::support::wait_until(crate::support::WAIT, || server
+        .running()
+        .calls_in_flight()
+        == 1));
 
     let stopping = std::thread::spawn(move || server.stop(Duration::from_secs(20)));
     for watch in &mut watches {

@@ -18,7 +18,8 @@ use learning_messenger::server::ServerConfig;
 use protobuf::Message;
 
 use crate::support::{
-    failure, feed, note, raw_method, scrape, test_config, venv_program, wait_until, TestServer, WAIT,
+    failure, feed, note, raw_method, scrape, test_config, venv_program, wait_until, TestServer,
+    WAIT,
 };
 
 /// Every sample of `page` as Prometheus's Python parser reads it:
@@ -136,9 +137,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
             "StreamLearnings"
         )
     );
-    assert!(wait_until(WAIT, || {
-        scrape(port).2.contains(&started)
-    }));
+    assert!(wait_until(WAIT, || { scrape(port).2.contains(&started) }));
     cancelled.cancel();
     drop(cancelled);
 

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    failure, feed, note, raw_method, wait_until, PeakWatcher, ProcessStatus, ServerProcess, WAIT,
-    TestServer,
+    failure, feed, note, raw_method, wait_until, PeakWatcher, ProcessStatus, ServerProcess,
+    TestServer, WAIT,
 };
 use futures::executor::block_on;
 use futures::future::{self, Either};
@@ -405,10 +405,7 @@ fn thousands_of_cancelled_and_expired_streams_leave_no_call_running() {
     });
     cancel_and_expire_streams(&server.client(), 2000);
     assert!(
-        wait_until(WAIT, || server
-            .running()
-            .calls_in_flight()
-            == 0),
+        wait_until(WAIT, || server.running().calls_in_flight() == 0),
         "{} calls still running",
         server.running().calls_in_flight()
     );

@@ -17,8 +17,8 @@ use messenger_lab::answers::{learning_contents, STATUS_MESSAGE};
 use serde_json::Value;
 
 use crate::support::{
-    free_port, node, project_root, run_bounded, run_server_binary, scrape, wait_until, webgate_bin, WAIT,
-    ChildGuard, ServerProcess,
+    free_port, node, project_root, run_bounded, run_server_binary, scrape, wait_until, webgate_bin,
+    ChildGuard, ServerProcess, WAIT,
 };
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -328,8 +328,7 @@ fn a_client_that_aborts_cancels_the_upstream_call() {
         // Not cancelled, the handler would go on for six more seconds and
         // end OK: never counted as cancelled, however long we wait.
         assert!(
-            wait_until(WAIT, || cancelled_streams(metrics_port)
-                == done),
+            wait_until(WAIT, || cancelled_streams(metrics_port) == done),
             "{mode}: the server's StreamLearnings was not cancelled ({} so far)",
             cancelled_streams(metrics_port)
         );
