@@ -365,7 +365,7 @@ fn with_a_connection_age_a_replica_started_later_gets_calls_within_seconds() {
     assert_eq!(failures(&outcomes), Vec::<&str>::new(), "calls failed");
     let first_new = outcomes
         .iter()
-        .filter(|o| answered_by_new(*o))
+        .filter(|o| answered_by_new(o))
         .map(|o| o.at)
         .min()
         .expect("a call answered by the new replica");
