@@ -142,7 +142,7 @@ pub(crate) fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatu
 }
 
 /// How long a test waits for an event it expects (a status, a line, a
-/// count): long enough for a loaded machine (docs/testing-under-load.md),
+/// count): long enough for a loaded machine (docs/testing.md),
 /// and spent in full only by a test that fails.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
