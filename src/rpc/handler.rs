@@ -122,8 +122,13 @@ impl ServiceOptions {
     }
 
     /// The same, with at most `max` calls in flight (0: no limit).
-    pub fn with_max_calls_in_flight(mut self, max: usize) -> Self {
-        self.in_flight = InFlightLimit::new(max);
+    pub fn with_max_calls_in_flight(self, max: usize) -> Self {
+        self.with_in_flight(InFlightLimit::new(max))
+    }
+
+    /// The same, its calls holding places of `limit`.
+    pub fn with_in_flight(mut self, limit: InFlightLimit) -> Self {
+        self.in_flight = limit;
         self
     }
 

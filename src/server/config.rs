@@ -27,6 +27,12 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 16_384;
 /// RESOURCE_EXHAUSTED (docs/http2-floods.md: what one costs).
 pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 20_000;
 
+/// Health Watch and reflection streams (open to anyone: no authentication)
+/// the server may have at once, a limit of their own: an anonymous caller
+/// that fills it takes no place from the authenticated calls. Each is a
+/// long-lived stream that a balancer or a tool keeps open, a few per client.
+pub const DEFAULT_MAX_OPEN_STREAMS: usize = 100;
+
 /// Streams a connection may waste per second (reset before their calls
 /// start, or refused) before it gets GOAWAY ENHANCE_YOUR_CALM.
 pub const DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND: u32 = 100;
@@ -51,6 +57,9 @@ pub struct ServerConfig {
     /// Calls the server may have in its handlers at once, all connections
     /// together; 0 for no limit.
     pub max_calls_in_flight: usize,
+    /// Health Watch and reflection streams the server may have at once, apart
+    /// from `max_calls_in_flight`; 0 for no limit.
+    pub max_open_streams: usize,
     /// Streams a connection may reset before their calls start, or have
     /// refused, per second, before it is sent away (GOAWAY
     /// ENHANCE_YOUR_CALM); 0 for no limit.
@@ -110,6 +119,7 @@ impl Default for ServerConfig {
             max_request_bytes_in_flight: None,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
+            max_open_streams: DEFAULT_MAX_OPEN_STREAMS,
             max_aborted_streams_per_second: DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND,
             tls: None,
             tls_client_ca: None,
@@ -148,7 +158,7 @@ impl ServerConfig {
             crate::rpc::ServedBy::headers(name)?;
         }
         self.check_web()?;
-        self.auth.check()?;
+        self.auth.check(self.tls_client_ca.is_some())?;
         self.credentials().map(drop)
     }
 
@@ -229,13 +239,16 @@ impl ServerConfig {
             "auth_jwks": self.auth.jwks,
             "auth_issuer": self.auth.issuer,
             "auth_audience": self.auth.audience,
+            "auth_any_audience": self.auth.any_audience,
             "auth_name_claim": self.auth.name_claim,
             "auth_rooms_claim": self.auth.rooms_claim,
+            "auth_open_rooms": self.auth.open_rooms,
             "delay_ms": ms(self.delay),
             "max_message_bytes": self.max_message_bytes,
             "max_request_bytes_in_flight": self.request_budget().unwrap_or(0),
             "max_concurrent_streams": self.max_concurrent_streams,
             "max_calls_in_flight": self.max_calls_in_flight,
+            "max_open_streams": self.max_open_streams,
             "max_aborted_streams_per_second": self.max_aborted_streams_per_second,
             "completion_queues": self.completion_queues,
             "keepalive_time_ms": ms(self.keepalive_time),

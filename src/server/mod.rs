@@ -14,7 +14,7 @@ pub use budget::{default_max_request_bytes_in_flight, MAX_REQUEST_BYTES_IN_FLIGH
 pub use config::{
     default_completion_queues, default_replica_name, ServerConfig,
     DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND, DEFAULT_MAX_CALLS_IN_FLIGHT,
-    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_OPEN_STREAMS, DEFAULT_SHUTDOWN_GRACE,
 };
 
 use std::ffi::CString;
@@ -112,22 +112,34 @@ fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {
         options.metrics.as_ref().map(|metrics| metrics.auth()),
     )?;
     let messenger_options = options.clone().with_authentication(authentication);
+    // Their long-lived streams hold places of a small limit of their own, so
+    // anonymous callers cannot take the authenticated calls'; Check, a
+    // probe's quick unary call, keeps to the server's.
+    let open_streams = options.clone().with_in_flight(rpc::InFlightLimit::of(
+        "open streams (health Watch, reflection)",
+        config.max_open_streams,
+    ));
     builder = builder
         .channel_args(channel_args(config, env).build_args())
         .register_service(rpc::messenger::create_learning_messenger(
             messenger,
             &messenger_options,
         ))
-        .register_service(rpc::health::create_health(health.clone(), &options));
+        .register_service(rpc::health::create_health(
+            health.clone(),
+            &options,
+            &open_streams,
+        ));
     if config.reflection {
         let reflection = ReflectionService::new();
         builder = builder
             .register_service(rpc::reflection::create_server_reflection_v1(
                 reflection.clone(),
-                &options,
+                &open_streams,
             ))
             .register_service(rpc::reflection::create_server_reflection_v1alpha(
-                reflection, &options,
+                reflection,
+                &open_streams,
             ));
     }
     let mut server = builder

@@ -10,6 +10,7 @@ mod auth;
 mod bootstrap;
 mod cli;
 mod compression;
+mod credentials;
 mod deploy;
 mod docs;
 mod fleet;

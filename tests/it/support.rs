@@ -683,3 +683,32 @@ pub(crate) fn redis_command(port: u16, args: &[&str]) -> std::io::Result<String>
     BufReader::new(stream).read_line(&mut line)?;
     Ok(line.trim_end().to_owned())
 }
+
+/// Fails if `text` (what view `what` showed) holds `secret` in any form a
+/// view could print it: as it is, in hex (either case), as decimal bytes
+/// (Rust's Debug), or in base64 (standard or URL-safe, any alignment). Each
+/// is searched by pieces of 12 bytes, so a cut or partial copy is found too.
+pub(crate) fn assert_not_shown(what: &str, text: &str, secret: &[u8]) {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    for piece in secret.windows(12) {
+        let hex: String = piece.iter().map(|b| format!("{b:02x}")).collect();
+        let decimal = format!("{piece:?}");
+        let mut forms = vec![
+            String::from_utf8_lossy(piece).into_owned(),
+            hex.to_uppercase(),
+            hex,
+            decimal[1..decimal.len() - 1].to_owned(),
+        ];
+        // Every offset is a piece: one in three lines up with the base64
+        // around it, and the middle of its encoding is then found as it is.
+        for encoded in [STANDARD.encode(piece), URL_SAFE_NO_PAD.encode(piece)] {
+            forms.push(encoded[4..encoded.len() - 4].to_owned());
+        }
+        for form in forms {
+            if let Some(line) = text.lines().find(|line| line.contains(&form)) {
+                panic!("{what} shows {form:?}, a piece of a credential, in:\n{line}");
+            }
+        }
+    }
+}

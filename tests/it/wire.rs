@@ -27,13 +27,15 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const MIB: u64 = 1024;
 
 /// The `wiretap` binary on a free port of 127.0.0.1, its `--json` records
-/// read as they come; killed on drop.
-struct TapProcess {
+/// read as they come (or its output kept as it is); killed on drop.
+pub(crate) struct TapProcess {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     /// With `--web`: the page's `HOST:PORT`.
-    web: Option<String>,
+    pub(crate) web: Option<String>,
     records: Arc<Mutex<Vec<Value>>>,
+    /// What it printed on stdout, as it is ([`TapProcess::start_printing`]).
+    output: Arc<Mutex<String>>,
     messages: Arc<Mutex<u64>>,
     stderr: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
@@ -51,8 +53,19 @@ impl TapProcess {
     }
 
     fn start_with(upstream: &str, keep_messages: bool, args: &[&str]) -> TapProcess {
+        let args = [&["--json"], args].concat();
+        TapProcess::spawn(upstream, Some(keep_messages), &args)
+    }
+
+    /// With `args` (a format, `--bytes`, `--web`...), its stdout kept as it is.
+    pub(crate) fn start_printing(upstream: &str, args: &[&str]) -> TapProcess {
+        TapProcess::spawn(upstream, None, args)
+    }
+
+    /// `keep_messages`: None to keep stdout as text, not records.
+    fn spawn(upstream: &str, keep_messages: Option<bool>, args: &[&str]) -> TapProcess {
         let mut child = Command::new(wiretap_bin())
-            .args(["--listen", "127.0.0.1:0", "--upstream", upstream, "--json"])
+            .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -61,10 +74,15 @@ impl TapProcess {
             .expect("wiretap starts");
         let records = Arc::new(Mutex::new(Vec::new()));
         let messages = Arc::new(Mutex::new(0));
-        let (sink, count) = (records.clone(), messages.clone());
+        let output = Arc::new(Mutex::new(String::new()));
+        let (sink, count, text) = (records.clone(), messages.clone(), output.clone());
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let reader = std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
+                let Some(keep_messages) = keep_messages else {
+                    text.lock().unwrap().push_str(&(line + "\n"));
+                    continue;
+                };
                 let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
                     panic!("wiretap printed a line that is not JSON ({e}): {line}")
                 });
@@ -109,6 +127,7 @@ impl TapProcess {
             addr,
             web,
             records,
+            output,
             messages,
             stderr,
             reader: Some(reader),
@@ -117,6 +136,16 @@ impl TapProcess {
 
     fn records(&self) -> Vec<Value> {
         self.records.lock().unwrap().clone()
+    }
+
+    /// What it printed on stdout so far ([`TapProcess::start_printing`]).
+    pub(crate) fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// What it printed on stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Waits until connection `conn`'s summary is printed; returns it.
@@ -906,12 +935,14 @@ fn show_wire_taps_a_target_that_names_one_address() {
 
 /// The web view's `/events` as a program reads it: server-sent events over
 /// HTTP/1.0, so that the body is the events as they are, ended by a close.
-struct EventReader {
+pub(crate) struct EventReader {
     lines: BufReader<TcpStream>,
+    /// Every line read, as it came.
+    text: String,
 }
 
 impl EventReader {
-    fn open(web: &str) -> EventReader {
+    pub(crate) fn open(web: &str) -> EventReader {
         let mut stream = TcpStream::connect(web).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -932,11 +963,19 @@ impl EventReader {
             head.contains("content-type: text/event-stream\r\n"),
             "{head}"
         );
-        EventReader { lines }
+        EventReader {
+            lines,
+            text: String::new(),
+        }
+    }
+
+    /// The events read so far, as they came.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     /// The next event: its name (`message` when it has none) and its data.
-    fn next(&mut self) -> (String, Value) {
+    pub(crate) fn next(&mut self) -> (String, Value) {
         let (mut name, mut data) = ("message".to_owned(), String::new());
         loop {
             let mut line = String::new();
@@ -944,6 +983,7 @@ impl EventReader {
                 self.lines.read_line(&mut line).unwrap() > 0,
                 "the events ended"
             );
+            self.text.push_str(&line);
             match line.trim_end_matches('\n') {
                 "" if !data.is_empty() => break,
                 "" => {}
@@ -960,7 +1000,7 @@ impl EventReader {
     }
 
     /// The records up to connection `conn`'s summary.
-    fn records_until_closed(&mut self, conn: u64) -> Vec<Value> {
+    pub(crate) fn records_until_closed(&mut self, conn: u64) -> Vec<Value> {
         let mut records = Vec::new();
         loop {
             let (name, record) = self.next();
@@ -1185,6 +1225,7 @@ fn a_page_that_never_reads_does_not_hold_the_traffic_back() {
     // The stuck page missed records, and is told so when it reads again.
     let mut page = EventReader {
         lines: BufReader::new(stuck),
+        text: String::new(),
     };
     page.lines
         .get_mut()

@@ -439,11 +439,11 @@ pub fn run(listen: &str, options: TapOptions, sink: Box<dyn Write + Send>) -> Re
             options.upstream
         );
         if let Some(web) = &listeners.web {
-            let _ = writeln!(
-                stderr,
-                "wiretap: the web view is at http://{}/",
-                local(web)?
-            );
+            let addr = local(web)?;
+            let _ = writeln!(stderr, "wiretap: the web view is at http://{addr}/");
+            if let Some(warning) = web::exposure_warning(addr) {
+                let _ = writeln!(stderr, "wiretap: {warning}");
+            }
         }
         serve(listeners, options, Some(sink), std::future::pending()).await;
         Ok(())

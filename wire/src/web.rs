@@ -10,6 +10,7 @@
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -230,9 +231,21 @@ fn respond(request: &Request<Incoming>, feed: &Arc<Feed>) -> Response<PageBody> 
     response
 }
 
+/// What to tell whoever starts a page on `addr` that is not a loopback
+/// address: the page shows every call that passes (credentials masked, the
+/// rest as it is) to anyone who can reach it, and asks no password.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: the web view on {addr} is not on a loopback address: \
+             its page shows the traffic that passes (headers, messages) to whoever reaches it"
+        )
+    })
+}
+
 /// Whether the request names the tap by an IP address or `localhost`: a
 /// page of another site whose name was pointed at 127.0.0.1 (DNS
-/// rebinding) must not read the headers that pass, tokens included.
+/// rebinding) must not read the calls that pass.
 fn local_host(request: &Request<Incoming>) -> bool {
     let Some(host) = request.headers().get(hyper::header::HOST) else {
         return true;
@@ -441,7 +454,10 @@ mod tests {
                     code: 0,
                     debug: vec![b'a'; 70_000],
                 },
-                raw: Some(vec![0; 9]),
+                raw: Some(crate::event::Raw::Bytes {
+                    bytes: vec![0; 9],
+                    masked: Vec::new(),
+                }),
             }),
         };
         let line = record_json(&frame);
@@ -451,6 +467,18 @@ mod tests {
         assert_eq!(value["raw"], "000000000000000000");
         let why = value["malformed"].as_str().unwrap();
         assert!(why.contains("over the web view's 65536-byte cap"), "{why}");
+    }
+
+    #[test]
+    fn a_page_off_loopback_is_warned_about() {
+        for quiet in ["127.0.0.1:1", "127.0.0.9:1", "[::1]:1"] {
+            assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
+        }
+        for open in ["0.0.0.0:8080", "[::]:8080", "192.168.1.5:8080"] {
+            let warning = exposure_warning(open.parse().unwrap()).unwrap();
+            assert!(warning.contains("to whoever reaches it"), "{warning}");
+            assert!(warning.contains(open), "{warning}");
+        }
     }
 
     #[test]
