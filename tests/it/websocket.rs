@@ -205,10 +205,10 @@ fn deadlines_cancels_and_sizes_behave_as_on_native_grpc() {
 fn handshake(port: u16, headers: &[(&str, &str)]) -> (String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut request = format!(
+    let mut request = String::from(
         "GET /messenger.LearningMessenger/CollaborativeFeed HTTP/1.1\r\n\
          Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
     );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
