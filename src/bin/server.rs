@@ -96,6 +96,12 @@ struct Args {
     /// Feed rooms: updates a participant may have waiting; while one's queue is full, the room's senders on this replica wait (HTTP/2 flow control), and one that stays full for --room-lag-ms is removed (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     feed_queue: usize,
+    /// Feed rooms: bytes of updates a participant may have waiting; past them its queue is full as with --feed-queue.
+    #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 30))]
+    feed_queue_bytes: usize,
+    /// Feed rooms: the largest update a room takes, in bytes (encoded); a larger one ends its call with RESOURCE_EXHAUSTED. The echo without a room keeps --max-message-bytes.
+    #[arg(long, default_value_t = server::DEFAULT_ROOM_UPDATE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64 << 20))]
+    room_update_bytes: usize,
     /// Feed rooms with participants on this replica; a join that would open one more gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_rooms: usize,
@@ -183,6 +189,8 @@ fn main() -> ExitCode {
         replica_name: args.replica_name,
         rooms: server::RoomLimits {
             queue: args.feed_queue,
+            queue_bytes: args.feed_queue_bytes,
+            update_bytes: args.room_update_bytes,
             max_rooms: args.max_rooms,
             max_room_size: args.max_room_size,
             history: args.room_history,

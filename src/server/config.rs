@@ -199,6 +199,8 @@ impl ServerConfig {
             "compression": self.compression.to_string(),
             "reflection": self.reflection,
             "feed_queue": self.rooms.queue,
+            "feed_queue_bytes": self.rooms.queue_bytes,
+            "room_update_bytes": self.rooms.update_bytes,
             "max_rooms": self.rooms.max_rooms,
             "max_room_size": self.rooms.max_room_size,
             "rooms": self.room_store.to_string(),

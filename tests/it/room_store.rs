@@ -20,7 +20,7 @@ use grpcio::{
 use learning_messenger::proto::messenger::FeedUpdate;
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use messenger_lab::answers::acknowledgement;
-use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
+use messenger_lab::room::{EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 
 use crate::rooms::{own_connection, sample, Chatter, WAIT};
 use crate::support::{
@@ -158,18 +158,32 @@ struct Raw {
     user: String,
     sink: Option<ClientDuplexSender<FeedUpdate>>,
     got: Arc<Mutex<Vec<Event>>>,
+    /// The answer's room-epoch, once it came.
+    epoch: Arc<Mutex<Option<String>>>,
     ended: Arc<Mutex<Option<Result<(), RpcStatus>>>>,
     _client: LearningMessengerClient,
 }
 
 impl Raw {
     fn join(target: &str, room: &str, user: &str, since: Option<u64>) -> Raw {
+        Raw::join_at(target, room, user, since.map(|since| (since, None)))
+    }
+
+    /// Resumes after event `since` of `epoch` (room-since and room-epoch).
+    fn resume(target: &str, room: &str, user: &str, since: u64, epoch: &str) -> Raw {
+        Raw::join_at(target, room, user, Some((since, Some(epoch))))
+    }
+
+    fn join_at(target: &str, room: &str, user: &str, since: Option<(u64, Option<&str>)>) -> Raw {
         let client = own_connection(target);
         let mut headers = MetadataBuilder::new();
         headers.add_str(ROOM_HEADER, room).unwrap();
         headers.add_str(USER_HEADER, user).unwrap();
-        if let Some(since) = since {
+        if let Some((since, epoch)) = since {
             headers.add_str(SINCE_HEADER, &since.to_string()).unwrap();
+            if let Some(epoch) = epoch {
+                headers.add_str(EPOCH_HEADER, epoch).unwrap();
+            }
         }
         let options = CallOption::default()
             .headers(headers.build())
@@ -182,14 +196,19 @@ impl Raw {
         sink.enhance_batch(true);
         let got = Arc::new(Mutex::new(Vec::new()));
         let ended = Arc::new(Mutex::new(None));
-        let (into, end) = (got.clone(), ended.clone());
+        let epoch = Arc::new(Mutex::new(None));
+        let (into, end, epoch_of) = (got.clone(), ended.clone(), epoch.clone());
         std::thread::spawn(move || {
             let outcome = block_on(async {
                 let mut next = None;
                 while let Some(update) = events.try_next().await? {
                     let seq = match next {
                         Some(seq) => seq,
-                        None => room_seq(events.headers().await?) + 1,
+                        None => {
+                            let headers = events.headers().await?;
+                            *epoch_of.lock().unwrap() = header(headers, EPOCH_HEADER);
+                            room_seq(headers) + 1
+                        }
                     };
                     next = Some(seq + 1);
                     into.lock()
@@ -207,6 +226,7 @@ impl Raw {
             user: user.to_owned(),
             sink: Some(sink),
             got,
+            epoch,
             ended,
             _client: client,
         }
@@ -230,6 +250,15 @@ impl Raw {
 
     fn last_seq(&self) -> u64 {
         self.events().last().expect("an event received").0
+    }
+
+    /// The room-epoch its answer sent.
+    fn epoch(&self) -> String {
+        self.epoch
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("an answer received")
     }
 
     fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
@@ -261,11 +290,16 @@ impl Raw {
 }
 
 fn room_seq(headers: &grpcio::Metadata) -> u64 {
+    header(headers, SEQ_HEADER)
+        .and_then(|value| value.parse().ok())
+        .expect("the answer carries room-seq")
+}
+
+fn header(headers: &grpcio::Metadata, key: &str) -> Option<String> {
     headers
         .iter()
-        .find(|(key, _)| *key == SEQ_HEADER)
-        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
-        .expect("the answer carries room-seq")
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, value)| Some(std::str::from_utf8(value).ok()?.to_owned()))
 }
 
 /// Numbers that follow one another without a gap or a repeat.
@@ -709,6 +743,200 @@ fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
     back.leave();
 }
 
+/// Joins replica `k` until the replica has the store back (a join while it
+/// reconnects is UNAVAILABLE): the first call that is not refused.
+fn join_when_back(fleet: &Fleet, k: usize, room: &str, user: &str) -> Raw {
+    let mut joined = None;
+    let back = wait_until(WAIT, || {
+        let raw = Raw::join(fleet.target(k), room, user, None);
+        let refused = wait_until(Duration::from_millis(500), || {
+            raw.ended.lock().unwrap().is_some()
+        });
+        if refused {
+            return false;
+        }
+        joined = Some(raw);
+        true
+    });
+    assert!(
+        back,
+        "replica r{} never took {user} back into {room}",
+        k + 1
+    );
+    joined.unwrap()
+}
+
+/// How a resume after event `since` of `epoch` on replica `k` ends, once the
+/// replica has the store back: never UNAVAILABLE, then.
+fn resumed(fleet: &Fleet, k: usize, room: &str, user: &str, since: u64, epoch: &str) -> RpcStatus {
+    let mut outcome = None;
+    let answered = wait_until(WAIT, || {
+        let back = Raw::resume(fleet.target(k), room, user, since, epoch);
+        let ended = back.ended_within(Duration::from_secs(3));
+        let status = match ended {
+            Some(Err(status)) => status,
+            other => panic!(
+                "{user}'s resume after {since} was taken: {other:?}, {:?}",
+                back.events()
+            ),
+        };
+        let code = status.code();
+        outcome = Some(status);
+        code != RpcStatusCode::UNAVAILABLE
+    });
+    let status = outcome.unwrap();
+    assert!(answered, "still {status:?}");
+    status
+}
+
+/// What a participant received, each event named by (room-epoch, number),
+/// its acknowledgements written as the update they acknowledge.
+fn positions(raw: &Raw) -> Vec<((String, u64), String)> {
+    let epoch = raw.epoch();
+    raw.events()
+        .into_iter()
+        .map(|(seq, text)| {
+            let text = match text.strip_prefix("System: Acknowledged ") {
+                Some(ack) => ack.replacen("'s update: ", ": ", 1),
+                None => text,
+            };
+            ((epoch.clone(), seq), text)
+        })
+        .collect()
+}
+
+/// The issue's store-rewind run: Ann on replica A, Bob on replica B; Bob
+/// sends b0-b4, Redis saves a snapshot, Bob sends b5-b9; Redis is killed and
+/// comes back from the snapshot, without b5-b9. Nobody may then be given
+/// one number for two events: Ann's and Bob's calls end, their resumes are
+/// refused in words that say history was lost (from the Rust client with
+/// room-epoch and from the Python reference without it), and Cy's c0-c4
+/// reach Ann once she rejoins.
+#[test]
+fn a_store_that_comes_back_older_never_issues_a_number_twice() {
+    const ROOM: &str = "rewind";
+    let stubs = tempfile::tempdir().unwrap();
+    python_stubs(stubs.path());
+    let mut fleet = Fleet::redis(2, &[]);
+    let ann = fleet.raw(0, ROOM, "ann", None);
+    let mut bob = fleet.raw(1, ROOM, "bob", None);
+    ann.wait_for_text("System: bob joined the room");
+    for i in 0..5 {
+        bob.say(&format!("b{i}"));
+    }
+    ann.wait_for_text("bob: b4");
+    fleet.store().save();
+    for i in 5..10 {
+        bob.say(&format!("b{i}"));
+    }
+    ann.wait_for_text("bob: b9");
+    bob.wait_for_text("System: Acknowledged bob's update: b9");
+    let (since, epoch) = (ann.last_seq(), ann.epoch());
+    let (bob_since, bob_epoch) = (bob.last_seq(), bob.epoch());
+    assert_eq!(epoch, bob_epoch, "one room, one epoch");
+
+    fleet.store().restart_from_snapshot();
+    for who in [&ann, &bob] {
+        let ended = who.ended_within(WAIT).expect("the call ended");
+        let status = ended.expect_err("its events were lost");
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::UNAVAILABLE,
+            "{}: {status:?}",
+            who.user
+        );
+    }
+    // Resumes from what they had seen are refused as lost, never taken into a new run.
+    for (k, user, since) in [(0, "ann", since), (1, "bob", bob_since)] {
+        let status = resumed(&fleet, k, ROOM, user, since, &epoch);
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::OUT_OF_RANGE,
+            "{user}: {status:?}"
+        );
+        assert!(status.message().contains("lost"), "{user}: {status:?}");
+    }
+    let (ok, lines, stderr) = python_since(stubs.path(), fleet.target(1), ROOM, since);
+    assert!(!ok && lines.is_empty(), "python resumed: {lines:?}");
+    assert!(
+        stderr.contains("OUT_OF_RANGE") && stderr.contains("lost"),
+        "{stderr}"
+    );
+
+    let ann_again = join_when_back(&fleet, 0, ROOM, "ann");
+    let mut cy = join_when_back(&fleet, 1, ROOM, "cy");
+    ann_again.wait_for_text("System: cy joined the room");
+    for i in 0..5 {
+        cy.say(&format!("c{i}"));
+    }
+    cy.wait_for_text("System: Acknowledged cy's update: c4");
+    ann_again.wait_for_text("cy: c4");
+    let heard: Vec<String> = ann_again
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("cy: "))
+        .collect();
+    let sent: Vec<String> = (0..5).map(|i| format!("cy: c{i}")).collect();
+    assert_eq!(heard, sent, "Ann got c0-c4, in order");
+    assert_ne!(
+        ann_again.epoch(),
+        epoch,
+        "the rewound history began a new epoch"
+    );
+
+    // Every (room-epoch, number) anyone was given names one event.
+    let mut named = std::collections::HashMap::new();
+    for who in [&ann, &bob, &ann_again, &cy] {
+        for (position, text) in positions(who) {
+            let first = named
+                .entry(position.clone())
+                .or_insert_with(|| text.clone());
+            assert_eq!(*first, text, "{position:?} was given to two events");
+        }
+    }
+    let log = fleet.replicas[0].log() + &fleet.replicas[1].log();
+    assert!(
+        log.contains("was lost"),
+        "no replica said what was lost:\n{log}"
+    );
+}
+
+/// `client chat --room` across the same rewind: it does not carry on as if
+/// nothing happened; it says that updates were lost, and goes on in the room.
+#[test]
+fn client_chat_says_updates_were_lost_when_the_store_comes_back_older() {
+    const ROOM: &str = "rewound";
+    let mut fleet = Fleet::redis(2, &[]);
+    let mut ann = fleet.raw(0, ROOM, "ann", None);
+    let bob = fleet.rust(1, ROOM, "bob");
+    ann.wait_for_text("System: bob joined the room");
+    let heard = |text: &'static str| {
+        move |lines: &[String]| json_events(lines).iter().any(|(_, t)| t == text)
+    };
+    for i in 0..5 {
+        ann.say(&format!("a{i}"));
+    }
+    bob.wait_for("a4", heard("ann: a4"));
+    fleet.store().save();
+    for i in 5..10 {
+        ann.say(&format!("a{i}"));
+    }
+    bob.wait_for("a9", heard("ann: a9"));
+    fleet.store().restart_from_snapshot();
+    bob.wait_for("word that updates were lost", |_| {
+        bob.stderr().contains("updates were lost")
+    });
+    let said = bob.stderr();
+    assert!(said.contains("reconnecting with room-since"), "{said}");
+    let back = wait_until(WAIT, || {
+        fleet.metric(1, "messenger_feed_participants") >= 1.0
+    });
+    assert!(back, "bob did not rejoin: {}", bob.stderr());
+    let mut cy = join_when_back(&fleet, 0, ROOM, "cy");
+    cy.say("after");
+    bob.wait_for("cy's update after the rewind", heard("cy: after"));
+}
+
 #[test]
 fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let mut fleet = Fleet::redis(1, &[]);
@@ -815,6 +1043,202 @@ fn a_burst_removes_neither_reader_on_the_memory_store() {
 #[test]
 fn a_burst_removes_neither_reader_on_redis() {
     burst(&Fleet::redis(1, &[]));
+}
+
+/// A join-and-leave storm on one replica (four threads joining and leaving
+/// at once, so the room closes and opens again and again) never leaves the
+/// room deaf there: each round, a newcomer on that replica hears the other
+/// replica's update and gets its own acknowledged.
+#[test]
+fn a_join_and_leave_storm_never_leaves_a_room_deaf() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const ROOM: &str = "storm";
+    const ROUNDS: usize = 20;
+    let fleet = Fleet::redis(2, &[]);
+    let mut ann = fleet.raw(0, ROOM, "ann", None);
+    let target = fleet.target(1).to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let storms: Vec<_> = (0..4)
+        .map(|t| {
+            let (target, stop) = (target.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let client = own_connection(&target);
+                let mut gusts = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let mut headers = MetadataBuilder::new();
+                    headers.add_str(ROOM_HEADER, ROOM).unwrap();
+                    headers.add_str(USER_HEADER, &format!("gust{t}")).unwrap();
+                    let options = CallOption::default()
+                        .headers(headers.build())
+                        .timeout(Duration::from_secs(30));
+                    let call = client
+                        .clone()
+                        .with_options(options)
+                        .collaborative_feed_async();
+                    let Ok((mut sink, mut events)) = call else {
+                        continue;
+                    };
+                    let _ = block_on(sink.close());
+                    while let Ok(Some(_)) = block_on(events.try_next()) {}
+                    gusts += 1;
+                }
+                gusts
+            })
+        })
+        .collect();
+    let joined = |ann: &Raw| {
+        ann.texts()
+            .iter()
+            .filter(|t| *t == "System: ear joined the room")
+            .count()
+    };
+    for round in 0..ROUNDS {
+        let mut ear = Raw::join(&target, ROOM, "ear", None);
+        ann.wait_for("the newcomer's join", |_| joined(&ann) > round);
+        let said = format!("round {round}");
+        ann.say(&said);
+        ear.wait_for_text(&format!("ann: {said}"));
+        ear.say("heard");
+        ear.wait_for_text("System: Acknowledged ear's update: heard");
+        ear.leave();
+        assert!(
+            matches!(ear.ended_within(WAIT), Some(Ok(()))),
+            "round {round}: {:?}",
+            ear.ended_within(Duration::ZERO)
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let gusts: Vec<usize> = storms.into_iter().map(|s| s.join().unwrap()).collect();
+    assert!(gusts.iter().all(|&n| n > 0), "the storm's joins: {gusts:?}");
+    ann.leave();
+}
+
+/// A TCP proxy in front of Redis that the test can make stop forwarding on
+/// the subscription connections it carries (those that sent SUBSCRIBE),
+/// without closing them: what a NAT's idle timeout or a partition that
+/// swallows the reset does. Connections made after that are carried.
+struct StallingProxy {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    stall_below: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StallingProxy {
+    fn start(upstream: u16) -> StallingProxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stall_below = Arc::new(AtomicUsize::new(0));
+        let (count, below) = (accepted.clone(), stall_below.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let subscribed = Arc::new(AtomicBool::new(false));
+                let pipe = |from: std::net::TcpStream, to: std::net::TcpStream, watch: bool| {
+                    let (subscribed, below) = (subscribed.clone(), below.clone());
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let (mut from, mut to) = (from, to);
+                        let mut buffer = [0u8; 16 * 1024];
+                        while let Ok(read) = from.read(&mut buffer) {
+                            if read == 0 {
+                                let _ = to.shutdown(std::net::Shutdown::Write);
+                                return;
+                            }
+                            let chunk = &buffer[..read];
+                            if watch
+                                && chunk
+                                    .windows(9)
+                                    .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+                            {
+                                subscribed.store(true, Ordering::SeqCst);
+                            }
+                            let stalled = subscribed.load(Ordering::SeqCst)
+                                && n < below.load(Ordering::SeqCst);
+                            // Stalled: what comes is swallowed, and the connection stays open.
+                            if !stalled && to.write_all(chunk).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                );
+                pipe(server, client, false);
+            }
+        });
+        StallingProxy {
+            port,
+            accepted,
+            stall_below,
+        }
+    }
+
+    /// From now on, the subscription connections it carries forward nothing.
+    fn stall_subscriptions(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.accepted.load(Ordering::SeqCst);
+        self.stall_below.store(now, Ordering::SeqCst);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A replica whose subscription stops answering without closing (the
+/// proxy swallows it) finds out by its ping, connects again and fills the
+/// gap from the history: its participant gets every update, once, in order.
+#[test]
+fn a_subscription_that_goes_silent_is_found_and_its_gap_filled() {
+    const ROOM: &str = "quiet";
+    let fleet = Fleet::redis(1, &[]);
+    let proxy = StallingProxy::start(fleet.redis.as_ref().unwrap().port);
+    let proxy_url = proxy.url();
+    let quiet = ServerProcess::start_at(
+        &format!("127.0.0.2:{}", free_port()),
+        &[
+            "--delay-ms",
+            "0",
+            "--room-store-grace-ms",
+            GRACE_MS,
+            "--room-presence-ttl-ms",
+            TTL_MS,
+            "--rooms",
+            &proxy_url,
+        ],
+    );
+    let mut ann = fleet.raw(0, ROOM, "ann", None);
+    let bob = Raw::join(&quiet.target, ROOM, "bob", None);
+    ann.wait_for_text("System: bob joined the room");
+    ann.say("before");
+    bob.wait_for_text("ann: before");
+    proxy.stall_subscriptions();
+    for i in 0..10 {
+        ann.say(&format!("during {i}"));
+    }
+    ann.wait_for_text("System: Acknowledged ann's update: during 9");
+    bob.wait_for_text("ann: during 9");
+    let events = bob.events();
+    assert_contiguous("bob", &events);
+    let heard: Vec<String> = events
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.starts_with("ann: during"))
+        .collect();
+    let sent: Vec<String> = (0..10).map(|i| format!("ann: during {i}")).collect();
+    assert_eq!(heard, sent);
+    assert!(bob.ended.lock().unwrap().is_none(), "bob's call ended");
+    let log = quiet.log();
+    assert!(log.contains("no answer to a ping"), "{log}");
+    ann.leave();
 }
 
 /// `scripts/fleet.sh 2 --rooms redis`, as a user runs it: its own

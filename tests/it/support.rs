@@ -583,7 +583,8 @@ pub(crate) fn node(script: &str, args: &[&str]) -> Command {
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
 /// A real redis-server on a free loopback port, its files in a temporary
-/// directory and nothing saved (a restart loses its data); stopped on drop.
+/// directory and nothing saved unless a test asks (`SAVE`: a restart then
+/// comes back with that snapshot); stopped on drop.
 pub(crate) struct RedisServer {
     child: Child,
     pub(crate) port: u16,
@@ -631,6 +632,25 @@ impl RedisServer {
 
     /// Kills it and starts it again on the same port, empty: its data is lost.
     pub(crate) fn restart_empty(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
+        self.child = RedisServer::spawn(self.port, self.dir.path());
+    }
+
+    /// Writes a snapshot of its data now (`SAVE`).
+    pub(crate) fn save(&self) {
+        let reply = redis_command(self.port, &["SAVE"]).expect("SAVE answered");
+        assert_eq!(reply, "+OK", "SAVE");
+    }
+
+    /// Kills it (SIGKILL: nothing more is saved) and starts it again on the
+    /// same port from its last snapshot: what came after it is lost.
+    pub(crate) fn restart_from_snapshot(&mut self) {
+        assert!(
+            self.dir.path().join("dump.rdb").exists(),
+            "no snapshot: call save() first"
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = RedisServer::spawn(self.port, self.dir.path());

@@ -16,9 +16,11 @@
 //!
 //! - `request`: what a call asks for in its headers; where a participant's name is decided.
 //! - `participate`: a participant's call, from its join to its end.
+//! - `epoch`: which run of numbers a position counts in.
 //! - `event`, `counters`, `settings`: events, metrics, limits.
 
 mod counters;
+mod epoch;
 mod event;
 mod gate;
 mod local;
@@ -43,9 +45,9 @@ use store::{Joined, RoomStore};
 pub(crate) use participate::take_part;
 pub(crate) use request::{requested_room, JoinRequest};
 pub use settings::{
-    RoomLimits, RoomStoreAddr, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
-    DEFAULT_PRESENCE_TTL, DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG, DEFAULT_ROOM_LINGER,
-    DEFAULT_STORE_GRACE,
+    RoomLimits, RoomStoreAddr, DEFAULT_FEED_QUEUE, DEFAULT_FEED_QUEUE_BYTES, DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_ROOM_SIZE, DEFAULT_PRESENCE_TTL, DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG,
+    DEFAULT_ROOM_LINGER, DEFAULT_ROOM_UPDATE_BYTES, DEFAULT_STORE_GRACE,
 };
 
 /// The rooms of one server, shared by every call on every completion queue.

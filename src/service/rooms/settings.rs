@@ -7,6 +7,11 @@ use std::time::Duration;
 
 /// Updates a participant may have waiting before its room's senders wait for it.
 pub const DEFAULT_FEED_QUEUE: usize = 1024;
+/// Bytes of updates a participant may have waiting before its room's senders wait for it.
+pub const DEFAULT_FEED_QUEUE_BYTES: usize = 4 << 20;
+/// The largest update a room takes, encoded: its history and every
+/// participant's queue hold it, so it is far below --max-message-bytes.
+pub const DEFAULT_ROOM_UPDATE_BYTES: usize = 64 << 10;
 /// Rooms with participants on one replica.
 pub const DEFAULT_MAX_ROOMS: usize = 1000;
 /// Participants of one room, on every replica together. Each update costs
@@ -30,6 +35,11 @@ pub struct RoomLimits {
     /// Updates a participant may have waiting (at least 1) before the room's
     /// senders on its replica wait for it.
     pub queue: usize,
+    /// Bytes of updates a participant may have waiting before its room's
+    /// senders on its replica wait for it.
+    pub queue_bytes: usize,
+    /// The largest update (encoded) a room takes; a larger one is RESOURCE_EXHAUSTED.
+    pub update_bytes: usize,
     /// Rooms with participants on this replica.
     pub max_rooms: usize,
     /// Participants of one room, counted on every replica.
@@ -50,6 +60,8 @@ impl Default for RoomLimits {
     fn default() -> Self {
         RoomLimits {
             queue: DEFAULT_FEED_QUEUE,
+            queue_bytes: DEFAULT_FEED_QUEUE_BYTES,
+            update_bytes: DEFAULT_ROOM_UPDATE_BYTES,
             max_rooms: DEFAULT_MAX_ROOMS,
             max_room_size: DEFAULT_MAX_ROOM_SIZE,
             history: DEFAULT_ROOM_HISTORY,
@@ -67,6 +79,17 @@ impl RoomLimits {
     /// grow only this far while the lag bound runs.
     pub(crate) fn hard_queue(&self) -> usize {
         self.queue.max(1) * 2 + self.max_room_size
+    }
+
+    /// A participant's queue bounds, in events and in bytes (the hard bound
+    /// leaves room for one more update of the largest size).
+    pub(crate) fn queue_bounds(&self) -> super::mailbox::Bounds {
+        super::mailbox::Bounds {
+            queue: self.queue.max(1),
+            queue_bytes: self.queue_bytes.max(1),
+            hard: self.hard_queue(),
+            hard_bytes: self.queue_bytes.max(1).saturating_mul(2) + self.update_bytes,
+        }
     }
 }
 

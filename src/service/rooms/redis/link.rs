@@ -7,15 +7,21 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
 
 use super::super::counters::Counters;
 use super::scripts::{Call, Scripts};
 
 /// The longest a round trip to the store may take before it counts as failed.
 pub(super) const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often the watcher pings the store.
+/// How often the watcher pings the store (and the subscriber its connection).
 pub(super) const PING_EVERY: Duration = Duration::from_millis(500);
+/// TCP keepalive on every connection to the store: a peer that vanished
+/// without a reset is noticed by the kernel too, and a NAT or load balancer
+/// in between sees traffic on an idle connection.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why the store could not do something.
 #[derive(Debug)]
@@ -64,7 +70,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Link {
     pub(super) fn new(url: &str, counters: Counters) -> Result<Link, String> {
-        let client = Client::open(url).map_err(|e| format!("--rooms {url}: {e}"))?;
+        let keepalive = TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL);
+        let client = url
+            .into_connection_info()
+            .map(|info| {
+                info.set_tcp_settings(
+                    TcpSettings::default()
+                        .set_nodelay(true)
+                        .set_keepalive(keepalive),
+                )
+            })
+            .and_then(Client::open)
+            .map_err(|e| format!("--rooms {url}: {e}"))?;
         Ok(Link {
             client,
             url: url.to_owned(),

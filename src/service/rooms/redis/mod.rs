@@ -36,6 +36,7 @@ use messenger_lab::room::{self, SINCE_HEADER};
 use tokio::runtime::{Handle, Runtime};
 
 use super::counters::Counters;
+use super::epoch::Position;
 use super::event::ParticipantId;
 use super::gate::Gate;
 use super::local::{LocalRoom, Removed};
@@ -47,6 +48,12 @@ use codec::encode;
 use link::{Link, StoreError, PING_EVERY};
 use remote::{Input, Job, RemoteRoom};
 use scripts::{RoomTerms, Scripts};
+
+/// A page of history read in one round trip holds at most this many events,
+/// and past its first this many bytes: a long backlog never stalls the
+/// connection that every room's calls share.
+const PAGE_EVENTS: usize = 256;
+const PAGE_BYTES: usize = 1 << 20;
 
 pub(crate) struct RedisStore {
     shared: Arc<Shared>,
@@ -60,6 +67,10 @@ pub(super) struct Shared {
     link: Arc<Link>,
     scripts: Scripts,
     registry: Mutex<HashMap<String, Entry>>,
+    /// The furthest this replica has seen of each room's numbers (kept after
+    /// the room closes here), so that a store found below it, within the
+    /// same epoch, begins a new epoch instead of issuing those numbers again.
+    seen: Mutex<HashMap<String, Position>>,
     subscriber: mpsc::UnboundedSender<subscriber::Command>,
     /// Unique among the replicas on one store: participants are `REPLICA.N`.
     replica: String,
@@ -98,10 +109,13 @@ impl RedisStore {
                 history: limits.history,
                 linger: limits.linger,
                 presence_ttl: limits.presence_ttl,
+                page_events: PAGE_EVENTS,
+                page_bytes: PAGE_BYTES,
             },
             link: link.clone(),
             scripts: Scripts::default(),
             registry: Mutex::default(),
+            seen: Mutex::default(),
             subscriber,
             replica: format!("{:x}{:x}", started.as_micros(), std::process::id()),
             next_id: AtomicU64::new(1),
@@ -251,7 +265,10 @@ impl Shared {
     }
 
     /// Closes `room` here if nobody is in it or joining it: its task ends
-    /// and its channel is unsubscribed.
+    /// and its channel is unsubscribed. The unsubscribe is queued under the
+    /// registry's lock, so it reaches the subscriber before the subscribe of
+    /// any room opened again under that name, and it names this room: it
+    /// never leaves a newer one deaf.
     fn close_if_empty(self: &Arc<Self>, room: &Arc<RemoteRoom>) {
         let mut registry = lock(&self.registry);
         let Some(entry) = registry.get(&room.name) else {
@@ -261,14 +278,36 @@ impl Shared {
             return;
         }
         registry.remove(&room.name);
-        drop(registry);
-        room.send(Input::Close);
         let _ = self
             .subscriber
             .unbounded_send(subscriber::Command::Unsubscribe {
-                channel: room.keys.channel.clone(),
+                room: Arc::downgrade(room),
             });
+        drop(registry);
+        room.send(Input::Close);
         self.counters.room_closed(&room.name);
+    }
+
+    /// How far this replica has seen `room`'s numbers.
+    fn seen(&self, room: &str) -> Option<Position> {
+        lock(&self.seen).get(room).cloned()
+    }
+
+    /// This replica has seen `at` in `room`.
+    fn saw(&self, room: &str, at: &Position) {
+        let mut seen = lock(&self.seen);
+        match seen.get_mut(room) {
+            Some(known) if known.epoch == at.epoch => known.seq = known.seq.max(at.seq),
+            Some(known) => *known = at.clone(),
+            None => {
+                // Bounded: past the bound, rooms no longer open here are forgotten.
+                if seen.len() >= SEEN_ROOMS.max(self.limits.max_rooms * 2) {
+                    let open = lock(&self.registry);
+                    seen.retain(|name, _| open.contains_key(name));
+                }
+                seen.insert(room.to_owned(), at.clone());
+            }
+        }
     }
 
     /// The rooms with participants here.
@@ -317,9 +356,14 @@ impl Shared {
         self.runtime.spawn(async move {
             let started = Instant::now();
             loop {
-                let call = shared
-                    .scripts
-                    .leave(&room.keys, shared.terms, &id, notice.clone());
+                let seen = shared.seen(&room.name);
+                let call = shared.scripts.leave(
+                    &room.keys,
+                    shared.terms,
+                    seen.as_ref(),
+                    &id,
+                    notice.clone(),
+                );
                 match shared.link.run(call).await {
                     Ok(_) => break,
                     Err(e) if started.elapsed() >= shared.limits.presence_ttl => {
@@ -336,6 +380,9 @@ impl Shared {
         });
     }
 }
+
+/// Rooms whose numbers a replica remembers at least (see [`Shared::seen`]).
+const SEEN_ROOMS: usize = 10_000;
 
 /// Pings the store; once it has been down for the grace, ends every open
 /// room call here with UNAVAILABLE (once per outage).
