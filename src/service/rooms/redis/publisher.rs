@@ -78,9 +78,9 @@ async fn publish(shared: Arc<Shared>, room: Arc<RemoteRoom>, id: ParticipantId, 
                     Ok((None, expired)) => {
                         shared.counters.presence_expired(expired);
                         Err(unavailable(format!(
-                            "room '{}': this participant's presence expired in the room store {} \
+                            "room '{}': this participant's presence expired in the room store \
                              (it was announced as left); rejoin with {SINCE_HEADER} to recover",
-                            room.name, shared.link.url
+                            room.name
                         )))
                     }
                     Err(why) => Err(shared.unreachable(&why)),

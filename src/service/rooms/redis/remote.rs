@@ -137,7 +137,7 @@ impl RoomTask {
         let call = shared.scripts.history(&self.room.keys, shared.terms, from);
         let read = match shared.link.run(call).await {
             Ok(value) => history_reply(&value),
-            Err(e) => Err(format!("the room store {} failed: {e}", shared.link.url)),
+            Err(e) => Err(format!("the room store failed: {e}")),
         };
         let events = match read {
             Ok((Some(base), events))
@@ -148,8 +148,7 @@ impl RoomTask {
             }
             Ok(_) => {
                 return self.lose(&format!(
-                    "events from {from} on are no longer in the room store {} (it lost or trimmed them)",
-                    shared.link.url
+                    "events from {from} on are no longer in the room store (it lost or trimmed them)"
                 ))
             }
             Err(why) => return self.lose(&why),
@@ -250,10 +249,7 @@ impl RoomTask {
             None => self.last = Some(start),
             // Numbers went back: the store lost the room and began it anew.
             Some(last) if last > start => {
-                self.lose(&format!(
-                    "the room store {} began the room anew (its events were lost)",
-                    shared.link.url
-                ));
+                self.lose("the room store began the room anew (its events were lost)");
                 self.last = Some(start);
             }
             Some(_) => {}

@@ -3,6 +3,7 @@
 -- who is in it (zset: participant -> expiry, ms), each participant's leave
 -- notice (hash), each participant's last update (hash: "counter number").
 -- ARGV[1..4]: the room's channel, history length, linger (ms), presence TTL (ms).
+-- publish_command (set before this prelude): PUBLISH, or SPUBLISH on a cluster.
 local seq_key, log_key, who_key, bye_key, sent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local channel, history, linger, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
@@ -35,7 +36,7 @@ local function append(sender, payload)
     newest()
     local seq = fmt(redis.call('HINCRBY', seq_key, 'last', 1))
     redis.call('XADD', log_key, 'MAXLEN', history, seq .. '-0', 's', sender, 'u', payload)
-    redis.call('PUBLISH', channel, seq .. '\n' .. sender .. '\n' .. payload)
+    redis.call(publish_command, channel, seq .. '\n' .. sender .. '\n' .. payload)
     return seq
 end
 
