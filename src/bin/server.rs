@@ -262,7 +262,10 @@ fn main() -> ExitCode {
 fn room_store(args: &Args) -> Result<server::RoomStoreAddr, String> {
     let files = server::RedisTlsFiles {
         ca: args.rooms_ca_file.clone(),
-        client: args.rooms_client_cert.clone().zip(args.rooms_client_key.clone()),
+        client: args
+            .rooms_client_cert
+            .clone()
+            .zip(args.rooms_client_key.clone()),
     };
     match args.rooms.parse()? {
         server::RoomStoreAddr::Redis(addr) => {

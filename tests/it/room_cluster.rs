@@ -8,8 +8,7 @@
 use grpcio::RpcStatusCode;
 
 use crate::room_store::{
-    assert_contiguous, json_events, one_order, out_of_range, recovery, store_restarted_empty,
-    Fleet,
+    assert_contiguous, json_events, one_order, out_of_range, recovery, store_restarted_empty, Fleet,
 };
 use crate::rooms::WAIT;
 use crate::support::{python_stubs, redis_info, wait_until, RedisCluster};
@@ -40,12 +39,14 @@ fn rooms_spread_over_the_masters_and_stay_on_their_shards() {
     used.sort_unstable();
     used.dedup();
     assert!(used.len() >= 2, "rooms on one master only: {used:?}");
+    let mut with_keys = 0;
     for port in cluster.masters() {
         // Nothing was published cluster-wide (PUBLISH): no classic channels.
         assert_eq!(redis_info(port, &["PUBSUB", "CHANNELS"]).trim(), "");
-        let keys = redis_info(port, &["DBSIZE"]);
-        assert!(keys.trim().parse::<u32>().is_ok(), "{keys}");
+        let keys: u32 = redis_info(port, &["DBSIZE"]).trim().parse().unwrap();
+        with_keys += usize::from(keys > 0);
     }
+    assert!(with_keys >= 2, "the rooms' keys on {with_keys} master(s)");
     for mut ann in people {
         ann.leave();
     }
@@ -173,4 +174,46 @@ fn a_failover_to_a_replica_loses_nothing_silently() {
     if let Some(mut ann) = ann {
         ann.leave();
     }
+}
+
+/// The slot of a busy room moves to another master while its participants
+/// talk: the scripts follow MOVED, the subscriptions move with the slot (the
+/// old master unsubscribes them), and nobody misses or repeats an update.
+#[test]
+fn a_rooms_slot_moving_to_another_master_loses_nothing() {
+    let cluster = RedisCluster::start(3);
+    let fleet = Fleet::on(&cluster.url(), 2, &[]);
+    let mut ann = fleet.raw(0, "lab", "ann", None);
+    let bob = fleet.raw(1, "lab", "bob", None);
+    ann.wait_for_text("System: bob joined the room");
+    for i in 0..20 {
+        ann.say(&format!("update {i}"));
+    }
+    ann.wait_for_text("System: Acknowledged ann's update: update 19");
+    let before = cluster
+        .node_with_channel("room:{lab}")
+        .expect("room lab is subscribed on its master");
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|port| *port != before)
+        .unwrap();
+    let from = cluster.move_slot_of("room:{lab}:seq", to);
+    assert_eq!(from, before);
+    for i in 20..40 {
+        ann.say(&format!("update {i}"));
+    }
+    bob.wait_for_text("ann: update 39");
+    let moved = wait_until(WAIT, || cluster.node_with_channel("room:{lab}") == Some(to));
+    assert!(moved, "the subscriptions did not follow the slot");
+    let events = bob.events();
+    assert_contiguous("bob", &events);
+    let updates: Vec<String> = events
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.starts_with("ann: "))
+        .collect();
+    let sent: Vec<String> = (0..40).map(|i| format!("ann: update {i}")).collect();
+    assert_eq!(updates, sent);
+    ann.leave();
 }

@@ -840,6 +840,19 @@ fn a_burst_removes_neither_reader_on_redis() {
 /// stops them all.
 #[test]
 fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
+    fleet_script_shares_a_room("redis", 1);
+}
+
+/// `scripts/fleet.sh 2 --rooms redis-cluster`: a local Redis Cluster of three
+/// masters instead.
+#[test]
+fn fleet_script_with_rooms_redis_cluster_shares_a_room_across_replicas() {
+    fleet_script_shares_a_room("redis-cluster", 3);
+}
+
+/// `scripts/fleet.sh 2 --rooms STORE`, whose Redis listens on `redis_nodes`
+/// ports from REDIS_PORT on.
+fn fleet_script_shares_a_room(store: &str, redis_nodes: u16) {
     use std::io::{BufRead, BufReader};
     use std::process::{Child, Command, Stdio};
 
@@ -853,11 +866,15 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
             let _ = self.0.wait();
         }
     }
-    let (port, redis_port) = (free_port(), free_port());
+    let port = free_port();
+    let redis_port = (0..100)
+        .map(|_| free_port())
+        .find(|first| (1..redis_nodes).all(|k| port_is_free(first + k)))
+        .expect("consecutive free ports");
     let mut script = Script(
         Command::new("bash")
             .arg(crate::support::project_root().join("scripts/fleet.sh"))
-            .args(["2", "--rooms", "redis", "--delay-ms", "0"])
+            .args(["2", "--rooms", store, "--delay-ms", "0"])
             .env("PORT", port.to_string())
             .env("REDIS_PORT", redis_port.to_string())
             .env("SERVER", crate::support::SERVER_BIN)
@@ -892,13 +909,16 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
     });
     assert!(seen, "ann on r1 never saw bob on r2");
     drop(script);
-    for addr in [
-        format!("127.0.0.1:{port}"),
-        format!("127.0.0.1:{redis_port}"),
-    ] {
+    let redis_addrs = (0..redis_nodes).map(|k| format!("127.0.0.1:{}", redis_port + k));
+    for addr in std::iter::once(format!("127.0.0.1:{port}")).chain(redis_addrs) {
         assert!(
             std::net::TcpStream::connect(&addr).is_err(),
             "{addr} still listening after the fleet stopped"
         );
     }
+}
+
+/// Whether nobody listens on `port` of 127.0.0.1 (for a redis-server to take it).
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

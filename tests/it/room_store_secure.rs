@@ -28,9 +28,15 @@ fn redis_with_users() -> RedisServer {
         ]
         .map(str::to_owned)
         .to_vec();
-        let cli = ["--user", "replicas", "--pass", PASSWORD, "--no-auth-warning"]
-            .map(str::to_owned)
-            .to_vec();
+        let cli = [
+            "--user",
+            "replicas",
+            "--pass",
+            PASSWORD,
+            "--no-auth-warning",
+        ]
+        .map(str::to_owned)
+        .to_vec();
         (flags, cli)
     })
 }
@@ -52,7 +58,10 @@ fn an_acl_user_and_password_reach_the_store_and_the_password_is_never_shown() {
     share_a_room(&fleet);
     for replica in &fleet.replicas {
         let log = replica.log();
-        assert!(log.contains("rooms are kept in redis://replicas:***@"), "{log}");
+        assert!(
+            log.contains("rooms are kept in redis://replicas:***@"),
+            "{log}"
+        );
         assert!(!log.contains(PASSWORD), "{log}");
     }
     let checked = run_server_binary(
@@ -65,12 +74,18 @@ fn an_acl_user_and_password_reach_the_store_and_the_password_is_never_shown() {
     assert!(!shown.contains(PASSWORD), "{shown}");
     // A bad URL is described without its password.
     let bad = run_server_binary(
-        &["--rooms", &format!("redis://replicas:{PASSWORD}@127.0.0.1:x")],
+        &[
+            "--rooms",
+            &format!("redis://replicas:{PASSWORD}@127.0.0.1:x"),
+        ],
         Duration::from_secs(30),
     );
     let said = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
-    assert!(said.contains("not a number") && !said.contains(PASSWORD), "{said}");
+    assert!(
+        said.contains("not a number") && !said.contains(PASSWORD),
+        "{said}"
+    );
 }
 
 #[test]
@@ -132,7 +147,7 @@ fn replicas_share_rooms_over_tls_with_a_client_certificate() {
     let pki = Pki::generate();
     let redis = redis_on_tls(&pki);
     let client = pki.client("replica", "replica", &[]);
-    let url = format!("rediss://localhost:{}", redis.port);
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
     let (ca, cert, key) = (
         pki.ca.to_str().unwrap(),
         client.cert.to_str().unwrap(),
@@ -158,7 +173,9 @@ fn replicas_share_rooms_over_tls_with_a_client_certificate() {
         .expect_err("no client certificate");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
     assert!(status.message().contains("the room store"), "{status:?}");
-    let unreachable = wait_until(WAIT, || refused.replicas[0].log().contains("is unreachable"));
+    let unreachable = wait_until(WAIT, || {
+        refused.replicas[0].log().contains("is unreachable")
+    });
     assert!(unreachable, "{}", refused.replicas[0].log());
 }
 
@@ -189,6 +206,9 @@ fn tls_files_need_a_tls_store_and_must_exist() {
     );
     let said = String::from_utf8_lossy(&checked.stderr);
     assert!(!checked.status.success());
-    assert!(said.contains("--rooms-ca-file /nonexistent/ca.pem"), "{said}");
+    assert!(
+        said.contains("--rooms-ca-file /nonexistent/ca.pem"),
+        "{said}"
+    );
     assert_eq!(said.lines().count(), 1, "{said}");
 }

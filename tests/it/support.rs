@@ -696,6 +696,8 @@ pub(crate) struct RedisCluster {
 struct ClusterNode {
     child: Child,
     port: u16,
+    /// The cluster bus's port (else PORT + 10000, which nobody reserved).
+    bus: u16,
     dir: tempfile::TempDir,
 }
 
@@ -766,7 +768,7 @@ impl RedisCluster {
         let node = self.node(port);
         let _ = node.child.kill();
         let _ = node.child.wait();
-        node.child = ClusterNode::spawn(node.port, node.dir.path());
+        node.child = ClusterNode::spawn(node.port, node.bus, node.dir.path());
         self.wait_ok();
     }
 
@@ -809,6 +811,42 @@ impl RedisCluster {
         self.wait_ok();
     }
 
+    /// Moves the hash slot of `key` to the master on `to`, its keys with it
+    /// (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), as
+    /// `redis-cli --cluster reshard` does; returns the master it left.
+    pub(crate) fn move_slot_of(&self, key: &str, to: u16) -> u16 {
+        let slot = redis_info(to, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .to_owned();
+        let from = self
+            .masters()
+            .into_iter()
+            .find(|port| redis_info(*port, &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim() != "0")
+            .expect("a master holds the slot's keys");
+        assert_ne!(from, to, "the slot is on {to} already");
+        let id = |port: u16| redis_info(port, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |port: u16, args: &[&str]| {
+            let reply = redis_info(port, args);
+            assert_eq!(reply.trim(), "OK", "{args:?} on {port}");
+        };
+        ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        let keys = redis_info(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
+        if !keys.is_empty() {
+            let port = to.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys.iter());
+            ok(from, &migrate);
+        }
+        for port in self.masters() {
+            ok(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        }
+        self.wait_ok();
+        from
+    }
+
     fn node(&mut self, port: u16) -> &mut ClusterNode {
         self.nodes
             .iter_mut()
@@ -820,33 +858,31 @@ impl RedisCluster {
 impl ClusterNode {
     fn start() -> ClusterNode {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port();
-        let child = ClusterNode::spawn(port, dir.path());
-        ClusterNode { child, port, dir }
+        let (port, bus) = (free_port(), free_port());
+        let child = ClusterNode::spawn(port, bus, dir.path());
+        ClusterNode {
+            child,
+            port,
+            bus,
+            dir,
+        }
     }
 
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let mut child = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(dir)
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-            .args(["--cluster-node-timeout", "2000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let answers = wait_until(Duration::from_secs(30), || {
-            redis_command(port, &["PING"]).is_ok_and(|reply| reply == "+PONG")
-        });
-        if !answers {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("redis-server on port {port} did not answer PING");
-        }
-        child
+    fn spawn(port: u16, bus: u16, dir: &std::path::Path) -> Child {
+        let flags = [
+            "--port",
+            &port.to_string(),
+            "--cluster-port",
+            &bus.to_string(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ]
+        .map(str::to_owned);
+        RedisServer::spawn(port, dir, &flags, &[])
     }
 }
 

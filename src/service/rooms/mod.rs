@@ -44,9 +44,8 @@ use store::{Joined, RoomStore};
 pub(crate) use participate::take_part;
 pub(crate) use request::{requested_room, JoinRequest};
 pub use settings::{
-    RoomLimits, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
-    DEFAULT_PRESENCE_TTL, DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG, DEFAULT_ROOM_LINGER,
-    DEFAULT_STORE_GRACE,
+    RoomLimits, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE, DEFAULT_PRESENCE_TTL,
+    DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG, DEFAULT_ROOM_LINGER, DEFAULT_STORE_GRACE,
 };
 pub use store_addr::{RedisAddr, RedisTlsFiles, RoomStoreAddr};
 

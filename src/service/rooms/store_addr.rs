@@ -91,9 +91,7 @@ impl FromStr for RoomStoreAddr {
         // The message shows the URL as Display would: never its password.
         let shown = mask(text);
         let bad = |why: &str| format!("--rooms {shown}: {why} ({FORMS})");
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| bad("unknown store"))?;
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("unknown store"))?;
         let (tls, cluster) = match scheme {
             "redis" => (false, false),
             "rediss" => (true, false),

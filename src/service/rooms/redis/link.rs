@@ -58,16 +58,19 @@ pub(super) struct Link {
     counters: Counters,
 }
 
-/// What the store's connections are made from.
+/// What the store's connections are made from (one per store: boxed, so
+/// that the enum is as small as a client).
 enum Target {
-    Single(Client),
-    Cluster {
-        client: ClusterClient,
-        /// The seed nodes' address, credentials and TLS, for the subscriber's
-        /// own connection to each shard.
-        addr: RedisAddr,
-        certificates: Option<TlsCertificates>,
-    },
+    Single(Box<Client>),
+    Cluster(Box<Cluster>),
+}
+
+struct Cluster {
+    client: ClusterClient,
+    /// The seed nodes' address, credentials and TLS, for the subscriber's
+    /// own connection to each shard.
+    addr: RedisAddr,
+    certificates: Option<TlsCertificates>,
 }
 
 /// A connection to the store: scripts run on it the same either way.
@@ -134,13 +137,15 @@ impl Link {
             if let Some(certificates) = certificates.clone() {
                 builder = builder.certs(certificates);
             }
-            Target::Cluster {
+            Target::Cluster(Box::new(Cluster {
                 client: builder.build().map_err(failed)?,
                 addr: addr.clone(),
                 certificates,
-            }
+            }))
         } else {
-            Target::Single(node_client(addr, &addr.nodes[0], certificates.as_ref()).map_err(failed)?)
+            let client =
+                node_client(addr, &addr.nodes[0], certificates.as_ref()).map_err(failed)?;
+            Target::Single(Box::new(client))
         };
         Ok(Link {
             target,
@@ -155,7 +160,7 @@ impl Link {
     pub(super) fn client(&self) -> Option<&Client> {
         match &self.target {
             Target::Single(client) => Some(client),
-            Target::Cluster { .. } => None,
+            Target::Cluster(_) => None,
         }
     }
 
@@ -163,10 +168,10 @@ impl Link {
     /// nodes' credentials and TLS.
     pub(super) fn node(&self, node: &str) -> redis::RedisResult<Client> {
         match &self.target {
-            Target::Single(client) => Ok(client.clone()),
-            Target::Cluster {
-                addr, certificates, ..
-            } => node_client(addr, node, certificates.as_ref()),
+            Target::Single(client) => Ok((**client).clone()),
+            Target::Cluster(cluster) => {
+                node_client(&cluster.addr, node, cluster.certificates.as_ref())
+            }
         }
     }
 
@@ -174,7 +179,7 @@ impl Link {
     pub(super) fn seeds(&self) -> &[String] {
         match &self.target {
             Target::Single(_) => &[],
-            Target::Cluster { addr, .. } => &addr.nodes,
+            Target::Cluster(cluster) => &cluster.addr.nodes,
         }
     }
 
@@ -262,8 +267,8 @@ impl Link {
                             .await?,
                     )
                 }
-                Target::Cluster { client, .. } => {
-                    Connection::Cluster(client.get_async_connection().await?)
+                Target::Cluster(cluster) => {
+                    Connection::Cluster(cluster.client.get_async_connection().await?)
                 }
             };
             // Into every node (SCRIPT LOAD goes to each node of a cluster).
@@ -284,7 +289,10 @@ impl Link {
     /// every master must answer.
     async fn ping(connection: &mut Connection, scripts: &Scripts) -> redis::RedisResult<()> {
         match connection {
-            Connection::Single(_) => redis::cmd("PING").query_async::<Value>(connection).await.map(drop),
+            Connection::Single(_) => redis::cmd("PING")
+                .query_async::<Value>(connection)
+                .await
+                .map(drop),
             Connection::Cluster(_) => {
                 let mut exists = redis::cmd("SCRIPT");
                 exists.arg("EXISTS");

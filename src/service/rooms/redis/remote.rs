@@ -142,15 +142,15 @@ impl RoomTask {
         let events = match read {
             Ok((Some(base), events))
                 if base < from
-                    && events.first().map_or(upto.is_none(), |first| first.seq == from) =>
+                    && events
+                        .first()
+                        .map_or(upto.is_none(), |first| first.seq == from) =>
             {
                 events
             }
-            Ok(_) => {
-                return self.lose(&format!(
-                    "events from {from} on are no longer in the room store (it lost or trimmed them)"
-                ))
-            }
+            Ok(_) => return self.lose(&format!(
+                "events from {from} on are no longer in the room store (it lost or trimmed them)"
+            )),
             Err(why) => return self.lose(&why),
         };
         let filled = events.iter().any(|e| upto.is_none_or(|upto| e.seq < upto));

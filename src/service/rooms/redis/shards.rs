@@ -128,11 +128,9 @@ impl Shards {
                 subscribe.cmd("ASKING").ignore();
             }
             subscribe.cmd("SSUBSCRIBE").arg(channel).ignore();
-            let answer = tokio::time::timeout(
-                ROUND_TRIP_TIMEOUT,
-                subscribe.exec_async(&mut connection),
-            )
-            .await;
+            let answer =
+                tokio::time::timeout(ROUND_TRIP_TIMEOUT, subscribe.exec_async(&mut connection))
+                    .await;
             let error = match answer {
                 Ok(Ok(())) => {
                     if let Some(shard) = self.connections.get_mut(&node) {
@@ -310,7 +308,9 @@ impl Shards {
         }
         if adopted > 0 {
             self.counters.subscription_reconnected();
-            info!("room subscriptions re-established ({adopted} room(s)): filling gaps from history");
+            info!(
+                "room subscriptions re-established ({adopted} room(s)): filling gaps from history"
+            );
         }
         self.orphans.is_empty()
     }
@@ -428,6 +428,8 @@ mod tests {
         assert_eq!(slot_of(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
         assert_ne!(slot_of(b"foo{}{bar}"), slot_of(b"bar"));
         assert_eq!(slot_of(b"room:{lab}"), slot_of(b"room:{lab}:seq"));
+        // redis-cli cluster keyslot "room:{lab}"
+        assert_eq!(slot_of(b"room:{lab}"), 6901);
     }
 
     #[test]
