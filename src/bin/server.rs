@@ -108,9 +108,18 @@ struct Args {
     /// Participants of one feed room, on every replica sharing --rooms; a join beyond gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     max_room_size: usize,
-    /// Where feed rooms are kept: memory (this replica's own) or redis://HOST:PORT[/DB] (shared by every replica naming it).
+    /// Where feed rooms are kept: memory (this replica's own), or shared by every replica naming the same Redis: redis://HOST:PORT[/DB], a Redis Cluster by its seed nodes redis+cluster://HOST:PORT,HOST:PORT,... (sharded pub/sub, Redis 7), and either over TLS as rediss:// or rediss+cluster://; with an ACL user and password as redis://USER:PASSWORD@HOST:PORT (never printed).
     #[arg(long, default_value = "memory", value_name = "STORE")]
-    rooms: server::RoomStoreAddr,
+    rooms: String,
+    /// With --rooms rediss://: the CA (PEM) that signed the Redis servers' certificates (else the system's roots).
+    #[arg(long, value_name = "FILE")]
+    rooms_ca_file: Option<PathBuf>,
+    /// With --rooms rediss://: a client certificate (PEM) for Redis servers that ask for one (tls-auth-clients); needs --rooms-client-key.
+    #[arg(long, value_name = "FILE", requires = "rooms_client_key")]
+    rooms_client_cert: Option<PathBuf>,
+    /// The key (PEM) of --rooms-client-cert.
+    #[arg(long, value_name = "FILE", requires = "rooms_client_cert")]
+    rooms_client_key: Option<PathBuf>,
     /// Events each feed room keeps, so that a participant that reconnects with room-since misses nothing.
     #[arg(long, default_value_t = server::DEFAULT_ROOM_HISTORY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     room_history: usize,
@@ -159,6 +168,14 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
+    // Parsed here rather than by clap, whose error would echo a password.
+    let room_store = match room_store(&args) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = ServerConfig {
         addr: args.addr,
         delay: Duration::from_millis(args.delay_ms),
@@ -199,7 +216,7 @@ fn main() -> ExitCode {
             lag: Duration::from_millis(args.room_lag_ms),
             store_grace: Duration::from_millis(args.room_store_grace_ms),
         },
-        room_store: args.rooms,
+        room_store,
         drain: Duration::from_millis(args.drain_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         web_addr: args.web_addr,
@@ -247,4 +264,24 @@ fn main() -> ExitCode {
     let stopped = running.stop(config.drain, config.shutdown_grace);
     info!("stopped ({stopped:?})");
     ExitCode::SUCCESS
+}
+
+/// `--rooms` with its TLS files.
+fn room_store(args: &Args) -> Result<server::RoomStoreAddr, String> {
+    let files = server::RedisTlsFiles {
+        ca: args.rooms_ca_file.clone(),
+        client: args
+            .rooms_client_cert
+            .clone()
+            .zip(args.rooms_client_key.clone()),
+    };
+    match args.rooms.parse()? {
+        server::RoomStoreAddr::Redis(addr) => {
+            Ok(server::RoomStoreAddr::Redis(addr.with_tls_files(files)?))
+        }
+        server::RoomStoreAddr::Memory if files != server::RedisTlsFiles::default() => {
+            Err("--rooms-ca-file and --rooms-client-cert need --rooms rediss://...".to_owned())
+        }
+        memory => Ok(memory),
+    }
 }

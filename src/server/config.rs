@@ -136,6 +136,7 @@ impl ServerConfig {
         }
         self.check_web()?;
         self.auth.check()?;
+        crate::service::Rooms::check(&self.room_store)?;
         self.credentials().map(drop)
     }
 

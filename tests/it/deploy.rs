@@ -330,6 +330,44 @@ fn the_replicas_rooms_are_on_the_redis_service() {
     assert_eq!(config["rooms"], expected.as_str());
 }
 
+/// redis-cluster.yaml: a StatefulSet of masters behind a headless Service
+/// (each node by its DNS name), joined by a Job; the seed-node URL its
+/// comment gives the Deployment is one the server accepts, and names every
+/// node.
+#[test]
+fn the_redis_cluster_manifest_names_the_seed_nodes_it_serves() {
+    const CLUSTER_APP: &str = "learning-messenger-redis-cluster";
+    let nodes = one_of("StatefulSet", CLUSTER_APP);
+    let service = one_of("Service", CLUSTER_APP);
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    assert_eq!(nodes["spec"]["serviceName"], service["metadata"]["name"]);
+    assert_eq!(
+        &service["spec"]["selector"],
+        &nodes["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(
+        of_app("Job", CLUSTER_APP).len(),
+        1,
+        "the Job that joins them"
+    );
+    let args = nodes["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(args.contains("--cluster-enabled yes"), "{args}");
+    let name = nodes["metadata"]["name"].as_str().unwrap();
+    let domain = service["metadata"]["name"].as_str().unwrap();
+    let port = &service["spec"]["ports"][0]["port"];
+    let count = nodes["spec"]["replicas"].as_u64().unwrap();
+    let seeds: Vec<String> = (0..count)
+        .map(|k| format!("{name}-{k}.{domain}:{port}"))
+        .collect();
+    let url = format!("redis+cluster://{}", seeds.join(","));
+    let manifest = std::fs::read_to_string(deploy_dir().join("k8s/redis-cluster.yaml")).unwrap();
+    assert!(manifest.contains(&url), "the manifest documents {url}");
+    let config = checked_config(&["--rooms".to_owned(), url.clone()]);
+    assert_eq!(config["rooms"], url.as_str());
+}
+
 /// deploy/Dockerfile's instructions, continuation lines joined.
 struct Dockerfile {
     instructions: Vec<(String, String)>,

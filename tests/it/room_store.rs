@@ -36,9 +36,9 @@ const TTL_MS: &str = "5000";
 const GRACE_MS: &str = "500";
 
 /// Replicas sharing one store (or one replica with its memory store).
-struct Fleet {
+pub(crate) struct Fleet {
     redis: Option<RedisServer>,
-    replicas: Vec<ServerProcess>,
+    pub(crate) replicas: Vec<ServerProcess>,
     /// Each replica's address and metrics port, to start it again.
     places: Vec<(String, u16)>,
     flags: Vec<String>,
@@ -47,15 +47,27 @@ struct Fleet {
 impl Fleet {
     /// One replica, rooms in its memory.
     fn memory(flags: &[&str]) -> Fleet {
-        Fleet::start(None, 1, flags)
+        Fleet::start(None, None, 1, flags)
     }
 
     /// `count` replicas on one real Redis.
     fn redis(count: usize, flags: &[&str]) -> Fleet {
-        Fleet::start(Some(RedisServer::start()), count, flags)
+        let redis = RedisServer::start();
+        let url = redis.url();
+        Fleet::start(Some(redis), Some(url), count, flags)
     }
 
-    fn start(redis: Option<RedisServer>, count: usize, flags: &[&str]) -> Fleet {
+    /// `count` replicas on the store at `url` (`--rooms URL`), which the caller runs.
+    pub(crate) fn on(url: &str, count: usize, flags: &[&str]) -> Fleet {
+        Fleet::start(None, Some(url.to_owned()), count, flags)
+    }
+
+    fn start(
+        redis: Option<RedisServer>,
+        url: Option<String>,
+        count: usize,
+        flags: &[&str],
+    ) -> Fleet {
         let ttl = match flags.contains(&"--room-presence-ttl-ms") {
             true => None,
             false => Some(["--room-presence-ttl-ms", TTL_MS]),
@@ -73,8 +85,8 @@ impl Fleet {
         .chain(flags)
         .map(|flag| flag.to_string())
         .collect();
-        if let Some(redis) = &redis {
-            common.extend(["--rooms".to_owned(), redis.url()]);
+        if let Some(url) = url {
+            common.extend(["--rooms".to_owned(), url]);
         }
         let places: Vec<(String, u16)> = (1..=count)
             .map(|k| (format!("127.0.0.{k}:{}", free_port()), free_port()))
@@ -92,7 +104,7 @@ impl Fleet {
         fleet
     }
 
-    fn replica(&self, k: usize) -> ServerProcess {
+    pub(crate) fn replica(&self, k: usize) -> ServerProcess {
         let (addr, metrics) = &self.places[k];
         let name = format!("r{}", k + 1);
         let metrics = format!("127.0.0.1:{metrics}");
@@ -101,7 +113,7 @@ impl Fleet {
         ServerProcess::start_at(addr, &args)
     }
 
-    fn target(&self, k: usize) -> &str {
+    pub(crate) fn target(&self, k: usize) -> &str {
         &self.replicas[k].target
     }
 
@@ -111,7 +123,7 @@ impl Fleet {
 
     /// Runs `join` (a participant joining replica `k`) and waits until the
     /// replica counts it: joins that race would see each other or not by chance.
-    fn joining<T>(&self, k: usize, join: impl FnOnce(&str) -> T) -> T {
+    pub(crate) fn joining<T>(&self, k: usize, join: impl FnOnce(&str) -> T) -> T {
         const PARTICIPANTS: &str = "messenger_feed_participants";
         let before = self.metric(k, PARTICIPANTS);
         let participant = join(self.target(k));
@@ -120,11 +132,11 @@ impl Fleet {
         participant
     }
 
-    fn raw(&self, k: usize, room: &str, user: &str, since: Option<u64>) -> Raw {
+    pub(crate) fn raw(&self, k: usize, room: &str, user: &str, since: Option<u64>) -> Raw {
         self.joining(k, |target| Raw::join(target, room, user, since))
     }
 
-    fn rust(&self, k: usize, room: &str, user: &str) -> Chatter {
+    pub(crate) fn rust(&self, k: usize, room: &str, user: &str) -> Chatter {
         self.joining(k, |target| Chatter::rust(target, room, user, &["--json"]))
     }
 
@@ -133,7 +145,7 @@ impl Fleet {
     }
 
     /// A sample of replica `k`'s metrics.
-    fn metric(&self, k: usize, name: &str) -> f64 {
+    pub(crate) fn metric(&self, k: usize, name: &str) -> f64 {
         sample(&scrape(self.places[k].1).2, name).unwrap_or(0.0)
     }
 }
@@ -150,12 +162,12 @@ impl Drop for Fleet {
 }
 
 /// One received event: its number (the answer's room-seq + k) and `user: message`.
-type Event = (u64, String);
+pub(crate) type Event = (u64, String);
 
 /// A participant as grpcio calls: a thread reads everything it is sent,
 /// numbering it from the answer's `room-seq`, until the call ends.
-struct Raw {
-    user: String,
+pub(crate) struct Raw {
+    pub(crate) user: String,
     sink: Option<ClientDuplexSender<FeedUpdate>>,
     got: Arc<Mutex<Vec<Event>>>,
     /// The answer's room-epoch, once it came.
@@ -165,7 +177,7 @@ struct Raw {
 }
 
 impl Raw {
-    fn join(target: &str, room: &str, user: &str, since: Option<u64>) -> Raw {
+    pub(crate) fn join(target: &str, room: &str, user: &str, since: Option<u64>) -> Raw {
         Raw::join_at(target, room, user, since.map(|since| (since, None)))
     }
 
@@ -232,23 +244,23 @@ impl Raw {
         }
     }
 
-    fn say(&mut self, text: &str) {
+    pub(crate) fn say(&mut self, text: &str) {
         let update = feed(&self.user, text);
         let sink = self.sink.as_mut().expect("still in the room");
         // A refused write means the call is over: its status is what `ended` reads.
         let _ = block_on(sink.send((update, WriteFlags::default())));
     }
 
-    fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.got.lock().unwrap().clone()
     }
 
     /// The messages of the events received, in order.
-    fn texts(&self) -> Vec<String> {
+    pub(crate) fn texts(&self) -> Vec<String> {
         self.events().into_iter().map(|(_, text)| text).collect()
     }
 
-    fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.events().last().expect("an event received").0
     }
 
@@ -261,7 +273,7 @@ impl Raw {
             .expect("an answer received")
     }
 
-    fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
         let ok = wait_until(WAIT, || done(&self.events()));
         assert!(
             ok,
@@ -271,18 +283,18 @@ impl Raw {
         );
     }
 
-    fn wait_for_text(&self, text: &str) {
+    pub(crate) fn wait_for_text(&self, text: &str) {
         self.wait_for(text, |events| events.iter().any(|(_, t)| t == text));
     }
 
     /// The status its call ended with, waiting up to `within` for it.
-    fn ended_within(&self, within: Duration) -> Option<Result<(), RpcStatus>> {
+    pub(crate) fn ended_within(&self, within: Duration) -> Option<Result<(), RpcStatus>> {
         wait_until(within, || self.ended.lock().unwrap().is_some());
         self.ended.lock().unwrap().clone()
     }
 
     /// Ends its updates: it leaves, and its call ends once what was queued arrived.
-    fn leave(&mut self) {
+    pub(crate) fn leave(&mut self) {
         if let Some(mut sink) = self.sink.take() {
             let _ = block_on(sink.close());
         }
@@ -303,7 +315,7 @@ fn header(headers: &grpcio::Metadata, key: &str) -> Option<String> {
 }
 
 /// Numbers that follow one another without a gap or a repeat.
-fn assert_contiguous(who: &str, events: &[Event]) {
+pub(crate) fn assert_contiguous(who: &str, events: &[Event]) {
     for pair in events.windows(2) {
         assert_eq!(
             pair[1].0,
@@ -316,7 +328,7 @@ fn assert_contiguous(who: &str, events: &[Event]) {
 }
 
 /// `client chat --room ROOM --user NAME --json` lines as events.
-fn json_events(lines: &[String]) -> Vec<Event> {
+pub(crate) fn json_events(lines: &[String]) -> Vec<Event> {
     lines
         .iter()
         .map(|line| {
@@ -370,7 +382,7 @@ fn python_since(stubs: &Path, target: &str, room: &str, since: u64) -> (bool, Ve
     )
 }
 
-fn one_order(fleet: &Fleet, stubs: &Path) {
+pub(crate) fn one_order(fleet: &Fleet, stubs: &Path) {
     const EACH: usize = 20;
     const ROOM: &str = "lab";
     let last = fleet.replicas.len() - 1;
@@ -461,7 +473,7 @@ fn the_memory_store_keeps_one_numbered_order() {
 
 /// ann talks on replica 0, bob (`client chat --room`) listens on the last,
 /// whose replica restarts while ann goes on talking.
-fn recovery(fleet: &mut Fleet, stubs: &Path) {
+pub(crate) fn recovery(fleet: &mut Fleet, stubs: &Path) {
     const ROOM: &str = "hall";
     let last = fleet.replicas.len() - 1;
     let mut ann = fleet.raw(0, ROOM, "ann", None);
@@ -525,7 +537,7 @@ fn a_participant_recovers_across_a_replica_restart_on_redis() {
     recovery(&mut Fleet::redis(2, &[]), stubs.path());
 }
 
-fn out_of_range(fleet: &Fleet, stubs: &Path) {
+pub(crate) fn out_of_range(fleet: &Fleet, stubs: &Path) {
     const ROOM: &str = "short";
     let mut ann = fleet.raw(0, ROOM, "ann", None);
     for i in 0..10 {
@@ -702,13 +714,19 @@ fn a_dropped_subscription_is_filled_from_history_nothing_lost_or_repeated() {
 #[test]
 fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
     let mut fleet = Fleet::redis(2, &[]);
+    store_restarted_empty(&mut fleet, |fleet| fleet.store().restart_empty());
+}
+
+/// ann (raw, replica 0) and bob (`client chat --room`, replica 1) in room
+/// "lab"; `restart` loses the room's data in the store.
+pub(crate) fn store_restarted_empty(fleet: &mut Fleet, restart: impl FnOnce(&mut Fleet)) {
     let mut ann = fleet.raw(0, "lab", "ann", None);
     let bob = fleet.rust(1, "lab", "bob");
     ann.wait_for_text("System: bob joined the room");
     ann.say("before");
     ann.wait_for_text("System: Acknowledged ann's update: before");
     let since = ann.last_seq();
-    fleet.store().restart_empty();
+    restart(fleet);
     let ended = ann.ended_within(WAIT).expect("ann's call ended");
     let status = ended.expect_err("the room's events were lost");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
@@ -1246,6 +1264,19 @@ fn a_subscription_that_goes_silent_is_found_and_its_gap_filled() {
 /// stops them all.
 #[test]
 fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
+    fleet_script_shares_a_room("redis", 1);
+}
+
+/// `scripts/fleet.sh 2 --rooms redis-cluster`: a local Redis Cluster of three
+/// masters instead.
+#[test]
+fn fleet_script_with_rooms_redis_cluster_shares_a_room_across_replicas() {
+    fleet_script_shares_a_room("redis-cluster", 3);
+}
+
+/// `scripts/fleet.sh 2 --rooms STORE`, whose Redis listens on `redis_nodes`
+/// ports from REDIS_PORT on.
+fn fleet_script_shares_a_room(store: &str, redis_nodes: u16) {
     use std::io::{BufRead, BufReader};
     use std::process::{Child, Command, Stdio};
 
@@ -1259,11 +1290,15 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
             let _ = self.0.wait();
         }
     }
-    let (port, redis_port) = (free_port(), free_port());
+    let port = free_port();
+    let redis_port = (0..100)
+        .map(|_| free_port())
+        .find(|first| (1..redis_nodes).all(|k| port_is_free(first + k)))
+        .expect("consecutive free ports");
     let mut script = Script(
         Command::new("bash")
             .arg(crate::support::project_root().join("scripts/fleet.sh"))
-            .args(["2", "--rooms", "redis", "--delay-ms", "0"])
+            .args(["2", "--rooms", store, "--delay-ms", "0"])
             .env("PORT", port.to_string())
             .env("REDIS_PORT", redis_port.to_string())
             .env("SERVER", crate::support::SERVER_BIN)
@@ -1298,13 +1333,16 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
     });
     assert!(seen, "ann on r1 never saw bob on r2");
     drop(script);
-    for addr in [
-        format!("127.0.0.1:{port}"),
-        format!("127.0.0.1:{redis_port}"),
-    ] {
+    let redis_addrs = (0..redis_nodes).map(|k| format!("127.0.0.1:{}", redis_port + k));
+    for addr in std::iter::once(format!("127.0.0.1:{port}")).chain(redis_addrs) {
         assert!(
             std::net::TcpStream::connect(&addr).is_err(),
             "{addr} still listening after the fleet stopped"
         );
     }
+}
+
+/// Whether nobody listens on `port` of 127.0.0.1 (for a redis-server to take it).
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

@@ -60,9 +60,9 @@ async fn beat(shared: &Arc<Shared>, room: &Arc<RemoteRoom>) {
         return;
     }
     let status = unavailable(format!(
-        "room '{}': this participant's presence expired in the room store {} (it was announced as left); \
+        "room '{}': this participant's presence expired in the room store (it was announced as left); \
          rejoin with {SINCE_HEADER} to recover",
-        room.name, shared.link.url
+        room.name
     ));
     let ended: Vec<_> = {
         let mut local = lock(&room.local);

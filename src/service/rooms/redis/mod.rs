@@ -1,11 +1,16 @@
-//! The Redis store (`--rooms redis://HOST:PORT[/DB]`): every replica that
-//! names the same Redis shares its rooms, in one order per room.
+//! The Redis store (`--rooms redis://HOST:PORT[/DB]`, or a Redis Cluster:
+//! `redis+cluster://HOST:PORT,...`): every replica that names the same
+//! Redis shares its rooms, in one order per room.
 //!
 //! - An event is numbered, kept in the room's history stream and published
 //!   on the room's channel by one script, atomically (`scripts`, `lua/`).
+//!   A room's keys and channel share one hash slot (`keys`): on a cluster
+//!   its scripts run on its shard and publish there only (`SPUBLISH`).
 //! - Each replica subscribes only to the rooms with participants on it
-//!   (`subscriber`) and fans their events out locally into the bounded
-//!   queues, in number order, filling any gap from history (`remote`).
+//!   (`subscriber`; on a cluster `shards`, one connection per master, the
+//!   rooms' channels on the masters that own them) and fans their events out
+//!   locally into the bounded queues, in number order, filling any gap from
+//!   history (`remote`).
 //! - Presence is a heartbeat with a TTL (`heartbeat`); the size limit
 //!   counts every replica's participants.
 //! - The redis crate needs a tokio reactor: the store owns a small runtime,
@@ -13,6 +18,7 @@
 //!   completion-queue thread ever blocks or runs a tokio future.
 //! - A store that does not answer (`link`): new room calls get UNAVAILABLE
 //!   at once, open ones after the grace; the rest of the server is untouched.
+//!   Clients are told of "the room store", never its URL (it may hold a password).
 
 mod codec;
 mod heartbeat;
@@ -21,6 +27,7 @@ mod link;
 mod publisher;
 mod remote;
 mod scripts;
+mod shards;
 mod subscriber;
 
 use std::collections::HashMap;
@@ -47,7 +54,9 @@ use crate::proto::messenger::FeedUpdate;
 use codec::encode;
 use link::{Link, StoreError, PING_EVERY};
 use remote::{Input, Job, RemoteRoom};
-use scripts::{RoomTerms, Scripts};
+use scripts::{Publish, RoomTerms, Scripts};
+
+use super::store_addr::RedisAddr;
 
 /// A page of history read in one round trip holds at most this many events,
 /// and past its first this many bytes: a long backlog never stalls the
@@ -91,8 +100,16 @@ impl RedisStore {
     /// The store at `url`, connected to if it can be (it need not be: room
     /// calls get UNAVAILABLE until it is). Called from a plain thread: it
     /// blocks for up to a round trip's timeout.
-    pub(crate) fn open(url: &str, limits: RoomLimits, counters: Counters) -> Result<Self, String> {
-        let link = Arc::new(Link::new(url, counters.clone())?);
+    pub(crate) fn open(
+        addr: &RedisAddr,
+        limits: RoomLimits,
+        counters: Counters,
+    ) -> Result<Self, String> {
+        let link = Arc::new(Link::new(addr, counters.clone())?);
+        let publish = match addr.cluster {
+            true => Publish::Sharded,
+            false => Publish::Everywhere,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("room-store")
@@ -113,7 +130,7 @@ impl RedisStore {
                 page_bytes: PAGE_BYTES,
             },
             link: link.clone(),
-            scripts: Scripts::default(),
+            scripts: Scripts::new(publish),
             registry: Mutex::default(),
             seen: Mutex::default(),
             subscriber,
@@ -126,7 +143,10 @@ impl RedisStore {
         // The first connection before any call (bounded by the round-trip
         // timeout; a store that is down is logged, and rooms wait for it).
         runtime.block_on(link.check(&shared.scripts));
-        runtime.spawn(subscriber::run(link, commands, counters));
+        match addr.cluster {
+            true => runtime.spawn(shards::run(link, commands, counters)),
+            false => runtime.spawn(subscriber::run(link, commands, counters)),
+        };
         runtime.spawn(heartbeat::run(shared.clone()));
         runtime.spawn(watch(shared.clone()));
         Ok(RedisStore {
@@ -210,7 +230,7 @@ impl Drop for RedisStore {
 impl Shared {
     /// UNAVAILABLE: the store did not do what a room call needed.
     fn unreachable(&self, why: &dyn std::fmt::Display) -> RpcStatus {
-        unavailable(format!("the room store {} failed: {why}", self.link.url))
+        unavailable(format!("the room store failed: {why}"))
     }
 
     /// The room `name`, opened here if it is new, with one more join under way.
@@ -399,8 +419,7 @@ async fn watch(shared: Arc<Shared>) {
         {
             ended_this_outage = true;
             let status = unavailable(format!(
-                "the room store {} has not answered for {} ms; rejoin with {SINCE_HEADER} once it is back",
-                shared.link.url,
+                "the room store has not answered for {} ms; rejoin with {SINCE_HEADER} once it is back",
                 shared.limits.store_grace.as_millis()
             ));
             for room in shared.rooms() {
@@ -485,4 +504,10 @@ impl Place for RedisPlace {
             self.shared.left(&self.room, &self.id);
         }
     }
+}
+
+/// What `--check-config` can check of the store without reaching it: its
+/// TLS files, and the client they make.
+pub(crate) fn check(addr: &RedisAddr) -> Result<(), String> {
+    Link::new(addr, Counters::new(None)).map(drop)
 }

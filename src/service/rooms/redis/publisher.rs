@@ -154,9 +154,9 @@ impl Publisher {
                     }
                     Published::Behind(done) => Settled::Behind(done),
                     Published::Gone => Settled::Done(Err(unavailable(format!(
-                        "room '{}': this participant's presence expired in the room store {} \
+                        "room '{}': this participant's presence expired in the room store \
                          (it was announced as left); rejoin with {SINCE_HEADER} to recover",
-                        self.room.name, shared.link.url
+                        self.room.name
                     )))),
                 }
             }
@@ -176,9 +176,9 @@ impl Publisher {
                     Settled::Behind(done) if done + 1 < first.update.counter => {
                         // Updates it had taken are gone: the store came back older.
                         break Err(unavailable(format!(
-                            "room '{}': the room store {} lost this participant's updates after \
+                            "room '{}': the room store lost this participant's updates after \
                              its update {done} (it came back older); rejoin with {SINCE_HEADER}",
-                            self.room.name, self.shared.link.url
+                            self.room.name
                         )));
                     }
                     Settled::Behind(_) => "the store has not taken the update before".to_owned(),

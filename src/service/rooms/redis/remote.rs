@@ -187,10 +187,10 @@ impl RoomTask {
                 return Ok(filled);
             }
             let Some(first) = page.events.first() else {
-                return Err(trimmed(&shared, from));
+                return Err(trimmed(from));
             };
             if first.seq != from {
-                return Err(trimmed(&shared, from));
+                return Err(trimmed(from));
             }
             for event in page.events {
                 if event.seq > last {
@@ -343,7 +343,7 @@ impl RoomTask {
         let mut from = since + 1;
         for event in &backlog {
             if event.seq != from {
-                return Err(trimmed(shared, from));
+                return Err(trimmed(from));
             }
             from += 1;
         }
@@ -353,14 +353,14 @@ impl RoomTask {
             let mut any = false;
             for event in &mut events {
                 if event.seq != from {
-                    return Err(trimmed(shared, from));
+                    return Err(trimmed(from));
                 }
                 from += 1;
                 any = true;
                 backlog.push(event);
             }
             if !any {
-                return Err(trimmed(shared, from));
+                return Err(trimmed(from));
             }
         }
         Ok(backlog)
@@ -382,35 +382,34 @@ async fn read_page(
         .history(&room.keys, shared.terms, seen.as_ref().or(Some(at)), from);
     let page = match shared.link.run(call).await {
         Ok(value) => history_reply(&value)?,
-        Err(e) => return Err(format!("the room store {} failed: {e}", shared.link.url)),
+        Err(e) => return Err(format!("the room store failed: {e}")),
     };
     let Some(page) = page else {
         return Err(format!(
-            "the room store {} no longer has its history (it lost or expired it): \
+            "the room store no longer has its history (it lost or expired it): \
              what came after event {} was lost",
-            shared.link.url, at.seq
+            at.seq
         ));
     };
     if page.newest.epoch != at.epoch {
         return Err(format!(
-            "the room store {} began a new history for it (room-epoch {}): \
+            "the room store began a new history for it (room-epoch {}): \
              what came after event {} of room-epoch {} was lost",
-            shared.link.url, page.newest.epoch, at.seq, at.epoch
+            page.newest.epoch, at.seq, at.epoch
         ));
     }
     if page.newest.seq < at.seq {
         return Err(format!(
-            "the room store {} came back older (its newest event is {}, this replica had \
+            "the room store came back older (its newest event is {}, this replica had \
              event {}): what came after event {} was lost, and a new room-epoch begins",
-            shared.link.url, page.newest.seq, at.seq, page.newest.seq
+            page.newest.seq, at.seq, page.newest.seq
         ));
     }
     Ok(page)
 }
 
-fn trimmed(shared: &Shared, from: u64) -> Lost {
+fn trimmed(from: u64) -> Lost {
     format!(
-        "events from {from} on are no longer in the room store {} (it lost or trimmed them)",
-        shared.link.url
+        "events from {from} on are no longer in the room store (it lost or trimmed them)"
     )
 }

@@ -15,9 +15,30 @@ use super::super::store::recovery;
 use super::codec::{array, bytes, from_entries, number};
 use super::keys::Keys;
 
+/// The command that publishes a room's events: the prelude's one use of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Publish {
+    /// One Redis: `PUBLISH` (any version).
+    Everywhere,
+    /// A cluster: `SPUBLISH` (Redis 7), on the shard of the room's keys
+    /// only; `PUBLISH` would go to every node of the cluster.
+    Sharded,
+}
+
+impl Publish {
+    fn command(self) -> &'static str {
+        match self {
+            Publish::Everywhere => "PUBLISH",
+            Publish::Sharded => "SPUBLISH",
+        }
+    }
+}
+
 macro_rules! script {
-    ($file:literal) => {
-        Script::new(concat!(
+    ($publish:expr, $file:literal) => {
+        Script::new(&format!(
+            "local publish_command = '{}'\n{}{}",
+            $publish.command(),
             include_str!("lua/prelude.lua"),
             include_str!(concat!("lua/", $file))
         ))
@@ -47,14 +68,14 @@ impl Scripts {
     }
 }
 
-impl Default for Scripts {
-    fn default() -> Self {
+impl Scripts {
+    pub(super) fn new(publish: Publish) -> Self {
         Scripts {
-            join: script!("join.lua"),
-            publish: script!("publish.lua"),
-            leave: script!("leave.lua"),
-            heartbeat: script!("heartbeat.lua"),
-            history: script!("history.lua"),
+            join: script!(publish, "join.lua"),
+            publish: script!(publish, "publish.lua"),
+            leave: script!(publish, "leave.lua"),
+            heartbeat: script!(publish, "heartbeat.lua"),
+            history: script!(publish, "history.lua"),
         }
     }
 }

@@ -108,7 +108,10 @@ async fn connect(
     link: &Link,
     rooms: &HashMap<String, Weak<RemoteRoom>>,
 ) -> Result<(PubSubSink, PubSubStream), String> {
-    let pubsub = tokio::time::timeout(ROUND_TRIP_TIMEOUT, link.client().get_async_pubsub())
+    let client = link
+        .client()
+        .ok_or("a cluster's subscriptions are per shard")?;
+    let pubsub = tokio::time::timeout(ROUND_TRIP_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| StoreError::Timeout.to_string())?
         .map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@
 -- ARGV[1..4]: the room's channel, history length, linger (ms), presence TTL (ms);
 -- [5]: an epoch for a history begun now; [6], [7]: the epoch and the highest
 -- number the calling replica has seen in this room ('' for none).
+-- publish_command (set before this prelude): PUBLISH, or SPUBLISH on a cluster.
 local seq_key, log_key, who_key, bye_key, sent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local channel, history, linger, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local new_epoch, seen_epoch, seen_high = ARGV[5], ARGV[6], tonumber(ARGV[7])
@@ -52,7 +53,7 @@ local function append(sender, payload)
     newest()
     local seq = fmt(redis.call('HINCRBY', seq_key, 'last', 1))
     redis.call('XADD', log_key, 'MAXLEN', history, seq .. '-0', 's', sender, 'u', payload)
-    redis.call('PUBLISH', channel, seq .. '\n' .. epoch() .. '\n' .. sender .. '\n' .. payload)
+    redis.call(publish_command, channel, seq .. '\n' .. epoch() .. '\n' .. sender .. '\n' .. payload)
     return seq
 end
 
