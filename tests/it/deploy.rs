@@ -330,6 +330,63 @@ fn the_replicas_rooms_are_on_the_redis_service() {
     assert_eq!(config["rooms"], expected.as_str());
 }
 
+/// The development Redis refuses writes before its container's memory limit
+/// and never evicts a room's keys: its args give a real redis-server
+/// `maxmemory` below the limit and `noeviction`.
+#[test]
+fn the_development_redis_refuses_writes_before_its_limit_and_never_evicts() {
+    let redis = one_of("Deployment", REDIS_APP);
+    let container = &redis["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap().to_owned())
+        .collect();
+    let mebibytes = |quantity: &str| -> u64 {
+        let quantity = quantity.to_ascii_lowercase();
+        let digits: String = quantity.chars().take_while(char::is_ascii_digit).collect();
+        assert!(
+            ["mi", "mb"].contains(&&quantity[digits.len()..]),
+            "{quantity}: in MiB"
+        );
+        digits.parse().unwrap()
+    };
+    let limit = mebibytes(container["resources"]["limits"]["memory"].as_str().unwrap());
+    let port = crate::support::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = std::process::Command::new("/usr/bin/redis-server")
+        .args(&args)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server starts with the manifest's args");
+    let config = |name: &str| {
+        let mut value = None;
+        crate::support::wait_until(Duration::from_secs(30), || {
+            let output = std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "CONFIG", "GET", name])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            value = text.lines().nth(1).map(str::to_owned);
+            value.is_some()
+        });
+        value.unwrap_or_default()
+    };
+    let policy = config("maxmemory-policy");
+    let maxmemory: u64 = config("maxmemory").parse().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(policy, "noeviction");
+    assert!(
+        maxmemory > 0 && maxmemory < limit << 20,
+        "maxmemory {maxmemory} bytes, limit {limit} MiB"
+    );
+}
+
 /// redis-cluster.yaml: a StatefulSet of masters behind a headless Service
 /// (each node by its DNS name), joined by a Job; the seed-node URL its
 /// comment gives the Deployment is one the server accepts, and names every

@@ -86,13 +86,15 @@ pub(crate) async fn take_part(
             // flow control (a client that stopped granting window), and the
             // status would wait behind it forever: then the call is cut
             // (RST_STREAM), so that a stalled client holds nothing.
-            let flushed = future::select(sink.flush(), Delay::new(FLUSH_WITHIN)).await;
-            match flushed {
-                Either::Left(_) => log_outcome(METHOD, sink.fail(status).await),
-                Either::Right(_) => {
-                    debug!("{METHOD}: cut (its writes were stuck): {status:?}");
-                    sink.cut(status.code());
-                }
+            let flushed = matches!(
+                future::select(Box::pin(sink.flush()), Delay::new(FLUSH_WITHIN)).await,
+                Either::Left(_)
+            );
+            if flushed {
+                log_outcome(METHOD, sink.fail(status).await);
+            } else {
+                debug!("{METHOD}: cut (its writes were stuck): {status:?}");
+                sink.cut(status.code());
             }
         }
         Ended::Finished { read: Err(e), .. } => reject(METHOD, e, |status| sink.fail(status)).await,

@@ -51,9 +51,11 @@ pub(crate) fn requested_room(
         .transpose()?;
     let epoch = match header(headers, EPOCH_HEADER)? {
         None => None,
-        Some(_) if since.is_none() => return Err(invalid(format!(
+        Some(_) if since.is_none() => {
+            return Err(invalid(format!(
             "{EPOCH_HEADER} goes with {SINCE_HEADER}: it names the history that position counts in"
-        ))),
+        )))
+        }
         Some(value) if epoch::well_formed(value) => {
             Some(String::from_utf8_lossy(value).into_owned())
         }

@@ -139,14 +139,13 @@ impl RoomTask {
         if event.seq > at.seq + 1 && !self.fill(at.seq + 1, Some(event.seq)).await {
             return;
         }
-        match &self.at {
-            Some(at) if event.seq == at.seq + 1 => self.deliver(&epoch, event),
-            Some(at) => {
-                let why = format!(
-                    "event {} does not follow event {} and the history could not fill the gap",
-                    event.seq, at.seq
-                );
-                self.lose(&why);
+        match self.at.as_ref().map(|at| at.seq) {
+            Some(seq) if event.seq == seq + 1 => self.deliver(&epoch, event),
+            Some(seq) => {
+                self.lose(&format!(
+                    "event {} does not follow event {seq} and the history could not fill the gap",
+                    event.seq
+                ));
             }
             None => {}
         }
@@ -175,14 +174,15 @@ impl RoomTask {
 
     async fn fill_pages(&mut self, mut from: u64, upto: Option<u64>) -> Result<bool, Lost> {
         let shared = self.shared.clone();
-        let mut last = upto.map(|upto| upto - 1);
+        // The last number to deliver: the one before `upto`, or the newest.
+        let mut target = upto.map(|upto| upto - 1);
         let mut filled = false;
         loop {
             let Some(at) = self.at.clone() else {
                 return Ok(filled);
             };
             let page = read_page(&shared, &self.room, &at, from).await?;
-            let last = *last.get_or_insert(page.newest.seq);
+            let last = *target.get_or_insert(page.newest.seq);
             if from > last {
                 return Ok(filled);
             }
@@ -194,7 +194,7 @@ impl RoomTask {
             }
             for event in page.events {
                 if event.seq > last {
-                    return Ok(true);
+                    return Ok(filled);
                 }
                 from = event.seq + 1;
                 filled = true;
@@ -291,16 +291,15 @@ impl RoomTask {
             JoinReply::OutOfRange(why) => return Err(out_of_range(request, why)),
         };
         shared.saw(&self.room.name, &start);
-        match &self.at {
+        match self.at.clone() {
             None => self.at = Some(start.clone()),
             // Numbers went back, or a new history began: the store lost events.
             Some(at) if at.epoch != start.epoch || at.seq > start.seq => {
-                let why = format!(
+                self.lose(&format!(
                     "the room store began the room anew (room-epoch {}): what came after \
                      event {} of room-epoch {} was lost",
                     start.epoch, at.seq, at.epoch
-                );
-                self.lose(&why);
+                ));
                 self.at = Some(start.clone());
             }
             Some(_) => {}
@@ -409,7 +408,5 @@ async fn read_page(
 }
 
 fn trimmed(from: u64) -> Lost {
-    format!(
-        "events from {from} on are no longer in the room store (it lost or trimmed them)"
-    )
+    format!("events from {from} on are no longer in the room store (it lost or trimmed them)")
 }
