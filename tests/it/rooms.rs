@@ -795,3 +795,39 @@ fn a_removed_laggard_that_grants_no_window_is_cut_at_once() {
     let _ = block_on(sink.close());
     reader.join().unwrap();
 }
+
+/// A room takes updates of at most --room-update-bytes (64 KiB by default):
+/// a larger one ends its call with RESOURCE_EXHAUSTED saying the limit,
+/// while the echo without a room still takes it (--max-message-bytes).
+#[test]
+fn a_room_update_past_its_byte_limit_is_resource_exhausted_and_the_echo_keeps_its_own() {
+    let server = TestServer::start();
+    let client = server.client();
+    let big = "x".repeat(100 << 10);
+    let mut headers = MetadataBuilder::new();
+    headers.add_str(ROOM_HEADER, "bytes").unwrap();
+    headers.add_str(USER_HEADER, "ann").unwrap();
+    let (mut sink, mut updates) = client
+        .with_options(CallOption::default().headers(headers.build()))
+        .collaborative_feed_async()
+        .unwrap();
+    let _ = block_on(sink.send((feed("ann", &big), WriteFlags::default())));
+    let status = failure(block_on(async {
+        while updates.try_next().await?.is_some() {}
+        Ok::<(), grpcio::Error>(())
+    }));
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::RESOURCE_EXHAUSTED,
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("--room-update-bytes"),
+        "{status:?}"
+    );
+    let (mut sink, mut echoes) = server.client().collaborative_feed_async().unwrap();
+    block_on(sink.send((feed("ann", &big), WriteFlags::default()))).unwrap();
+    let echo = block_on(echoes.try_next()).unwrap().expect("an echo");
+    assert_eq!(echo.message, acknowledgement("ann", &big));
+    let _ = block_on(sink.close());
+}
