@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every raw HTTP/2 flood of python/floods.py at full strength against a
+# Runs every raw HTTP/2 flood of tests/harness/floods.py at full strength against a
 # release `server` it starts itself (a fresh one per flood, 127.0.0.1 only),
-# while a well-behaved client (python/legit_latency.py) times GetLearningStatus
+# while a well-behaved client (tests/harness/legit_latency.py) times GetLearningStatus
 # calls, and prints a Markdown table: what was sent, how the server reacted
 # and how soon it sent the attacker away (GOAWAY), its peak and final RSS,
 # its CPU during the flood, and the legitimate client's p50/p99 before and
@@ -48,6 +48,8 @@ floods=(
     "big-headers||big-headers --seconds $SECONDS_EACH"
     "slowloris||slowloris --seconds $SECONDS_EACH --connections 300"
     "no-read||no-read --seconds $SECONDS_EACH --connections 50 --streams 1000"
+    "declared||declared --seconds $SECONDS_EACH --streams 200"
+    "declared-within-limit|--max-request-bytes-in-flight 67108864|declared --seconds $SECONDS_EACH --streams 200 --declared 4194304 --send 4194304"
 )
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -88,7 +90,7 @@ for row in "${floods[@]}"; do
     echo "abuse: $name ..." >&2
     start_server "$server_flags"
     sleep 1
-    if ! "$PY" python/legit_latency.py --target "127.0.0.1:$PORT" --seconds 3 >"$WORK/before.json"; then
+    if ! "$PY" tests/harness/legit_latency.py --target "127.0.0.1:$PORT" --seconds 3 >"$WORK/before.json"; then
         echo "abuse: the server on port $PORT does not answer (alive: $(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no)); its log:" >&2
         tail -n 20 "$WORK/server.log" >&2
         exit 1
@@ -98,10 +100,10 @@ for row in "${floods[@]}"; do
     watch_peak &
     watcher=$!
     cpu_start="$(cpu_ticks "$SERVER_PID")"
-    "$PY" python/legit_latency.py --target "127.0.0.1:$PORT" --seconds "$SECONDS_EACH" >"$WORK/during.json" &
+    "$PY" tests/harness/legit_latency.py --target "127.0.0.1:$PORT" --seconds "$SECONDS_EACH" >"$WORK/during.json" &
     legit=$!
     # shellcheck disable=SC2086  # the flood's arguments
-    "$PY" python/floods.py --port "$PORT" $flood >"$WORK/flood.json"
+    "$PY" tests/harness/floods.py --port "$PORT" $flood >"$WORK/flood.json"
     wait "$legit"
     grep -q '"failures": 0,' "$WORK/during.json" ||
         echo "abuse: $name: legitimate calls failed: $(cat "$WORK/during.json")" >&2

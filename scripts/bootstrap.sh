@@ -49,8 +49,12 @@ fi
 # The venv lives outside the clone, one per requirements and Python, and
 # .venv links to it: a new clone (CI's) finds it made. Made in place (a venv
 # cannot move), one clone at a time.
+# Its packages: the lab's (python/), the test harnesses' (tests/harness/), and
+# CMake 3, which C-core's build needs where the machine's cmake is not.
+requirements=(python/requirements.txt tests/harness/requirements.txt)
+cmake_pin="cmake==3.31.6"
 python="$(python3 -c 'import sys; print(sys.executable, sys.version)')"
-key="$(printf '%s\n' "$python" | cat - python/requirements.txt | sha256sum | cut -c1-16)"
+key="$(printf '%s\n%s\n' "$python" "$cmake_pin" | cat - "${requirements[@]}" | sha256sum | cut -c1-16)"
 venv="$LEARNING_MESSENGER_CACHE/venv-$key"
 if [ ! -f "$venv/.complete" ]; then
     mkdir -p "$LEARNING_MESSENGER_CACHE"
@@ -60,8 +64,9 @@ if [ ! -f "$venv/.complete" ]; then
         echo "bootstrap: creating the venv (Python gRPC reference) in $venv"
         rm -rf "$venv"
         quietly "creating the venv" python3 -m venv "$venv"
-        quietly "pip install -r python/requirements.txt" \
-            "$venv/bin/pip" install --disable-pip-version-check -r python/requirements.txt
+        quietly "pip install (${requirements[*]}, $cmake_pin)" \
+            "$venv/bin/pip" install --disable-pip-version-check \
+            -r "${requirements[0]}" -r "${requirements[1]}" "$cmake_pin"
         touch "$venv/.complete"
     fi
     exec 9>&-

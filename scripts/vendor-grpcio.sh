@@ -96,5 +96,18 @@ if ! is_cmake_3 && is_cmake_3 "$ROOT/.venv/bin/cmake"; then
 [env]
 CMAKE = \"$cmake_copy/bin/cmake\""
 fi
+# The cmake crate wipes C-core's CMake folder when the compiler it is given
+# differs from the path CMake cached (it passes `c++`, CMake caches
+# /usr/bin/c++): full paths make a patch change rebuild incrementally.
+# [env] does not override a CC or CXX the user set.
+cc_path="$(command -v cc || true)"
+cxx_path="$(command -v c++ || true)"
+if [ -n "$cc_path" ] && [ -n "$cxx_path" ]; then
+    [[ "$config" == *"[env]"* ]] || config+="
+[env]"
+    config+="
+CC = \"$cc_path\"
+CXX = \"$cxx_path\""
+fi
 mkdir -p .cargo
 [ -f .cargo/config.toml ] && [ "$(cat .cargo/config.toml)" = "$config" ] || printf '%s\n' "$config" >.cargo/config.toml

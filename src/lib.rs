@@ -7,6 +7,7 @@
 //! - [`server`]: running a server (queues, limits, keepalive, TLS, graceful stop).
 //! - [`client`]: connecting, the lab's demos and the client's commands.
 //! - [`logging`]: the server's log lines, written to stderr in batches.
+//! - [`untrusted`]: what a caller sent, escaped for a log line.
 //! - [`grpc_log`]: C-core's log lines into `log`, peers' failed TLS handshakes at debug.
 //! - [`transport`]: HTTP/2 settings the server and the client share.
 //!
@@ -29,3 +30,4 @@ pub mod server;
 pub mod service;
 mod tls;
 pub mod transport;
+pub mod untrusted;

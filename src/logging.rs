@@ -4,8 +4,10 @@
 //! cost of each is measured in `docs/tuning-log.md`).
 
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
 
 /// How long the writer lets lines gather after the first one of a batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
@@ -47,30 +49,20 @@ pub fn init(default_filter: &str) -> LogFlush {
     LogFlush(shared)
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Vec<u8>> {
-    shared
-        .lines
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Writes out what is buffered. Every writer takes stderr's lock before the
 /// lines' lock, so batches leave in the order they were logged.
 fn write_buffered(shared: &Shared) {
     let mut stderr = io::stderr().lock();
-    let batch = std::mem::take(&mut *lock(shared));
+    let batch = std::mem::take(&mut *shared.lines.lock());
     // Nowhere to report a failed write of the log itself.
     let _ = stderr.write_all(&batch);
 }
 
 fn write_batches(shared: &Shared) {
     loop {
-        let mut lines = lock(shared);
+        let mut lines = shared.lines.lock();
         while lines.is_empty() {
-            lines = shared
-                .ready
-                .wait(lines)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            shared.ready.wait(&mut lines);
         }
         drop(lines);
         std::thread::sleep(BATCH_WINDOW);
@@ -83,7 +75,7 @@ struct BatchedStderr(Arc<Shared>);
 impl Write for BatchedStderr {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let overflowing = {
-            let mut lines = lock(&self.0);
+            let mut lines = self.0.lines.lock();
             if lines.is_empty() {
                 self.0.ready.notify_one();
             }

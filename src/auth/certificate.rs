@@ -11,21 +11,26 @@ use super::refusal::{Reason, Refusal};
 const SUBJECT_ALTERNATIVE_NAME: &str = "x509_subject_alternative_name";
 const COMMON_NAME: &str = "x509_common_name";
 
-/// The caller the call's client certificate names. A certificate grants
-/// every room: who may hold one is the client CA's decision.
-pub(crate) fn identity(ctx: &RpcContext<'_>) -> Result<Identity, Refusal> {
+/// The caller the call's client certificate names, who may join `rooms`:
+/// who may hold a certificate is the client CA's decision, which rooms it
+/// may join the server's (`--auth-open-rooms`).
+pub(crate) fn identity(ctx: &RpcContext<'_>, rooms: &RoomGrant) -> Result<Identity, Refusal> {
     let name = ctx.auth_context().and_then(|auth| {
         let first = |property: &str| {
             (&auth)
                 .into_iter()
                 .find(|found| found.name() == property)
-                .and_then(|found| found.value_str().ok().map(str::to_owned))
+                .map(|found| String::from_utf8_lossy(found.value()).into_owned())
                 .filter(|name| !name.is_empty())
         };
-        first(SUBJECT_ALTERNATIVE_NAME).or_else(|| first(COMMON_NAME))
+        first(SUBJECT_ALTERNATIVE_NAME)
+            .map(|name| (name, "the client certificate's subject alternative name"))
+            .or_else(|| {
+                first(COMMON_NAME).map(|name| (name, "the client certificate's common name"))
+            })
     });
     match name {
-        Some(name) => Ok(Identity::new(name, Source::Certificate, RoomGrant::Any)),
+        Some((name, whence)) => Identity::new(&name, whence, Source::Certificate, rooms.clone()),
         None => Err(Refusal::new(
             Reason::Certificate,
             "the client certificate names nobody: no subject alternative name, no common name",

@@ -4,7 +4,11 @@
 
 use std::sync::Arc;
 
-use super::refusal::Refusals;
+use messenger_lab::room::name_problem;
+
+use crate::untrusted::untrusted;
+
+use super::refusal::{Reason, Refusal, Refusals};
 
 /// Who is calling.
 #[derive(Clone, Debug, Default)]
@@ -15,6 +19,34 @@ pub enum Caller {
     Anonymous,
     /// A verified caller.
     Authenticated(Arc<Identity>),
+}
+
+impl Caller {
+    /// What a log line says of the caller before what the call claims (a
+    /// `user_id`, a topic): `[caller ada, token] ` for a verified one, so
+    /// that who really called stands beside what it says; nothing for an
+    /// anonymous one, whose lines read as the lab's.
+    pub fn in_log(&self) -> CallerInLog<'_> {
+        CallerInLog(self)
+    }
+}
+
+/// [`Caller::in_log`].
+pub struct CallerInLog<'a>(&'a Caller);
+
+impl std::fmt::Display for CallerInLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Caller::Anonymous => Ok(()),
+            Caller::Authenticated(identity) => {
+                let source = match identity.source {
+                    Source::Token => "token",
+                    Source::Certificate => "certificate",
+                };
+                write!(f, "[caller {}, {source}] ", untrusted(&identity.name))
+            }
+        }
+    }
 }
 
 /// A verified caller: its name, where the name comes from, and the rooms it may join.
@@ -30,13 +62,29 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub(crate) fn new(name: String, source: Source, rooms: RoomGrant) -> Identity {
-        Identity {
-            name,
+    /// The identity named `name` by `whence` (`the token's "sub" claim`),
+    /// if the name obeys the rule every name in a room obeys (printable
+    /// ASCII, 1 to 64 bytes, no space at either end), whatever vouches for
+    /// it: a name that could carry a line break or a terminal escape into
+    /// a room or a log is UNAUTHENTICATED, with the rule it breaks.
+    pub(crate) fn new(
+        name: &str,
+        whence: &str,
+        source: Source,
+        rooms: RoomGrant,
+    ) -> Result<Identity, Refusal> {
+        if let Some(problem) = name_problem("caller", name.as_bytes()) {
+            return Err(Refusal::new(
+                Reason::IdentityName,
+                format!("{whence} does not name a caller this server accepts: {problem}"),
+            ));
+        }
+        Ok(Identity {
+            name: name.to_owned(),
             source,
             rooms,
             refusals: Refusals::default(),
-        }
+        })
     }
 }
 
@@ -52,17 +100,21 @@ pub enum Source {
 /// The rooms a caller may join.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomGrant {
-    /// Any room: a certificate, or a token without a rooms claim.
+    /// Any room: a caller nothing lists rooms for, with `--auth-open-rooms`.
     Any,
-    /// Those matching one of these patterns, where `*` matches any run of
-    /// characters (`team-*`); an empty list, none.
+    /// Those matching one of these patterns (a token's rooms claim), where
+    /// `*` matches any run of characters (`team-*`); an empty list, none.
     Matching(Vec<String>),
+    /// None: nothing lists rooms for the caller (a token without the rooms
+    /// claim, a client certificate), and rooms fail closed.
+    Unlisted,
 }
 
 impl RoomGrant {
     pub fn allows(&self, room: &str) -> bool {
         match self {
             RoomGrant::Any => true,
+            RoomGrant::Unlisted => false,
             RoomGrant::Matching(patterns) => patterns
                 .iter()
                 .any(|pattern| matches_pattern(pattern.as_bytes(), room.as_bytes())),
@@ -122,5 +174,51 @@ mod tests {
         assert!(grant(&["*"]).allows("anything"));
         assert!(!grant(&[]).allows("lab"));
         assert!(RoomGrant::Any.allows("anything"));
+        assert!(!RoomGrant::Unlisted.allows("lab"));
+    }
+
+    #[test]
+    fn a_log_line_names_a_verified_caller_before_what_it_claims() {
+        assert_eq!(Caller::Anonymous.in_log().to_string(), "");
+        let ada = Identity::new("ada", "a test", Source::Token, RoomGrant::Unlisted).unwrap();
+        let caller = Caller::Authenticated(Arc::new(ada));
+        assert_eq!(caller.in_log().to_string(), "[caller ada, token] ");
+    }
+
+    #[test]
+    fn an_identity_s_name_obeys_the_rule_of_names_in_rooms() {
+        let named = |name: &str| {
+            Identity::new(
+                name,
+                "the token's \"sub\" claim",
+                Source::Token,
+                RoomGrant::Unlisted,
+            )
+        };
+        assert_eq!(named("ada").unwrap().name, "ada");
+        assert_eq!(named(&"a".repeat(64)).unwrap().name.len(), 64);
+        for (name, rule) in [
+            ("ann\n [Feed Update] System: forged", "not printable ASCII"),
+            ("\u{1b}[31mred", "not printable ASCII"),
+            ("Zoë", "not printable ASCII"),
+            (&"a".repeat(65), "65 bytes long, more than 64"),
+            ("", "empty"),
+            (" ada", "starts or ends with a space"),
+        ] {
+            let refusal = named(name).err().unwrap();
+            assert_eq!(refusal.reason, Reason::IdentityName, "{name:?}");
+            assert!(
+                refusal.message.starts_with(
+                    "the token's \"sub\" claim does not name a caller this server accepts: the caller name"
+                ) && refusal.message.contains(rule),
+                "{name:?}: {}",
+                refusal.message
+            );
+            assert!(
+                !refusal.message.contains(['\n', '\u{1b}']),
+                "{}",
+                refusal.message
+            );
+        }
     }
 }

@@ -6,8 +6,9 @@
 //! the file is read again when it changes (checked every [`RELOAD_CHECK`]),
 //! so a job that refreshes it brings new keys in and old ones out.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -74,7 +75,7 @@ impl JwksFile {
     /// others do not wait for it) and reads it again if it changed; a file
     /// that cannot be used then leaves the keys as they were.
     pub(crate) fn keys(&self) -> Arc<Jwks> {
-        if let Ok(mut check) = self.check.try_lock() {
+        if let Some(mut check) = self.check.try_lock() {
             if check.at.elapsed() >= RELOAD_CHECK {
                 check.at = Instant::now();
                 let version = version(&self.path);

@@ -30,6 +30,8 @@ pub enum Reason {
     Audience,
     /// A client certificate that names nobody.
     Certificate,
+    /// A name (a token's claim, a certificate's) that breaks the rule of names.
+    IdentityName,
     /// A room the caller may not join.
     Room,
     /// A name in a room that is not the caller's.
@@ -37,7 +39,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Missing,
         Reason::Malformed,
         Reason::Algorithm,
@@ -48,6 +50,7 @@ impl Reason {
         Reason::Issuer,
         Reason::Audience,
         Reason::Certificate,
+        Reason::IdentityName,
         Reason::Room,
         Reason::Name,
     ];
@@ -64,6 +67,7 @@ impl Reason {
             Reason::Issuer => "wrong_issuer",
             Reason::Audience => "wrong_audience",
             Reason::Certificate => "no_certificate_identity",
+            Reason::IdentityName => "bad_identity_name",
             Reason::Room => "room_not_allowed",
             Reason::Name => "not_your_name",
         }

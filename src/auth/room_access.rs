@@ -8,7 +8,7 @@ use std::sync::Arc;
 use grpcio::RpcStatus;
 use messenger_lab::answers::FEED_ECHO_USER;
 
-use super::identity::{Caller, Identity};
+use super::identity::{Caller, Identity, RoomGrant, Source};
 use super::refusal::{Reason, Refusal};
 use crate::proto::messenger::FeedUpdate;
 
@@ -50,9 +50,19 @@ pub(crate) fn admit(
     let refuse =
         |reason, message: String| Err(identity.refusals.count(Refusal::new(reason, message)));
     if !identity.rooms.allows(room) {
+        let why = match (&identity.rooms, identity.source) {
+            (RoomGrant::Unlisted, Source::Token) => "its token has no rooms claim",
+            (RoomGrant::Unlisted, Source::Certificate) => "a client certificate lists no rooms",
+            _ => "the token's rooms do not include it",
+        };
+        let closed = if identity.rooms == RoomGrant::Unlisted {
+            ", and this server opens no room to such callers (--auth-open-rooms would open every room)"
+        } else {
+            ""
+        };
         return refuse(
             Reason::Room,
-            format!("{name} may not join room '{room}': the token's rooms do not include it"),
+            format!("{name} may not join room '{room}': {why}{closed}"),
         );
     }
     if name == FEED_ECHO_USER {
@@ -113,15 +123,11 @@ impl Speaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{RoomGrant, Source};
     use grpcio::RpcStatusCode;
 
     fn alice(rooms: RoomGrant) -> Caller {
-        Caller::Authenticated(Arc::new(Identity::new(
-            "alice".into(),
-            Source::Token,
-            rooms,
-        )))
+        let identity = Identity::new("alice", "a test", Source::Token, rooms).unwrap();
+        Caller::Authenticated(Arc::new(identity))
     }
 
     fn update(user: &str) -> FeedUpdate {
@@ -163,5 +169,18 @@ mod tests {
         let room = admit(&caller, "ops", None).unwrap_err();
         assert_eq!(room.code(), RpcStatusCode::PERMISSION_DENIED);
         assert!(room.message().contains("'ops'"), "{room:?}");
+    }
+
+    #[test]
+    fn a_caller_nothing_lists_rooms_for_joins_none_unless_rooms_are_open() {
+        let closed = admit(&alice(RoomGrant::Unlisted), "lab", None).unwrap_err();
+        assert_eq!(closed.code(), RpcStatusCode::PERMISSION_DENIED);
+        assert_eq!(
+            closed.message(),
+            "alice may not join room 'lab': its token has no rooms claim, and this server \
+             opens no room to such callers (--auth-open-rooms would open every room)"
+        );
+        let open = admit(&alice(RoomGrant::Any), "lab", None).unwrap();
+        assert_eq!(open.name.as_deref(), Some("alice"));
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct TokenVerifier {
     audience: Option<String>,
     name_claim: String,
     rooms_claim: String,
+    /// The rooms of a token without the rooms claim.
+    unlisted_rooms: RoomGrant,
 }
 
 impl TokenVerifier {
@@ -50,7 +52,7 @@ impl TokenVerifier {
                     validation.set_audience(&[audience]);
                     required.push("aud");
                 }
-                // Any audience will do, as none is asked for.
+                // --auth-any-audience (the configuration's check asks for one or the other).
                 None => validation.validate_aud = false,
             }
             validation.set_required_spec_claims(&required);
@@ -64,6 +66,7 @@ impl TokenVerifier {
             audience: config.audience.clone(),
             name_claim: config.name_claim.clone(),
             rooms_claim: config.rooms_claim.clone(),
+            unlisted_rooms: config.unlisted_rooms(),
         }
     }
 
@@ -114,7 +117,7 @@ impl TokenVerifier {
                 ))
             })?;
         let rooms = match claim(&self.rooms_claim) {
-            None => RoomGrant::Any,
+            None => self.unlisted_rooms.clone(),
             Some(Value::Array(rooms)) => rooms
                 .iter()
                 .map(|room| room.as_str().map(str::to_owned))
@@ -123,7 +126,8 @@ impl TokenVerifier {
                 .ok_or_else(|| self.rooms_claim_malformed())?,
             Some(_) => return Err(self.rooms_claim_malformed()),
         };
-        Ok(Identity::new(name.to_owned(), Source::Token, rooms))
+        let whence = format!("the token's {:?} claim", self.name_claim);
+        Identity::new(name, &whence, Source::Token, rooms)
     }
 
     fn rooms_claim_malformed(&self) -> Refusal {

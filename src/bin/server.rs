@@ -27,9 +27,12 @@ struct Args {
     /// The lab's simulated work before each StreamLearnings update, in ms; 0 for none.
     #[arg(long, default_value_t = LAB_DELAY.as_millis() as u64)]
     delay_ms: u64,
-    /// Largest request message accepted, in bytes, once decompressed (gRPC's default, 4 MiB); bigger ones get RESOURCE_EXHAUSTED.
+    /// Largest request message accepted, in bytes, compressed or not (gRPC's default, 4 MiB); bigger ones get RESOURCE_EXHAUSTED as soon as their length prefix is read, or as decompression passes the limit.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
     max_message_bytes: usize,
+    /// Request bytes the server may hold before handlers read them, all calls and connections together (declared by each message's length prefix); a message over 64 KiB that would pass it gets RESOURCE_EXHAUSTED at its prefix; 0 for no budget [default: 1/8 of the machine's memory (or cgroup limit), at least --max-message-bytes, at most 2 GiB - 1].
+    #[arg(long, value_name = "BYTES")]
+    max_request_bytes_in_flight: Option<usize>,
     /// On Ctrl-C or SIGTERM, how long health reports NOT_SERVING while calls are still served, in ms, before the server stops accepting them.
     #[arg(long, default_value_t = 0)]
     drain_ms: u64,
@@ -42,6 +45,9 @@ struct Args {
     /// Calls the server may have in its handlers at once, all connections together; more get RESOURCE_EXHAUSTED; 0 for no limit.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS_IN_FLIGHT)]
     max_calls_in_flight: usize,
+    /// Health Watch and reflection streams (open to anyone, without authentication) the server may have at once, a limit apart from --max-calls-in-flight; more get RESOURCE_EXHAUSTED; 0 for no limit.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_OPEN_STREAMS)]
+    max_open_streams: usize,
     /// Streams a connection may reset before their calls start, or have refused, per second; past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed; 0 for no limit.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND)]
     max_aborted_streams_per_second: u32,
@@ -60,15 +66,21 @@ struct Args {
     /// With --auth-jwks: the issuer (iss) every token must come from.
     #[arg(long, requires = "auth_jwks")]
     auth_issuer: Option<String>,
-    /// With --auth-jwks: the audience (aud) every token must be for.
+    /// With --auth-jwks: the audience (aud) every token must be for (this server's; needed unless --auth-any-audience).
     #[arg(long, requires = "auth_jwks")]
     auth_audience: Option<String>,
+    /// With --auth-jwks, instead of --auth-audience: accept tokens for any audience, so a token the same issuer made for any other app calls this server too.
+    #[arg(long, requires = "auth_jwks", conflicts_with = "auth_audience")]
+    auth_any_audience: bool,
     /// With --auth-jwks: the claim that names the caller (its name in feed rooms).
     #[arg(long, default_value = auth::DEFAULT_NAME_CLAIM)]
     auth_name_claim: String,
-    /// With --auth-jwks: the claim listing the feed rooms a caller may join (`*` matches any run of characters); a token without it may join any.
+    /// With --auth-jwks: the claim listing the feed rooms a caller may join (`*` matches any run of characters); a token without it joins none, unless --auth-open-rooms.
     #[arg(long, default_value = auth::DEFAULT_ROOMS_CLAIM)]
     auth_rooms_claim: String,
+    /// Let an authenticated caller that nothing lists rooms for (a token without the rooms claim, a client certificate) join any feed room; without it such a caller joins none.
+    #[arg(long)]
+    auth_open_rooms: bool,
     /// Completion queues, each polled by a thread of its own that runs the handlers; 0 means one per core.
     #[arg(long, default_value_t = 0)]
     completion_queues: usize,
@@ -180,16 +192,20 @@ fn main() -> ExitCode {
         addr: args.addr,
         delay: Duration::from_millis(args.delay_ms),
         max_message_bytes: args.max_message_bytes,
+        max_request_bytes_in_flight: args.max_request_bytes_in_flight,
         max_concurrent_streams: args.max_concurrent_streams,
         max_calls_in_flight: args.max_calls_in_flight,
+        max_open_streams: args.max_open_streams,
         max_aborted_streams_per_second: args.max_aborted_streams_per_second,
         tls_client_ca: args.tls_client_ca,
         auth: AuthConfig {
             jwks: args.auth_jwks,
             issuer: args.auth_issuer,
             audience: args.auth_audience,
+            any_audience: args.auth_any_audience,
             name_claim: args.auth_name_claim,
             rooms_claim: args.auth_rooms_claim,
+            open_rooms: args.auth_open_rooms,
         },
         tls: args
             .tls_cert

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::proto::health::HealthCheckResponse;
 use crate::proto::messenger::{FeedUpdate, LearningUpdate, StatusResponse, SummaryResponse};
+use crate::untrusted::untrusted;
 use messenger_lab::room::Kind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,10 +98,12 @@ impl Received<'_> {
                     s.count
                 )
             }
+            // What other callers wrote, escaped: no line of theirs can pass
+            // for one of the server's.
             Received::Echo(e) => format!(
                 " [Feed Update] {}: {}",
-                paint(colour, CYAN, &e.user),
-                e.message
+                paint(colour, CYAN, &untrusted(&e.user).to_string()),
+                untrusted(&e.message)
             ),
             // Our own updates' acknowledgements, as the echo prints them; the
             // room's traffic after the room's name.
@@ -117,8 +120,8 @@ impl Received<'_> {
             } => format!(
                 " [{}] {}: {}",
                 paint(colour, BOLD, room),
-                paint(colour, CYAN, &update.user),
-                update.message
+                paint(colour, CYAN, &untrusted(&update.user).to_string()),
+                untrusted(&update.message)
             ),
             Received::InRoom {
                 room,
@@ -128,7 +131,7 @@ impl Received<'_> {
             } => format!(
                 " [{}] * {}",
                 paint(colour, BOLD, room),
-                paint(colour, DIM, &update.message)
+                paint(colour, DIM, &untrusted(&update.message).to_string())
             ),
             Received::Health(h) => format!("status: {:?}", h.status.enum_value_or_default()),
         }
@@ -385,6 +388,37 @@ mod tests {
         assert_eq!(
             Received::Summary(&summary).text(false),
             "Server Summary: s (Total 0)"
+        );
+    }
+
+    #[test]
+    fn what_others_wrote_cannot_pass_for_a_line_of_its_own() {
+        let update = FeedUpdate {
+            user: "ann\n [Feed Update] System".into(),
+            message: "hi\n [lab] * bob left the room\u{1b}[2J".into(),
+            ..Default::default()
+        };
+        let in_room = Received::InRoom {
+            room: "lab",
+            kind: Kind::Update,
+            update: &update,
+            seq: None,
+        };
+        assert_eq!(
+            in_room.text(false),
+            " [lab] ann\\n [Feed Update] System: hi\\n [lab] * bob left the room\\u{1b}[2J"
+        );
+        let echo = Received::Echo(&update).text(false);
+        assert_eq!(echo.lines().count(), 1, "{echo}");
+        // The lab's lines are unchanged.
+        let lab = FeedUpdate {
+            user: "System".into(),
+            message: "Acknowledged Engineer's update: Initializing system...".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Received::Echo(&lab).text(false),
+            " [Feed Update] System: Acknowledged Engineer's update: Initializing system..."
         );
     }
 

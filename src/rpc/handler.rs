@@ -1,25 +1,24 @@
 //! The adapters every handler is registered through, one per pattern: each
 //! sets the answer's initial metadata (`x-served-by`), observes the call
-//! (`observe`), finds who is calling (refusing a caller the service does not
-//! accept: `auth`), decodes its requests with the service's decoder (refusing
-//! those over the limit) and hands the handler the caller, typed requests
-//! and a reply.
+//! (`observe`), admits it or refuses it (`admission`: the limit on calls in
+//! flight, then the caller, then the request) and hands the handler the
+//! caller, typed requests and a reply.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use grpcio::{
     ClientStreamingSink, DuplexSink, Metadata, MetadataBuilder, Method, RequestStream, RpcContext,
-    RpcStatus, ServerStreamingSink, UnarySink,
+    ServerStreamingSink, UnarySink,
 };
 
+use super::admission::Admission;
 use super::decode::{RequestDecoder, Requests};
 use super::limit::InFlightLimit;
 use super::method::Encoded;
 use super::observe::{
     CallRecord, ClientStreamReply, DuplexReply, Reply, ServerStreamReply, StreamReply, UnaryReply,
 };
-use super::refuse::{with_request, within_limit, Refusable};
 use crate::auth::{Authentication, Caller};
 use crate::metrics::{MethodMetrics, Metrics};
 
@@ -123,8 +122,13 @@ impl ServiceOptions {
     }
 
     /// The same, with at most `max` calls in flight (0: no limit).
-    pub fn with_max_calls_in_flight(mut self, max: usize) -> Self {
-        self.in_flight = InFlightLimit::new(max);
+    pub fn with_max_calls_in_flight(self, max: usize) -> Self {
+        self.with_in_flight(InFlightLimit::new(max))
+    }
+
+    /// The same, its calls holding places of `limit`.
+    pub fn with_in_flight(mut self, limit: InFlightLimit) -> Self {
+        self.in_flight = limit;
         self
     }
 
@@ -140,44 +144,18 @@ impl ServiceOptions {
         self
     }
 
+    fn admission(&self) -> Admission {
+        Admission {
+            in_flight: self.in_flight.clone(),
+            authentication: self.authentication.clone(),
+            decoder: self.decoder,
+        }
+    }
+
     fn method_metrics<Req, Resp>(&self, method: &Method<Req, Resp>) -> Option<Arc<MethodMetrics>> {
         self.metrics
             .as_ref()
             .map(|metrics| Arc::new(metrics.method(method.ty, method.name)))
-    }
-}
-
-/// Who may call a service's methods: anyone (no authentication), or the
-/// callers its authentication accepts.
-#[derive(Clone)]
-struct Gate(Option<Arc<Authentication>>);
-
-impl Gate {
-    fn of(options: &ServiceOptions) -> Gate {
-        Gate(options.authentication.clone())
-    }
-
-    /// Who is calling, or the status refusing the call.
-    fn caller(&self, ctx: &RpcContext<'_>) -> Result<Caller, RpcStatus> {
-        match &self.0 {
-            None => Ok(Caller::Anonymous),
-            Some(authentication) => authentication.caller(ctx),
-        }
-    }
-
-    /// Hands the call and its `requests` to `serve` with its caller, or
-    /// refuses it, the requests held until the status is sent.
-    fn admit<R: Refusable, Q: Send + 'static>(
-        &self,
-        ctx: RpcContext<'_>,
-        reply: R,
-        requests: Q,
-        serve: impl FnOnce(RpcContext<'_>, Caller, R, Q),
-    ) {
-        match self.caller(&ctx) {
-            Ok(caller) => serve(ctx, caller, reply, requests),
-            Err(status) => reply.refuse(&ctx, status, requests),
-        }
     }
 }
 
@@ -192,19 +170,14 @@ where
     Resp: Send + 'static,
     H: FnMut(RpcContext<'_>, Caller, Req, UnaryReply<Resp>) + Send + Clone + 'static,
 {
-    let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
-    let gate = Gate::of(options);
+    let (admission, observed) = (options.admission(), options.method_metrics(method));
+    let served_by = options.served_by.clone();
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: UnarySink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
-            gate.admit(ctx, reply, req, |ctx, caller, reply, req| {
-                with_request(decoder, ctx, req, reply, |ctx, req, reply| {
-                    handle(ctx, caller, req, reply)
-                })
-            })
-        })
+        if let Some((caller, req, reply)) = admission.admit_one(&ctx, reply, req) {
+            handle(ctx, caller, req, reply)
+        }
     }
 }
 
@@ -219,19 +192,14 @@ where
     Resp: Send + 'static,
     H: FnMut(RpcContext<'_>, Caller, Req, ServerStreamReply<Resp>) + Send + Clone + 'static,
 {
-    let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
-    let gate = Gate::of(options);
+    let (admission, observed) = (options.admission(), options.method_metrics(method));
+    let served_by = options.served_by.clone();
     move |ctx: RpcContext<'_>, req: Encoded, mut sink: ServerStreamingSink<Resp>| {
         let headers = served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx), headers);
-        within_limit(&limit, ctx, reply, req, |ctx, reply, req| {
-            gate.admit(ctx, reply, req, |ctx, caller, reply, req| {
-                with_request(decoder, ctx, req, reply, |ctx, req, reply| {
-                    handle(ctx, caller, req, reply)
-                })
-            })
-        })
+        if let Some((caller, req, reply)) = admission.admit_one(&ctx, reply, req) {
+            handle(ctx, caller, req, reply)
+        }
     }
 }
 
@@ -248,24 +216,17 @@ where
         + Clone
         + 'static,
 {
-    let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
-    let gate = Gate::of(options);
+    let (admission, observed) = (options.admission(), options.method_metrics(method));
+    let served_by = options.served_by.clone();
     move |ctx: RpcContext<'_>,
           requests: RequestStream<Encoded>,
           mut sink: ClientStreamingSink<Resp>| {
         served_by.apply(&mut sink);
         let reply = Reply::new(sink, CallRecord::start(observed.as_ref(), &ctx));
-        within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
-            gate.admit(ctx, reply, requests, |ctx, caller, reply, requests| {
-                handle(
-                    ctx,
-                    caller,
-                    decoder.stream(requests, observed.clone()),
-                    reply,
-                )
-            })
-        })
+        if let Some((caller, reply, requests)) = admission.admit(&ctx, reply, requests) {
+            let requests = admission.decoder.stream(requests, observed.clone());
+            handle(ctx, caller, requests, reply)
+        }
     }
 }
 
@@ -279,21 +240,14 @@ where
     Req: protobuf::Message,
     H: FnMut(RpcContext<'_>, Caller, Requests<Req>, DuplexReply<Resp>) + Send + Clone + 'static,
 {
-    let (decoder, observed) = (options.decoder, options.method_metrics(method));
-    let (served_by, limit) = (options.served_by.clone(), options.in_flight.clone());
-    let gate = Gate::of(options);
+    let (admission, observed) = (options.admission(), options.method_metrics(method));
+    let served_by = options.served_by.clone();
     move |ctx: RpcContext<'_>, requests: RequestStream<Encoded>, mut sink: DuplexSink<Resp>| {
         let headers = served_by.apply(&mut sink);
         let reply = StreamReply::new(sink, CallRecord::start(observed.as_ref(), &ctx), headers);
-        within_limit(&limit, ctx, reply, requests, |ctx, reply, requests| {
-            gate.admit(ctx, reply, requests, |ctx, caller, reply, requests| {
-                handle(
-                    ctx,
-                    caller,
-                    decoder.stream(requests, observed.clone()),
-                    reply,
-                )
-            })
-        })
+        if let Some((caller, reply, requests)) = admission.admit(&ctx, reply, requests) {
+            let requests = admission.decoder.stream(requests, observed.clone());
+            handle(ctx, caller, requests, reply)
+        }
     }
 }

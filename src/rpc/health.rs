@@ -100,10 +100,12 @@ pub trait Health {
 }
 
 /// Registers an implementation: the `Service` to hand to `ServerBuilder::register_service`.
-/// Every call goes through `options`: its size limit and its metrics.
+/// Every call goes through `options` (its size limit, its metrics), but
+/// Watch's long-lived streams through `watches`, with a limit of their own.
 pub fn create_health<S: Health + Send + Clone + 'static>(
     service: S,
     options: &ServiceOptions,
+    watches: &ServiceOptions,
 ) -> Service {
     let (check, watch) = (service.clone(), service);
     ServiceBuilder::new()
@@ -116,7 +118,7 @@ pub fn create_health<S: Health + Send + Clone + 'static>(
         )
         .add_server_streaming_handler(
             &server_side(&method::WATCH),
-            handler::server_streaming(options, &method::WATCH, {
+            handler::server_streaming(watches, &method::WATCH, {
                 let mut service = watch;
                 move |ctx, _caller, req, changes| service.watch(ctx, req, changes)
             }),

@@ -13,14 +13,23 @@ use grpcio::{RpcStatus, RpcStatusCode};
 pub struct InFlightLimit {
     max: usize,
     held: Arc<AtomicUsize>,
+    /// What it counts, as a refusal says it: `calls`.
+    what: &'static str,
 }
 
 impl InFlightLimit {
     /// At most `max` calls; 0 for no limit.
     pub fn new(max: usize) -> Self {
+        InFlightLimit::of("calls", max)
+    }
+
+    /// At most `max` of `what` (`calls`, `open streams (health Watch,
+    /// reflection)`), as a refusal names them; 0 for no limit.
+    pub fn of(what: &'static str, max: usize) -> Self {
         InFlightLimit {
             max: if max == 0 { usize::MAX } else { max },
             held: Arc::default(),
+            what,
         }
     }
 
@@ -34,8 +43,8 @@ impl InFlightLimit {
             return Err(RpcStatus::with_message(
                 RpcStatusCode::RESOURCE_EXHAUSTED,
                 format!(
-                    "the server has {} calls in flight, its limit: retry later",
-                    self.max
+                    "the server has {} {} in flight, its limit: retry later",
+                    self.max, self.what
                 ),
             ));
         }

@@ -8,9 +8,10 @@
 //! - `handler`: the adapters every handler is registered through, one per pattern.
 //! - `observe`: each call observed once (metrics), and the replies handlers answer through.
 //! - `method`: descriptors, and the server's side of each (requests received encoded).
+//! - `admission`: the one step before a handler: the limit on calls in
+//!   flight, then the caller, then the request; a refusal ends the call.
 //! - `decode`: a server's requests checked against the size limit, then decoded.
-//! - `limit`: the server-wide limit on calls in flight.
-//! - `refuse`: ending a call over that limit, or whose request was refused.
+//! - `limit`: the server-wide count of calls in flight.
 //! - `call_end`: telling that a call has ended, and grpcio's refusals once it has.
 //! - `blocking`: the client stubs' blocking forms.
 
@@ -18,6 +19,7 @@ pub mod health;
 pub mod messenger;
 pub mod reflection;
 
+mod admission;
 mod blocking;
 mod call_end;
 mod decode;
@@ -25,7 +27,6 @@ mod handler;
 mod limit;
 mod method;
 mod observe;
-mod refuse;
 
 pub use blocking::BlockingResponses;
 pub use call_end::{call_ended, is_call_over, ok_if_call_over};

@@ -100,17 +100,6 @@ impl ServerReflectionClient {
         self
     }
 
-    /// Bidi, async, `grpc.reflection.v1`.
-    pub fn server_reflection_info_async(
-        &self,
-    ) -> Result<(
-        ClientDuplexSender<v1::ServerReflectionRequest>,
-        ClientDuplexReceiver<v1::ServerReflectionResponse>,
-    )> {
-        self.client
-            .duplex_streaming(&method::SERVER_REFLECTION_INFO_V1, self.options.clone())
-    }
-
     /// Bidi, async, `grpc.reflection.v1alpha`.
     pub fn server_reflection_info_v1alpha_async(
         &self,

@@ -2,8 +2,9 @@
 //! and grpc_health_probe call. Check answers the current status; Watch sends
 //! it, then every change. Shutdown is a terminal NOT_SERVING for all.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::channel::mpsc;
 use futures::future::{self, Either};
@@ -45,7 +46,7 @@ impl HealthService {
 
     /// Sets `service`'s status and tells its watchers.
     pub fn set_status(&self, service: &str, status: ServingStatus) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if state.terminal {
             return;
         }
@@ -58,7 +59,7 @@ impl HealthService {
     /// Shutdown has begun: every service is NOT_SERVING from now on, watchers
     /// are told so and their streams end.
     pub fn shutdown(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         let HealthState {
             statuses,
             watchers,
@@ -80,12 +81,12 @@ impl HealthService {
 
     /// The current status of `service`, if it is known.
     pub fn status(&self, service: &str) -> Option<ServingStatus> {
-        self.state.lock().unwrap().statuses.get(service).copied()
+        self.state.lock().statuses.get(service).copied()
     }
 
     /// The current status (SERVICE_UNKNOWN if unknown) and a receiver of changes.
     fn subscribe(&self, service: &str) -> (ServingStatus, mpsc::UnboundedReceiver<ServingStatus>) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         let (tx, rx) = mpsc::unbounded();
         let now = state
             .statuses
@@ -190,7 +191,7 @@ mod tests {
             drop(health.subscribe(""));
         }
         let (_, _live) = health.subscribe("");
-        assert_eq!(health.state.lock().unwrap().watchers.len(), 1);
+        assert_eq!(health.state.lock().watchers.len(), 1);
     }
 
     #[test]

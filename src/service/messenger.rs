@@ -24,6 +24,7 @@ use crate::rpc::messenger::LearningMessenger;
 use crate::rpc::{
     call_ended, ClientStreamReply, DuplexReply, Requests, ServerStreamReply, UnaryReply,
 };
+use crate::untrusted::untrusted;
 
 /// The four LearningMessenger handlers.
 #[derive(Clone, Debug)]
@@ -73,11 +74,15 @@ impl LearningMessenger for MessengerService {
     fn get_learning_status(
         &mut self,
         ctx: RpcContext<'_>,
-        _caller: Caller,
+        caller: Caller,
         req: StatusRequest,
         sink: UnaryReply<StatusResponse>,
     ) {
-        info!("📡 Unary Request from: {}", req.user_id);
+        info!(
+            "📡 {}Unary Request from: {}",
+            caller.in_log(),
+            untrusted(&req.user_id)
+        );
         let response = StatusResponse {
             message: STATUS_MESSAGE.to_owned(),
             active: true,
@@ -92,11 +97,15 @@ impl LearningMessenger for MessengerService {
     fn stream_learnings(
         &mut self,
         ctx: RpcContext<'_>,
-        _caller: Caller,
+        caller: Caller,
         req: TopicRequest,
         mut sink: ServerStreamReply<LearningUpdate>,
     ) {
-        info!("📡 Server Streaming topic: {}", req.topic);
+        info!(
+            "📡 {}Server Streaming topic: {}",
+            caller.in_log(),
+            untrusted(&req.topic)
+        );
         let delay = self.delay;
         // Without a delay the updates are ready together: buffered, they leave
         // with the status in one write; with one, each must go out when made.
@@ -119,11 +128,14 @@ impl LearningMessenger for MessengerService {
     fn submit_research_notes(
         &mut self,
         ctx: RpcContext<'_>,
-        _caller: Caller,
+        caller: Caller,
         mut notes: Requests<ResearchNote>,
         sink: ClientStreamReply<SummaryResponse>,
     ) {
-        info!("📡 Receiving stream of research notes...");
+        info!(
+            "📡 {}Receiving stream of research notes...",
+            caller.in_log()
+        );
         self.in_flight.spawn(&ctx, async move {
             // Only the count and the last note are kept: memory stays flat however long the stream.
             let mut count: i32 = 0;
@@ -134,7 +146,7 @@ impl LearningMessenger for MessengerService {
                         count = count.saturating_add(1);
                         debug!(
                             " - Received fragment {count}: {}...",
-                            prefix(&note.text, 20)
+                            untrusted(prefix(&note.text, 20))
                         );
                         last = Some(note.text);
                     }
@@ -156,14 +168,21 @@ impl LearningMessenger for MessengerService {
         updates: Requests<FeedUpdate>,
         mut sink: DuplexReply<FeedUpdate>,
     ) {
-        info!("📡 Bi-directional 'Collaborative Feed' opened.");
+        info!(
+            "📡 {}Bi-directional 'Collaborative Feed' opened.",
+            caller.in_log()
+        );
         // Echoes that are ready together go out in one batch; the last of each batch is flushed.
         sink.enhance_batch(true);
         // A `room` header joins that room, as the caller may; without one, the lab's echo.
         match rooms::requested_room(ctx.request_headers(), &caller) {
             Ok(None) => self.in_flight.spawn(&ctx, async move {
                 let mut echoes = updates.map_ok(|update| {
-                    debug!(" [Feed] From {}: {}", update.user, update.message);
+                    debug!(
+                        " [Feed] From {}: {}",
+                        untrusted(&update.user),
+                        untrusted(&update.message)
+                    );
                     (acknowledge(&update), WriteFlags::default())
                 });
                 match sink.send_all(&mut echoes).await {

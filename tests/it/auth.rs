@@ -1,9 +1,9 @@
-//! Authentication end to end. Keys are made per test by python/tokens.py (an
+//! Authentication end to end. Keys are made per test by tests/harness/tokens.py (an
 //! issuer nobody here wrote: `cryptography` and PyJWT), tokens are signed
 //! with them here (jsonwebtoken) and by PyJWT; the attacks (`alg: none`, an
 //! RS256 public key used as an HS256 secret) are forged by hand. The clients
 //! are ours (library and binary), Python's grpc (python/client.py) and
-//! grpcurl; the strict HTTP/2 client (python/strict_refusal.py) checks that
+//! grpcurl; the strict HTTP/2 client (tests/harness/strict_h2.py) checks that
 //! each refusal ends its stream exactly once. Mutual TLS names the caller by
 //! its certificate.
 
@@ -30,6 +30,7 @@ use messenger_lab::room::{ROOM_HEADER, USER_HEADER};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::strict_h2::{assert_one_end, strict_h2_one};
 use crate::support::{
     feed, mask_times, note, project_root, python_client_command, python_stubs, run_bounded,
     run_server_binary, scrape, test_config, venv_program, wait_until, BoundedOutput, ChildGuard,
@@ -38,20 +39,20 @@ use crate::support::{
 use crate::tls::{mutual_tls_server, Pki, SERVER_NAME};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
-const ISSUER: &str = "https://issuer.example";
-const AUDIENCE: &str = "learning-messenger";
+pub(crate) const ISSUER: &str = "https://issuer.example";
+pub(crate) const AUDIENCE: &str = "learning-messenger";
 /// How long any one expected thing may take.
 const WAIT: Duration = Duration::from_secs(60);
 
 /// An issuer's keys: ours (its JWKS is the server's) and a stranger's, whose
 /// RSA key has the same kid as ours.
-struct Issuer {
+pub(crate) struct Issuer {
     dir: TempDir,
 }
 
-/// The keys python/tokens.py makes, by file name and kid.
+/// The keys tests/harness/tokens.py makes, by file name and kid.
 #[derive(Clone, Copy)]
-enum Key {
+pub(crate) enum Key {
     Rs256,
     Es256,
     /// Another issuer's RSA key, announced with our RSA key's kid.
@@ -59,12 +60,12 @@ enum Key {
 }
 
 impl Issuer {
-    fn generate() -> Issuer {
+    pub(crate) fn generate() -> Issuer {
         let dir = tempfile::tempdir().unwrap();
         for keys in ["ours", "stranger"] {
             let mut command = Command::new(venv_program("python3"));
             command
-                .arg(project_root().join("python/tokens.py"))
+                .arg(project_root().join("tests/harness/tokens.py"))
                 .arg("keys")
                 .arg(dir.path().join(keys));
             assert_succeeded("tokens.py keys", &run_bounded(command, WAIT));
@@ -76,7 +77,7 @@ impl Issuer {
         self.dir.path().join(name)
     }
 
-    fn jwks(&self) -> PathBuf {
+    pub(crate) fn jwks(&self) -> PathBuf {
         self.path("ours/jwks.json")
     }
 
@@ -89,7 +90,7 @@ impl Issuer {
     }
 
     /// `claims` signed with `key` (jsonwebtoken), its kid in the header.
-    fn sign(&self, key: Key, claims: &Value) -> String {
+    pub(crate) fn sign(&self, key: Key, claims: &Value) -> String {
         let (pem, algorithm, kid) = self.pem(key);
         let pem = std::fs::read(pem).unwrap();
         let encoding = match algorithm {
@@ -105,11 +106,11 @@ impl Issuer {
     }
 
     /// `claims` signed with `key` by PyJWT.
-    fn sign_with_pyjwt(&self, key: Key, claims: &Value) -> String {
+    pub(crate) fn sign_with_pyjwt(&self, key: Key, claims: &Value) -> String {
         let (pem, algorithm, kid) = self.pem(key);
         let mut command = Command::new(venv_program("python3"));
         command
-            .arg(project_root().join("python/tokens.py"))
+            .arg(project_root().join("tests/harness/tokens.py"))
             .arg("sign")
             .arg(pem)
             .args([&format!("{algorithm:?}"), kid, &claims.to_string()]);
@@ -119,7 +120,7 @@ impl Issuer {
     }
 
     /// A file holding `token`, as a user would keep one.
-    fn token_file(&self, name: &str, token: &str) -> PathBuf {
+    pub(crate) fn token_file(&self, name: &str, token: &str) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, format!("{token}\n")).unwrap();
         path
@@ -144,7 +145,7 @@ fn now() -> u64 {
 }
 
 /// Valid claims for `name`, for an hour, with `extra` added (or, as null, removed).
-fn claims(name: &str, extra: Value) -> Value {
+pub(crate) fn claims(name: &str, extra: Value) -> Value {
     let mut claims = json!({
         "sub": name,
         "iss": ISSUER,
@@ -188,20 +189,25 @@ fn rsa_public_key_as_hmac_secret(issuer: &Issuer, claims: &Value) -> String {
 }
 
 /// A server in this process that requires tokens from `issuer`, with metrics.
-fn server(issuer: &Issuer) -> TestServer {
+pub(crate) fn server(issuer: &Issuer) -> TestServer {
     server_verifying_with(issuer.jwks())
 }
 
 /// The same, its keys from the JWKS file `jwks`.
 fn server_verifying_with(jwks: PathBuf) -> TestServer {
+    server_with_auth(AuthConfig {
+        jwks: Some(jwks),
+        issuer: Some(ISSUER.to_owned()),
+        audience: Some(AUDIENCE.to_owned()),
+        ..AuthConfig::default()
+    })
+}
+
+/// A server in this process with `auth`, and metrics.
+fn server_with_auth(auth: AuthConfig) -> TestServer {
     TestServer::with_config(ServerConfig {
         delay: Duration::ZERO,
-        auth: AuthConfig {
-            jwks: Some(jwks),
-            issuer: Some(ISSUER.to_owned()),
-            audience: Some(AUDIENCE.to_owned()),
-            ..AuthConfig::default()
-        },
+        auth,
         metrics_addr: Some("127.0.0.1:0".to_owned()),
         ..test_config()
     })
@@ -645,9 +651,9 @@ fn a_token_names_its_caller_in_the_rooms_it_allows_and_nowhere_else() {
         Key::Rs256,
         &claims("alice", json!({"rooms": ["lab", "team-*"]})),
     ));
-    let bob = bearer(&issuer.sign(Key::Es256, &claims("bob", json!({}))));
+    let bob = bearer(&issuer.sign(Key::Es256, &claims("bob", json!({"rooms": ["*"]}))));
 
-    // Bob's token has no rooms claim: any room. He names himself by header.
+    // Bob's token lists every room. He names himself by header.
     let mut bobs = Participant::join(&server, "team-a", Some(&bob), Some("bob"));
     bobs.say("", "first");
     bobs.expect(&format!("System: {}", acknowledgement("bob", "first")));
@@ -692,10 +698,25 @@ fn a_token_names_its_caller_in_the_rooms_it_allows_and_nowhere_else() {
     assert_eq!(refused_count(&server, "missing_token"), 1);
 }
 
+/// A client of `server` (mutual TLS) with the client certificate `identity`.
+fn certificate_client(
+    pki: &Pki,
+    server: &TestServer,
+    identity: learning_messenger::client::TlsIdentity,
+) -> LearningMessengerClient {
+    client::connect(&ConnectOptions {
+        timeout: Some(WAIT),
+        tls_ca: Some(pki.ca.clone()),
+        tls_server_name: Some(SERVER_NAME.to_owned()),
+        tls_identity: Some(identity),
+        ..ConnectOptions::new(server.target.clone())
+    })
+    .unwrap()
+}
+
 #[test]
 fn mutual_tls_names_the_caller_by_its_certificate_in_a_room() {
     let pki = Pki::generate();
-    let server = mutual_tls_server(&pki);
     // Its first SAN names one; the other has a common name only.
     let alice = pki.client(
         "alice",
@@ -703,16 +724,28 @@ fn mutual_tls_names_the_caller_by_its_certificate_in_a_room() {
         &["alice.clients.test", "alice.example"],
     );
     let carol = pki.client("carol", "carol", &[]);
-    let connect = |identity| {
-        client::connect(&ConnectOptions {
-            timeout: Some(WAIT),
-            tls_ca: Some(pki.ca.clone()),
-            tls_server_name: Some(SERVER_NAME.to_owned()),
-            tls_identity: Some(identity),
-            ..ConnectOptions::new(server.target.clone())
-        })
-        .unwrap()
-    };
+    // A certificate lists no rooms: none, unless the server opens them.
+    let closed = mutual_tls_server(&pki);
+    let mut headers = MetadataBuilder::new();
+    headers.add_str(ROOM_HEADER, "lab").unwrap();
+    let client = certificate_client(&pki, &closed, carol.clone());
+    Participant::open(client.with_options(CallOption::default().headers(headers.build())))
+        .expect_refusal(
+            RpcStatusCode::PERMISSION_DENIED,
+            "carol may not join room 'lab': a client certificate lists no rooms, and this \
+             server opens no room to such callers (--auth-open-rooms would open every room)",
+        );
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        tls: Some(pki.identity()),
+        tls_client_ca: Some(pki.ca.clone()),
+        auth: AuthConfig {
+            open_rooms: true,
+            ..AuthConfig::default()
+        },
+        ..test_config()
+    });
+    let connect = |identity| certificate_client(&pki, &server, identity);
     let join = |client: &LearningMessengerClient, user: Option<&str>| {
         let mut headers = MetadataBuilder::new();
         headers.add_str(ROOM_HEADER, "lab").unwrap();
@@ -898,11 +931,11 @@ fn our_client_and_pythons_chat_in_a_room_as_their_tokens_say() {
     python_stubs(stubs.path());
     let ada = issuer.token_file(
         "ada.jwt",
-        &issuer.sign(Key::Rs256, &claims("ada", json!({}))),
+        &issuer.sign(Key::Rs256, &claims("ada", json!({"rooms": ["lab"]}))),
     );
     let py = issuer.token_file(
         "py.jwt",
-        &issuer.sign_with_pyjwt(Key::Es256, &claims("py", json!({}))),
+        &issuer.sign_with_pyjwt(Key::Es256, &claims("py", json!({"rooms": ["*"]}))),
     );
 
     // Python's demos with a token: the lab's transcript.
@@ -998,6 +1031,8 @@ fn no_log_line_carries_a_token() {
             "0",
             "--auth-jwks",
             arg(&issuer.jwks()),
+            "--auth-audience",
+            AUDIENCE,
         ])
         .env("RUST_LOG", "trace");
     let mut server = ChildGuard::spawn("server", command);
@@ -1018,12 +1053,17 @@ fn no_log_line_carries_a_token() {
         ]);
         let _ = client_binary(&["--target", &addr, "--token-file", arg(&file), "status"]);
     }
-    let log = server.log();
+    // The log is written in batches, a moment after the refusal is sent.
+    let refusals_logged = || {
+        let log = server.log();
+        log.contains("refused (bad_signature)") && log.contains("refused (expired)")
+    };
     assert!(
-        log.contains("refused (bad_signature)"),
-        "refusals are logged at debug:\n{log}"
+        wait_until(WAIT, refusals_logged),
+        "refusals are logged at debug:\n{}",
+        server.log()
     );
-    assert!(log.contains("refused (expired)"), "{log}");
+    let log = server.log();
     for token in [&good, &bad, &expired] {
         for part in token.split('.') {
             assert!(
@@ -1034,82 +1074,21 @@ fn no_log_line_carries_a_token() {
     }
 }
 
-/// A call for the strict client: its method, headers (`NAME: VALUE`) and
-/// messages (protobuf, hex). A streaming call's request stream is left
-/// open, as a client still sending; a unary call half-closes.
-struct StrictCall<'a> {
-    path: &'a str,
-    headers: Vec<String>,
-    messages: Vec<&'a str>,
-}
-
-/// python/strict_refusal.py making `call` to `target`: the stream's frames and header blocks.
-fn strict_call(target: &str, call: &StrictCall<'_>) -> Value {
-    let mut command = Command::new(venv_program("python3"));
-    command
-        .arg(project_root().join("python/strict_refusal.py"))
-        .args([target, call.path]);
-    for header in &call.headers {
-        command.args(["--header", header]);
+/// A call for the strict client (its case `call`): the method, headers
+/// (`NAME=VALUE`) and messages (protobuf, hex). A streaming call's request
+/// stream is left open, as a client still sending; a unary call half-closes.
+pub(crate) fn strict_call(target: &str, path: &str, headers: &[&str], messages: &[&str]) -> Value {
+    let mut args = vec!["call", "--path", path];
+    for header in headers {
+        args.extend(["--header", header]);
     }
-    for message in &call.messages {
-        command.args(["--message", message]);
+    for message in messages {
+        args.extend(["--message", message]);
     }
-    if !call.path.ends_with("/GetLearningStatus") {
-        command.arg("--open");
+    if !path.ends_with("/GetLearningStatus") {
+        args.push("--open");
     }
-    let output = run_bounded(command, WAIT);
-    assert_succeeded("strict_refusal.py", &output);
-    serde_json::from_str(output.stdout.trim()).unwrap()
-}
-
-/// Asserts a stream that ended once: exactly one trailers HEADERS (with
-/// `code`), nothing after RST_STREAM, and after END_STREAM at most the
-/// RST_STREAM that tells a client still sending to stop (RFC 9113, 8.1).
-fn assert_one_end(what: &str, seen: &Value, code: RpcStatusCode) {
-    assert_eq!(seen["h2_error"], Value::Null, "{what}: h2 refused: {seen}");
-    let frames = seen["frames"].as_array().unwrap();
-    let ends_stream = |frame: &Value| {
-        frame["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|flag| flag == "END_STREAM")
-    };
-    let trailers: Vec<&Value> = frames
-        .iter()
-        .filter(|frame| frame["type"] == "HEADERS" && ends_stream(frame))
-        .collect();
-    assert_eq!(trailers.len(), 1, "{what}: trailers HEADERS: {seen}");
-    if let Some(reset) = frames
-        .iter()
-        .position(|frame| frame["type"] == "RST_STREAM")
-    {
-        assert_eq!(
-            reset,
-            frames.len() - 1,
-            "{what}: frames after RST_STREAM: {seen}"
-        );
-    }
-    let end = frames.iter().position(ends_stream).unwrap();
-    let after: Vec<&Value> = frames[end + 1..].iter().collect();
-    assert!(
-        after.is_empty() || (after.len() == 1 && after[0]["type"] == "RST_STREAM"),
-        "{what}: frames after END_STREAM: {seen}"
-    );
-    let statuses: Vec<&Value> = seen["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|block| block.as_array().unwrap())
-        .filter(|field| field[0] == "grpc-status")
-        .collect();
-    assert_eq!(statuses.len(), 1, "{what}: grpc-status: {seen}");
-    assert_eq!(
-        statuses[0][1],
-        i32::from(code).to_string(),
-        "{what}: {seen}"
-    );
+    strict_h2_one(target, &args)
 }
 
 /// A FeedUpdate's protobuf bytes, hex: `user` (field 1) and `message` (field 2).
@@ -1130,7 +1109,7 @@ fn a_strict_http2_client_sees_each_refusal_end_its_stream_once() {
     let upload = "/messenger.LearningMessenger/SubmitResearchNotes";
     // A ResearchNote: text (field 1) "a".
     let note = "0a0161";
-    let authorization = |token: &str| format!("authorization: Bearer {token}");
+    let authorization = |token: &str| format!("authorization=Bearer {token}");
     let strangers = authorization(&issuer.sign(Key::StrangersRs256, &claims("ada", json!({}))));
     let alice =
         authorization(&issuer.sign(Key::Rs256, &claims("alice", json!({"rooms": ["lab"]}))));
@@ -1139,81 +1118,65 @@ fn a_strict_http2_client_sees_each_refusal_end_its_stream_once() {
     let cases = [
         (
             "unary, missing token",
-            StrictCall {
-                path: unary,
-                headers: vec![],
-                messages: vec![""],
-            },
+            unary,
+            vec![],
+            vec![""],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "unary, wrongly signed",
-            StrictCall {
-                path: unary,
-                headers: vec![strangers.clone()],
-                messages: vec![""],
-            },
+            unary,
+            vec![strangers.as_str()],
+            vec![""],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "upload still sending, wrongly signed",
-            StrictCall {
-                path: upload,
-                headers: vec![strangers.clone()],
-                messages: vec![note],
-            },
+            upload,
+            vec![strangers.as_str()],
+            vec![note],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "feed still sending, missing token",
-            StrictCall {
-                path: feed_path,
-                headers: vec![],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![],
+            vec![&hello],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "feed still sending, wrongly signed",
-            StrictCall {
-                path: feed_path,
-                headers: vec![strangers.clone()],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![strangers.as_str()],
+            vec![&hello],
             RpcStatusCode::UNAUTHENTICATED,
         ),
         (
             "feed, a room the token does not allow",
-            StrictCall {
-                path: feed_path,
-                headers: vec![alice.clone(), "room: ops".into()],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![alice.as_str(), "room=ops"],
+            vec![&hello],
             RpcStatusCode::PERMISSION_DENIED,
         ),
         (
             "feed, a user header not the caller's",
-            StrictCall {
-                path: feed_path,
-                headers: vec![alice.clone(), "room: lab".into(), "user: bob".into()],
-                messages: vec![&hello],
-            },
+            feed_path,
+            vec![alice.as_str(), "room=lab", "user=bob"],
+            vec![&hello],
             RpcStatusCode::PERMISSION_DENIED,
         ),
         (
             "feed, an update not the caller's after one that was",
-            StrictCall {
-                path: feed_path,
-                headers: vec![alice.clone(), "room: lab".into()],
-                messages: vec![&hello, &as_bob],
-            },
+            feed_path,
+            vec![alice.as_str(), "room=lab"],
+            vec![&hello, &as_bob],
             RpcStatusCode::PERMISSION_DENIED,
         ),
     ];
-    for (what, call, code) in cases {
-        let seen = strict_call(&server.target, &call);
+    for (what, path, headers, messages, code) in cases {
+        let seen = strict_call(&server.target, path, &headers, &messages);
         println!("{what}: {}", seen["frames"]);
-        assert_one_end(what, &seen, code);
+        assert_one_end(&seen, u64::try_from(i32::from(code)).unwrap());
     }
 }
 
@@ -1222,14 +1185,30 @@ fn the_server_binary_says_in_one_line_why_its_auth_flags_cannot_serve() {
     let dir = tempfile::tempdir().unwrap();
     let no_keys = dir.path().join("empty.json");
     std::fs::write(&no_keys, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+    let issuer = Issuer::generate();
+    let jwks = issuer.jwks();
     for (args, said) in [
         (
-            vec!["--auth-jwks", "/nonexistent/jwks.json"],
+            vec![
+                "--auth-jwks",
+                "/nonexistent/jwks.json",
+                "--auth-audience",
+                AUDIENCE,
+            ],
             "cannot read --auth-jwks /nonexistent/jwks.json",
         ),
         (
-            vec!["--auth-jwks", arg(&no_keys)],
+            vec!["--auth-jwks", arg(&no_keys), "--auth-any-audience"],
             "none of its 1 keys is an RS256 or ES256 signing key",
+        ),
+        // Fail closed: an audience, or a flag that says any will do.
+        (
+            vec!["--auth-jwks", arg(&jwks)],
+            "--auth-jwks needs --auth-audience AUD, the audience (aud) this server is",
+        ),
+        (
+            vec!["--auth-open-rooms"],
+            "--auth-open-rooms needs --auth-jwks or --tls-client-ca",
         ),
     ] {
         let mut args = args;
@@ -1249,9 +1228,20 @@ fn the_server_binary_says_in_one_line_why_its_auth_flags_cannot_serve() {
             );
         }
     }
-    let usage = run_server_binary(&["--auth-issuer", ISSUER], WAIT);
-    assert_eq!(usage.status.code(), Some(2));
-    let issuer = Issuer::generate();
+    for usage in [
+        &["--auth-issuer", ISSUER][..],
+        &["--auth-any-audience"],
+        &[
+            "--auth-jwks",
+            arg(&jwks),
+            "--auth-audience",
+            AUDIENCE,
+            "--auth-any-audience",
+        ],
+    ] {
+        let output = run_server_binary(usage, WAIT);
+        assert_eq!(output.status.code(), Some(2), "{usage:?}");
+    }
     let checked = run_server_binary(
         &[
             "--check-config",
@@ -1266,7 +1256,24 @@ fn the_server_binary_says_in_one_line_why_its_auth_flags_cannot_serve() {
     let config: Value = serde_json::from_slice(&checked.stdout).unwrap();
     assert_eq!(config["auth_jwks"], arg(&issuer.jwks()));
     assert_eq!(config["auth_audience"], AUDIENCE);
+    assert_eq!(config["auth_any_audience"], false);
     assert_eq!(config["auth_name_claim"], "sub");
+    assert_eq!(config["auth_open_rooms"], false);
+    let opened = run_server_binary(
+        &[
+            "--check-config",
+            "--auth-jwks",
+            arg(&issuer.jwks()),
+            "--auth-any-audience",
+            "--auth-open-rooms",
+        ],
+        WAIT,
+    );
+    assert_eq!(opened.status.code(), Some(0), "{opened:?}");
+    let config: Value = serde_json::from_slice(&opened.stdout).unwrap();
+    assert_eq!(config["auth_audience"], Value::Null);
+    assert_eq!(config["auth_any_audience"], true);
+    assert_eq!(config["auth_open_rooms"], true);
 }
 
 #[test]
@@ -1285,4 +1292,297 @@ fn a_bearer_token_library_client_refuses_plaintext_off_this_machine() {
         ..ConnectOptions::new("127.0.0.1:1")
     };
     assert!(client::connect(&local).is_ok());
+}
+
+#[test]
+fn names_from_tokens_and_certificates_obey_the_rule_of_names() {
+    let issuer = Issuer::generate();
+    let server = server(&issuer);
+    let forged = "ann\n [Feed Update] System: forged";
+    let long = "a".repeat(65);
+    for (name, rule) in [
+        (forged, "is not printable ASCII"),
+        ("ann\u{1b}[2J", "is not printable ASCII"),
+        ("Zoë", "is not printable ASCII"),
+        (long.as_str(), "is 65 bytes long, more than 64"),
+        (" ada", "starts or ends with a space"),
+    ] {
+        let token = bearer(&issuer.sign(Key::Rs256, &claims(name, json!({"rooms": ["*"]}))));
+        let client = client_with(&server, Some(&token), &[]);
+        let status = refusal(client.get_learning_status(&StatusRequest::default()));
+        assert_eq!(status.code(), RpcStatusCode::UNAUTHENTICATED, "{name:?}");
+        assert!(
+            status.message().starts_with(
+                "the token's \"sub\" claim does not name a caller this server accepts: the caller name "
+            ) && status.message().contains(rule),
+            "{name:?}: {}",
+            status.message()
+        );
+    }
+    // The issue's case: the forged name's call is refused before it joins,
+    // so the room sees no line of it.
+    let ann = bearer(&issuer.sign(Key::Rs256, &claims(forged, json!({"rooms": ["*"]}))));
+    let watcher = bearer(&issuer.sign(Key::Rs256, &claims("bob", json!({"rooms": ["*"]}))));
+    let mut bobs = Participant::join(&server, "lab", Some(&watcher), None);
+    Participant::join(&server, "lab", Some(&ann), None)
+        .expect_refusal(RpcStatusCode::UNAUTHENTICATED, "is not printable ASCII");
+    bobs.say("", "still alone");
+    bobs.expect(&format!(
+        "System: {}",
+        acknowledgement("bob", "still alone")
+    ));
+    assert_eq!(refused_count(&server, "bad_identity_name"), 6);
+
+    // A certificate's name: its common name when it has no SAN, else its first SAN.
+    let pki = Pki::generate();
+    let tls = mutual_tls_server(&pki);
+    let long_san = format!("{}.clients.test", "a".repeat(60));
+    for (identity, said) in [
+        (
+            pki.client("zoe", "Zoë Example", &[]),
+            "the client certificate's common name does not name a caller this server accepts: \
+             the caller name is not printable ASCII (letters, digits, punctuation, spaces)",
+        ),
+        (
+            pki.client("long", "long", &[&long_san]),
+            "the client certificate's subject alternative name does not name a caller this \
+             server accepts: the caller name is 73 bytes long, more than 64",
+        ),
+    ] {
+        let client = certificate_client(&pki, &tls, identity);
+        let status = refusal(client.get_learning_status(&StatusRequest::default()));
+        assert_eq!(status.code(), RpcStatusCode::UNAUTHENTICATED, "{said}");
+        assert_eq!(status.message(), said);
+    }
+    let fine = certificate_client(&pki, &tls, pki.client("fine", "fine", &[]));
+    assert!(fine.get_learning_status(&StatusRequest::default()).is_ok());
+}
+
+#[test]
+fn log_lines_escape_what_callers_send_and_name_who_really_called() {
+    let issuer = Issuer::generate();
+    let port = crate::support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut command = Command::new(SERVER_BIN);
+    command
+        .args(["--addr", &addr, "--delay-ms", "0"])
+        .args([
+            "--auth-jwks",
+            arg(&issuer.jwks()),
+            "--auth-audience",
+            AUDIENCE,
+        ])
+        .env("RUST_LOG", "debug");
+    let mut server = ChildGuard::spawn("server", command);
+    server.wait_for_port(port, WAIT);
+    let token = bearer(&issuer.sign(Key::Rs256, &claims("ada", json!({}))));
+    let mut headers = MetadataBuilder::new();
+    headers.add_str("authorization", &token).unwrap();
+    let client = client::connect(&ConnectOptions::new(addr.clone()))
+        .unwrap()
+        .with_options(CallOption::default().timeout(WAIT).headers(headers.build()));
+    // A user_id that would start a line of its own, a topic that would clear
+    // the operator's terminal.
+    let forged =
+        "mallory\n[2026-12-05T10:05:59Z INFO  learning_messenger::service::messenger] forged";
+    client
+        .get_learning_status(&StatusRequest {
+            user_id: forged.into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let topic = TopicRequest {
+        topic: "gRPC\u{1b}[2J\u{202e}".into(),
+        ..Default::default()
+    };
+    let updates: Vec<_> = client.stream_learnings(&topic).unwrap().collect();
+    assert!(updates.iter().all(Result::is_ok), "{updates:?}");
+    let echoes: Vec<_> = client
+        .collaborative_feed(vec![feed("eve\r\n", "hi\nthere")])
+        .unwrap()
+        .collect();
+    assert!(echoes.iter().all(Result::is_ok), "{echoes:?}");
+    let expected = [
+        "📡 [caller ada, token] Unary Request from: mallory\\n[2026-12-05T10:05:59Z INFO  \
+         learning_messenger::service::messenger] forged",
+        "📡 [caller ada, token] Server Streaming topic: gRPC\\u{1b}[2J\\u{202e}",
+        "📡 [caller ada, token] Bi-directional 'Collaborative Feed' opened.",
+        " [Feed] From eve\\r\\n: hi\\nthere",
+    ];
+    let logged = || {
+        let log = server.log();
+        expected.iter().all(|line| log.contains(line))
+    };
+    assert!(wait_until(WAIT, logged), "{}", server.log());
+    let log = server.log();
+    assert!(
+        !log.lines()
+            .any(|line| line.starts_with("[2026-12-05T10:05:59Z") || line == "there"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{202e}'),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_token_for_another_app_is_refused_unless_any_audience_is_meant() {
+    let issuer = Issuer::generate();
+    let other_app = bearer(&issuer.sign(Key::Rs256, &claims("ada", json!({"aud": "other-app"}))));
+    let no_audience = bearer(&issuer.sign(Key::Rs256, &claims("ada", json!({"aud": null}))));
+    let ours = bearer(&issuer.sign(Key::Rs256, &claims("ada", json!({}))));
+    let strict = server(&issuer);
+    for token in [&other_app, &no_audience] {
+        let client = client_with(&strict, Some(token), &[]);
+        let status = refusal(client.get_learning_status(&StatusRequest::default()));
+        assert_eq!(status.code(), RpcStatusCode::UNAUTHENTICATED);
+        assert_eq!(
+            status.message(),
+            format!("token for the wrong audience: this server is \"{AUDIENCE}\"")
+        );
+    }
+    assert_eq!(refused_count(&strict, "wrong_audience"), 2);
+    // --auth-any-audience: said, not left out.
+    let any = server_with_auth(AuthConfig {
+        jwks: Some(issuer.jwks()),
+        issuer: Some(ISSUER.to_owned()),
+        any_audience: true,
+        ..AuthConfig::default()
+    });
+    for token in [&other_app, &no_audience, &ours] {
+        let client = client_with(&any, Some(token), &[]);
+        assert!(every_method(&client).iter().all(Result::is_ok));
+    }
+    // Left out, the server does not start.
+    let unsaid = learning_messenger::server::start(&ServerConfig {
+        auth: AuthConfig {
+            jwks: Some(issuer.jwks()),
+            ..AuthConfig::default()
+        },
+        ..test_config()
+    });
+    let Err(why) = unsaid else {
+        panic!("a server with --auth-jwks and no audience started")
+    };
+    assert!(
+        why.starts_with("--auth-jwks needs --auth-audience AUD"),
+        "{why}"
+    );
+}
+
+#[test]
+fn rooms_fail_closed_for_a_token_without_a_rooms_claim_unless_opened() {
+    let issuer = Issuer::generate();
+    let carol = bearer(&issuer.sign(Key::Rs256, &claims("carol", json!({}))));
+    let nobody = bearer(&issuer.sign(Key::Rs256, &claims("dan", json!({"rooms": []}))));
+    let closed = server(&issuer);
+    Participant::join(&closed, "lab", Some(&carol), None).expect_refusal(
+        RpcStatusCode::PERMISSION_DENIED,
+        "carol may not join room 'lab': its token has no rooms claim, and this server opens \
+         no room to such callers (--auth-open-rooms would open every room)",
+    );
+    // Only rooms are closed to her: the lab's calls, the echo included, are served.
+    assert!(every_method(&client_with(&closed, Some(&carol), &[]))
+        .iter()
+        .all(Result::is_ok));
+    assert_eq!(refused_count(&closed, "room_not_allowed"), 1);
+
+    let open = server_with_auth(AuthConfig {
+        jwks: Some(issuer.jwks()),
+        issuer: Some(ISSUER.to_owned()),
+        audience: Some(AUDIENCE.to_owned()),
+        open_rooms: true,
+        ..AuthConfig::default()
+    });
+    let mut carols = Participant::join(&open, "any-room-at-all", Some(&carol), None);
+    carols.say("", "in");
+    carols.expect(&format!("System: {}", acknowledgement("carol", "in")));
+    // A rooms claim still bounds its caller: an empty list joins none.
+    Participant::join(&open, "lab", Some(&nobody), None).expect_refusal(
+        RpcStatusCode::PERMISSION_DENIED,
+        "dan may not join room 'lab': the token's rooms do not include it",
+    );
+    // And a caller without a token is still nobody.
+    Participant::join(&open, "lab", None, Some("mallory"))
+        .expect_refusal(RpcStatusCode::UNAUTHENTICATED, "missing token");
+}
+
+#[test]
+fn anonymous_watch_streams_fill_a_limit_of_their_own_not_the_authenticated_calls() {
+    use futures::TryStreamExt;
+    use learning_messenger::proto::health::{HealthCheckRequest, HealthCheckResponse};
+    use learning_messenger::proto::reflection_v1alpha::ServerReflectionRequest;
+    use learning_messenger::rpc::health::HealthClient;
+    use learning_messenger::rpc::reflection::ServerReflectionClient;
+
+    const OPEN: usize = 8;
+    let issuer = Issuer::generate();
+    // Fewer places for the authenticated calls than the open streams hold:
+    // before the open services had a limit of their own, these streams
+    // alone filled the server's.
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        max_calls_in_flight: OPEN / 2,
+        max_open_streams: OPEN,
+        auth: AuthConfig {
+            jwks: Some(issuer.jwks()),
+            issuer: Some(ISSUER.to_owned()),
+            audience: Some(AUDIENCE.to_owned()),
+            ..AuthConfig::default()
+        },
+        ..test_config()
+    });
+    let channel = server.client().channel().clone();
+    let health =
+        HealthClient::new(channel.clone()).with_options(CallOption::default().timeout(WAIT));
+    let request = HealthCheckRequest::default();
+    // Each watch is open once its first answer is read.
+    let mut watches: Vec<grpcio::ClientSStreamReceiver<HealthCheckResponse>> = Vec::new();
+    for _ in 0..OPEN {
+        let mut watch = health.watch_async(&request).unwrap();
+        assert!(block_on(watch.try_next()).unwrap().is_some());
+        watches.push(watch);
+    }
+    let over = |status: RpcStatus| {
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::RESOURCE_EXHAUSTED,
+            "{status:?}"
+        );
+        assert_eq!(
+            status.message(),
+            format!(
+                "the server has {OPEN} open streams (health Watch, reflection) in flight, \
+                 its limit: retry later"
+            )
+        );
+    };
+    over(refusal(block_on(
+        health
+            .watch_async(&request)
+            .unwrap()
+            .try_collect::<Vec<_>>(),
+    )));
+    let reflection =
+        ServerReflectionClient::new(channel).with_options(CallOption::default().timeout(WAIT));
+    let (mut sender, mut receiver) = reflection.server_reflection_info_v1alpha_async().unwrap();
+    let mut list = ServerReflectionRequest::new();
+    list.set_list_services(String::new());
+    let _ = block_on(sender.send((list, WriteFlags::default())));
+    over(refusal(block_on(receiver.try_next())));
+
+    // The authenticated calls have their places, and probes their Check.
+    let token = bearer(&issuer.sign(Key::Rs256, &claims("ada", json!({}))));
+    let client = client_with(&server, Some(&token), &[]);
+    for _ in 0..3 {
+        assert!(every_method(&client).iter().all(Result::is_ok));
+    }
+    assert!(health.check(&request).is_ok());
+    // A watch that ends gives its place back.
+    drop(watches.pop());
+    assert!(wait_until(WAIT, || {
+        let mut watch = health.watch_async(&request).unwrap();
+        block_on(watch.try_next()).is_ok()
+    }));
 }

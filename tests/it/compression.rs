@@ -1,6 +1,6 @@
 //! Per-message compression (gzip, deflate) both ways: our client and the
 //! Python reference compressing their requests, the server its answers only
-//! with what each client accepts (seen on the wire by python/compression_probe.py,
+//! with what each client accepts (seen on the wire by tests/harness/compression_probe.py,
 //! a raw HTTP/2 client), and a gzip bomb refused without its decompressed
 //! size ever being allocated (patches/grpcio-sys/0002).
 
@@ -80,11 +80,11 @@ fn our_client_prints_the_lab_transcript_with_every_compression_both_ways() {
     }
 }
 
-/// The raw HTTP/2 probe: one JSON object per CALL (see python/compression_probe.py).
+/// The raw HTTP/2 probe: one JSON object per CALL (see tests/harness/compression_probe.py).
 fn probe(target: &str, calls: &[&str]) -> Vec<Value> {
     let mut command = Command::new(venv_program("python3"));
     command
-        .arg(project_root().join("python/compression_probe.py"))
+        .arg(project_root().join("tests/harness/compression_probe.py"))
         .args(["--target", target])
         .args(calls)
         .env("PYTHONUNBUFFERED", "1");
@@ -253,7 +253,7 @@ fn the_python_reference_client_compressing_with_gzip_and_deflate_is_answered() {
     let server = ServerProcess::start(&["--delay-ms", "0", "--compression", "gzip"]);
     let mut command = Command::new(venv_program("python3"));
     command
-        .arg(project_root().join("python/compression_client.py"))
+        .arg(project_root().join("tests/harness/compression_client.py"))
         .args(["--target", &server.target, "--stubs"])
         .arg(stubs.path())
         .env("PYTHONUNBUFFERED", "1");

@@ -400,3 +400,89 @@ fn no_page_script_or_help_says_seed() {
         found.join("\n")
     );
 }
+
+/// The README's section under `heading`, up to the next `## `.
+fn readme_section(heading: &str) -> String {
+    let readme = read(Path::new("README.md"));
+    let start = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README.md has no {heading:?}"));
+    let rest = &readme[start + heading.len()..];
+    rest[..rest.find("\n## ").unwrap_or(rest.len())].to_owned()
+}
+
+/// The files git tracks, relative to the root.
+fn tracked_files() -> Vec<String> {
+    let output = Command::new("git")
+        .args(["ls-files"])
+        .current_dir(ROOT)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git ls-files fails");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_readmes_folder_map_names_every_folder_and_member_crate() {
+    let map = readme_section("## The crates and the folders");
+    let named: BTreeSet<&str> = code_blocks(&map)
+        .concat()
+        .iter()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    // Every top-level folder but the hidden ones (.ci, .config), named itself
+    // or by its folders; every folder of src/ and every member crate, by name.
+    let mut top = BTreeSet::new();
+    let mut wanted = BTreeSet::new();
+    for file in tracked_files() {
+        let parts: Vec<&str> = file.split('/').collect();
+        if parts.len() > 1 && !parts[0].starts_with('.') {
+            top.insert(format!("{}/", parts[0]));
+        }
+        if parts.len() > 2 && parts[0] == "src" {
+            wanted.insert(format!("src/{}/", parts[1]));
+        }
+    }
+    let manifest = read(Path::new("Cargo.toml"));
+    let members = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("members = "))
+        .expect("Cargo.toml lists its members");
+    for member in members.trim_matches(['[', ']']).split(',') {
+        wanted.insert(format!("{}/", member.trim().trim_matches('"')));
+    }
+    wanted.extend(
+        top.into_iter()
+            .filter(|folder| !named.iter().any(|name| name.starts_with(folder.as_str()))),
+    );
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|folder| !named.contains(folder.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's folder map leaves out {missing:?} (it names {named:?})"
+    );
+}
+
+#[test]
+fn every_codegen_script_is_named_in_changing_the_contract() {
+    let section = readme_section("## Changing the contract");
+    let scripts: Vec<String> = tracked_files()
+        .into_iter()
+        .filter(|file| file.ends_with("codegen.sh"))
+        .collect();
+    assert!(scripts.len() >= 3, "codegen scripts: {scripts:?}");
+    let missing: Vec<&String> = scripts
+        .iter()
+        .filter(|script| !section.contains(script.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "\"Changing the contract\" in README.md does not name {missing:?}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Raw HTTP/2 floods (python/floods.py, h2 in the project's .venv) against the
+//! Raw HTTP/2 floods (tests/harness/floods.py, h2 in the project's .venv) against the
 //! `server` binary, while a well-behaved client on its own connection keeps
 //! making GetLearningStatus calls: every one of them must succeed, the server's
 //! memory must stay bounded during the flood and come back after it, its CPU
@@ -37,12 +37,12 @@ const FLOOD_TIMEOUT: Duration = Duration::from_secs(90);
 
 static ONE_FLOOD: Mutex<()> = Mutex::new(());
 
-/// Runs `python/floods.py --port PORT FLOOD ARGS` and parses the JSON it prints.
-fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
+/// Runs `tests/harness/floods.py --port PORT FLOOD ARGS` and parses the JSON it prints.
+pub(crate) fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
     let root = project_root();
     let python = venv_program("python3");
     let mut child = Command::new(&python)
-        .arg("python/floods.py")
+        .arg("tests/harness/floods.py")
         .args(["--port", &port.to_string(), flood])
         .args(args)
         .current_dir(&root)
@@ -203,7 +203,7 @@ fn flood_server(server_args: &[&str], name: &str, args: &[&str], peak_margin_kib
         before.rss_mib()
     );
     // The server still serves a new client.
-    let serves = wait_until(Duration::from_secs(5), || {
+    let serves = wait_until(crate::support::WAIT, || {
         server
             .client()
             .with_options(CallOption::default().timeout(LEGIT_DEADLINE))

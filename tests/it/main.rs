@@ -3,12 +3,14 @@
 //! Slow tests are `#[ignore]`d, their reason given, so a plain `cargo test`
 //! stays quick; `scripts/test.sh` (and CI) runs them too (`--run-ignored all`).
 
+mod strict_h2;
 mod support;
 
 mod auth;
 mod bootstrap;
 mod cli;
 mod compression;
+mod credentials;
 mod deploy;
 mod docs;
 mod fleet;
@@ -18,6 +20,7 @@ mod interop;
 mod messenger;
 mod metrics;
 mod multiplexing;
+mod prefix;
 mod reflection;
 mod reliability;
 mod room_cluster;

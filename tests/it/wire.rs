@@ -13,12 +13,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use learning_messenger::server::ServerConfig;
 use serde_json::{json, Value};
 
 use crate::support::{
     free_port, is_clock_time, mask_times, node, project_root, python_stubs, run_bounded, status_of,
-    venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
-    LAB_TRANSCRIPT, SERVER_BIN,
+    test_config, venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess,
+    TestServer, LAB_TRANSCRIPT, SERVER_BIN,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
@@ -26,13 +27,15 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const MIB: u64 = 1024;
 
 /// The `wiretap` binary on a free port of 127.0.0.1, its `--json` records
-/// read as they come; killed on drop.
-struct TapProcess {
+/// read as they come (or its output kept as it is); killed on drop.
+pub(crate) struct TapProcess {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     /// With `--web`: the page's `HOST:PORT`.
-    web: Option<String>,
+    pub(crate) web: Option<String>,
     records: Arc<Mutex<Vec<Value>>>,
+    /// What it printed on stdout, as it is ([`TapProcess::start_printing`]).
+    output: Arc<Mutex<String>>,
     messages: Arc<Mutex<u64>>,
     stderr: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
@@ -50,8 +53,19 @@ impl TapProcess {
     }
 
     fn start_with(upstream: &str, keep_messages: bool, args: &[&str]) -> TapProcess {
+        let args = [&["--json"], args].concat();
+        TapProcess::spawn(upstream, Some(keep_messages), &args)
+    }
+
+    /// With `args` (a format, `--bytes`, `--web`...), its stdout kept as it is.
+    pub(crate) fn start_printing(upstream: &str, args: &[&str]) -> TapProcess {
+        TapProcess::spawn(upstream, None, args)
+    }
+
+    /// `keep_messages`: None to keep stdout as text, not records.
+    fn spawn(upstream: &str, keep_messages: Option<bool>, args: &[&str]) -> TapProcess {
         let mut child = Command::new(wiretap_bin())
-            .args(["--listen", "127.0.0.1:0", "--upstream", upstream, "--json"])
+            .args(["--listen", "127.0.0.1:0", "--upstream", upstream])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -60,10 +74,15 @@ impl TapProcess {
             .expect("wiretap starts");
         let records = Arc::new(Mutex::new(Vec::new()));
         let messages = Arc::new(Mutex::new(0));
-        let (sink, count) = (records.clone(), messages.clone());
+        let output = Arc::new(Mutex::new(String::new()));
+        let (sink, count, text) = (records.clone(), messages.clone(), output.clone());
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let reader = std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
+                let Some(keep_messages) = keep_messages else {
+                    text.lock().unwrap().push_str(&(line + "\n"));
+                    continue;
+                };
                 let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
                     panic!("wiretap printed a line that is not JSON ({e}): {line}")
                 });
@@ -108,6 +127,7 @@ impl TapProcess {
             addr,
             web,
             records,
+            output,
             messages,
             stderr,
             reader: Some(reader),
@@ -116,6 +136,16 @@ impl TapProcess {
 
     fn records(&self) -> Vec<Value> {
         self.records.lock().unwrap().clone()
+    }
+
+    /// What it printed on stdout so far ([`TapProcess::start_printing`]).
+    pub(crate) fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// What it printed on stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Waits until connection `conn`'s summary is printed; returns it.
@@ -378,7 +408,7 @@ fn the_rust_client_shows_every_pattern_on_the_wire() {
 
 #[test]
 fn all_concurrent_interleaves_four_streams_on_one_connection() {
-    let server = TestServer::start();
+    let server = paced_server();
     let output = client(&[
         "--target",
         &server.target,
@@ -386,15 +416,30 @@ fn all_concurrent_interleaves_four_streams_on_one_connection() {
         "all",
         "--concurrent",
         "--delay-ms",
-        "400",
+        PACE_MS,
     ]);
     let records = json_lines(&output.stderr);
     check_lab_demos(&records);
     assert_four_streams_interleave(&records);
 }
 
-/// `client all --concurrent`'s records: streams 1, 3, 5 and 7 on one
-/// connection, interleaved (before a second stream ends, all four began).
+/// The pause between the messages of `client all --concurrent`'s three
+/// streams, on both sides ([`paced_server`] and the client's `--delay-ms`):
+/// each stream then lasts three or four pauses, longer than a loaded
+/// machine takes to start the last call.
+const PACE_MS: &str = "400";
+
+/// A server whose StreamLearnings pauses [`PACE_MS`] before each update.
+fn paced_server() -> TestServer {
+    TestServer::with_config(ServerConfig {
+        delay: Duration::from_millis(PACE_MS.parse().unwrap()),
+        ..test_config()
+    })
+}
+
+/// `client all --concurrent`'s records (against [`paced_server`], with
+/// `--delay-ms` [`PACE_MS`]): streams 1, 3, 5 and 7 on one connection,
+/// interleaved (before a second stream ends, all four began).
 fn assert_four_streams_interleave(records: &[Value]) {
     let streams: Vec<u64> = records
         .iter()
@@ -415,8 +460,7 @@ fn assert_four_streams_interleave(records: &[Value]) {
         "streams one after the other, not interleaved: {on_streams:?}"
     );
     // The unary call may be over before the last call starts (on a busy
-    // machine it is); the three streams with pauses (400 ms, longer than a
-    // loaded machine takes to start the last call) are not.
+    // machine it is); the three streams with pauses are not.
     let mut ends: Vec<usize> = [1, 3, 5, 7]
         .iter()
         .map(|s| on_streams.iter().rposition(|x| x == s).unwrap())
@@ -790,7 +834,7 @@ fn malformed_traffic_gets_one_clear_line_and_the_tap_goes_on() {
     for conn in [1, 2] {
         drain(send_raw(&down.addr, preface, true));
         let mut lines = Vec::new();
-        wait_until(Duration::from_secs(10), || {
+        wait_until(crate::support::WAIT, || {
             lines = notices(&down, conn);
             !lines.is_empty()
         });
@@ -891,12 +935,14 @@ fn show_wire_taps_a_target_that_names_one_address() {
 
 /// The web view's `/events` as a program reads it: server-sent events over
 /// HTTP/1.0, so that the body is the events as they are, ended by a close.
-struct EventReader {
+pub(crate) struct EventReader {
     lines: BufReader<TcpStream>,
+    /// Every line read, as it came.
+    text: String,
 }
 
 impl EventReader {
-    fn open(web: &str) -> EventReader {
+    pub(crate) fn open(web: &str) -> EventReader {
         let mut stream = TcpStream::connect(web).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -917,11 +963,19 @@ impl EventReader {
             head.contains("content-type: text/event-stream\r\n"),
             "{head}"
         );
-        EventReader { lines }
+        EventReader {
+            lines,
+            text: String::new(),
+        }
+    }
+
+    /// The events read so far, as they came.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     /// The next event: its name (`message` when it has none) and its data.
-    fn next(&mut self) -> (String, Value) {
+    pub(crate) fn next(&mut self) -> (String, Value) {
         let (mut name, mut data) = ("message".to_owned(), String::new());
         loop {
             let mut line = String::new();
@@ -929,6 +983,7 @@ impl EventReader {
                 self.lines.read_line(&mut line).unwrap() > 0,
                 "the events ended"
             );
+            self.text.push_str(&line);
             match line.trim_end_matches('\n') {
                 "" if !data.is_empty() => break,
                 "" => {}
@@ -945,7 +1000,7 @@ impl EventReader {
     }
 
     /// The records up to connection `conn`'s summary.
-    fn records_until_closed(&mut self, conn: u64) -> Vec<Value> {
+    pub(crate) fn records_until_closed(&mut self, conn: u64) -> Vec<Value> {
         let mut records = Vec::new();
         loop {
             let (name, record) = self.next();
@@ -1002,7 +1057,7 @@ fn assert_raw_is_the_frame(record: &Value) {
 
 #[test]
 fn the_web_view_sends_every_record_as_a_server_sent_event() {
-    let server = TestServer::start();
+    let server = paced_server();
     let tap = TapProcess::start_web(&server.target, true);
     let web = tap.web.clone().unwrap();
     let mut page = EventReader::open(&web);
@@ -1018,7 +1073,7 @@ fn the_web_view_sends_every_record_as_a_server_sent_event() {
         "all",
         "--concurrent",
         "--delay-ms",
-        "100",
+        PACE_MS,
     ]);
     let records = page.records_until_closed(1);
     check_lab_demos(&records);
@@ -1081,7 +1136,7 @@ fn the_web_view_sends_every_record_as_a_server_sent_event() {
 
 #[test]
 fn show_wire_web_serves_the_page_until_ctrl_c() {
-    let server = TestServer::start();
+    let server = paced_server();
     let mut child = Command::new(CLIENT)
         .args([
             "--target",
@@ -1090,7 +1145,7 @@ fn show_wire_web_serves_the_page_until_ctrl_c() {
             "all",
             "--concurrent",
         ])
-        .args(["--delay-ms", "100"])
+        .args(["--delay-ms", PACE_MS])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1170,6 +1225,7 @@ fn a_page_that_never_reads_does_not_hold_the_traffic_back() {
     // The stuck page missed records, and is told so when it reads again.
     let mut page = EventReader {
         lines: BufReader::new(stuck),
+        text: String::new(),
     };
     page.lines
         .get_mut()

@@ -83,14 +83,14 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let gate = Gate::new(options)?;
+        let router = Router::new(options)?;
         let listener = {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?
         };
         let (stop, stopped) = oneshot::channel();
-        let served = runtime.spawn(serve(listener, gate, stopped));
+        let served = runtime.spawn(serve(listener, router, stopped));
         Ok(Gateway {
             runtime: Some(runtime),
             local_addr,
@@ -144,7 +144,7 @@ impl Drop for Gateway {
 
 /// Accepts connections until `stopped`, each served on its own task; then
 /// waits for them to close, each after its last answer, for [`STOP_GRACE`].
-async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver<()>) {
+async fn serve(listener: TcpListener, router: Router, mut stopped: oneshot::Receiver<()>) {
     let connections = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     loop {
@@ -161,7 +161,7 @@ async fn serve(listener: TcpListener, gate: Gate, mut stopped: oneshot::Receiver
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(gate.clone());
+        let service = TowerToHyperService::new(router.clone());
         let connection = connections
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
@@ -186,17 +186,17 @@ type GrpcWeb = Cors<GrpcWebService<Proxy>>;
 
 /// Routes each request: the page, a gRPC-Web call, or 415.
 #[derive(Clone)]
-struct Gate {
+struct Router {
     grpc_web: GrpcWeb,
     upstream: Arc<str>,
 }
 
-impl Gate {
-    fn new(options: &GatewayOptions) -> Result<Gate, String> {
+impl Router {
+    fn new(options: &GatewayOptions) -> Result<Router, String> {
         let proxy = Proxy::new(&options.upstream)?;
         let grpc_web =
             cors::layer(&options.allowed_origins)?.layer(GrpcWebLayer::new().layer(proxy));
-        Ok(Gate {
+        Ok(Router {
             grpc_web,
             upstream: options.upstream.as_str().into(),
         })
@@ -212,7 +212,7 @@ fn is_grpc_web(request: &Request<Incoming>) -> bool {
         .is_some_and(|value| value.starts_with("application/grpc-web"))
 }
 
-impl Service<Request<Incoming>> for Gate {
+impl Service<Request<Incoming>> for Router {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;

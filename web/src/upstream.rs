@@ -6,10 +6,11 @@
 //! away, the answer is dropped, and with it the upstream stream (hyper's h2
 //! resets it with CANCEL), so the server's handler is cancelled too.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -188,7 +189,7 @@ impl SharedBody {
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<Body>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock()
     }
 
     /// Reads what is left to its end, for at most [`DRAIN_LIMIT`].

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::annotate;
 use crate::contract::{self, Contract};
+use crate::credential::{self, Secret};
 use crate::event::{
-    Body, Detail, Direction, Event, Frame, HeaderBlock, HeaderRole, Message, Record, Summary,
+    Body, Detail, Direction, Event, Frame, HeaderBlock, HeaderRole, Message, Raw, Record, Summary,
 };
 use crate::frame::{
     FrameError, FrameHeader, FrameReader, FrameType, Piece, END_HEADERS, END_STREAM, HEADER_LEN,
@@ -64,6 +65,8 @@ struct Side {
     block_stream: u32,
     block_ends_stream: bool,
     block_kind: FrameType,
+    /// The frames the block came in so far.
+    block_frames: u32,
     /// The header table is out of step: no more headers are decoded this way.
     headers_lost: bool,
     data_stream: u32,
@@ -86,6 +89,7 @@ impl ConnectionDecoder {
             block_stream: 0,
             block_ends_stream: false,
             block_kind: FrameType::Headers,
+            block_frames: 0,
             headers_lost: false,
             data_stream: 0,
         };
@@ -180,19 +184,18 @@ impl State {
         });
     }
 
-    /// `payload`: as much of the frame's payload as is in hand.
+    /// `payload`: as much of the frame's payload as is in hand; `shown`:
+    /// which of its bytes the record may keep.
     fn frame(
         &self,
         direction: Direction,
         header: &FrameHeader,
         payload: &[u8],
         detail: Detail,
+        shown: Shown,
         out: &mut Vec<Record>,
     ) {
-        let raw = self.options.raw.then(|| {
-            let kept = payload.len().min(RAW_CAP - HEADER_LEN);
-            [&header.to_bytes()[..], &payload[..kept]].concat()
-        });
+        let raw = self.options.raw.then(|| raw_bytes(header, payload, shown));
         out.push(Record {
             conn: self.conn,
             time: self.time,
@@ -221,7 +224,7 @@ impl State {
                 *self.summary.frames.entry(header.kind.name()).or_default() += 1;
                 if header.kind == FrameType::Data {
                     // DATA is shown as it starts: its messages follow it.
-                    self.frame(direction, &header, ahead, Detail::None, out);
+                    self.frame(direction, &header, ahead, Detail::None, Shown::All, out);
                     self.sides[d].data_stream = header.stream;
                     if let Some(stream) = self.streams.get_mut(&header.stream) {
                         stream.messages[d].frame_started();
@@ -241,8 +244,8 @@ impl State {
                 } else if truncated {
                     self.on_truncated(direction, &header, out);
                 } else {
-                    let detail = self.detail(direction, &header, payload, out);
-                    self.frame(direction, &header, payload, detail, out);
+                    let (detail, shown) = self.detail(direction, &header, payload, out);
+                    self.frame(direction, &header, payload, detail, shown, out);
                 }
             }
         }
@@ -313,7 +316,14 @@ impl State {
         ) {
             self.lose_headers(direction, &why, out);
         }
-        self.frame(direction, header, &[], Detail::Malformed(why), out);
+        self.frame(
+            direction,
+            header,
+            &[],
+            Detail::Malformed(why),
+            Shown::All,
+            out,
+        );
     }
 
     fn lose_headers(&mut self, direction: Direction, why: &str, out: &mut Vec<Record>) {
@@ -329,12 +339,28 @@ impl State {
         }
     }
 
+    /// What a frame says, and which of its bytes its record may keep.
     fn detail(
         &mut self,
         direction: Direction,
         header: &FrameHeader,
         payload: &[u8],
         out: &mut Vec<Record>,
+    ) -> (Detail, Shown) {
+        match header.kind {
+            FrameType::Headers | FrameType::PushPromise | FrameType::Continuation => {
+                self.header_frame(direction, header, payload, out)
+            }
+            _ => (self.control_detail(direction, header, payload), Shown::All),
+        }
+    }
+
+    /// A frame of another type than DATA and the header blocks'.
+    fn control_detail(
+        &mut self,
+        direction: Direction,
+        header: &FrameHeader,
+        payload: &[u8],
     ) -> Detail {
         let malformed = |what: &str| Detail::Malformed(format!("{} {what}", header.kind.name()));
         match header.kind {
@@ -386,46 +412,71 @@ impl State {
                     debug: payload[8..payload.len().min(8 + 256)].to_vec(),
                 }
             }
-            FrameType::Headers | FrameType::PushPromise => {
-                let mut fragment = payload;
-                let mut strip = 0;
-                if header.has(PADDED) {
-                    let Some((&pad, rest)) = fragment.split_first() else {
-                        return malformed("is padded but empty");
-                    };
-                    strip = usize::from(pad);
-                    fragment = rest;
-                }
-                let skip = match header.kind {
-                    FrameType::Headers if header.has(PRIORITY) => 5,
-                    FrameType::PushPromise => 4,
-                    _ => 0,
-                };
-                if fragment.len() < strip + skip {
-                    return malformed("has more padding and priority than payload");
-                }
-                let fragment = &fragment[skip..fragment.len() - strip];
-                let side = &mut self.sides[direction.index()];
-                side.block.clear();
-                side.block_stream = header.stream;
-                side.block_kind = header.kind;
-                side.block_ends_stream = header.has(END_STREAM);
-                self.header_fragment(direction, header, fragment, out)
-            }
-            FrameType::Continuation => self.header_fragment(direction, header, payload, out),
             _ => Detail::None,
         }
     }
 
-    /// Adds a piece of a header block; decodes the block when it is whole.
+    /// A frame that carries a piece of a header block: none of its bytes
+    /// are kept unless the block is decoded and its credentials found.
+    fn header_frame(
+        &mut self,
+        direction: Direction,
+        header: &FrameHeader,
+        payload: &[u8],
+        out: &mut Vec<Record>,
+    ) -> (Detail, Shown) {
+        let malformed = |what: &str| {
+            (
+                Detail::Malformed(format!("{} {what}", header.kind.name())),
+                Shown::Withheld(WITHHELD_UNDECODED),
+            )
+        };
+        if header.kind == FrameType::Continuation {
+            return self.header_fragment(direction, header, payload, 0, out);
+        }
+        let mut fragment = payload;
+        let mut strip = 0;
+        let mut offset = 0;
+        if header.has(PADDED) {
+            let Some((&pad, rest)) = fragment.split_first() else {
+                return malformed("is padded but empty");
+            };
+            strip = usize::from(pad);
+            fragment = rest;
+            offset = 1;
+        }
+        let skip = match header.kind {
+            FrameType::Headers if header.has(PRIORITY) => 5,
+            FrameType::PushPromise => 4,
+            _ => 0,
+        };
+        if fragment.len() < strip + skip {
+            return malformed("has more padding and priority than payload");
+        }
+        let fragment = &fragment[skip..fragment.len() - strip];
+        let side = &mut self.sides[direction.index()];
+        side.block.clear();
+        side.block_frames = 0;
+        side.block_stream = header.stream;
+        side.block_kind = header.kind;
+        side.block_ends_stream = header.has(END_STREAM);
+        self.header_fragment(direction, header, fragment, offset + skip, out)
+    }
+
+    /// Adds a piece of a header block, which starts `offset` bytes into the
+    /// frame's payload; decodes the block when it is whole. Its frame's bytes
+    /// are kept, credentials masked, when the block is in this one frame and
+    /// decodes: the credentials are then found in step with its fields.
     fn header_fragment(
         &mut self,
         direction: Direction,
         header: &FrameHeader,
         fragment: &[u8],
+        offset: usize,
         out: &mut Vec<Record>,
-    ) -> Detail {
+    ) -> (Detail, Shown) {
         let side = &mut self.sides[direction.index()];
+        side.block_frames += 1;
         if !side.headers_lost {
             if side.block.len() + fragment.len() > HEADER_BLOCK_CAP {
                 let why = format!("a header block over the tap's {HEADER_BLOCK_CAP}-byte cap");
@@ -435,19 +486,32 @@ impl State {
             }
         }
         if !header.has(END_HEADERS) {
-            return Detail::HeadersContinue;
+            return (Detail::HeadersContinue, Shown::Withheld(WITHHELD_SPLIT));
         }
         let side = &mut self.sides[direction.index()];
         let id = side.block_stream;
         let mut fields = Vec::new();
+        let mut shown = Shown::Withheld(WITHHELD_UNDECODED);
         let error = if side.headers_lost {
             Some("not decoded: the header table was lost earlier".to_owned())
         } else {
+            let mut names = Vec::new();
             let decoded = side.hpack.decode_with_cb(&side.block, |name, value| {
                 let name = String::from_utf8_lossy(&name).into_owned();
-                let value = shown_value(&name, &value);
+                let value = credential::shown_value(&name, &value);
+                names.push(name.clone());
                 fields.push((name, value))
             });
+            if decoded.is_ok() {
+                shown = match credential::secrets_in_block(
+                    &side.block,
+                    names.iter().map(String::as_str),
+                ) {
+                    _ if side.block_frames > 1 => Shown::Withheld(WITHHELD_SPLIT),
+                    Some(secrets) => Shown::Masked { offset, secrets },
+                    None => Shown::Withheld(WITHHELD_UNDECODED),
+                };
+            }
             side.block.clear();
             decoded.err().map(|e| e.to_string())
         };
@@ -494,7 +558,7 @@ impl State {
                 self.end_stream(direction, id, out);
             }
         }
-        Detail::Headers(block)
+        (Detail::Headers(block), shown)
     }
 }
 
@@ -553,17 +617,45 @@ fn describe(
     }
 }
 
-/// A header's value as the view shows it: a credential (`authorization`)
-/// only by its scheme and length, so a printed or pasted view leaks no token.
-fn shown_value(name: &str, value: &[u8]) -> String {
-    if name != "authorization" {
-        return String::from_utf8_lossy(value).into_owned();
+/// Which of a frame's bytes its record may keep.
+enum Shown {
+    /// All of them: no header block in it.
+    All,
+    /// All, but for the credentials' values in its header block, which
+    /// starts `offset` bytes into the payload.
+    Masked { offset: usize, secrets: Vec<Secret> },
+    /// None: why.
+    Withheld(&'static str),
+}
+
+const WITHHELD_SPLIT: &str =
+    "not shown: the header block spans several frames, and a credential could lie across them";
+const WITHHELD_UNDECODED: &str =
+    "not shown: the header block was not decoded, so its credentials cannot be masked";
+
+/// The frame's bytes, header first, at most [`RAW_CAP`] of them, each
+/// credential's value masked; or why none are kept.
+fn raw_bytes(header: &FrameHeader, payload: &[u8], shown: Shown) -> Raw {
+    let (offset, secrets) = match shown {
+        Shown::All => (0, Vec::new()),
+        Shown::Masked { offset, secrets } => (offset, secrets),
+        Shown::Withheld(why) => return Raw::Withheld(why),
+    };
+    let kept = payload.len().min(RAW_CAP - HEADER_LEN);
+    let mut bytes = [&header.to_bytes()[..], &payload[..kept]].concat();
+    let mut masked = Vec::new();
+    for secret in secrets {
+        let start = (HEADER_LEN + offset + secret.bytes.start).min(bytes.len());
+        let end = (HEADER_LEN + offset + secret.bytes.end).min(bytes.len());
+        if start < end {
+            bytes[start..end].fill(credential::MASK_BYTE);
+            masked.push(Secret {
+                bytes: start..end,
+                header: secret.header,
+            });
+        }
     }
-    let text = String::from_utf8_lossy(value);
-    let scheme = text.split_once(' ').map_or("", |(scheme, _)| scheme);
-    format!("{scheme} <{} bytes, not shown>", value.len())
-        .trim_start()
-        .to_owned()
+    Raw::Bytes { bytes, masked }
 }
 
 #[cfg(test)]
@@ -718,7 +810,7 @@ mod tests {
         let raws: Vec<&[u8]> = records
             .iter()
             .filter_map(|r| match &r.event {
-                Event::Frame(f) => f.raw.as_deref(),
+                Event::Frame(f) => f.raw.as_ref().and_then(Raw::bytes),
                 _ => None,
             })
             .collect();
@@ -807,22 +899,174 @@ mod tests {
         );
     }
 
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+
+    /// Every record rendered as each view renders it: text, JSON (which the
+    /// web view's events carry), and Debug.
+    fn every_view(records: &[Record]) -> String {
+        let mut all = format!("{records:?}");
+        for format in [crate::output::Format::Text, crate::output::Format::Json] {
+            for record in records {
+                let style = crate::output::Style {
+                    format,
+                    colour: false,
+                };
+                crate::output::render(record, style, &mut all);
+            }
+        }
+        all
+    }
+
+    /// `secret` in `text` in any form a view could print it: as it is, in
+    /// hex (either case), as decimal bytes (Debug), and in base64 (any
+    /// alignment); each searched by pieces of 12 bytes, so a cut copy is found too.
+    fn assert_not_shown(text: &str, secret: &[u8]) {
+        use base64::Engine;
+        let engines = [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        for piece in secret.windows(12) {
+            let decimal = format!("{piece:?}");
+            let mut forms = vec![
+                String::from_utf8_lossy(piece).into_owned(),
+                annotate::hex(piece).replace(' ', ""),
+                annotate::hex(piece).replace(' ', "").to_uppercase(),
+                decimal[1..decimal.len() - 1].to_owned(),
+            ];
+            for engine in &engines {
+                // The middle of its base64 does not depend on what surrounds it.
+                let encoded = engine.encode(piece);
+                forms.push(encoded[4..encoded.len() - 4].to_owned());
+            }
+            for form in forms {
+                assert!(!text.contains(&form), "{form:?} of the secret is shown");
+            }
+        }
+    }
+
+    /// Requests with credentials, in every encoding: literal, Huffman-coded
+    /// and never indexed, split across HEADERS and CONTINUATION, added to
+    /// the dynamic table, then referred to by its index.
     #[test]
-    fn a_bearer_token_is_shown_by_its_scheme_and_length_only() {
-        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+    fn no_view_shows_a_credential_s_bytes() {
+        let bearer = format!("Bearer {TOKEN}");
         let mut headers = request_headers(method_path::GET_LEARNING_STATUS);
-        headers.push((b"authorization", format!("Bearer {token}").into_bytes()));
-        let block = encode(&mut loona_hpack::Encoder::new(), &headers);
+        headers.push((b"authorization", bearer.clone().into_bytes()));
+        headers.push((b"cookie", b"session=s3cr3t-c00kie-value".to_vec()));
+        headers.push((
+            b"proxy-authorization",
+            b"Basic cHJveHk6cGFzc3dvcmQ=".to_vec(),
+        ));
+        let mut encoder = loona_hpack::Encoder::new();
+        let literal = encode(&mut encoder, &headers);
+        // "Bearer <TOKEN>" Huffman-coded (by Python's hpack), never indexed
+        // (name index 23: authorization).
+        let huffman = (0..92)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&"ba51d85b142facb3c78886d46cbbb87bc81d26cafae5f597dc9cb21b51b2cffb8b01a5d8b9054551d384127e65a3"[i..i + 2], 16).unwrap())
+            .collect::<Vec<_>>();
+        let mut huffman_block = vec![0x1f, 8, 0x80 | huffman.len() as u8];
+        huffman_block.extend(&huffman);
+        huffman_block.extend(encode(
+            &mut encoder,
+            &request_headers(method_path::GET_LEARNING_STATUS),
+        ));
+        let split = encode(
+            &mut encoder,
+            &[(
+                b"authorization",
+                b"Bearer another.split.token-value".to_vec(),
+            )],
+        );
+        // By hand from here (the encoder's table no longer matches): POST,
+        // http, the path, then authorization added to the dynamic table...
+        let path = method_path::GET_LEARNING_STATUS.as_bytes();
+        let mut start = vec![0x83, 0x86, 0x04, path.len() as u8];
+        start.extend(path);
+        let mut added = start.clone();
+        added.extend([0x40 | 23, bearer.len() as u8]);
+        added.extend(bearer.as_bytes());
+        // ...and sent again as index 62, its place there.
+        let mut indexed = start;
+        indexed.push(0x80 | 62);
         let mut bytes = client_start();
-        bytes.extend(frame(1, END_HEADERS, 1, &block));
+        for (stream, block) in [(1, &literal), (3, &huffman_block)] {
+            bytes.extend(frame(1, END_HEADERS | END_STREAM, stream, block));
+        }
+        let (head, tail) = split.split_at(20);
+        bytes.extend(frame(1, END_STREAM, 5, head));
+        bytes.extend(frame(9, END_HEADERS, 5, tail));
+        for (stream, block) in [(7, &added), (9, &indexed)] {
+            bytes.extend(frame(1, END_HEADERS | END_STREAM, stream, block));
+        }
         let mut records = Vec::new();
         decoder().feed(C2S, &bytes, &mut records);
         let blocks = header_blocks(&records);
+        assert_eq!(blocks.len(), 5);
+        for (stream, block) in &blocks {
+            assert_eq!(block.error, None);
+            let expected = match stream {
+                5 => "Bearer <32 bytes, masked>",
+                _ => "Bearer <59 bytes, masked>",
+            };
+            assert_eq!(
+                block.get("authorization"),
+                Some(expected),
+                "stream {stream}"
+            );
+        }
+        assert_eq!(blocks[0].1.get("cookie"), Some("<27 bytes, masked>"));
         assert_eq!(
-            blocks[0].1.get("authorization"),
-            Some("Bearer <59 bytes, not shown>")
+            blocks[0].1.get("proxy-authorization"),
+            Some("Basic <26 bytes, masked>")
         );
-        assert!(!format!("{records:?}").contains(token));
+        // The raw bytes: masked where a literal value was, whole otherwise.
+        let raws: Vec<&Raw> = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Frame(f) if f.kind != FrameType::Settings => f.raw.as_ref(),
+                _ => None,
+            })
+            .collect();
+        let masked: Vec<Vec<&str>> = raws
+            .iter()
+            .map(|raw| match raw {
+                Raw::Bytes { masked, .. } => masked.iter().map(|m| m.header.as_str()).collect(),
+                Raw::Withheld(_) => vec!["withheld"],
+            })
+            .collect();
+        assert_eq!(
+            masked,
+            [
+                vec!["authorization", "cookie", "proxy-authorization"],
+                vec!["authorization"],
+                vec!["withheld"],
+                vec!["withheld"],
+                vec!["authorization"],
+                vec![],
+            ]
+        );
+        let Raw::Bytes { bytes: raw, masked } = raws[0] else {
+            unreachable!()
+        };
+        assert_eq!(raw.len(), HEADER_LEN + literal.len());
+        for m in masked {
+            assert!(raw[m.bytes.clone()].iter().all(|&b| b == b'*'));
+        }
+        let shown = every_view(&records);
+        assert!(shown.contains("\"masked\":[{\"from\":"), "{shown}");
+        for secret in [
+            bearer.as_bytes(),
+            &huffman,
+            b"s3cr3t-c00kie-value",
+            b"cHJveHk6cGFzc3dvcmQ=",
+            b"another.split.token-value",
+        ] {
+            assert_not_shown(&shown, secret);
+        }
+        // What is not a credential is shown, as it was.
+        assert!(shown.contains("x-lab-user: ada"), "{shown}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::annotate::Field;
 use crate::contract::Decoded;
+use crate::credential::Secret;
 use crate::frame::{FrameType, Sender};
 
 /// Which way the bytes go.
@@ -93,10 +94,30 @@ pub struct Frame {
     pub flags: u8,
     pub length: u32,
     pub detail: Detail,
-    /// The frame's bytes, header first, at most [`crate::connection::RAW_CAP`]
-    /// of them (DATA: as far as they were read when it began), with
-    /// [`crate::connection::DecodeOptions::raw`] (the web view).
-    pub raw: Option<Vec<u8>>,
+    /// The frame's bytes, with [`crate::connection::DecodeOptions::raw`]
+    /// (the web view).
+    pub raw: Option<Raw>,
+}
+
+/// A frame's own bytes, as far as a view may show them: never a credential's.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Raw {
+    /// Header first, at most [`crate::connection::RAW_CAP`] of them (DATA:
+    /// as far as they were read when it began); the bytes of each credential's
+    /// value in a header block, `masked`, are [`crate::credential::MASK_BYTE`].
+    Bytes { bytes: Vec<u8>, masked: Vec<Secret> },
+    /// None are shown: why.
+    Withheld(&'static str),
+}
+
+impl Raw {
+    /// The bytes, if any are shown.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Raw::Bytes { bytes, .. } => Some(bytes),
+            Raw::Withheld(_) => None,
+        }
+    }
 }
 
 /// What a frame's payload says, by type.

@@ -3,7 +3,8 @@
 //! HTTP/2 frame ([`frame`], with [`names`] for the numbers), each header
 //! block HPACK-decoded, and each gRPC message reassembled from its DATA
 //! frames ([`message`]) and decoded with the contract ([`contract`]), also
-//! as annotated bytes ([`annotate`]). [`connection`] turns one connection's
+//! as annotated bytes ([`annotate`]). No view shows a credential's bytes
+//! ([`credential`]). [`connection`] turns one connection's
 //! bytes into [`event`] records; [`output`] prints them as text or JSON,
 //! and [`web`] serves a page that draws them live, one lane per stream.
 //!
@@ -12,6 +13,7 @@
 pub mod annotate;
 pub mod connection;
 pub mod contract;
+pub mod credential;
 pub mod event;
 pub mod frame;
 pub mod message;

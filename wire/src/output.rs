@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use crate::annotate::{self, Field};
-use crate::event::{Body, Detail, Event, Frame, Message, Record, Summary};
+use crate::event::{Body, Detail, Event, Frame, Message, Raw, Record, Summary};
 use crate::frame;
 use crate::names;
 
@@ -286,8 +286,21 @@ fn frame_json(frame: &Frame, object: &mut Map<String, Value>) {
     object.insert("type".into(), json!(frame.kind.name()));
     object.insert("flags".into(), json!(frame.kind.flag_names(frame.flags)));
     object.insert("length".into(), json!(frame.length));
-    if let Some(raw) = &frame.raw {
-        object.insert("raw".into(), json!(annotate::hex(raw).replace(' ', "")));
+    match &frame.raw {
+        None => {}
+        Some(Raw::Bytes { bytes, masked }) => {
+            object.insert("raw".into(), json!(annotate::hex(bytes).replace(' ', "")));
+            if !masked.is_empty() {
+                let masked: Vec<Value> = masked
+                    .iter()
+                    .map(|m| json!({"from": m.bytes.start, "to": m.bytes.end, "header": m.header}))
+                    .collect();
+                object.insert("masked".into(), json!(masked));
+            }
+        }
+        Some(Raw::Withheld(why)) => {
+            object.insert("raw_withheld".into(), json!(why));
+        }
     }
     match &frame.detail {
         Detail::None => {}

@@ -7,10 +7,12 @@
 //! oldest, for a page that opens late); a page that falls further behind
 //! than the history reaches misses records and is told how many.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -85,7 +87,7 @@ impl Feed {
     pub fn publish(&self, records: &[Record]) {
         let lines: Vec<Arc<str>> = records.iter().map(|r| Arc::from(record_json(r))).collect();
         let published = {
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            let mut history = self.history.lock();
             for line in lines {
                 history.bytes += line.len();
                 history.records.push_back(line);
@@ -104,7 +106,7 @@ impl Feed {
 
     /// The records from number `from` on, about [`CHUNK`] bytes of them.
     fn read(&self, from: u64) -> Read {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = self.history.lock();
         let start = from.max(history.first);
         let mut lines = Vec::new();
         let mut bytes = 0;
@@ -128,7 +130,7 @@ impl Feed {
 
     /// The number of the oldest record kept.
     fn first(&self) -> u64 {
-        self.history.lock().unwrap_or_else(|e| e.into_inner()).first
+        self.history.lock().first
     }
 }
 
@@ -228,9 +230,21 @@ fn respond(request: &Request<Incoming>, feed: &Arc<Feed>) -> Response<PageBody> 
     response
 }
 
+/// What to tell whoever starts a page on `addr` that is not a loopback
+/// address: the page shows every call that passes (credentials masked, the
+/// rest as it is) to anyone who can reach it, and asks no password.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: the web view on {addr} is not on a loopback address: \
+             its page shows the traffic that passes (headers, messages) to whoever reaches it"
+        )
+    })
+}
+
 /// Whether the request names the tap by an IP address or `localhost`: a
 /// page of another site whose name was pointed at 127.0.0.1 (DNS
-/// rebinding) must not read the headers that pass, tokens included.
+/// rebinding) must not read the calls that pass.
 fn local_host(request: &Request<Incoming>) -> bool {
     let Some(host) = request.headers().get(hyper::header::HOST) else {
         return true;
@@ -446,7 +460,10 @@ mod tests {
                     code: 0,
                     debug: vec![b'a'; 70_000],
                 },
-                raw: Some(vec![0; 9]),
+                raw: Some(crate::event::Raw::Bytes {
+                    bytes: vec![0; 9],
+                    masked: Vec::new(),
+                }),
             }),
         };
         let line = record_json(&frame);
@@ -456,6 +473,18 @@ mod tests {
         assert_eq!(value["raw"], "000000000000000000");
         let why = value["malformed"].as_str().unwrap();
         assert!(why.contains("over the web view's 65536-byte cap"), "{why}");
+    }
+
+    #[test]
+    fn a_page_off_loopback_is_warned_about() {
+        for quiet in ["127.0.0.1:1", "127.0.0.9:1", "[::1]:1"] {
+            assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
+        }
+        for open in ["0.0.0.0:8080", "[::]:8080", "192.168.1.5:8080"] {
+            let warning = exposure_warning(open.parse().unwrap()).unwrap();
+            assert!(warning.contains("to whoever reaches it"), "{warning}");
+            assert!(warning.contains(open), "{warning}");
+        }
     }
 
     #[test]

@@ -341,13 +341,13 @@ function messageOf(m) {
   return box;
 }
 
-/** A hex dump: offset, 16 bytes, the printable ones as text. */
-function hexDump(bytes) {
+/** A hex dump: offset, 16 bytes, the printable ones as text; a masked byte as ** and *. */
+function hexDump(bytes, isMasked = () => false) {
   const lines = [];
   for (let at = 0; at < bytes.length; at += 16) {
     const line = bytes.slice(at, at + 16);
-    const hex = line.map((b) => b.toString(16).padStart(2, "0")).join(" ");
-    const text = line.map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
+    const hex = line.map((b, i) => (isMasked(at + i) ? "**" : b.toString(16).padStart(2, "0"))).join(" ");
+    const text = line.map((b, i) => (isMasked(at + i) ? "*" : b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
     lines.push(`${at.toString(16).padStart(4, "0")}  ${hex.padEnd(47)}  ${text}`);
   }
   return lines.join("\n");
@@ -362,6 +362,9 @@ function bytesOf(record) {
     bytes = [...PREFACE].map((ch) => ch.charCodeAt(0));
     total = bytes.length;
     note = "the client's connection preface";
+  } else if (record.raw_withheld !== undefined) {
+    part.append(el("h4", "", "Bytes"), el("p", "note masked-note", record.raw_withheld));
+    return part;
   } else if (record.raw !== undefined) {
     bytes = (record.raw.match(/../g) || []).map((h) => parseInt(h, 16));
     total = record.length + 9;
@@ -370,8 +373,15 @@ function bytesOf(record) {
   } else {
     return part;
   }
+  const masked = record.masked || [];
+  const isMasked = (at) => masked.some((m) => at >= m.from && at < m.to);
   const kept = bytes.length < total ? `the first ${bytes.length} of ${total} bytes` : `all ${total} bytes`;
-  part.append(el("h4", "", `Bytes: ${kept}`), el("p", "note", note), el("pre", "hex", hexDump(bytes)));
+  part.append(el("h4", "", `Bytes: ${kept}`), el("p", "note", note));
+  for (const m of masked) {
+    part.append(el("p", "note masked-note",
+      `bytes ${m.from}–${m.to - 1} (${m.to - m.from}): the value of ${m.header}, masked (shown as **): the tap never shows a credential`));
+  }
+  part.append(el("pre", "hex", hexDump(bytes, isMasked)));
   return part;
 }
 

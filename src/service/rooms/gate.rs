@@ -3,10 +3,11 @@
 //! update, so a burst is slowed by HTTP/2 flow control instead of
 //! overrunning the queues of participants that are reading.
 
+use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 #[derive(Debug, Default)]
@@ -25,7 +26,7 @@ impl Gate {
     /// A full queue has room again, or went away.
     pub(crate) fn open_one(&self) {
         if self.full.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let wakers = std::mem::take(&mut *self.lock());
+            let wakers = std::mem::take(&mut *self.waiting.lock());
             for waker in wakers {
                 waker.wake();
             }
@@ -40,10 +41,6 @@ impl Gate {
     pub(crate) fn opened(self: &Arc<Self>) -> Opened {
         Opened(self.clone())
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waker>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The future of [`Gate::opened`].
@@ -57,7 +54,7 @@ impl Future for Opened {
         if gate.is_open() {
             return Poll::Ready(());
         }
-        let mut waiting = gate.lock();
+        let mut waiting = gate.waiting.lock();
         // Checked again under the lock that `open_one` wakes under: no wake-up is lost.
         if gate.is_open() {
             return Poll::Ready(());

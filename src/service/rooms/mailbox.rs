@@ -5,9 +5,10 @@
 //! longer than the lag bound or its queue reaches the hard bound, in events
 //! or in bytes (senders on other replicas cannot be made to wait).
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -34,10 +35,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn is_full(&self, state: &State) -> bool {
         state.events.len() >= self.bounds.queue || state.bytes >= self.bounds.queue_bytes
     }
@@ -107,7 +104,7 @@ pub(crate) fn mailbox(
 impl Mailbox {
     pub(crate) fn push(&self, event: SharedEvent) -> Pushed {
         let shared = &*self.0;
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         if state.closed {
             return Pushed::Queued;
         }
@@ -130,19 +127,19 @@ impl Mailbox {
 
     /// Since when the queue has been full, if it is.
     pub(crate) fn full_since(&self) -> Option<Instant> {
-        self.0.lock().full_since
+        self.0.state.lock().full_since
     }
 
     /// Events waiting now.
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().events.len()
+        self.0.state.lock().events.len()
     }
 
     /// No more events: the writer writes what is queued and ends. With
     /// `discard`, what is queued is dropped (the call ends with a status).
     pub(crate) fn close(&self, discard: bool) {
         let shared = &*self.0;
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         state.closed = true;
         if discard {
             state.events.clear();
@@ -173,7 +170,7 @@ impl Stream for Deliveries {
             return Poll::Ready(Some(event));
         }
         let shared = &*this.shared;
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         match state.events.pop_front() {
             Some(event) => {
                 state.bytes -= event.bytes;

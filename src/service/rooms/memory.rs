@@ -2,9 +2,10 @@
 //! A replica's rooms are its own; on it, the same guarantees as a shared
 //! store: one order, `room-seq`, recovery from a bounded history.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::{self, BoxFuture, FutureExt};
@@ -18,7 +19,7 @@ use super::event::{Event, ParticipantId, SharedEvent};
 use super::gate::Gate;
 use super::local::{LocalRoom, Removed};
 use super::request::{participant_name, JoinRequest};
-use super::store::{exhausted, lock, out_of_range, recovery, Joined, Place, RoomStore};
+use super::store::{exhausted, out_of_range, recovery, Joined, Place, RoomStore};
 use super::RoomLimits;
 use crate::proto::messenger::FeedUpdate;
 
@@ -74,7 +75,7 @@ impl MemoryStore {
             .rooms
             .iter()
             .filter_map(|(name, room)| {
-                let room = lock(room);
+                let room = room.lock();
                 (!room.open).then(|| (room.emptied, name.clone()))
             })
             .collect();
@@ -89,7 +90,7 @@ impl MemoryStore {
     }
 
     fn join_now(self: Arc<Self>, request: JoinRequest) -> Result<Joined, RpcStatus> {
-        let mut registry = lock(&self.registry);
+        let mut registry = self.registry.lock();
         self.forget_old(&mut registry);
         let room = match registry.rooms.get(&request.room) {
             Some(room) => room.clone(),
@@ -113,7 +114,7 @@ impl MemoryStore {
                 room
             }
         };
-        let mut state = lock(&room);
+        let mut state = room.lock();
         let mut backlog = Vec::new();
         if let Some(since) = request.since {
             if request.epoch.as_ref().is_some_and(|e| *e != state.epoch) {
@@ -182,7 +183,7 @@ impl RoomStore for MemoryStore {
     }
 
     fn open_rooms(&self) -> usize {
-        lock(&self.registry).open
+        self.registry.lock().open
     }
 
     fn close(&self, _within: Duration) {}
@@ -252,7 +253,7 @@ struct MemoryPlace {
 impl MemoryPlace {
     fn publish_now(&self, update: FeedUpdate) -> Result<(), RpcStatus> {
         let counters = &self.store.counters;
-        let mut room = lock(&self.room);
+        let mut room = self.room.lock();
         // Removed: its call is ending.
         let Some(name) = room.local.name_of(&self.id) else {
             return Ok(());
@@ -277,7 +278,7 @@ impl Place for MemoryPlace {
     }
 
     fn remove_laggards(&self) -> Option<Instant> {
-        let mut room = lock(&self.room);
+        let mut room = self.room.lock();
         let removed = room.local.laggards(Instant::now());
         room.settle(removed, &self.store.counters);
         room.local.next_lag_deadline()
@@ -285,7 +286,7 @@ impl Place for MemoryPlace {
 
     fn leave(&self) {
         let counters = &self.store.counters;
-        let mut room = lock(&self.room);
+        let mut room = self.room.lock();
         let Some(name) = room.local.leave(&self.id) else {
             return;
         };
@@ -298,8 +299,8 @@ impl Place for MemoryPlace {
         }
         // The registry's lock comes first: taken again in that order.
         drop(room);
-        let mut registry = lock(&self.store.registry);
-        let mut room = lock(&self.room);
+        let mut registry = self.store.registry.lock();
+        let mut room = self.room.lock();
         if room.open && room.local.is_empty() {
             room.open = false;
             room.emptied = Instant::now();

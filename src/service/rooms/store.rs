@@ -2,7 +2,7 @@
 //! and gets its seat (its deliveries from `room-seq` on), and holds its place
 //! there (to send, to wait at the gate, to leave) until its call ends.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -51,12 +51,6 @@ pub(crate) trait Place: Send + Sync {
 pub(crate) struct Joined {
     pub(crate) seat: Seat,
     pub(crate) place: Box<dyn Place>,
-}
-
-/// Locks `mutex`; nothing panics while holding these locks, and the state
-/// stays consistent even if something did.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub(crate) fn exhausted(message: String) -> RpcStatus {

@@ -14,7 +14,7 @@ use protobuf::MessageFull;
 use messenger_lab::answers::{self, acknowledge, summarize, STATUS_MESSAGE};
 use messenger_lab::demo;
 use messenger_lab::proto::messenger::StatusResponse;
-use messenger_lab::report::{format_duration, format_ratio, Table};
+use messenger_testkit::report::{format_duration, format_ratio, Table};
 
 use crate::BenchError;
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use learning_messenger::client::Balancing;
 use serde_json::json;
 
-use messenger_lab::process::ProcessStatus;
-use messenger_lab::report::{advantage, format_ratio, Figure, Table, Unit};
+use messenger_testkit::process::ProcessStatus;
+use messenger_testkit::report::{advantage, format_ratio, Figure, Table, Unit};
 
 use crate::workloads::{Load, Workload};
 use crate::{BenchError, Connections};
@@ -83,9 +83,9 @@ pub struct ServerProcess {
     log: PathBuf,
 }
 
-/// A port on 127.0.0.1 for a server this process starts (messenger_lab::port).
+/// A port on 127.0.0.1 for a server this process starts (messenger_testkit::port).
 pub fn free_port() -> Result<u16, BenchError> {
-    messenger_lab::port::reserve()
+    messenger_testkit::port::reserve()
         .map_err(|e| BenchError::Setup(format!("cannot find a free port: {e}")))
 }
 

@@ -3,7 +3,7 @@
 //! "serialization tax" measured ([`codec`]), our server against the Python
 //! reference in one run ([`compare`]), what the wire view costs ([`tap`]), and
 //! feed rooms of several sizes on our own server ([`rooms`]). Figures are shown with
-//! `messenger_lab::report`.
+//! `messenger_testkit::report`.
 
 pub mod codec;
 pub mod compare;
@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use learning_messenger::client::{open_channel, Balancing, ClientError};
 use learning_messenger::rpc::messenger::LearningMessengerClient;
-use messenger_lab::report::{self, Figure};
+use messenger_testkit::report::{self, Figure};
 
 /// Why a benchmark run failed. Every variant reads as one line.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use messenger_bench::compare::{self, CompareOptions};
 use messenger_bench::rooms::{self, RoomOptions};
 use messenger_bench::workloads::{Load, Workload};
 use messenger_bench::{codec, tap, BenchError};
-use messenger_lab::report::{self, parse_duration, Unit};
+use messenger_testkit::report::{self, parse_duration, Unit};
 
 #[derive(Parser)]
 #[command(

@@ -25,11 +25,11 @@ use futures::future::{self, Either};
 use futures::{SinkExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{CallOption, ClientDuplexReceiver, ClientDuplexSender, MetadataBuilder, WriteFlags};
-use messenger_lab::closed_loop::{Tally, Window};
-use messenger_lab::process::PeakWatcher;
 use messenger_lab::proto::messenger::FeedUpdate;
-use messenger_lab::report::{per_second, Figure, Latency, Unit};
 use messenger_lab::room::{classify, Kind, ROOM_HEADER, USER_HEADER};
+use messenger_testkit::closed_loop::{Tally, Window};
+use messenger_testkit::process::PeakWatcher;
+use messenger_testkit::report::{per_second, Figure, Latency, Unit};
 
 use crate::compare::{free_port, ServerProcess};
 use crate::workloads::{outcomes, spawn_on, wait_with_progress};

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use learning_messenger::client::Balancing;
-use messenger_lab::report::{Figure, Table, Unit};
+use messenger_testkit::report::{Figure, Table, Unit};
 
 use crate::compare::free_port;
 use crate::workloads::{Load, Workload};

@@ -14,13 +14,13 @@ use learning_messenger::client::error::code_name;
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use learning_messenger::rpc::ok_if_call_over;
 use messenger_lab::answers::learning_contents;
-use messenger_lab::checks::{
-    check_echo, check_learning_update, check_status, check_summary, numbered_note, numbered_update,
-};
-use messenger_lab::closed_loop::{self, Tally, Window};
 use messenger_lab::demo::TOPIC;
 use messenger_lab::proto::messenger::{StatusRequest, TopicRequest};
-use messenger_lab::report::{per_second, Figure, Latency, Unit};
+use messenger_testkit::checks::{
+    check_echo, check_learning_update, check_status, check_summary, numbered_note, numbered_update,
+};
+use messenger_testkit::closed_loop::{self, Tally, Window};
+use messenger_testkit::report::{per_second, Figure, Latency, Unit};
 
 use crate::{BenchError, Connections, Counter, Progress};
 

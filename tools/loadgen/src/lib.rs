@@ -11,16 +11,16 @@ use bytes::{BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};
 use messenger_lab::answers::learning_contents;
-use messenger_lab::checks::{
-    check_echo, check_learning_update, check_status, check_summary, numbered_note, numbered_update,
-};
-use messenger_lab::closed_loop::{self, Tally, Window};
 use messenger_lab::demo::TOPIC;
 use messenger_lab::method_path;
 use messenger_lab::proto::messenger::{
     FeedUpdate, LearningUpdate, StatusRequest, StatusResponse, SummaryResponse, TopicRequest,
 };
-use messenger_lab::report::{latency_histogram, per_second, record_latency, Latency};
+use messenger_testkit::checks::{
+    check_echo, check_learning_update, check_status, check_summary, numbered_note, numbered_update,
+};
+use messenger_testkit::closed_loop::{self, Tally, Window};
+use messenger_testkit::report::{latency_histogram, per_second, record_latency, Latency};
 use protobuf::Message;
 use tokio::net::TcpStream;
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use messenger_lab::report::{parse_duration, per_second, Latency, Unit};
 use messenger_loadgen::{self as loadgen, Connection};
+use messenger_testkit::report::{parse_duration, per_second, Latency, Unit};
 
 #[derive(Parser)]
 #[command(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use log::warn;
 use messenger_lab::room::SINCE_HEADER;
 
-use super::super::store::{lock, unavailable};
+use super::super::store::unavailable;
 use super::remote::RemoteRoom;
 use super::scripts::heartbeat_reply;
 use super::Shared;
@@ -38,7 +38,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 async fn beat(shared: &Arc<Shared>, room: &Arc<RemoteRoom>) {
-    let ids = lock(&room.local).ids();
+    let ids = room.local.lock().ids();
     if ids.is_empty() {
         return;
     }
@@ -65,7 +65,7 @@ async fn beat(shared: &Arc<Shared>, room: &Arc<RemoteRoom>) {
         room.name
     ));
     let ended: Vec<_> = {
-        let mut local = lock(&room.local);
+        let mut local = room.local.lock();
         missing
             .iter()
             .filter_map(|id| local.end(id, &status))

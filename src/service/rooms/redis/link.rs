@@ -4,7 +4,7 @@
 //! Redis, or a Redis Cluster through the redis crate's cluster client (its
 //! slot map, MOVED and ASK): the scripts run on the shard of their room's keys.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -118,10 +118,6 @@ enum State {
     Down(Instant),
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Link {
     pub(super) fn new(addr: &RedisAddr, counters: Counters) -> Result<Link, String> {
         let failed = |e: redis::RedisError| format!("--rooms {addr}: {e}");
@@ -187,17 +183,17 @@ impl Link {
 
     /// The current connection, if there is one.
     pub(super) fn connection(&self) -> Option<Connection> {
-        lock(&self.connection).clone()
+        self.connection.lock().clone()
     }
 
     /// Whether the store is known to answer: calls are not tried while not.
     pub(super) fn is_up(&self) -> bool {
-        matches!(*lock(&self.state), State::Up)
+        matches!(*self.state.lock(), State::Up)
     }
 
     /// How long the store has been down, if it is.
     pub(super) fn down_for(&self) -> Option<Duration> {
-        match *lock(&self.state) {
+        match *self.state.lock() {
             State::Down(since) => Some(since.elapsed()),
             State::Starting | State::Up => None,
         }
@@ -205,7 +201,7 @@ impl Link {
 
     /// Runs a script, bounded and timed.
     pub(super) async fn run(&self, call: Call<'_>) -> Result<Value, StoreError> {
-        let Some(mut connection) = lock(&self.connection).clone() else {
+        let Some(mut connection) = self.connection.lock().clone() else {
             return Err(StoreError::Down);
         };
         let started = Instant::now();
@@ -221,7 +217,7 @@ impl Link {
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                     // The watcher connects afresh (the store may have restarted).
-                    *lock(&self.connection) = None;
+                    *self.connection.lock() = None;
                 }
                 Err(StoreError::Failed(e.to_string()))
             }
@@ -233,7 +229,7 @@ impl Link {
     /// into it, so that a participant's overlapping calls are never sent
     /// again out of order for a script it lacks); says whether it answered.
     pub(super) async fn check(&self, scripts: &Scripts) -> bool {
-        let current = lock(&self.connection).clone();
+        let current = self.connection.lock().clone();
         let mut connection = match current {
             Some(connection) => connection,
             None => match self.connect(scripts).await {
@@ -247,7 +243,7 @@ impl Link {
         self.counters.round_trip(started.elapsed());
         match ping {
             Ok(Ok(_)) => {
-                *lock(&self.connection) = Some(connection);
+                *self.connection.lock() = Some(connection);
                 self.mark_up();
                 true
             }
@@ -315,8 +311,8 @@ impl Link {
     /// Returns false; logs the outage if it has just begun.
     fn mark_down(&self, why: &str) -> bool {
         // A fresh connection next time: this one may be stuck.
-        *lock(&self.connection) = None;
-        let mut state = lock(&self.state);
+        *self.connection.lock() = None;
+        let mut state = self.state.lock();
         if !matches!(*state, State::Down(_)) {
             *state = State::Down(Instant::now());
             warn!(
@@ -328,7 +324,7 @@ impl Link {
     }
 
     fn mark_up(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Up) {
             State::Starting => info!("rooms are kept in {}", self.shown),
             State::Down(since) => info!(

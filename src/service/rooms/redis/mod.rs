@@ -30,9 +30,10 @@ mod scripts;
 mod shards;
 mod subscriber;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::{mpsc, oneshot};
@@ -48,7 +49,7 @@ use super::event::ParticipantId;
 use super::gate::Gate;
 use super::local::{LocalRoom, Removed};
 use super::request::{participant_name, JoinRequest};
-use super::store::{exhausted, lock, unavailable, Joined, Place, RoomStore};
+use super::store::{exhausted, unavailable, Joined, Place, RoomStore};
 use super::RoomLimits;
 use crate::proto::messenger::FeedUpdate;
 use codec::encode;
@@ -185,7 +186,7 @@ impl RoomStore for RedisStore {
             let seat = seated
                 .await
                 .unwrap_or_else(|_| Err(shared.unreachable(&StoreError::Down)))?;
-            let gate = lock(&room.local).gate();
+            let gate = room.local.lock().gate();
             let publisher = publisher::start(&shared, &room, &id);
             let place = RedisPlace {
                 shared,
@@ -205,7 +206,7 @@ impl RoomStore for RedisStore {
     }
 
     fn open_rooms(&self) -> usize {
-        lock(&self.shared.registry).len()
+        self.shared.registry.lock().len()
     }
 
     fn close(&self, within: Duration) {
@@ -213,7 +214,7 @@ impl RoomStore for RedisStore {
         while self.shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if let Some(runtime) = lock(&self.runtime).take() {
+        if let Some(runtime) = self.runtime.lock().take() {
             runtime.shutdown_background();
         }
     }
@@ -221,7 +222,7 @@ impl RoomStore for RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        if let Some(runtime) = lock(&self.runtime).take() {
+        if let Some(runtime) = self.runtime.lock().take() {
             runtime.shutdown_background();
         }
     }
@@ -235,7 +236,7 @@ impl Shared {
 
     /// The room `name`, opened here if it is new, with one more join under way.
     fn enter(self: &Arc<Self>, name: &str) -> Result<Arc<RemoteRoom>, RpcStatus> {
-        let mut registry = lock(&self.registry);
+        let mut registry = self.registry.lock();
         if let Some(entry) = registry.get_mut(name) {
             entry.joining += 1;
             return Ok(entry.room.clone());
@@ -276,7 +277,7 @@ impl Shared {
 
     /// A join under way in `room` is done (seated or refused).
     fn join_done(self: &Arc<Self>, room: &Arc<RemoteRoom>) {
-        if let Some(entry) = lock(&self.registry).get_mut(&room.name) {
+        if let Some(entry) = self.registry.lock().get_mut(&room.name) {
             if Arc::ptr_eq(&entry.room, room) {
                 entry.joining -= 1;
             }
@@ -290,11 +291,11 @@ impl Shared {
     /// any room opened again under that name, and it names this room: it
     /// never leaves a newer one deaf.
     fn close_if_empty(self: &Arc<Self>, room: &Arc<RemoteRoom>) {
-        let mut registry = lock(&self.registry);
+        let mut registry = self.registry.lock();
         let Some(entry) = registry.get(&room.name) else {
             return;
         };
-        if !Arc::ptr_eq(&entry.room, room) || entry.joining > 0 || !lock(&room.local).is_empty() {
+        if !Arc::ptr_eq(&entry.room, room) || entry.joining > 0 || !room.local.lock().is_empty() {
             return;
         }
         registry.remove(&room.name);
@@ -310,19 +311,19 @@ impl Shared {
 
     /// How far this replica has seen `room`'s numbers.
     fn seen(&self, room: &str) -> Option<Position> {
-        lock(&self.seen).get(room).cloned()
+        self.seen.lock().get(room).cloned()
     }
 
     /// This replica has seen `at` in `room`.
     fn saw(&self, room: &str, at: &Position) {
-        let mut seen = lock(&self.seen);
+        let mut seen = self.seen.lock();
         match seen.get_mut(room) {
             Some(known) if known.epoch == at.epoch => known.seq = known.seq.max(at.seq),
             Some(known) => *known = at.clone(),
             None => {
                 // Bounded: past the bound, rooms no longer open here are forgotten.
                 if seen.len() >= SEEN_ROOMS.max(self.limits.max_rooms * 2) {
-                    let open = lock(&self.registry);
+                    let open = self.registry.lock();
                     seen.retain(|name, _| open.contains_key(name));
                 }
                 seen.insert(room.to_owned(), at.clone());
@@ -332,7 +333,8 @@ impl Shared {
 
     /// The rooms with participants here.
     fn rooms(&self) -> Vec<Arc<RemoteRoom>> {
-        lock(&self.registry)
+        self.registry
+            .lock()
             .values()
             .map(|entry| entry.room.clone())
             .collect()
@@ -423,7 +425,7 @@ async fn watch(shared: Arc<Shared>) {
                 shared.limits.store_grace.as_millis()
             ));
             for room in shared.rooms() {
-                let ended = lock(&room.local).end_all(&status);
+                let ended = room.local.lock().end_all(&status);
                 shared.ended(&room, ended);
             }
         }
@@ -447,7 +449,7 @@ struct RedisPlace {
 impl Place for RedisPlace {
     fn publish(&self, update: FeedUpdate) -> BoxFuture<'static, Result<(), RpcStatus>> {
         let named = {
-            let mut local = lock(&self.room.local);
+            let mut local = self.room.local.lock();
             match local.name_of(&self.id) {
                 // Removed: its call is ending.
                 None => return future::ready(Ok(())).boxed(),
@@ -486,7 +488,7 @@ impl Place for RedisPlace {
 
     fn remove_laggards(&self) -> Option<Instant> {
         let (removed, next) = {
-            let mut local = lock(&self.room.local);
+            let mut local = self.room.local.lock();
             (local.laggards(Instant::now()), local.next_lag_deadline())
         };
         if !removed.is_empty() {
@@ -499,7 +501,7 @@ impl Place for RedisPlace {
         if self.left.swap(true, Ordering::SeqCst) {
             return;
         }
-        let here = lock(&self.room.local).leave(&self.id).is_some();
+        let here = self.room.local.lock().leave(&self.id).is_some();
         if here {
             self.shared.left(&self.room, &self.id);
         }

@@ -8,7 +8,8 @@
 //! older), the room's calls here end with UNAVAILABLE saying so (a client
 //! then resumes with `room-since`, or learns what was lost): never a silent gap.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use super::super::epoch::Position;
 use super::super::event::{Event, ParticipantId};
 use super::super::local::{LocalRoom, Seat};
 use super::super::request::JoinRequest;
-use super::super::store::{exhausted, lock, out_of_range, unavailable};
+use super::super::store::{exhausted, out_of_range, unavailable};
 use super::codec::{self, encode};
 use super::keys::Keys;
 use super::scripts::{history_reply, join_reply, History, JoinArgs, JoinReply};
@@ -212,7 +213,7 @@ impl RoomTask {
             "room '{}': {why}; rejoin with {SINCE_HEADER} to recover what the room still has",
             self.room.name
         ));
-        let removed = lock(&self.room.local).end_all(&status);
+        let removed = self.room.local.lock().end_all(&status);
         warn!(
             "room {}: {} call(s) ended: {why}",
             self.room.name,
@@ -232,7 +233,7 @@ impl RoomTask {
         self.shared.saw(&self.room.name, &at);
         self.at = Some(at);
         let event = Arc::new(event);
-        let removed = lock(&self.room.local).deliver(&event);
+        let removed = self.room.local.lock().deliver(&event);
         if !removed.is_empty() {
             self.shared.removed_for_lag(&self.room, removed);
         }
@@ -242,7 +243,7 @@ impl RoomTask {
         let result = self.seat(&job.request, &job.id).await;
         if let Err(Ok(_seat)) = job.reply.send(result) {
             // Its call ended while it joined: it leaves at once.
-            let left = lock(&self.room.local).leave(&job.id).is_some();
+            let left = self.room.local.lock().leave(&job.id).is_some();
             if left {
                 self.shared.left(&self.room, &job.id);
             }
@@ -324,7 +325,11 @@ impl RoomTask {
             seq: request.since.unwrap_or(start.seq),
             epoch: start.epoch,
         };
-        let seat = lock(&self.room.local).seat(id.clone(), request.user.clone(), first, backlog);
+        let seat = self
+            .room
+            .local
+            .lock()
+            .seat(id.clone(), request.user.clone(), first, backlog);
         shared.counters.joined(&request.room, id);
         Ok(seat)
     }

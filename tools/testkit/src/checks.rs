@@ -1,9 +1,9 @@
 //! Numbered requests a load tool sends, and checks of every answer against
 //! what the lab's server must say: a fast wrong answer never counts.
 
-use crate::answers::{self, FEED_ECHO_USER, STATUS_MESSAGE};
-use crate::clock;
-use crate::proto::messenger::{
+use messenger_lab::answers::{self, FEED_ECHO_USER, STATUS_MESSAGE};
+use messenger_lab::clock;
+use messenger_lab::proto::messenger::{
     FeedUpdate, LearningUpdate, ResearchNote, StatusResponse, SummaryResponse,
 };
 
@@ -92,8 +92,8 @@ pub fn check_echo(i: u64, echo: &FeedUpdate, expected: &mut String) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answers::{acknowledge, learning_contents, summarize};
-    use crate::demo::TOPIC;
+    use messenger_lab::answers::{acknowledge, learning_contents, summarize};
+    use messenger_lab::demo::TOPIC;
 
     #[test]
     fn the_right_summary_passes_and_a_wrong_one_is_caught() {

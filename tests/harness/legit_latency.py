@@ -4,15 +4,11 @@ after another on one channel (each with a 5 s deadline) for --seconds, then
 one JSON object: calls, failures, p50/p99/max latency in ms."""
 import argparse
 import json
-import os
-import sys
 import time
 
 import grpc
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import protos.messenger_pb2 as pb2  # noqa: E402
-import protos.messenger_pb2_grpc as pb2_grpc  # noqa: E402
+from lab_stubs import pb2, pb2_grpc
 
 
 def percentile(sorted_ms, q):

@@ -12,7 +12,7 @@ connection), Python's grpcio (asyncio). Prints one JSON object:
                     the excess back until earlier calls end)
   updates, failures
 
-    python3 python/concurrent_streams.py --target 127.0.0.1:50051 --streams 200
+    python3 tests/harness/concurrent_streams.py --target 127.0.0.1:50051 --streams 200
 """
 import argparse
 import asyncio
@@ -23,9 +23,7 @@ import time
 
 import grpc
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import protos.messenger_pb2 as pb2  # noqa: E402
-import protos.messenger_pb2_grpc as pb2_grpc  # noqa: E402
+from lab_stubs import pb2, pb2_grpc
 
 
 async def one_call(stub, started):

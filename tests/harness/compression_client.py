@@ -7,7 +7,7 @@ would grow); a last call uploads a note of BIG_NOTE bytes, which it compresses.
 
   python3 compression_client.py --target 127.0.0.1:50051 [--stubs DIR]
 
---stubs: a directory holding generated `protos/` (default: the one next to this file).
+--stubs: a directory holding generated `protos/` (default: python/protos, the lab's).
 """
 import argparse
 import sys
@@ -82,8 +82,10 @@ def main():
     args = parser.parse_args()
     if args.stubs:
         sys.path.insert(0, args.stubs)
-    import protos.messenger_pb2 as pb2
-    import protos.messenger_pb2_grpc as pb2_grpc
+        import protos.messenger_pb2 as pb2
+        import protos.messenger_pb2_grpc as pb2_grpc
+    else:
+        from lab_stubs import pb2, pb2_grpc
 
     for name in args.algorithm or ["gzip", "deflate"]:
         run(args.target, name, ALGORITHMS[name], pb2, pb2_grpc)
