@@ -18,6 +18,10 @@ pub const SINCE_HEADER: &str = "room-since";
 /// The answer's initial-metadata header: the number of the last event before
 /// the call's first delivery. The k-th message it delivers is event N+k.
 pub const SEQ_HEADER: &str = "room-seq";
+/// The history a `room-seq` counts in: a random id the room's history gets
+/// when it begins. Sent beside `room-seq`, and taken beside `room-since`: a
+/// position from another epoch cannot be resumed (its history was lost).
+pub const EPOCH_HEADER: &str = "room-epoch";
 /// The longest room or participant name, in bytes (names are printable ASCII,
 /// as gRPC's text metadata is, so bytes and characters agree).
 pub const MAX_NAME_BYTES: usize = 64;
@@ -54,8 +58,11 @@ pub enum Recovery {
     Reset { base: u64 },
     /// Older than the history kept, which holds `oldest` to `newest`.
     Older { oldest: u64, newest: u64 },
-    /// Ahead of the room, whose newest event is `newest`.
+    /// Ahead of the room, whose newest event is `newest`: the store came
+    /// back older than what the caller had seen, so what it had is lost.
     Ahead { newest: u64 },
+    /// From another epoch than the room's history now: that one was lost.
+    OtherEpoch,
 }
 
 const LOST: &str = " events were lost; ";
@@ -77,7 +84,12 @@ pub fn out_of_range(room: &str, since: u64, why: Recovery) -> String {
             oldest - since - 1
         ),
         Recovery::Ahead { newest } => format!(
-            "room-since {since} is ahead of room '{room}', whose newest event is {newest}; {rejoin}"
+            "room-since {since} is ahead of room '{room}', whose newest event is {newest}: \
+             the room's history was lost (its store came back older); {rejoin}"
+        ),
+        Recovery::OtherEpoch => format!(
+            "room-since {since}: room '{room}' began a new history (another room-epoch): \
+             the history after that position was lost; {rejoin}"
         ),
     }
 }
@@ -215,6 +227,7 @@ mod tests {
             Recovery::NoHistory,
             Recovery::Reset { base: 99 },
             Recovery::Ahead { newest: 5 },
+            Recovery::OtherEpoch,
         ] {
             assert_eq!(lost_events(&out_of_range("lab", 10, why)), None, "{why:?}");
         }

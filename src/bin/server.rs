@@ -108,15 +108,30 @@ struct Args {
     /// Feed rooms: updates a participant may have waiting; while one's queue is full, the room's senders on this replica wait (HTTP/2 flow control), and one that stays full for --room-lag-ms is removed (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     feed_queue: usize,
+    /// Feed rooms: bytes of updates a participant may have waiting; past them its queue is full as with --feed-queue.
+    #[arg(long, default_value_t = server::DEFAULT_FEED_QUEUE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 30))]
+    feed_queue_bytes: usize,
+    /// Feed rooms: the largest update a room takes, in bytes (encoded); a larger one ends its call with RESOURCE_EXHAUSTED. The echo without a room keeps --max-message-bytes.
+    #[arg(long, default_value_t = server::DEFAULT_ROOM_UPDATE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64 << 20))]
+    room_update_bytes: usize,
     /// Feed rooms with participants on this replica; a join that would open one more gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOMS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_rooms: usize,
     /// Participants of one feed room, on every replica sharing --rooms; a join beyond gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     max_room_size: usize,
-    /// Where feed rooms are kept: memory (this replica's own) or redis://HOST:PORT[/DB] (shared by every replica naming it).
+    /// Where feed rooms are kept: memory (this replica's own), or shared by every replica naming the same Redis: redis://HOST:PORT[/DB], a Redis Cluster by its seed nodes redis+cluster://HOST:PORT,HOST:PORT,... (sharded pub/sub, Redis 7), and either over TLS as rediss:// or rediss+cluster://; with an ACL user and password as redis://USER:PASSWORD@HOST:PORT (never printed).
     #[arg(long, default_value = "memory", value_name = "STORE")]
-    rooms: server::RoomStoreAddr,
+    rooms: String,
+    /// With --rooms rediss://: the CA (PEM) that signed the Redis servers' certificates (else the system's roots).
+    #[arg(long, value_name = "FILE")]
+    rooms_ca_file: Option<PathBuf>,
+    /// With --rooms rediss://: a client certificate (PEM) for Redis servers that ask for one (tls-auth-clients); needs --rooms-client-key.
+    #[arg(long, value_name = "FILE", requires = "rooms_client_key")]
+    rooms_client_cert: Option<PathBuf>,
+    /// The key (PEM) of --rooms-client-cert.
+    #[arg(long, value_name = "FILE", requires = "rooms_client_cert")]
+    rooms_client_key: Option<PathBuf>,
     /// Events each feed room keeps, so that a participant that reconnects with room-since misses nothing.
     #[arg(long, default_value_t = server::DEFAULT_ROOM_HISTORY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     room_history: usize,
@@ -168,6 +183,14 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
+    // Parsed here rather than by clap, whose error would echo a password.
+    let room_store = match room_store(&args) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = ServerConfig {
         addr: args.addr,
         delay: Duration::from_millis(args.delay_ms),
@@ -202,6 +225,8 @@ fn main() -> ExitCode {
         replica_name: args.replica_name,
         rooms: server::RoomLimits {
             queue: args.feed_queue,
+            queue_bytes: args.feed_queue_bytes,
+            update_bytes: args.room_update_bytes,
             max_rooms: args.max_rooms,
             max_room_size: args.max_room_size,
             history: args.room_history,
@@ -210,7 +235,7 @@ fn main() -> ExitCode {
             lag: Duration::from_millis(args.room_lag_ms),
             store_grace: Duration::from_millis(args.room_store_grace_ms),
         },
-        room_store: args.rooms,
+        room_store,
         drain: Duration::from_millis(args.drain_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         web_addr: args.web_addr,
@@ -259,4 +284,24 @@ fn main() -> ExitCode {
     let stopped = running.stop(config.drain, config.shutdown_grace);
     info!("stopped ({stopped:?})");
     ExitCode::SUCCESS
+}
+
+/// `--rooms` with its TLS files.
+fn room_store(args: &Args) -> Result<server::RoomStoreAddr, String> {
+    let files = server::RedisTlsFiles {
+        ca: args.rooms_ca_file.clone(),
+        client: args
+            .rooms_client_cert
+            .clone()
+            .zip(args.rooms_client_key.clone()),
+    };
+    match args.rooms.parse()? {
+        server::RoomStoreAddr::Redis(addr) => {
+            Ok(server::RoomStoreAddr::Redis(addr.with_tls_files(files)?))
+        }
+        server::RoomStoreAddr::Memory if files != server::RedisTlsFiles::default() => {
+            Err("--rooms-ca-file and --rooms-client-cert need --rooms rediss://...".to_owned())
+        }
+        memory => Ok(memory),
+    }
 }

@@ -2,9 +2,12 @@
 //! Each received event is printed with its number (`room-seq` + k); when the
 //! stream is cut, or ends UNAVAILABLE (a replica restarted, the store
 //! blipped), the client reconnects with backoff and `room-since`, so it
-//! misses nothing and gets nothing twice. If the room can no longer recover
-//! that far (OUT_OF_RANGE), it rejoins without `room-since` and says how much
-//! was lost. Each of these is one line on stderr.
+//! misses nothing and gets nothing twice. The position it resumes from is
+//! `room-since` with the `room-epoch` the answer sent, so a store that lost
+//! the room's history (or came back older) cannot take it into a new run of
+//! numbers: if the room can no longer recover that far (OUT_OF_RANGE), it
+//! rejoins without `room-since` and says that updates were lost, and how
+//! many when it knows. Each of these is one line on stderr.
 
 use std::io::{self, Write};
 use std::pin::Pin;
@@ -14,7 +17,8 @@ use futures::{Stream, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{Metadata, MetadataBuilder, RpcStatusCode};
 use messenger_lab::room::{
-    classify, lost_events, name_problem, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER,
+    classify, lost_events, name_problem, EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER,
+    USER_HEADER,
 };
 
 use super::calls::served_by;
@@ -51,7 +55,8 @@ pub async fn chat<W: Write>(
     let mut cut: Option<(Instant, Duration)> = None;
     loop {
         let options = client.options();
-        let headers = join_headers(options.get_headers(), room, user, place.last)?;
+        let resume = place.last.zip(place.epoch.clone());
+        let headers = join_headers(options.get_headers(), room, user, resume)?;
         let client = client.clone().with_options(options.headers(headers));
         let opened = Instant::now();
         let outcome = attempt(&client, room, &mut updates, delay, printer, &mut place).await;
@@ -62,12 +67,13 @@ pub async fn chat<W: Write>(
             Ok(()) => return Ok(()),
             Err(e) if e.code() == Some(RpcStatusCode::OUT_OF_RANGE) && place.last.is_some() => {
                 let since = place.last.take().unwrap_or_default();
+                place.epoch = None;
                 let lost = lost_events(&e.to_string())
                     .map_or("an unknown number of events".to_owned(), |n| {
                         format!("{n} events")
                     });
                 say(&format!(
-                    "chat: room {room}: cannot recover after event {since} ({e}); rejoined without {SINCE_HEADER}: {lost} lost"
+                    "chat: room {room}: updates were lost: cannot recover after event {since} ({e}); rejoined without {SINCE_HEADER}: {lost} lost"
                 ));
             }
             Err(e) if place.joined && reconnectable(&e) => {
@@ -99,19 +105,21 @@ pub async fn chat<W: Write>(
 struct Place {
     /// The number of the last event received.
     last: Option<u64>,
+    /// The history (`room-epoch`) its numbers count in.
+    epoch: Option<String>,
     /// Whether a call ever got into the room (only then is a cut retried).
     joined: bool,
     /// Whether the last attempt got back in after a cut.
     reconnected: bool,
 }
 
-/// The headers that join `room` as `user`, resuming after event `since`,
-/// after those every call carries (`base`: a token).
+/// The headers that join `room` as `user`, resuming after event `since` of
+/// its epoch, after those every call carries (`base`: a token).
 fn join_headers(
     base: Option<&Metadata>,
     room: &str,
     user: &str,
-    since: Option<u64>,
+    since: Option<(u64, String)>,
 ) -> Result<Metadata, ClientError> {
     let mut headers = MetadataBuilder::new();
     for (key, value) in base.into_iter().flat_map(Metadata::iter) {
@@ -123,8 +131,11 @@ fn join_headers(
     if name_problem(USER_HEADER, user.as_bytes()).is_none() {
         headers.add_str(USER_HEADER, user)?;
     }
-    if let Some(since) = since {
+    if let Some((since, epoch)) = since {
         headers.add_str(SINCE_HEADER, &since.to_string())?;
+        if !epoch.is_empty() {
+            headers.add_str(EPOCH_HEADER, &epoch)?;
+        }
     }
     Ok(headers.build())
 }
@@ -162,6 +173,7 @@ async fn attempt<W: Write>(
                 None => {
                     // The headers come with the first message.
                     let headers = events.headers().await?;
+                    place.epoch = Some(header(headers, EPOCH_HEADER).unwrap_or_default());
                     let start = room_seq(headers).ok_or_else(|| {
                         ClientError::Setup(format!(
                             "the server sent no {SEQ_HEADER} header: not a room of this kind"
@@ -193,10 +205,15 @@ async fn attempt<W: Write>(
 
 /// The answer's `room-seq`.
 fn room_seq(headers: &Metadata) -> Option<u64> {
+    header(headers, SEQ_HEADER)?.parse().ok()
+}
+
+/// The answer's header `key`, as text.
+fn header(headers: &Metadata, key: &str) -> Option<String> {
     headers
         .iter()
-        .find(|(key, _)| *key == SEQ_HEADER)
-        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, value)| Some(std::str::from_utf8(value).ok()?.to_owned()))
 }
 
 /// One line on stderr (never a panic if it is closed).

@@ -254,6 +254,16 @@ impl<S: StreamFailure> StreamReply<S> {
             code,
         }
     }
+
+    /// Ends the call at once with RST_STREAM, whatever it still has queued or
+    /// in flight: for a client that stopped granting flow-control window,
+    /// whose stuck write would hold back a status forever. Counted as ended
+    /// with `code`, the status it could not be sent.
+    pub fn cut(mut self, code: RpcStatusCode) {
+        self.record.end(code);
+        // grpcio cancels a call whose sink is dropped unanswered.
+        drop(self.sink);
+    }
 }
 
 impl<T> StreamReply<DuplexSink<T>> {

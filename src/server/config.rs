@@ -159,6 +159,7 @@ impl ServerConfig {
         }
         self.check_web()?;
         self.auth.check(self.tls_client_ca.is_some())?;
+        crate::service::Rooms::check(&self.room_store)?;
         self.credentials().map(drop)
     }
 
@@ -258,6 +259,8 @@ impl ServerConfig {
             "compression": self.compression.to_string(),
             "reflection": self.reflection,
             "feed_queue": self.rooms.queue,
+            "feed_queue_bytes": self.rooms.queue_bytes,
+            "room_update_bytes": self.rooms.update_bytes,
             "max_rooms": self.rooms.max_rooms,
             "max_room_size": self.rooms.max_room_size,
             "rooms": self.room_store.to_string(),

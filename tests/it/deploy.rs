@@ -330,6 +330,101 @@ fn the_replicas_rooms_are_on_the_redis_service() {
     assert_eq!(config["rooms"], expected.as_str());
 }
 
+/// The development Redis refuses writes before its container's memory limit
+/// and never evicts a room's keys: its args give a real redis-server
+/// `maxmemory` below the limit and `noeviction`.
+#[test]
+fn the_development_redis_refuses_writes_before_its_limit_and_never_evicts() {
+    let redis = one_of("Deployment", REDIS_APP);
+    let container = &redis["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap().to_owned())
+        .collect();
+    let mebibytes = |quantity: &str| -> u64 {
+        let quantity = quantity.to_ascii_lowercase();
+        let digits: String = quantity.chars().take_while(char::is_ascii_digit).collect();
+        assert!(
+            ["mi", "mb"].contains(&&quantity[digits.len()..]),
+            "{quantity}: in MiB"
+        );
+        digits.parse().unwrap()
+    };
+    let limit = mebibytes(container["resources"]["limits"]["memory"].as_str().unwrap());
+    let port = crate::support::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = std::process::Command::new("/usr/bin/redis-server")
+        .args(&args)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server starts with the manifest's args");
+    let config = |name: &str| {
+        let mut value = None;
+        crate::support::wait_until(Duration::from_secs(30), || {
+            let output = std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "CONFIG", "GET", name])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            value = text.lines().nth(1).map(str::to_owned);
+            value.is_some()
+        });
+        value.unwrap_or_default()
+    };
+    let policy = config("maxmemory-policy");
+    let maxmemory: u64 = config("maxmemory").parse().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(policy, "noeviction");
+    assert!(
+        maxmemory > 0 && maxmemory < limit << 20,
+        "maxmemory {maxmemory} bytes, limit {limit} MiB"
+    );
+}
+
+/// redis-cluster.yaml: a StatefulSet of masters behind a headless Service
+/// (each node by its DNS name), joined by a Job; the seed-node URL its
+/// comment gives the Deployment is one the server accepts, and names every
+/// node.
+#[test]
+fn the_redis_cluster_manifest_names_the_seed_nodes_it_serves() {
+    const CLUSTER_APP: &str = "learning-messenger-redis-cluster";
+    let nodes = one_of("StatefulSet", CLUSTER_APP);
+    let service = one_of("Service", CLUSTER_APP);
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    assert_eq!(nodes["spec"]["serviceName"], service["metadata"]["name"]);
+    assert_eq!(
+        &service["spec"]["selector"],
+        &nodes["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(
+        of_app("Job", CLUSTER_APP).len(),
+        1,
+        "the Job that joins them"
+    );
+    let args = nodes["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(args.contains("--cluster-enabled yes"), "{args}");
+    let name = nodes["metadata"]["name"].as_str().unwrap();
+    let domain = service["metadata"]["name"].as_str().unwrap();
+    let port = &service["spec"]["ports"][0]["port"];
+    let count = nodes["spec"]["replicas"].as_u64().unwrap();
+    let seeds: Vec<String> = (0..count)
+        .map(|k| format!("{name}-{k}.{domain}:{port}"))
+        .collect();
+    let url = format!("redis+cluster://{}", seeds.join(","));
+    let manifest = std::fs::read_to_string(deploy_dir().join("k8s/redis-cluster.yaml")).unwrap();
+    assert!(manifest.contains(&url), "the manifest documents {url}");
+    let config = checked_config(&["--rooms".to_owned(), url.clone()]);
+    assert_eq!(config["rooms"], url.as_str());
+}
+
 /// deploy/Dockerfile's instructions, continuation lines joined.
 struct Dockerfile {
     instructions: Vec<(String, String)>,

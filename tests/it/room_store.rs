@@ -20,7 +20,7 @@ use grpcio::{
 use learning_messenger::proto::messenger::FeedUpdate;
 use learning_messenger::rpc::messenger::LearningMessengerClient;
 use messenger_lab::answers::acknowledgement;
-use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
+use messenger_lab::room::{EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 
 use crate::rooms::{own_connection, sample, wait_for_sample, Chatter, WAIT};
 use crate::support::{
@@ -36,9 +36,9 @@ const TTL_MS: &str = "5000";
 const GRACE_MS: &str = "500";
 
 /// Replicas sharing one store (or one replica with its memory store).
-struct Fleet {
+pub(crate) struct Fleet {
     redis: Option<RedisServer>,
-    replicas: Vec<ServerProcess>,
+    pub(crate) replicas: Vec<ServerProcess>,
     /// Each replica's address and metrics port, to start it again.
     places: Vec<(String, u16)>,
     flags: Vec<String>,
@@ -47,15 +47,27 @@ struct Fleet {
 impl Fleet {
     /// One replica, rooms in its memory.
     fn memory(flags: &[&str]) -> Fleet {
-        Fleet::start(None, 1, flags)
+        Fleet::start(None, None, 1, flags)
     }
 
     /// `count` replicas on one real Redis.
     fn redis(count: usize, flags: &[&str]) -> Fleet {
-        Fleet::start(Some(RedisServer::start()), count, flags)
+        let redis = RedisServer::start();
+        let url = redis.url();
+        Fleet::start(Some(redis), Some(url), count, flags)
     }
 
-    fn start(redis: Option<RedisServer>, count: usize, flags: &[&str]) -> Fleet {
+    /// `count` replicas on the store at `url` (`--rooms URL`), which the caller runs.
+    pub(crate) fn on(url: &str, count: usize, flags: &[&str]) -> Fleet {
+        Fleet::start(None, Some(url.to_owned()), count, flags)
+    }
+
+    fn start(
+        redis: Option<RedisServer>,
+        url: Option<String>,
+        count: usize,
+        flags: &[&str],
+    ) -> Fleet {
         let ttl = match flags.contains(&"--room-presence-ttl-ms") {
             true => None,
             false => Some(["--room-presence-ttl-ms", TTL_MS]),
@@ -73,8 +85,8 @@ impl Fleet {
         .chain(flags)
         .map(|flag| flag.to_string())
         .collect();
-        if let Some(redis) = &redis {
-            common.extend(["--rooms".to_owned(), redis.url()]);
+        if let Some(url) = url {
+            common.extend(["--rooms".to_owned(), url]);
         }
         let places: Vec<(String, u16)> = (1..=count)
             .map(|k| (format!("127.0.0.{k}:{}", free_port()), free_port()))
@@ -92,7 +104,7 @@ impl Fleet {
         fleet
     }
 
-    fn replica(&self, k: usize) -> ServerProcess {
+    pub(crate) fn replica(&self, k: usize) -> ServerProcess {
         let (addr, metrics) = &self.places[k];
         let name = format!("r{}", k + 1);
         let metrics = format!("127.0.0.1:{metrics}");
@@ -101,7 +113,7 @@ impl Fleet {
         ServerProcess::start_at(addr, &args)
     }
 
-    fn target(&self, k: usize) -> &str {
+    pub(crate) fn target(&self, k: usize) -> &str {
         &self.replicas[k].target
     }
 
@@ -114,7 +126,7 @@ impl Fleet {
     /// chance. The count is of participants now: wait for the notice of a
     /// leave on that replica before the next join, or the leave may cancel
     /// the join out in the count (a loaded machine delays the leave).
-    fn joining<T>(&self, k: usize, join: impl FnOnce(&str) -> T) -> T {
+    pub(crate) fn joining<T>(&self, k: usize, join: impl FnOnce(&str) -> T) -> T {
         const PARTICIPANTS: &str = "messenger_feed_participants";
         let before = self.metric(k, PARTICIPANTS);
         let participant = join(self.target(k));
@@ -123,11 +135,11 @@ impl Fleet {
         participant
     }
 
-    fn raw(&self, k: usize, room: &str, user: &str, since: Option<u64>) -> Raw {
+    pub(crate) fn raw(&self, k: usize, room: &str, user: &str, since: Option<u64>) -> Raw {
         self.joining(k, |target| Raw::join(target, room, user, since))
     }
 
-    fn rust(&self, k: usize, room: &str, user: &str) -> Chatter {
+    pub(crate) fn rust(&self, k: usize, room: &str, user: &str) -> Chatter {
         self.joining(k, |target| Chatter::rust(target, room, user, &["--json"]))
     }
 
@@ -136,7 +148,7 @@ impl Fleet {
     }
 
     /// A sample of replica `k`'s metrics.
-    fn metric(&self, k: usize, name: &str) -> f64 {
+    pub(crate) fn metric(&self, k: usize, name: &str) -> f64 {
         sample(&scrape(self.places[k].1).2, name).unwrap_or(0.0)
     }
 }
@@ -153,26 +165,40 @@ impl Drop for Fleet {
 }
 
 /// One received event: its number (the answer's room-seq + k) and `user: message`.
-type Event = (u64, String);
+pub(crate) type Event = (u64, String);
 
 /// A participant as grpcio calls: a thread reads everything it is sent,
 /// numbering it from the answer's `room-seq`, until the call ends.
-struct Raw {
-    user: String,
+pub(crate) struct Raw {
+    pub(crate) user: String,
     sink: Option<ClientDuplexSender<FeedUpdate>>,
     got: Arc<Mutex<Vec<Event>>>,
+    /// The answer's room-epoch, once it came.
+    epoch: Arc<Mutex<Option<String>>>,
     ended: Arc<Mutex<Option<Result<(), RpcStatus>>>>,
     _client: LearningMessengerClient,
 }
 
 impl Raw {
-    fn join(target: &str, room: &str, user: &str, since: Option<u64>) -> Raw {
+    pub(crate) fn join(target: &str, room: &str, user: &str, since: Option<u64>) -> Raw {
+        Raw::join_at(target, room, user, since.map(|since| (since, None)))
+    }
+
+    /// Resumes after event `since` of `epoch` (room-since and room-epoch).
+    fn resume(target: &str, room: &str, user: &str, since: u64, epoch: &str) -> Raw {
+        Raw::join_at(target, room, user, Some((since, Some(epoch))))
+    }
+
+    fn join_at(target: &str, room: &str, user: &str, since: Option<(u64, Option<&str>)>) -> Raw {
         let client = own_connection(target);
         let mut headers = MetadataBuilder::new();
         headers.add_str(ROOM_HEADER, room).unwrap();
         headers.add_str(USER_HEADER, user).unwrap();
-        if let Some(since) = since {
+        if let Some((since, epoch)) = since {
             headers.add_str(SINCE_HEADER, &since.to_string()).unwrap();
+            if let Some(epoch) = epoch {
+                headers.add_str(EPOCH_HEADER, epoch).unwrap();
+            }
         }
         let options = CallOption::default()
             .headers(headers.build())
@@ -185,14 +211,19 @@ impl Raw {
         sink.enhance_batch(true);
         let got = Arc::new(Mutex::new(Vec::new()));
         let ended = Arc::new(Mutex::new(None));
-        let (into, end) = (got.clone(), ended.clone());
+        let epoch = Arc::new(Mutex::new(None));
+        let (into, end, epoch_of) = (got.clone(), ended.clone(), epoch.clone());
         std::thread::spawn(move || {
             let outcome = block_on(async {
                 let mut next = None;
                 while let Some(update) = events.try_next().await? {
                     let seq = match next {
                         Some(seq) => seq,
-                        None => room_seq(events.headers().await?) + 1,
+                        None => {
+                            let headers = events.headers().await?;
+                            *epoch_of.lock().unwrap() = header(headers, EPOCH_HEADER);
+                            room_seq(headers) + 1
+                        }
                     };
                     next = Some(seq + 1);
                     into.lock()
@@ -210,32 +241,42 @@ impl Raw {
             user: user.to_owned(),
             sink: Some(sink),
             got,
+            epoch,
             ended,
             _client: client,
         }
     }
 
-    fn say(&mut self, text: &str) {
+    pub(crate) fn say(&mut self, text: &str) {
         let update = feed(&self.user, text);
         let sink = self.sink.as_mut().expect("still in the room");
         // A refused write means the call is over: its status is what `ended` reads.
         let _ = block_on(sink.send((update, WriteFlags::default())));
     }
 
-    fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.got.lock().unwrap().clone()
     }
 
     /// The messages of the events received, in order.
-    fn texts(&self) -> Vec<String> {
+    pub(crate) fn texts(&self) -> Vec<String> {
         self.events().into_iter().map(|(_, text)| text).collect()
     }
 
-    fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.events().last().expect("an event received").0
     }
 
-    fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
+    /// The room-epoch its answer sent.
+    fn epoch(&self) -> String {
+        self.epoch
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("an answer received")
+    }
+
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&[Event]) -> bool) {
         let ok = wait_until(WAIT, || done(&self.events()));
         assert!(
             ok,
@@ -245,18 +286,18 @@ impl Raw {
         );
     }
 
-    fn wait_for_text(&self, text: &str) {
+    pub(crate) fn wait_for_text(&self, text: &str) {
         self.wait_for(text, |events| events.iter().any(|(_, t)| t == text));
     }
 
     /// The status its call ended with, waiting up to `within` for it.
-    fn ended_within(&self, within: Duration) -> Option<Result<(), RpcStatus>> {
+    pub(crate) fn ended_within(&self, within: Duration) -> Option<Result<(), RpcStatus>> {
         wait_until(within, || self.ended.lock().unwrap().is_some());
         self.ended.lock().unwrap().clone()
     }
 
     /// Ends its updates: it leaves, and its call ends once what was queued arrived.
-    fn leave(&mut self) {
+    pub(crate) fn leave(&mut self) {
         if let Some(mut sink) = self.sink.take() {
             let _ = block_on(sink.close());
         }
@@ -264,15 +305,20 @@ impl Raw {
 }
 
 fn room_seq(headers: &grpcio::Metadata) -> u64 {
-    headers
-        .iter()
-        .find(|(key, _)| *key == SEQ_HEADER)
-        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
+    header(headers, SEQ_HEADER)
+        .and_then(|value| value.parse().ok())
         .expect("the answer carries room-seq")
 }
 
+fn header(headers: &grpcio::Metadata, key: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, value)| Some(std::str::from_utf8(value).ok()?.to_owned()))
+}
+
 /// Numbers that follow one another without a gap or a repeat.
-fn assert_contiguous(who: &str, events: &[Event]) {
+pub(crate) fn assert_contiguous(who: &str, events: &[Event]) {
     for pair in events.windows(2) {
         assert_eq!(
             pair[1].0,
@@ -285,7 +331,7 @@ fn assert_contiguous(who: &str, events: &[Event]) {
 }
 
 /// `client chat --room ROOM --user NAME --json` lines as events.
-fn json_events(lines: &[String]) -> Vec<Event> {
+pub(crate) fn json_events(lines: &[String]) -> Vec<Event> {
     lines
         .iter()
         .map(|line| {
@@ -339,7 +385,7 @@ fn python_since(stubs: &Path, target: &str, room: &str, since: u64) -> (bool, Ve
     )
 }
 
-fn one_order(fleet: &Fleet, stubs: &Path) {
+pub(crate) fn one_order(fleet: &Fleet, stubs: &Path) {
     const EACH: usize = 20;
     const ROOM: &str = "lab";
     let last = fleet.replicas.len() - 1;
@@ -430,7 +476,7 @@ fn the_memory_store_keeps_one_numbered_order() {
 
 /// ann talks on replica 0, bob (`client chat --room`) listens on the last,
 /// whose replica restarts while ann goes on talking.
-fn recovery(fleet: &mut Fleet, stubs: &Path) {
+pub(crate) fn recovery(fleet: &mut Fleet, stubs: &Path) {
     const ROOM: &str = "hall";
     let last = fleet.replicas.len() - 1;
     let mut ann = fleet.raw(0, ROOM, "ann", None);
@@ -494,7 +540,7 @@ fn a_participant_recovers_across_a_replica_restart_on_redis() {
     recovery(&mut Fleet::redis(2, &[]), stubs.path());
 }
 
-fn out_of_range(fleet: &Fleet, stubs: &Path) {
+pub(crate) fn out_of_range(fleet: &Fleet, stubs: &Path) {
     const ROOM: &str = "short";
     let mut ann = fleet.raw(0, ROOM, "ann", None);
     for i in 0..10 {
@@ -672,13 +718,19 @@ fn a_dropped_subscription_is_filled_from_history_nothing_lost_or_repeated() {
 #[test]
 fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
     let mut fleet = Fleet::redis(2, &[]);
+    store_restarted_empty(&mut fleet, |fleet| fleet.store().restart_empty());
+}
+
+/// ann (raw, replica 0) and bob (`client chat --room`, replica 1) in room
+/// "lab"; `restart` loses the room's data in the store.
+pub(crate) fn store_restarted_empty(fleet: &mut Fleet, restart: impl FnOnce(&mut Fleet)) {
     let mut ann = fleet.raw(0, "lab", "ann", None);
     let bob = fleet.rust(1, "lab", "bob");
     ann.wait_for_text("System: bob joined the room");
     ann.say("before");
     ann.wait_for_text("System: Acknowledged ann's update: before");
     let since = ann.last_seq();
-    fleet.store().restart_empty();
+    restart(fleet);
     let ended = ann.ended_within(WAIT).expect("ann's call ended");
     let status = ended.expect_err("the room's events were lost");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
@@ -714,6 +766,195 @@ fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
         json_events(lines).iter().any(|(_, t)| t == "ann: after")
     });
     back.leave();
+}
+
+/// Joins replica `k` until the replica has the store back (a join while it
+/// reconnects is UNAVAILABLE): the first call that is not refused.
+fn join_when_back(fleet: &Fleet, k: usize, room: &str, user: &str) -> Raw {
+    let mut joined = None;
+    let back = wait_until(WAIT, || {
+        let raw = Raw::join(fleet.target(k), room, user, None);
+        let refused = wait_until(Duration::from_millis(500), || {
+            raw.ended.lock().unwrap().is_some()
+        });
+        if refused {
+            return false;
+        }
+        joined = Some(raw);
+        true
+    });
+    assert!(
+        back,
+        "replica r{} never took {user} back into {room}",
+        k + 1
+    );
+    joined.unwrap()
+}
+
+/// How a resume after event `since` of `epoch` on replica `k` ends, once the
+/// replica has the store back: never UNAVAILABLE, then.
+fn resumed(fleet: &Fleet, k: usize, room: &str, user: &str, since: u64, epoch: &str) -> RpcStatus {
+    let mut outcome = None;
+    let answered = wait_until(WAIT, || {
+        let back = Raw::resume(fleet.target(k), room, user, since, epoch);
+        let ended = back.ended_within(Duration::from_secs(3));
+        let status = match ended {
+            Some(Err(status)) => status,
+            other => panic!(
+                "{user}'s resume after {since} was taken: {other:?}, {:?}",
+                back.events()
+            ),
+        };
+        let code = status.code();
+        outcome = Some(status);
+        code != RpcStatusCode::UNAVAILABLE
+    });
+    let status = outcome.unwrap();
+    assert!(answered, "still {status:?}");
+    status
+}
+
+/// What a participant received, each event named by (room-epoch, number),
+/// its acknowledgements written as the update they acknowledge.
+fn positions(raw: &Raw) -> Vec<((String, u64), String)> {
+    let epoch = raw.epoch();
+    raw.events()
+        .into_iter()
+        .map(|(seq, text)| {
+            let text = match text.strip_prefix("System: Acknowledged ") {
+                Some(ack) => ack.replacen("'s update: ", ": ", 1),
+                None => text,
+            };
+            ((epoch.clone(), seq), text)
+        })
+        .collect()
+}
+
+/// The issue's store-rewind run: Ann on replica A, Bob on replica B; Bob
+/// sends b0-b4, Redis saves a snapshot, Bob sends b5-b9; Redis is killed and
+/// comes back from the snapshot, without b5-b9. Nobody may then be given
+/// one number for two events: Ann's and Bob's calls end, their resumes are
+/// refused in words that say history was lost (from the Rust client with
+/// room-epoch and from the Python reference without it), and Cy's c0-c4
+/// reach Ann once she rejoins.
+#[test]
+fn a_store_that_comes_back_older_never_issues_a_number_twice() {
+    const ROOM: &str = "rewind";
+    let stubs = tempfile::tempdir().unwrap();
+    python_stubs(stubs.path());
+    let mut fleet = Fleet::redis(2, &[]);
+    let ann = fleet.raw(0, ROOM, "ann", None);
+    let mut bob = fleet.raw(1, ROOM, "bob", None);
+    ann.wait_for_text("System: bob joined the room");
+    for i in 0..5 {
+        bob.say(&format!("b{i}"));
+    }
+    ann.wait_for_text("bob: b4");
+    fleet.store().save();
+    for i in 5..10 {
+        bob.say(&format!("b{i}"));
+    }
+    ann.wait_for_text("bob: b9");
+    bob.wait_for_text("System: Acknowledged bob's update: b9");
+    let (since, epoch) = (ann.last_seq(), ann.epoch());
+    let (bob_since, bob_epoch) = (bob.last_seq(), bob.epoch());
+    assert_eq!(epoch, bob_epoch, "one room, one epoch");
+
+    fleet.store().restart_from_snapshot();
+    for who in [&ann, &bob] {
+        let ended = who.ended_within(WAIT).expect("the call ended");
+        let status = ended.expect_err("its events were lost");
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::UNAVAILABLE,
+            "{}: {status:?}",
+            who.user
+        );
+    }
+    // Resumes from what they had seen are refused as lost, never taken into a new run.
+    for (k, user, since) in [(0, "ann", since), (1, "bob", bob_since)] {
+        let status = resumed(&fleet, k, ROOM, user, since, &epoch);
+        assert_eq!(
+            status.code(),
+            RpcStatusCode::OUT_OF_RANGE,
+            "{user}: {status:?}"
+        );
+        assert!(status.message().contains("lost"), "{user}: {status:?}");
+    }
+    let (ok, lines, stderr) = python_since(stubs.path(), fleet.target(1), ROOM, since);
+    assert!(!ok && lines.is_empty(), "python resumed: {lines:?}");
+    assert!(
+        stderr.contains("OUT_OF_RANGE") && stderr.contains("lost"),
+        "{stderr}"
+    );
+
+    let ann_again = join_when_back(&fleet, 0, ROOM, "ann");
+    let mut cy = join_when_back(&fleet, 1, ROOM, "cy");
+    ann_again.wait_for_text("System: cy joined the room");
+    for i in 0..5 {
+        cy.say(&format!("c{i}"));
+    }
+    cy.wait_for_text("System: Acknowledged cy's update: c4");
+    ann_again.wait_for_text("cy: c4");
+    let heard: Vec<String> = ann_again
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("cy: "))
+        .collect();
+    let sent: Vec<String> = (0..5).map(|i| format!("cy: c{i}")).collect();
+    assert_eq!(heard, sent, "Ann got c0-c4, in order");
+    assert_ne!(
+        ann_again.epoch(),
+        epoch,
+        "the rewound history began a new epoch"
+    );
+
+    // Every (room-epoch, number) anyone was given names one event.
+    let mut named = std::collections::HashMap::new();
+    for who in [&ann, &bob, &ann_again, &cy] {
+        for (position, text) in positions(who) {
+            let first = named
+                .entry(position.clone())
+                .or_insert_with(|| text.clone());
+            assert_eq!(*first, text, "{position:?} was given to two events");
+        }
+    }
+}
+
+/// `client chat --room` across the same rewind: it does not carry on as if
+/// nothing happened; it says that updates were lost, and goes on in the room.
+#[test]
+fn client_chat_says_updates_were_lost_when_the_store_comes_back_older() {
+    const ROOM: &str = "rewound";
+    let mut fleet = Fleet::redis(2, &[]);
+    let mut ann = fleet.raw(0, ROOM, "ann", None);
+    let bob = fleet.rust(1, ROOM, "bob");
+    ann.wait_for_text("System: bob joined the room");
+    let heard = |text: &'static str| {
+        move |lines: &[String]| json_events(lines).iter().any(|(_, t)| t == text)
+    };
+    for i in 0..5 {
+        ann.say(&format!("a{i}"));
+    }
+    bob.wait_for("a4", heard("ann: a4"));
+    fleet.store().save();
+    for i in 5..10 {
+        ann.say(&format!("a{i}"));
+    }
+    bob.wait_for("a9", heard("ann: a9"));
+    fleet.store().restart_from_snapshot();
+    bob.wait_for("word that updates were lost", |_| {
+        bob.stderr().contains("updates were lost")
+    });
+    let said = bob.stderr();
+    assert!(said.contains("reconnecting with room-since"), "{said}");
+    let back = wait_until(WAIT, || {
+        fleet.metric(1, "messenger_feed_participants") >= 1.0
+    });
+    assert!(back, "bob did not rejoin: {}", bob.stderr());
+    let mut cy = join_when_back(&fleet, 0, ROOM, "cy");
+    cy.say("after");
+    bob.wait_for("cy's update after the rewind", heard("cy: after"));
 }
 
 #[test]
@@ -826,11 +1067,291 @@ fn a_burst_removes_neither_reader_on_redis() {
     burst(&Fleet::redis(1, &[]));
 }
 
+/// A join-and-leave storm on one replica (four threads joining and leaving
+/// at once, so the room closes and opens again and again) never leaves the
+/// room deaf there: each round, a newcomer on that replica hears the other
+/// replica's update and gets its own acknowledged.
+#[test]
+fn a_join_and_leave_storm_never_leaves_a_room_deaf() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const ROOM: &str = "storm";
+    const ROUNDS: usize = 20;
+    let fleet = Fleet::redis(2, &[]);
+    let mut ann = fleet.raw(0, ROOM, "ann", None);
+    let target = fleet.target(1).to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let storms: Vec<_> = (0..4)
+        .map(|t| {
+            let (target, stop) = (target.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let client = own_connection(&target);
+                let mut gusts = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let mut headers = MetadataBuilder::new();
+                    headers.add_str(ROOM_HEADER, ROOM).unwrap();
+                    headers.add_str(USER_HEADER, &format!("gust{t}")).unwrap();
+                    let options = CallOption::default()
+                        .headers(headers.build())
+                        .timeout(Duration::from_secs(30));
+                    let call = client
+                        .clone()
+                        .with_options(options)
+                        .collaborative_feed_async();
+                    let Ok((mut sink, mut events)) = call else {
+                        continue;
+                    };
+                    let _ = block_on(sink.close());
+                    while let Ok(Some(_)) = block_on(events.try_next()) {}
+                    gusts += 1;
+                }
+                gusts
+            })
+        })
+        .collect();
+    let joined = |ann: &Raw| {
+        ann.texts()
+            .iter()
+            .filter(|t| *t == "System: ear joined the room")
+            .count()
+    };
+    for round in 0..ROUNDS {
+        let mut ear = Raw::join(&target, ROOM, "ear", None);
+        ann.wait_for("the newcomer's join", |_| joined(&ann) > round);
+        let said = format!("round {round}");
+        ann.say(&said);
+        ear.wait_for_text(&format!("ann: {said}"));
+        ear.say("heard");
+        ear.wait_for_text("System: Acknowledged ear's update: heard");
+        ear.leave();
+        assert!(
+            matches!(ear.ended_within(WAIT), Some(Ok(()))),
+            "round {round}: {:?}",
+            ear.ended_within(Duration::ZERO)
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let gusts: Vec<usize> = storms.into_iter().map(|s| s.join().unwrap()).collect();
+    assert!(gusts.iter().all(|&n| n > 0), "the storm's joins: {gusts:?}");
+    ann.leave();
+}
+
+/// A TCP proxy in front of Redis that the test can make stop forwarding on
+/// the connections it carries now, without closing them (what a NAT's idle
+/// timeout or a partition that swallows the reset does): the subscription
+/// connections (those that sent SUBSCRIBE), or all of them. What is held
+/// stays in the kernel's buffers and goes on when released. Connections made
+/// after a stall are carried.
+struct StallingProxy {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections numbered below this are held (subscriptions only, or all).
+    held_below: Arc<std::sync::atomic::AtomicUsize>,
+    held_all: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallingProxy {
+    fn start(upstream: u16) -> StallingProxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let held_below = Arc::new(AtomicUsize::new(0));
+        let held_all = Arc::new(AtomicBool::new(false));
+        let (count, below, all) = (accepted.clone(), held_below.clone(), held_all.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let subscribed = Arc::new(AtomicBool::new(false));
+                let pipe = |from: std::net::TcpStream, to: std::net::TcpStream, watch: bool| {
+                    let (subscribed, below, all) = (subscribed.clone(), below.clone(), all.clone());
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let (mut from, mut to) = (from, to);
+                        let held = || {
+                            n < below.load(Ordering::SeqCst)
+                                && (all.load(Ordering::SeqCst) || subscribed.load(Ordering::SeqCst))
+                        };
+                        let mut buffer = [0u8; 16 * 1024];
+                        loop {
+                            while held() {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            let Ok(read) = from.read(&mut buffer) else {
+                                return;
+                            };
+                            if read == 0 {
+                                let _ = to.shutdown(std::net::Shutdown::Write);
+                                return;
+                            }
+                            let chunk = &buffer[..read];
+                            if watch
+                                && chunk
+                                    .windows(9)
+                                    .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+                            {
+                                subscribed.store(true, Ordering::SeqCst);
+                            }
+                            while held() {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            if to.write_all(chunk).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                );
+                pipe(server, client, false);
+            }
+        });
+        StallingProxy {
+            port,
+            accepted,
+            held_below,
+            held_all,
+        }
+    }
+
+    /// From now on, the subscription connections it carries (or, with
+    /// `all`, every connection it carries) forward nothing.
+    fn stall(&self, all: bool) {
+        use std::sync::atomic::Ordering;
+        self.held_all.store(all, Ordering::SeqCst);
+        let now = self.accepted.load(Ordering::SeqCst);
+        self.held_below.store(now, Ordering::SeqCst);
+    }
+
+    /// What was held goes on.
+    fn release(&self) {
+        self.held_below
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A replica whose store is behind `proxy`, with `flags`.
+fn replica_behind(proxy: &StallingProxy, flags: &[&str]) -> ServerProcess {
+    let url = proxy.url();
+    let mut args = vec![
+        "--delay-ms",
+        "0",
+        "--room-presence-ttl-ms",
+        TTL_MS,
+        "--rooms",
+        &url,
+    ];
+    args.extend(flags);
+    ServerProcess::start_at(&format!("127.0.0.2:{}", free_port()), &args)
+}
+
+/// Every connection of a replica to its store stalls while its participant
+/// has updates in flight: their round trips time out, and they are sent
+/// again on a new connection; then the stalled connection delivers the
+/// originals, late. Each update is in the room once, in the order sent.
+#[test]
+fn updates_retried_over_a_stalled_connection_keep_their_order_once() {
+    const ROOM: &str = "retry";
+    const COUNT: usize = 10;
+    let fleet = Fleet::redis(1, &[]);
+    let proxy = StallingProxy::start(fleet.redis.as_ref().unwrap().port);
+    let behind = replica_behind(&proxy, &["--room-store-grace-ms", "15000"]);
+    let bob = fleet.raw(0, ROOM, "bob", None);
+    let mut ann = Raw::join(&behind.target, ROOM, "ann", None);
+    bob.wait_for_text("System: ann joined the room");
+    ann.say("first");
+    bob.wait_for_text("ann: first");
+    proxy.stall(true);
+    for i in 0..COUNT {
+        ann.say(&format!("held {i}"));
+    }
+    let last = format!("ann: held {}", COUNT - 1);
+    bob.wait_for(&last, |events| events.iter().any(|(_, t)| *t == last));
+    proxy.release();
+    ann.say("after");
+    bob.wait_for_text("ann: after");
+    ann.wait_for_text("System: Acknowledged ann's update: after");
+    let heard: Vec<String> = bob
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("ann: "))
+        .collect();
+    let mut sent = vec!["ann: first".to_owned()];
+    sent.extend((0..COUNT).map(|i| format!("ann: held {i}")));
+    sent.push("ann: after".to_owned());
+    assert_eq!(heard, sent, "each update once, in the order sent");
+    assert_contiguous("bob", &bob.events());
+    assert!(ann.ended.lock().unwrap().is_none(), "ann's call ended");
+    let log = behind.log();
+    assert!(
+        log.contains("is unreachable"),
+        "the stall was not noticed:\n{log}"
+    );
+    ann.leave();
+}
+
+/// A replica whose subscription stops answering without closing (the
+/// proxy swallows it) finds out by its ping, connects again and fills the
+/// gap from the history: its participant gets every update, once, in order.
+#[test]
+fn a_subscription_that_goes_silent_is_found_and_its_gap_filled() {
+    const ROOM: &str = "quiet";
+    let fleet = Fleet::redis(1, &[]);
+    let proxy = StallingProxy::start(fleet.redis.as_ref().unwrap().port);
+    let quiet = replica_behind(&proxy, &["--room-store-grace-ms", GRACE_MS]);
+    let mut ann = fleet.raw(0, ROOM, "ann", None);
+    let bob = Raw::join(&quiet.target, ROOM, "bob", None);
+    ann.wait_for_text("System: bob joined the room");
+    ann.say("before");
+    bob.wait_for_text("ann: before");
+    proxy.stall(false);
+    for i in 0..10 {
+        ann.say(&format!("during {i}"));
+    }
+    ann.wait_for_text("System: Acknowledged ann's update: during 9");
+    bob.wait_for_text("ann: during 9");
+    let events = bob.events();
+    assert_contiguous("bob", &events);
+    let heard: Vec<String> = events
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.starts_with("ann: during"))
+        .collect();
+    let sent: Vec<String> = (0..10).map(|i| format!("ann: during {i}")).collect();
+    assert_eq!(heard, sent);
+    assert!(bob.ended.lock().unwrap().is_none(), "bob's call ended");
+    let log = quiet.log();
+    assert!(log.contains("no answer to a ping"), "{log}");
+    ann.leave();
+}
+
 /// `scripts/fleet.sh 2 --rooms redis`, as a user runs it: its own
 /// redis-server, and two replicas whose participants share a room; SIGTERM
 /// stops them all.
 #[test]
 fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
+    fleet_script_shares_a_room("redis", 1);
+}
+
+/// `scripts/fleet.sh 2 --rooms redis-cluster`: a local Redis Cluster of three
+/// masters instead.
+#[test]
+fn fleet_script_with_rooms_redis_cluster_shares_a_room_across_replicas() {
+    fleet_script_shares_a_room("redis-cluster", 3);
+}
+
+/// `scripts/fleet.sh 2 --rooms STORE`, whose Redis listens on `redis_nodes`
+/// ports from REDIS_PORT on.
+fn fleet_script_shares_a_room(store: &str, redis_nodes: u16) {
     use std::io::{BufRead, BufReader};
     use std::process::{Child, Command, Stdio};
 
@@ -844,11 +1365,15 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
             let _ = self.0.wait();
         }
     }
-    let (port, redis_port) = (free_port(), free_port());
+    let port = free_port();
+    let redis_port = (0..100)
+        .map(|_| free_port())
+        .find(|first| (1..redis_nodes).all(|k| port_is_free(first + k)))
+        .expect("consecutive free ports");
     let mut script = Script(
         Command::new("bash")
             .arg(crate::support::project_root().join("scripts/fleet.sh"))
-            .args(["2", "--rooms", "redis", "--delay-ms", "0"])
+            .args(["2", "--rooms", store, "--delay-ms", "0"])
             .env("PORT", port.to_string())
             .env("REDIS_PORT", redis_port.to_string())
             .env("SERVER", crate::support::SERVER_BIN)
@@ -883,13 +1408,16 @@ fn fleet_script_with_rooms_redis_shares_a_room_across_replicas() {
     });
     assert!(seen, "ann on r1 never saw bob on r2");
     drop(script);
-    for addr in [
-        format!("127.0.0.1:{port}"),
-        format!("127.0.0.1:{redis_port}"),
-    ] {
+    let redis_addrs = (0..redis_nodes).map(|k| format!("127.0.0.1:{}", redis_port + k));
+    for addr in std::iter::once(format!("127.0.0.1:{port}")).chain(redis_addrs) {
         assert!(
             std::net::TcpStream::connect(&addr).is_err(),
             "{addr} still listening after the fleet stopped"
         );
     }
+}
+
+/// Whether nobody listens on `port` of 127.0.0.1 (for a redis-server to take it).
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

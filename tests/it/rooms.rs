@@ -692,3 +692,142 @@ fn a_participant_that_never_reads_is_removed_while_the_others_go_on_in_flat_memo
     );
     wait_for_sample(metrics_port, "messenger_feed_rooms", 0.0);
 }
+
+/// A participant that stops granting HTTP/2 window (a raw h2 client that
+/// reads what frames come but never sends WINDOW_UPDATE) holds its room's
+/// senders for the lag bound and is then removed; its stream must end at
+/// once (RST_STREAM, or its status), not stay open holding its queue.
+#[test]
+fn a_removed_laggard_that_grants_no_window_is_cut_at_once() {
+    use protobuf::Message;
+    const ROOM: &str = "stall";
+    let server = TestServer::with_config(ServerConfig {
+        delay: Duration::ZERO,
+        rooms: RoomLimits {
+            queue: 16,
+            lag: Duration::from_millis(1000),
+            ..RoomLimits::default()
+        },
+        ..test_config()
+    });
+    let client = server.client();
+    let mut headers = MetadataBuilder::new();
+    headers.add_str(ROOM_HEADER, ROOM).unwrap();
+    headers.add_str(USER_HEADER, "fast").unwrap();
+    // fast is in the room first, so that it sees slow join.
+    let (mut sink, mut echoes) = client
+        .with_options(CallOption::default().headers(headers.build()))
+        .collaborative_feed_async()
+        .unwrap();
+    let saw = |echoes: &mut ClientDuplexReceiver<FeedUpdate>, text: &str| loop {
+        let update = block_on(echoes.try_next()).unwrap().expect("still open");
+        if update.message.contains(text) {
+            return;
+        }
+    };
+    block_on(sink.send((feed("fast", "here"), WriteFlags::default()))).unwrap();
+    saw(&mut echoes, "fast's update: here");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stalled_tx, stalled_rx) = mpsc::channel::<String>();
+    let target = server.target.clone();
+    // The stalled reader: joins as `slow`, takes every frame it is sent,
+    // releases no capacity (so sends no WINDOW_UPDATE), and reports how its
+    // stream ended.
+    let reader = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(&target).await.unwrap();
+            let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+            tokio::spawn(connection);
+            let mut client = client.ready().await.unwrap();
+            let request = http::Request::post(format!(
+                "http://{target}/messenger.LearningMessenger/CollaborativeFeed"
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header(ROOM_HEADER, ROOM)
+            .header(USER_HEADER, "slow")
+            .body(())
+            .unwrap();
+            let (response, _requests) = client.send_request(request, false).unwrap();
+            let mut body = response.await.unwrap().into_body();
+            let mut bytes = 0;
+            let end = loop {
+                match body.data().await {
+                    Some(Ok(chunk)) => bytes += chunk.len(),
+                    Some(Err(e)) => break format!("reset after {bytes} bytes: {e}"),
+                    None => {
+                        let trailers = body.trailers().await;
+                        break format!("ended after {bytes} bytes: {trailers:?}");
+                    }
+                }
+            };
+            let _ = stalled_tx.send(end);
+        })
+    });
+    saw(&mut echoes, "slow joined the room");
+    let big = "x".repeat(4000);
+    let sender = std::thread::spawn(move || {
+        let updates = (0..200).map(move |i| {
+            let update = feed("fast", &format!("{i} {big}"));
+            assert!(update.compute_size() < 64 << 10);
+            Ok((update, WriteFlags::default()))
+        });
+        let sent = block_on(sink.send_all(&mut stream::iter(updates)));
+        (sent, sink)
+    });
+    // Past 64 KiB of window and 16 queued updates, `slow` stops everything
+    // for the lag bound, then is removed.
+    saw(&mut echoes, "slow was removed from the room");
+    let removed = std::time::Instant::now();
+    let ended = stalled_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the removed participant's stream ended");
+    let took = removed.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "ended {took:?} after the removal: {ended}"
+    );
+    let (sent, mut sink) = sender.join().unwrap();
+    sent.expect("the sender went on");
+    let _ = block_on(sink.close());
+    reader.join().unwrap();
+}
+
+/// A room takes updates of at most --room-update-bytes (64 KiB by default):
+/// a larger one ends its call with RESOURCE_EXHAUSTED saying the limit,
+/// while the echo without a room still takes it (--max-message-bytes).
+#[test]
+fn a_room_update_past_its_byte_limit_is_resource_exhausted_and_the_echo_keeps_its_own() {
+    let server = TestServer::start();
+    let client = server.client();
+    let big = "x".repeat(100 << 10);
+    let mut headers = MetadataBuilder::new();
+    headers.add_str(ROOM_HEADER, "bytes").unwrap();
+    headers.add_str(USER_HEADER, "ann").unwrap();
+    let (mut sink, mut updates) = client
+        .with_options(CallOption::default().headers(headers.build()))
+        .collaborative_feed_async()
+        .unwrap();
+    let _ = block_on(sink.send((feed("ann", &big), WriteFlags::default())));
+    let status = failure(block_on(async {
+        while updates.try_next().await?.is_some() {}
+        Ok::<(), grpcio::Error>(())
+    }));
+    assert_eq!(
+        status.code(),
+        RpcStatusCode::RESOURCE_EXHAUSTED,
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("--room-update-bytes"),
+        "{status:?}"
+    );
+    let (mut sink, mut echoes) = server.client().collaborative_feed_async().unwrap();
+    block_on(sink.send((feed("ann", &big), WriteFlags::default()))).unwrap();
+    let echo = block_on(echoes.try_next()).unwrap().expect("an echo");
+    assert_eq!(echo.message, acknowledgement("ann", &big));
+    let _ = block_on(sink.close());
+}

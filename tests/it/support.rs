@@ -589,28 +589,46 @@ pub(crate) fn node(script: &str, args: &[&str]) -> Command {
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
 /// A real redis-server on a free loopback port, its files in a temporary
-/// directory and nothing saved (a restart loses its data); stopped on drop.
+/// directory and nothing saved unless a test asks (`SAVE`: a restart then
+/// comes back with that snapshot); stopped on drop.
 pub(crate) struct RedisServer {
     child: Child,
     pub(crate) port: u16,
     dir: tempfile::TempDir,
+    /// Its flags beyond the port and its directory, and how redis-cli reaches it.
+    flags: Vec<String>,
+    cli: Vec<String>,
 }
 
 impl RedisServer {
     pub(crate) fn start() -> RedisServer {
+        RedisServer::start_with(|port| (vec!["--port".into(), port.to_string()], vec![]))
+    }
+
+    /// A redis-server with the flags `setup` gives for its port, and the
+    /// flags redis-cli needs to reach it (a password, TLS).
+    pub(crate) fn start_with(setup: impl FnOnce(u16) -> (Vec<String>, Vec<String>)) -> RedisServer {
         assert!(
             std::path::Path::new(REDIS_SERVER).exists(),
             "{REDIS_SERVER} is missing: run `bash scripts/bootstrap.sh` (it installs redis-server)"
         );
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
-        let child = RedisServer::spawn(port, dir.path());
-        RedisServer { child, port, dir }
+        let (flags, cli) = setup(port);
+        let child = RedisServer::spawn(port, dir.path(), &flags, &cli);
+        RedisServer {
+            child,
+            port,
+            dir,
+            flags,
+            cli,
+        }
     }
 
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    fn spawn(port: u16, dir: &std::path::Path, flags: &[String], cli: &[String]) -> Child {
         let mut child = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(flags)
+            .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(dir)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -620,7 +638,11 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         let answers = wait_until(Duration::from_secs(30), || {
-            redis_command(port, &["PING"]).is_ok_and(|reply| reply == "+PONG")
+            let mut ping = Command::new("redis-cli");
+            ping.args(["-p", &port.to_string()]).args(cli).arg("PING");
+            ping.stdin(Stdio::null())
+                .output()
+                .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "PONG")
         });
         if !answers {
             let _ = child.kill();
@@ -639,7 +661,26 @@ impl RedisServer {
     pub(crate) fn restart_empty(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = RedisServer::spawn(self.port, self.dir.path());
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
+        self.child = RedisServer::spawn(self.port, self.dir.path(), &self.flags, &self.cli);
+    }
+
+    /// Writes a snapshot of its data now (`SAVE`).
+    pub(crate) fn save(&self) {
+        let reply = redis_command(self.port, &["SAVE"]).expect("SAVE answered");
+        assert_eq!(reply, "+OK", "SAVE");
+    }
+
+    /// Kills it (SIGKILL: nothing more is saved) and starts it again on the
+    /// same port from its last snapshot: what came after it is lost.
+    pub(crate) fn restart_from_snapshot(&mut self) {
+        assert!(
+            self.dir.path().join("dump.rdb").exists(),
+            "no snapshot: call save() first"
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = RedisServer::spawn(self.port, self.dir.path(), &self.flags, &self.cli);
     }
 
     /// SIGSTOP: it keeps its connections but answers nothing.
@@ -668,6 +709,227 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A real Redis Cluster on loopback: `masters` redis-server processes with
+/// `--cluster-enabled yes`, joined by `redis-cli --cluster create`, and any
+/// replicas added later. Each node keeps its cluster config in its own
+/// directory (a node restarted keeps its slots) but no data.
+pub(crate) struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    child: Child,
+    port: u16,
+    /// The cluster bus's port (else PORT + 10000, which nobody reserved).
+    bus: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub(crate) fn start(masters: usize) -> RedisCluster {
+        let nodes: Vec<ClusterNode> = (0..masters).map(|_| ClusterNode::start()).collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let created = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node says the cluster is ok (all slots served).
+    pub(crate) fn wait_ok(&self) {
+        for node in &self.nodes {
+            let ok = wait_until(Duration::from_secs(60), || {
+                redis_info(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            });
+            assert!(ok, "node {} never saw the cluster ok", node.port);
+        }
+    }
+
+    /// `redis+cluster://` with every master as a seed node.
+    pub(crate) fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .masters()
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The ports of the nodes that are masters now.
+    pub(crate) fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|node| node.port)
+            .filter(|port| redis_info(*port, &["ROLE"]).starts_with("master"))
+            .collect()
+    }
+
+    /// The node (port) whose sharded channels include `channel`.
+    pub(crate) fn node_with_channel(&self, channel: &str) -> Option<u16> {
+        self.nodes.iter().map(|node| node.port).find(|port| {
+            redis_info(*port, &["PUBSUB", "SHARDCHANNELS"])
+                .lines()
+                .any(|line| line == channel)
+        })
+    }
+
+    /// Kills the node on `port` and starts it again, empty but with its
+    /// cluster config (its slots); waits until the cluster is ok again.
+    pub(crate) fn restart_empty(&mut self, port: u16) {
+        let node = self.node(port);
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+        node.child = ClusterNode::spawn(node.port, node.bus, node.dir.path());
+        self.wait_ok();
+    }
+
+    /// Adds a replica of the master on `master`; returns its port.
+    pub(crate) fn add_replica(&mut self, master: u16) -> u16 {
+        let replica = ClusterNode::start();
+        let port = replica.port;
+        let id = redis_info(master, &["CLUSTER", "MYID"]);
+        let added = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{master}"))
+            .args(["--cluster-slave", "--cluster-master-id", id.trim()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            added.status.success(),
+            "redis-cli --cluster add-node failed: {}",
+            String::from_utf8_lossy(&added.stdout)
+        );
+        self.nodes.push(replica);
+        let synced = wait_until(Duration::from_secs(60), || {
+            redis_info(port, &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        assert!(synced, "the replica on {port} never synced with {master}");
+        self.wait_ok();
+        port
+    }
+
+    /// `CLUSTER FAILOVER` on the replica on `replica`: it becomes the master
+    /// of its shard, and the old master its replica; waits until it is so.
+    pub(crate) fn fail_over_to(&self, replica: u16) {
+        let reply = redis_command(replica, &["CLUSTER", "FAILOVER"]).expect("the replica answers");
+        assert_eq!(reply, "+OK");
+        let promoted = wait_until(Duration::from_secs(60), || {
+            redis_info(replica, &["ROLE"]).starts_with("master")
+        });
+        assert!(promoted, "the replica on {replica} was not promoted");
+        self.wait_ok();
+    }
+
+    /// Moves the hash slot of `key` to the master on `to`, its keys with it
+    /// (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), as
+    /// `redis-cli --cluster reshard` does; returns the master it left.
+    pub(crate) fn move_slot_of(&self, key: &str, to: u16) -> u16 {
+        let slot = redis_info(to, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .to_owned();
+        let from = self
+            .masters()
+            .into_iter()
+            .find(|port| redis_info(*port, &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim() != "0")
+            .expect("a master holds the slot's keys");
+        assert_ne!(from, to, "the slot is on {to} already");
+        let id = |port: u16| redis_info(port, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |port: u16, args: &[&str]| {
+            let reply = redis_info(port, args);
+            assert_eq!(reply.trim(), "OK", "{args:?} on {port}");
+        };
+        ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        let keys = redis_info(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
+        if !keys.is_empty() {
+            let port = to.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys.iter());
+            ok(from, &migrate);
+        }
+        for port in self.masters() {
+            ok(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        }
+        self.wait_ok();
+        from
+    }
+
+    fn node(&mut self, port: u16) -> &mut ClusterNode {
+        self.nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .expect("a node of the cluster")
+    }
+}
+
+impl ClusterNode {
+    fn start() -> ClusterNode {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (port, bus) = (free_port(), free_port());
+        let child = ClusterNode::spawn(port, bus, dir.path());
+        ClusterNode {
+            child,
+            port,
+            bus,
+            dir,
+        }
+    }
+
+    fn spawn(port: u16, bus: u16, dir: &std::path::Path) -> Child {
+        let flags = [
+            "--port",
+            &port.to_string(),
+            "--cluster-port",
+            &bus.to_string(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ]
+        .map(str::to_owned);
+        RedisServer::spawn(port, dir, &flags, &[])
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+/// `redis-cli -p PORT ARGS...`: the whole reply, one item a line ('' if it fails).
+pub(crate) fn redis_info(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// One Redis command over RESP; the first line of its reply.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use messenger_lab::answers::acknowledge;
+use protobuf::Message;
 
 use crate::proto::messenger::FeedUpdate;
 
@@ -17,9 +18,21 @@ pub(crate) struct Event {
     /// Who sent it; None for the server's notices.
     pub(crate) sender: Option<ParticipantId>,
     pub(crate) update: FeedUpdate,
+    /// Its update's encoded size: what it costs a queue that holds it.
+    pub(crate) bytes: usize,
 }
 
 impl Event {
+    pub(crate) fn new(seq: u64, sender: Option<ParticipantId>, update: FeedUpdate) -> Event {
+        let bytes = update.compute_size() as usize;
+        Event {
+            seq,
+            sender,
+            update,
+            bytes,
+        }
+    }
+
     /// What participant `me` receives for it: its own update comes back as
     /// the acknowledgement, in the update's place.
     pub(crate) fn delivery(&self, me: &str) -> FeedUpdate {

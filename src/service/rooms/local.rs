@@ -10,6 +10,7 @@ use futures::channel::oneshot;
 use grpcio::{RpcStatus, RpcStatusCode};
 use messenger_lab::room;
 
+use super::epoch::Position;
 use super::event::{ParticipantId, SharedEvent};
 use super::gate::Gate;
 use super::mailbox::{mailbox, Deliveries, Mailbox, Pushed};
@@ -41,6 +42,10 @@ pub(crate) struct Seat {
     pub(crate) id: ParticipantId,
     /// `room-seq`: the number of the last event before its first delivery.
     pub(crate) start: u64,
+    /// `room-epoch`: the history `start` counts in.
+    pub(crate) epoch: String,
+    /// The largest update its room takes.
+    pub(crate) update_bytes: usize,
     pub(crate) deliveries: Deliveries,
     pub(crate) ended: oneshot::Receiver<RpcStatus>,
 }
@@ -79,21 +84,17 @@ impl LocalRoom {
     }
 
     /// Seats participant `id`, whose first deliveries are `backlog`, the
-    /// events numbered after `start`; then every later one as it comes.
+    /// events numbered after `start` (in `epoch`); then every later one as it comes.
     pub(crate) fn seat(
         &mut self,
         id: ParticipantId,
         name: Option<String>,
-        start: u64,
+        start: Position,
         backlog: Vec<SharedEvent>,
     ) -> Seat {
+        let Position { epoch, seq: start } = start;
         let backlog_len = backlog.len() as u64;
-        let (mailbox, deliveries) = mailbox(
-            self.gate.clone(),
-            self.limits.queue,
-            self.limits.hard_queue(),
-            backlog,
-        );
+        let (mailbox, deliveries) = mailbox(self.gate.clone(), self.limits.queue_bounds(), backlog);
         let (ended_tx, ended) = oneshot::channel();
         self.members.push(Member {
             id: id.clone(),
@@ -105,6 +106,8 @@ impl LocalRoom {
         Seat {
             id,
             start,
+            epoch,
+            update_bytes: self.limits.update_bytes,
             deliveries,
             ended,
         }

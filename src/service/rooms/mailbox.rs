@@ -1,9 +1,9 @@
 //! A participant's queue of events to write, shared by its room (which
-//! pushes) and its call's writer (which takes). Past `queue` events it is
-//! full: the room's gate closes and the time is noted, and the room removes
-//! the participant if it stays full for longer than the lag bound or its
-//! queue reaches the hard bound (senders on other replicas cannot be made to
-//! wait).
+//! pushes) and its call's writer (which takes). Past `queue` events or
+//! `queue_bytes` bytes of updates it is full: the room's gate closes and the
+//! time is noted, and the room removes the participant if it stays full for
+//! longer than the lag bound or its queue reaches the hard bound, in events
+//! or in bytes (senders on other replicas cannot be made to wait).
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -19,6 +19,8 @@ use super::gate::Gate;
 
 struct State {
     events: VecDeque<SharedEvent>,
+    /// The bytes of the events queued.
+    bytes: usize,
     writer: Option<Waker>,
     /// Since when it has been full; None while it is not.
     full_since: Option<Instant>,
@@ -29,8 +31,23 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     gate: Arc<Gate>,
-    queue: usize,
-    hard: usize,
+    bounds: Bounds,
+}
+
+impl Shared {
+    fn is_full(&self, state: &State) -> bool {
+        state.events.len() >= self.bounds.queue || state.bytes >= self.bounds.queue_bytes
+    }
+}
+
+/// How much a queue holds: full past `queue` events or `queue_bytes` bytes,
+/// refused past `hard` events or `hard_bytes` bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub(crate) queue: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) hard: usize,
+    pub(crate) hard_bytes: usize,
 }
 
 /// The room's end of a participant's queue.
@@ -52,24 +69,30 @@ pub(crate) enum Pushed {
     },
 }
 
-/// A participant's queue of at most `queue` events before it counts as full
-/// (at least 1) and `hard` in all, its writer's end first delivering `backlog`.
+/// A participant's queue within `bounds` (at least one event before it is
+/// full), its writer's end first delivering `backlog`.
 pub(crate) fn mailbox(
     gate: Arc<Gate>,
-    queue: usize,
-    hard: usize,
+    bounds: Bounds,
     backlog: Vec<SharedEvent>,
 ) -> (Mailbox, Deliveries) {
+    let queue = bounds.queue.max(1);
+    let queue_bytes = bounds.queue_bytes.max(1);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             events: VecDeque::new(),
+            bytes: 0,
             writer: None,
             full_since: None,
             closed: false,
         }),
         gate,
-        queue: queue.max(1),
-        hard: hard.max(queue.max(1)),
+        bounds: Bounds {
+            queue,
+            queue_bytes,
+            hard: bounds.hard.max(queue),
+            hard_bytes: bounds.hard_bytes.max(queue_bytes),
+        },
     });
     let deliveries = Deliveries {
         backlog: backlog.into(),
@@ -86,11 +109,13 @@ impl Mailbox {
             return Pushed::Queued;
         }
         let behind = state.events.len();
-        if behind >= shared.hard {
+        let bounds = &shared.bounds;
+        if behind >= bounds.hard || (behind > 0 && state.bytes + event.bytes > bounds.hard_bytes) {
             return Pushed::Overflowing { behind };
         }
+        state.bytes += event.bytes;
         state.events.push_back(event);
-        if behind + 1 == shared.queue {
+        if state.full_since.is_none() && shared.is_full(&state) {
             state.full_since = Some(Instant::now());
             shared.gate.close_one();
         }
@@ -118,6 +143,7 @@ impl Mailbox {
         state.closed = true;
         if discard {
             state.events.clear();
+            state.bytes = 0;
         }
         // A participant that leaves holds no sender back.
         if state.full_since.take().is_some() {
@@ -147,7 +173,8 @@ impl Stream for Deliveries {
         let mut state = shared.state.lock();
         match state.events.pop_front() {
             Some(event) => {
-                if state.events.len() < shared.queue && state.full_since.take().is_some() {
+                state.bytes -= event.bytes;
+                if !shared.is_full(&state) && state.full_since.take().is_some() {
                     shared.gate.open_one();
                 }
                 Poll::Ready(Some(event))
@@ -168,11 +195,27 @@ mod tests {
     use futures::StreamExt;
 
     fn event(seq: u64) -> SharedEvent {
-        Arc::new(Event {
-            seq,
-            sender: None,
-            update: Default::default(),
-        })
+        Arc::new(Event::new(seq, None, Default::default()))
+    }
+
+    /// An event whose update is `bytes` long, encoded.
+    fn sized(seq: u64, bytes: usize) -> SharedEvent {
+        let update = crate::proto::messenger::FeedUpdate {
+            message: "x".repeat(bytes - 3),
+            ..Default::default()
+        };
+        let event = Event::new(seq, None, update);
+        assert_eq!(event.bytes, bytes);
+        Arc::new(event)
+    }
+
+    fn counted(queue: usize, hard: usize) -> Bounds {
+        Bounds {
+            queue,
+            queue_bytes: usize::MAX,
+            hard,
+            hard_bytes: usize::MAX,
+        }
     }
 
     fn next(deliveries: &mut Deliveries) -> Option<u64> {
@@ -184,7 +227,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_the_gate_until_it_drains_and_the_hard_bound_refuses() {
         let gate = Arc::new(Gate::default());
-        let (mailbox, mut deliveries) = mailbox(gate.clone(), 2, 3, vec![event(1)]);
+        let (mailbox, mut deliveries) = mailbox(gate.clone(), counted(2, 3), vec![event(1)]);
         assert_eq!(mailbox.push(event(2)), Pushed::Queued);
         assert!(gate.is_open());
         assert_eq!(mailbox.push(event(3)), Pushed::Queued);
@@ -204,10 +247,36 @@ mod tests {
     #[test]
     fn a_full_participant_that_leaves_opens_the_gate() {
         let gate = Arc::new(Gate::default());
-        let (mailbox, _deliveries) = mailbox(gate.clone(), 1, 2, Vec::new());
+        let (mailbox, _deliveries) = mailbox(gate.clone(), counted(1, 2), Vec::new());
         mailbox.push(event(1));
         assert!(!gate.is_open());
         drop(mailbox);
+        assert!(gate.is_open());
+    }
+
+    #[test]
+    fn bytes_fill_a_queue_and_bound_it_however_few_the_events() {
+        let gate = Arc::new(Gate::default());
+        let bounds = Bounds {
+            queue: 1000,
+            queue_bytes: 200,
+            hard: 1000,
+            hard_bytes: 450,
+        };
+        let (mailbox, mut deliveries) = mailbox(gate.clone(), bounds, Vec::new());
+        assert_eq!(mailbox.push(sized(1, 150)), Pushed::Queued);
+        assert!(gate.is_open());
+        assert_eq!(mailbox.push(sized(2, 140)), Pushed::Queued);
+        assert!(!gate.is_open(), "290 bytes waiting: full");
+        assert_eq!(mailbox.push(sized(3, 140)), Pushed::Queued);
+        assert_eq!(
+            mailbox.push(sized(4, 140)),
+            Pushed::Overflowing { behind: 3 },
+            "570 bytes would pass the hard bound"
+        );
+        assert_eq!(next(&mut deliveries), Some(1));
+        assert!(!gate.is_open(), "280 bytes still waiting");
+        assert_eq!(next(&mut deliveries), Some(2));
         assert!(gate.is_open());
     }
 }

@@ -14,6 +14,7 @@ use log::debug;
 use messenger_lab::room::{self, Recovery};
 
 use super::counters::Counters;
+use super::epoch::{self, Position};
 use super::event::{Event, ParticipantId, SharedEvent};
 use super::gate::Gate;
 use super::local::{LocalRoom, Removed};
@@ -37,6 +38,8 @@ struct Registry {
 }
 
 struct MemoryRoom {
+    /// Its history's epoch: a room forgotten and begun again gets a new one.
+    epoch: String,
     /// Numbers start after this one.
     base: u64,
     /// The number of the room's newest event.
@@ -98,6 +101,7 @@ impl MemoryStore {
             None => {
                 let base = first_number();
                 let room = Arc::new(Mutex::new(MemoryRoom {
+                    epoch: epoch::fresh(),
                     base,
                     last: base,
                     history: VecDeque::new(),
@@ -113,6 +117,9 @@ impl MemoryStore {
         let mut state = room.lock();
         let mut backlog = Vec::new();
         if let Some(since) = request.since {
+            if request.epoch.as_ref().is_some_and(|e| *e != state.epoch) {
+                return Err(out_of_range(&request, Recovery::OtherEpoch));
+            }
             let oldest = state.history.front().map_or(state.last + 1, |e| e.seq);
             recovery(since, state.base, oldest, state.last)
                 .map_err(|why| out_of_range(&request, why))?;
@@ -144,7 +151,10 @@ impl MemoryStore {
                 backlog.push(joined);
             }
         }
-        let start = request.since.unwrap_or(state.last);
+        let start = Position {
+            epoch: state.epoch.clone(),
+            seq: request.since.unwrap_or(state.last),
+        };
         let seat = state
             .local
             .seat(id.clone(), request.user.clone(), start, backlog);
@@ -215,11 +225,7 @@ impl MemoryRoom {
 
     fn number(&mut self, sender: Option<ParticipantId>, update: FeedUpdate) -> SharedEvent {
         self.last += 1;
-        let event = Arc::new(Event {
-            seq: self.last,
-            sender,
-            update,
-        });
+        let event = Arc::new(Event::new(self.last, sender, update));
         if self.history.len() == self.limit {
             self.history.pop_front();
         }
@@ -324,6 +330,7 @@ mod tests {
             room: "lab".into(),
             user: user.map(Into::into),
             since,
+            epoch: None,
         }))
     }
 
@@ -427,9 +434,27 @@ mod tests {
             room: "new".into(),
             user: None,
             since: Some(1),
+            epoch: None,
         });
         let status = block_on(fresh).err().unwrap();
         assert!(status.message().contains("keeps no history"), "{status:?}");
+        // A position from another history is refused as lost, never read into this one.
+        let other = store.clone().join(JoinRequest {
+            room: "lab".into(),
+            user: None,
+            since: Some(start + 5),
+            epoch: Some("0123abcd".into()),
+        });
+        let status = block_on(other).err().unwrap();
+        assert_eq!(status.code(), RpcStatusCode::OUT_OF_RANGE);
+        assert!(status.message().contains("was lost"), "{status:?}");
+        let same = store.clone().join(JoinRequest {
+            room: "lab".into(),
+            user: None,
+            since: Some(start + 5),
+            epoch: Some(back.seat.epoch.clone()),
+        });
+        assert!(block_on(same).is_ok());
     }
 
     #[test]
@@ -490,6 +515,7 @@ mod tests {
             room: "b".into(),
             user: None,
             since: None,
+            epoch: None,
         });
         let too_many = block_on(other).err().unwrap();
         assert!(

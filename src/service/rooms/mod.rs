@@ -16,9 +16,11 @@
 //!
 //! - `request`: what a call asks for in its headers; where a participant's name is decided.
 //! - `participate`: a participant's call, from its join to its end.
-//! - `event`, `counters`, `settings`: events, metrics, limits.
+//! - `epoch`: which run of numbers a position counts in.
+//! - `event`, `counters`, `settings`, `store_addr`: events, metrics, limits, `--rooms`.
 
 mod counters;
+mod epoch;
 mod event;
 mod gate;
 mod local;
@@ -29,6 +31,7 @@ mod redis;
 mod request;
 mod settings;
 mod store;
+mod store_addr;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +46,11 @@ use store::{Joined, RoomStore};
 pub(crate) use participate::take_part;
 pub(crate) use request::{requested_room, JoinRequest};
 pub use settings::{
-    RoomLimits, RoomStoreAddr, DEFAULT_FEED_QUEUE, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOM_SIZE,
-    DEFAULT_PRESENCE_TTL, DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG, DEFAULT_ROOM_LINGER,
-    DEFAULT_STORE_GRACE,
+    RoomLimits, DEFAULT_FEED_QUEUE, DEFAULT_FEED_QUEUE_BYTES, DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_ROOM_SIZE, DEFAULT_PRESENCE_TTL, DEFAULT_ROOM_HISTORY, DEFAULT_ROOM_LAG,
+    DEFAULT_ROOM_LINGER, DEFAULT_ROOM_UPDATE_BYTES, DEFAULT_STORE_GRACE,
 };
+pub use store_addr::{RedisAddr, RedisTlsFiles, RoomStoreAddr};
 
 /// The rooms of one server, shared by every call on every completion queue.
 #[derive(Clone)]
@@ -69,10 +73,19 @@ impl Rooms {
     ) -> Result<Rooms, String> {
         match store {
             RoomStoreAddr::Memory => Ok(Rooms::new(limits, metrics)),
-            RoomStoreAddr::Redis(url) => {
-                let store = redis::RedisStore::open(url, limits, Counters::new(metrics))?;
+            RoomStoreAddr::Redis(addr) => {
+                let store = redis::RedisStore::open(addr, limits, Counters::new(metrics))?;
                 Ok(Rooms(Arc::new(store)))
             }
+        }
+    }
+
+    /// What can be checked of `store` without reaching it (`--check-config`):
+    /// a Redis's TLS files.
+    pub fn check(store: &RoomStoreAddr) -> Result<(), String> {
+        match store {
+            RoomStoreAddr::Memory => Ok(()),
+            RoomStoreAddr::Redis(addr) => redis::check(addr),
         }
     }
 

@@ -9,18 +9,24 @@ use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{RpcStatus, WriteFlags};
+use log::debug;
+use std::time::Duration;
 
 use messenger_lab::answers::FEED_ECHO_USER;
 
 use super::local::until;
 use super::request::invalid;
-use super::store::{Joined, Place};
+use super::store::{exhausted, Joined, Place};
 use crate::auth::room_access::Speaker;
 use crate::proto::messenger::FeedUpdate;
 use crate::rpc::{DuplexReply, Requests};
 use crate::service::outcome::{log_outcome, reject};
+use protobuf::Message;
 
 const METHOD: &str = "CollaborativeFeed";
+/// How long a call the room ended may take to finish its write in flight
+/// before it is cut instead of getting its status.
+const FLUSH_WITHIN: Duration = Duration::from_millis(200);
 
 /// How a participant's call came to an end.
 enum Ended {
@@ -44,14 +50,16 @@ pub(crate) async fn take_part(
     mut sink: DuplexReply<FeedUpdate>,
 ) {
     let Joined { seat, place } = joined;
+    let most = seat.update_bytes;
     sink.add_header(messenger_lab::room::SEQ_HEADER, &seat.start.to_string());
+    sink.add_header(messenger_lab::room::EPOCH_HEADER, &seat.epoch);
     let me = seat.id.clone();
     let mut deliveries = seat
         .deliveries
         .map(move |event| Ok((event.delivery(&me), WriteFlags::default())));
     let ended = {
         let reader = async {
-            let read = read_updates(&*place, &speaker, &mut updates).await;
+            let read = read_updates(&*place, &speaker, most, &mut updates).await;
             place.leave();
             read
         };
@@ -73,7 +81,22 @@ pub(crate) async fn take_part(
     place.leave();
     drop(place);
     match ended {
-        Ended::Ended(status) => log_outcome(METHOD, sink.fail(status).await),
+        Ended::Ended(status) => {
+            // Its queue was dropped, but a write may still be stuck in HTTP/2
+            // flow control (a client that stopped granting window), and the
+            // status would wait behind it forever: then the call is cut
+            // (RST_STREAM), so that a stalled client holds nothing.
+            let flushed = matches!(
+                future::select(Box::pin(sink.flush()), Delay::new(FLUSH_WITHIN)).await,
+                Either::Left(_)
+            );
+            if flushed {
+                log_outcome(METHOD, sink.fail(status).await);
+            } else {
+                debug!("{METHOD}: cut (its writes were stuck): {status:?}");
+                sink.cut(status.code());
+            }
+        }
         Ended::Finished { read: Err(e), .. } => reject(METHOD, e, |status| sink.fail(status)).await,
         Ended::Finished {
             read: Ok(()),
@@ -91,12 +114,13 @@ pub(crate) async fn take_part(
 const PUBLISHING: usize = 32;
 
 /// Reads the participant's updates into the room until they end, each only
-/// while the room's gate is open; a refused update (the server's name, or
-/// not the authenticated `speaker`'s) or a failed publish ends the call with
-/// its status.
+/// while the room's gate is open; a refused update (the server's name, not
+/// the authenticated `speaker`'s, or larger than `most` bytes) or a failed
+/// publish ends the call with its status.
 async fn read_updates(
     place: &dyn Place,
     speaker: &Speaker,
+    most: usize,
     updates: &mut Requests<FeedUpdate>,
 ) -> grpcio::Result<()> {
     let failed = |status| Err(grpcio::Error::RpcFailure(status));
@@ -122,7 +146,7 @@ async fn read_updates(
             None => {}
             Some(Ok(Some(update))) => match speaker.speaks(update) {
                 Err(refusal) => return failed(refusal),
-                Ok(update) => match refused(&update) {
+                Ok(update) => match refused(&update, most) {
                     Some(refusal) => return failed(refusal),
                     None => sending.push_back(place.publish(update)),
                 },
@@ -141,11 +165,18 @@ async fn read_updates(
 }
 
 /// Why `update` cannot go into a room: the user `System` is the server's, so
-/// that its notices cannot be forged.
-fn refused(update: &FeedUpdate) -> Option<RpcStatus> {
-    (update.user == FEED_ECHO_USER).then(|| {
-        invalid(format!(
+/// that its notices cannot be forged; and every participant's queue and the
+/// room's history hold it, so it may be at most `most` bytes.
+fn refused(update: &FeedUpdate, most: usize) -> Option<RpcStatus> {
+    if update.user == FEED_ECHO_USER {
+        return Some(invalid(format!(
             "the user name {FEED_ECHO_USER} is the server's in a room"
+        )));
+    }
+    let size = update.compute_size() as usize;
+    (size > most).then(|| {
+        exhausted(format!(
+            "a room update may be {most} bytes (--room-update-bytes); this one is {size}"
         ))
     })
 }

@@ -3,8 +3,9 @@
 //! participant's name is decided.
 
 use grpcio::{Metadata, RpcStatus, RpcStatusCode};
-use messenger_lab::room::{name_problem, ROOM_HEADER, SINCE_HEADER, USER_HEADER};
+use messenger_lab::room::{name_problem, EPOCH_HEADER, ROOM_HEADER, SINCE_HEADER, USER_HEADER};
 
+use super::epoch;
 use crate::auth::room_access::{self, Speaker};
 use crate::auth::Caller;
 use crate::proto::messenger::FeedUpdate;
@@ -17,6 +18,8 @@ pub(crate) struct JoinRequest {
     pub(crate) user: Option<String>,
     /// `room-since`: deliver every event after this one first.
     pub(crate) since: Option<u64>,
+    /// `room-epoch`: the history `since` counts in (None: not checked).
+    pub(crate) epoch: Option<String>,
 }
 
 /// The room `caller` asks to join, if any, and whom its updates may speak
@@ -46,12 +49,30 @@ pub(crate) fn requested_room(
                 })
         })
         .transpose()?;
+    let epoch = match header(headers, EPOCH_HEADER)? {
+        None => None,
+        Some(_) if since.is_none() => {
+            return Err(invalid(format!(
+            "{EPOCH_HEADER} goes with {SINCE_HEADER}: it names the history that position counts in"
+        )))
+        }
+        Some(value) if epoch::well_formed(value) => {
+            Some(String::from_utf8_lossy(value).into_owned())
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{EPOCH_HEADER} must be what a {} answer sent: 1 to 64 letters and digits",
+                messenger_lab::room::SEQ_HEADER
+            )))
+        }
+    };
     let room = String::from_utf8_lossy(room).into_owned();
     let participant = room_access::admit(caller, &room, user.map(str::to_owned))?;
     let request = JoinRequest {
         room,
         user: participant_name(participant.name.as_deref(), None),
         since,
+        epoch,
     };
     Ok(Some((request, participant.speaker)))
 }
@@ -114,14 +135,31 @@ mod tests {
             JoinRequest {
                 room: "lab".into(),
                 user: None,
-                since: Some(42)
+                since: Some(42),
+                epoch: None,
             }
         );
+        let (request, _) = requested(&[
+            ("room", "lab"),
+            ("room-since", "42"),
+            ("room-epoch", "ab12"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(request.epoch.as_deref(), Some("ab12"));
         for (pairs, why) in [
             (&[("room", "lab"), ("room-since", "-1")][..], "event number"),
             (&[("room", "lab"), ("room-since", "x")][..], "event number"),
             (&[("room", "a"), ("room", "b")][..], "more than one room"),
             (&[("room", "")][..], "empty"),
+            (
+                &[("room", "a"), ("room-epoch", "ab")][..],
+                "goes with room-since",
+            ),
+            (
+                &[("room", "a"), ("room-since", "1"), ("room-epoch", "a-b")][..],
+                "letters and digits",
+            ),
         ] {
             let status = requested(pairs).unwrap_err();
             assert_eq!(status.code(), RpcStatusCode::INVALID_ARGUMENT);

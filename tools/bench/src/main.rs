@@ -87,15 +87,15 @@ struct RoomArgs {
     /// Where the servers' logs are written.
     #[arg(long, default_value = "target/bench")]
     out_dir: PathBuf,
-    /// Also run the rooms over two replicas sharing this Redis (redis://HOST:PORT[/DB]), closed loop and then open loop at half the rate reached.
+    /// Also run the rooms over two replicas sharing this Redis (redis://HOST:PORT[/DB], or a cluster: redis+cluster://HOST:PORT,...), closed loop and then open loop at half the rate reached; repeat it to measure several stores in one run.
     #[arg(long, value_name = "URL", value_parser = redis_url)]
-    rooms: Option<String>,
+    rooms: Vec<String>,
 }
 
 /// A room store the server accepts, and only Redis (memory is the baseline).
 fn redis_url(text: &str) -> Result<String, String> {
     match text.parse::<learning_messenger::server::RoomStoreAddr>()? {
-        learning_messenger::server::RoomStoreAddr::Redis(url) => Ok(url),
+        learning_messenger::server::RoomStoreAddr::Redis(_) => Ok(text.to_owned()),
         learning_messenger::server::RoomStoreAddr::Memory => {
             Err("the memory store is measured anyway: give a redis:// URL".to_owned())
         }

@@ -11,10 +11,10 @@
 //! then as fast as its slowest reader, and no queue comes near the server's
 //! `--feed-queue`.
 //!
-//! With `--rooms redis://...`, the same rooms run again spread over two
-//! replicas sharing that Redis, and then open loop: every participant sends
-//! on a fixed schedule, at half the rate the closed loop reached, whatever
-//! comes back.
+//! With `--rooms redis://...` (or `redis+cluster://...`, once per store),
+//! the same rooms run again spread over two replicas sharing that store,
+//! and then open loop: every participant sends on a fixed schedule, at half
+//! the rate the closed loop reached, whatever comes back.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -57,8 +57,9 @@ pub struct RoomOptions {
     pub server_bin: PathBuf,
     /// Where the servers' logs go.
     pub out_dir: PathBuf,
-    /// Also on this Redis (`redis://HOST:PORT[/DB]`), over two replicas.
-    pub redis: Option<String>,
+    /// Also on these Redis stores (`redis://HOST:PORT[/DB]`,
+    /// `redis+cluster://...`), each over two replicas.
+    pub redis: Vec<String>,
 }
 
 /// How participants send.
@@ -166,19 +167,30 @@ pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
         )?);
     }
     drop(memory);
-    let Some(url) = &options.redis else {
-        return Ok(figures);
+    for url in &options.redis {
+        figures.extend(on_redis(options, url)?);
+    }
+    Ok(figures)
+}
+
+/// The rooms over two replicas sharing the store at `url`: closed loop, then
+/// open loop at half the rate reached.
+fn on_redis(options: &RoomOptions, url: &str) -> Result<Vec<Figure>, BenchError> {
+    let store = match url.contains("+cluster://") {
+        true => "Redis Cluster",
+        false => "Redis",
     };
+    let mut figures = Vec::new();
     let shared = Replicas::start(options, 2, &["--rooms", url])?;
     for &size in &options.sizes {
-        eprintln!("  room of {size} on Redis, 2 replicas ...");
+        eprintln!("  room of {size} on {store}, 2 replicas ...");
         let pace = Pace::Closed {
             in_flight: options
                 .in_flight
                 .unwrap_or((256 / size as u64).max(1))
                 .max(1),
         };
-        let workload = format!("room of {size}, Redis, 2 replicas");
+        let workload = format!("room of {size}, {store}, 2 replicas");
         let closed = room(&shared, size, options, pace, &workload)?;
         let rate = closed
             .iter()
@@ -191,11 +203,11 @@ pub fn run(options: &RoomOptions) -> Result<Vec<Figure>, BenchError> {
         if updates_per_participant > 0.0 {
             let every = Duration::from_secs_f64(1.0 / updates_per_participant);
             eprintln!(
-                "  room of {size} on Redis, open loop at {:.0} deliveries/s ...",
+                "  room of {size} on {store}, open loop at {:.0} deliveries/s ...",
                 rate / 2.0
             );
             let workload = format!(
-                "room of {size}, Redis, open loop at {:.1}k/s",
+                "room of {size}, {store}, open loop at {:.1}k/s",
                 rate / 2000.0
             );
             figures.extend(room(

@@ -1,6 +1,6 @@
 //! Events as Redis holds them: in the history stream (ID = the number,
-//! fields `s` sender and `u` update) and on the channel (`NUMBER\nSENDER\nUPDATE`),
-//! the update in protobuf's encoding.
+//! fields `s` sender and `u` update) and on the channel
+//! (`NUMBER\nEPOCH\nSENDER\nUPDATE`), the update in protobuf's encoding.
 
 use protobuf::Message;
 use redis::Value;
@@ -17,19 +17,20 @@ fn event(seq: u64, sender: &[u8], update: &[u8]) -> Option<Event> {
         [] => None,
         sender => Some(std::str::from_utf8(sender).ok()?.into()),
     };
-    Some(Event {
+    Some(Event::new(
         seq,
         sender,
-        update: FeedUpdate::parse_from_bytes(update).ok()?,
-    })
+        FeedUpdate::parse_from_bytes(update).ok()?,
+    ))
 }
 
-/// An event as published on a room's channel.
-pub(super) fn from_message(payload: &[u8]) -> Option<Event> {
-    let mut parts = payload.splitn(3, |&b| b == b'\n');
+/// An event as published on a room's channel, and the epoch it counts in.
+pub(super) fn from_message(payload: &[u8]) -> Option<(String, Event)> {
+    let mut parts = payload.splitn(4, |&b| b == b'\n');
     let seq = parse_number(parts.next()?)?;
+    let epoch = std::str::from_utf8(parts.next()?).ok()?.to_owned();
     let sender = parts.next()?;
-    event(seq, sender, parts.next()?)
+    Some((epoch, event(seq, sender, parts.next()?)?))
 }
 
 /// Events as XRANGE returns them.
@@ -95,9 +96,10 @@ mod tests {
             message: "line\nbreak".into(),
             ..Default::default()
         };
-        let mut message = b"17\nr1.4\n".to_vec();
+        let mut message = b"17\nab12\nr1.4\n".to_vec();
         message.extend(encode(&update));
-        let event = from_message(&message).unwrap();
+        let (epoch, event) = from_message(&message).unwrap();
+        assert_eq!(epoch, "ab12");
         assert_eq!((event.seq, event.sender.as_deref()), (17, Some("r1.4")));
         assert_eq!(event.update, update);
 
@@ -112,6 +114,6 @@ mod tests {
         ]);
         let events = from_entries(&Value::Array(vec![entry])).unwrap();
         assert_eq!((events[0].seq, events[0].sender.clone()), (18, None));
-        assert!(from_message(b"x\n\n").is_none());
+        assert!(from_message(b"x\n\n\n").is_none());
     }
 }

@@ -3,6 +3,10 @@
 //! replica gets there first) those whose replica stopped renewing them. One
 //! of its own found gone (the store lost it, or this replica was too long
 //! without the store) has been announced as left: its call ends.
+//!
+//! The beats keep a fixed schedule, and each room's is its own task: a
+//! thousand rooms beat at once (their round trips overlap on the one
+//! connection), so a slow round trip never pushes the others past the TTL.
 
 use std::sync::Arc;
 
@@ -16,13 +20,19 @@ use super::Shared;
 
 pub(super) async fn run(shared: Arc<Shared>) {
     let every = shared.limits.presence_ttl / 3;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tokio::time::sleep(every).await;
+        ticks.tick().await;
         if !shared.link.is_up() {
             continue;
         }
         for room in shared.rooms() {
-            beat(&shared, &room).await;
+            let shared = shared.clone();
+            shared
+                .runtime
+                .clone()
+                .spawn(async move { beat(&shared, &room).await });
         }
     }
 }
@@ -33,7 +43,10 @@ async fn beat(shared: &Arc<Shared>, room: &Arc<RemoteRoom>) {
         return;
     }
     let ids: Vec<&str> = ids.iter().map(|id| &**id).collect();
-    let call = shared.scripts.heartbeat(&room.keys, shared.terms, &ids);
+    let seen = shared.seen(&room.name);
+    let call = shared
+        .scripts
+        .heartbeat(&room.keys, shared.terms, seen.as_ref(), &ids);
     // A store that does not answer is the watcher's to report.
     let Ok(value) = shared.link.run(call).await else {
         return;
@@ -47,9 +60,9 @@ async fn beat(shared: &Arc<Shared>, room: &Arc<RemoteRoom>) {
         return;
     }
     let status = unavailable(format!(
-        "room '{}': this participant's presence expired in the room store {} (it was announced as left); \
+        "room '{}': this participant's presence expired in the room store (it was announced as left); \
          rejoin with {SINCE_HEADER} to recover",
-        room.name, shared.link.url
+        room.name
     ));
     let ended: Vec<_> = {
         let mut local = room.local.lock();

@@ -1,15 +1,24 @@
 //! The connection to the store, and whether it is up: every round trip is
 //! bounded and timed; a watcher pings the store, reconnects when it can, and
-//! logs each outage once, when it begins and when it ends.
+//! logs each outage once, when it begins and when it ends. The store is one
+//! Redis, or a Redis Cluster through the redis crate's cluster client (its
+//! slot map, MOVED and ASK): the scripts run on the shard of their room's keys.
 
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture,
+    TlsCertificates, Value,
+};
 
 use super::super::counters::Counters;
+use super::super::store_addr::RedisAddr;
 use super::scripts::{Call, Scripts};
 
 /// The longest a round trip to the store may take before it counts as failed.
@@ -41,12 +50,63 @@ impl std::fmt::Display for StoreError {
 }
 
 pub(super) struct Link {
-    client: Client,
-    /// `redis://HOST:PORT[/DB]`, for messages (it holds no password).
-    pub(super) url: String,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    target: Target,
+    /// The store as `--rooms` named it, its password masked: for logs only
+    /// (clients are told of "the room store").
+    pub(super) shown: String,
+    connection: Mutex<Option<Connection>>,
     state: Mutex<State>,
     counters: Counters,
+}
+
+/// What the store's connections are made from (one per store: boxed, so
+/// that the enum is as small as a client).
+enum Target {
+    Single(Box<Client>),
+    Cluster(Box<Cluster>),
+}
+
+struct Cluster {
+    client: ClusterClient,
+    /// The seed nodes' address, credentials and TLS, for the subscriber's
+    /// own connection to each shard.
+    addr: RedisAddr,
+    certificates: Option<TlsCertificates>,
+}
+
+/// A connection to the store: scripts run on it the same either way.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -59,19 +119,71 @@ enum State {
 }
 
 impl Link {
-    pub(super) fn new(url: &str, counters: Counters) -> Result<Link, String> {
-        let client = Client::open(url).map_err(|e| format!("--rooms {url}: {e}"))?;
+    pub(super) fn new(addr: &RedisAddr, counters: Counters) -> Result<Link, String> {
+        let failed = |e: redis::RedisError| format!("--rooms {addr}: {e}");
+        let certificates = certificates(addr)?;
+        let target = if addr.cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(addr.urls())
+                .connection_timeout(ROUND_TRIP_TIMEOUT)
+                .response_timeout(ROUND_TRIP_TIMEOUT)
+                // A call is bounded by the round trip anyway; MOVED and ASK
+                // are followed within it, a dead node is the watcher's.
+                .retries(3)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .tcp_settings(tcp_settings());
+            if let Some(certificates) = certificates.clone() {
+                builder = builder.certs(certificates);
+            }
+            Target::Cluster(Box::new(Cluster {
+                client: builder.build().map_err(failed)?,
+                addr: addr.clone(),
+                certificates,
+            }))
+        } else {
+            let client =
+                node_client(addr, &addr.nodes[0], certificates.as_ref()).map_err(failed)?;
+            Target::Single(Box::new(client))
+        };
         Ok(Link {
-            client,
-            url: url.to_owned(),
+            target,
+            shown: addr.to_string(),
             connection: Mutex::new(None),
             state: Mutex::new(State::Starting),
             counters,
         })
     }
 
-    pub(super) fn client(&self) -> &Client {
-        &self.client
+    /// The client of the one Redis (None for a cluster: see [`Link::node`]).
+    pub(super) fn client(&self) -> Option<&Client> {
+        match &self.target {
+            Target::Single(client) => Some(client),
+            Target::Cluster(_) => None,
+        }
+    }
+
+    /// A client for one node of the cluster (`HOST:PORT`), with the seed
+    /// nodes' credentials and TLS.
+    pub(super) fn node(&self, node: &str) -> redis::RedisResult<Client> {
+        match &self.target {
+            Target::Single(client) => Ok((**client).clone()),
+            Target::Cluster(cluster) => {
+                node_client(&cluster.addr, node, cluster.certificates.as_ref())
+            }
+        }
+    }
+
+    /// The cluster's seed nodes (`HOST:PORT`); none for one Redis.
+    pub(super) fn seeds(&self) -> &[String] {
+        match &self.target {
+            Target::Single(_) => &[],
+            Target::Cluster(cluster) => &cluster.addr.nodes,
+        }
+    }
+
+    /// The current connection, if there is one.
+    pub(super) fn connection(&self) -> Option<Connection> {
+        self.connection.lock().clone()
     }
 
     /// Whether the store is known to answer: calls are not tried while not.
@@ -126,11 +238,8 @@ impl Link {
             },
         };
         let started = Instant::now();
-        let ping = tokio::time::timeout(
-            ROUND_TRIP_TIMEOUT,
-            redis::cmd("PING").query_async::<Value>(&mut connection),
-        )
-        .await;
+        let ping =
+            tokio::time::timeout(ROUND_TRIP_TIMEOUT, Link::ping(&mut connection, scripts)).await;
         self.counters.round_trip(started.elapsed());
         match ping {
             Ok(Ok(_)) => {
@@ -143,15 +252,24 @@ impl Link {
         }
     }
 
-    async fn connect(&self, scripts: &Scripts) -> Result<MultiplexedConnection, String> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(ROUND_TRIP_TIMEOUT))
-            .set_response_timeout(Some(ROUND_TRIP_TIMEOUT));
+    async fn connect(&self, scripts: &Scripts) -> Result<Connection, String> {
         let connected = async {
-            let mut connection = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let mut connection = match &self.target {
+                Target::Single(client) => {
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(ROUND_TRIP_TIMEOUT))
+                        .set_response_timeout(Some(ROUND_TRIP_TIMEOUT));
+                    Connection::Single(
+                        client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await?,
+                    )
+                }
+                Target::Cluster(cluster) => {
+                    Connection::Cluster(cluster.client.get_async_connection().await?)
+                }
+            };
+            // Into every node (SCRIPT LOAD goes to each node of a cluster).
             for script in scripts.all() {
                 script.prepare_invoke().load_async(&mut connection).await?;
             }
@@ -164,6 +282,32 @@ impl Link {
         }
     }
 
+    /// One Redis: PING. A cluster: whether every master has the scripts (a
+    /// restarted or promoted node may lack them; they are loaded again), which
+    /// every master must answer.
+    async fn ping(connection: &mut Connection, scripts: &Scripts) -> redis::RedisResult<()> {
+        match connection {
+            Connection::Single(_) => redis::cmd("PING")
+                .query_async::<Value>(connection)
+                .await
+                .map(drop),
+            Connection::Cluster(_) => {
+                let mut exists = redis::cmd("SCRIPT");
+                exists.arg("EXISTS");
+                for script in scripts.all() {
+                    exists.arg(script.get_hash());
+                }
+                let present: Vec<bool> = exists.query_async(connection).await?;
+                if present.contains(&false) {
+                    for script in scripts.all() {
+                        script.prepare_invoke().load_async(connection).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Returns false; logs the outage if it has just begun.
     fn mark_down(&self, why: &str) -> bool {
         // A fresh connection next time: this one may be stuck.
@@ -173,7 +317,7 @@ impl Link {
             *state = State::Down(Instant::now());
             warn!(
                 "room store {} is unreachable ({why}): room calls get UNAVAILABLE until it is back",
-                self.url
+                self.shown
             );
         }
         false
@@ -182,13 +326,67 @@ impl Link {
     fn mark_up(&self) {
         let mut state = self.state.lock();
         match std::mem::replace(&mut *state, State::Up) {
-            State::Starting => info!("rooms are kept in {}", self.url),
+            State::Starting => info!("rooms are kept in {}", self.shown),
             State::Down(since) => info!(
                 "room store {} is reachable again, after {} ms",
-                self.url,
+                self.shown,
                 since.elapsed().as_millis()
             ),
             State::Up => {}
         }
     }
+}
+
+/// A client of `node` (`HOST:PORT`) with `addr`'s credentials, TLS and database.
+fn node_client(
+    addr: &RedisAddr,
+    node: &str,
+    certificates: Option<&TlsCertificates>,
+) -> redis::RedisResult<Client> {
+    let info = addr
+        .url_of(node)
+        .into_connection_info()?
+        .set_tcp_settings(tcp_settings());
+    match certificates {
+        Some(certificates) => Client::build_with_tls(info, certificates.clone()),
+        None => Client::open(info),
+    }
+}
+
+/// TCP keepalive on every connection to the store: a peer that vanished
+/// without a reset is noticed by the kernel too, and a NAT or load balancer
+/// in between sees traffic on an idle connection.
+fn tcp_settings() -> TcpSettings {
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5));
+    TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+}
+
+/// The CA and client certificate `--rooms-ca-file` and `--rooms-client-cert`
+/// name (None: the system's roots, and no client certificate).
+pub(crate) fn certificates(addr: &RedisAddr) -> Result<Option<TlsCertificates>, String> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+    };
+    let root_cert = match &addr.files.ca {
+        Some(ca) => Some(read("--rooms-ca-file", ca)?),
+        None => None,
+    };
+    let client_tls = match &addr.files.client {
+        Some((cert, key)) => Some(ClientTlsConfig {
+            client_cert: read("--rooms-client-cert", cert)?,
+            client_key: read("--rooms-client-key", key)?,
+        }),
+        None => None,
+    };
+    Ok(match (&root_cert, &client_tls) {
+        (None, None) => None,
+        _ => Some(TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    })
 }

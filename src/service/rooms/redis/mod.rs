@@ -1,11 +1,16 @@
-//! The Redis store (`--rooms redis://HOST:PORT[/DB]`): every replica that
-//! names the same Redis shares its rooms, in one order per room.
+//! The Redis store (`--rooms redis://HOST:PORT[/DB]`, or a Redis Cluster:
+//! `redis+cluster://HOST:PORT,...`): every replica that names the same
+//! Redis shares its rooms, in one order per room.
 //!
 //! - An event is numbered, kept in the room's history stream and published
 //!   on the room's channel by one script, atomically (`scripts`, `lua/`).
+//!   A room's keys and channel share one hash slot (`keys`): on a cluster
+//!   its scripts run on its shard and publish there only (`SPUBLISH`).
 //! - Each replica subscribes only to the rooms with participants on it
-//!   (`subscriber`) and fans their events out locally into the bounded
-//!   queues, in number order, filling any gap from history (`remote`).
+//!   (`subscriber`; on a cluster `shards`, one connection per master, the
+//!   rooms' channels on the masters that own them) and fans their events out
+//!   locally into the bounded queues, in number order, filling any gap from
+//!   history (`remote`).
 //! - Presence is a heartbeat with a TTL (`heartbeat`); the size limit
 //!   counts every replica's participants.
 //! - The redis crate needs a tokio reactor: the store owns a small runtime,
@@ -13,6 +18,7 @@
 //!   completion-queue thread ever blocks or runs a tokio future.
 //! - A store that does not answer (`link`): new room calls get UNAVAILABLE
 //!   at once, open ones after the grace; the rest of the server is untouched.
+//!   Clients are told of "the room store", never its URL (it may hold a password).
 
 mod codec;
 mod heartbeat;
@@ -21,6 +27,7 @@ mod link;
 mod publisher;
 mod remote;
 mod scripts;
+mod shards;
 mod subscriber;
 
 use parking_lot::Mutex;
@@ -37,6 +44,7 @@ use messenger_lab::room::{self, SINCE_HEADER};
 use tokio::runtime::{Handle, Runtime};
 
 use super::counters::Counters;
+use super::epoch::Position;
 use super::event::ParticipantId;
 use super::gate::Gate;
 use super::local::{LocalRoom, Removed};
@@ -47,7 +55,15 @@ use crate::proto::messenger::FeedUpdate;
 use codec::encode;
 use link::{Link, StoreError, PING_EVERY};
 use remote::{Input, Job, RemoteRoom};
-use scripts::{RoomTerms, Scripts};
+use scripts::{Publish, RoomTerms, Scripts};
+
+use super::store_addr::RedisAddr;
+
+/// A page of history read in one round trip holds at most this many events,
+/// and past its first this many bytes: a long backlog never stalls the
+/// connection that every room's calls share.
+const PAGE_EVENTS: usize = 256;
+const PAGE_BYTES: usize = 1 << 20;
 
 pub(crate) struct RedisStore {
     shared: Arc<Shared>,
@@ -61,6 +77,10 @@ pub(super) struct Shared {
     link: Arc<Link>,
     scripts: Scripts,
     registry: Mutex<HashMap<String, Entry>>,
+    /// The furthest this replica has seen of each room's numbers (kept after
+    /// the room closes here), so that a store found below it, within the
+    /// same epoch, begins a new epoch instead of issuing those numbers again.
+    seen: Mutex<HashMap<String, Position>>,
     subscriber: mpsc::UnboundedSender<subscriber::Command>,
     /// Unique among the replicas on one store: participants are `REPLICA.N`.
     replica: String,
@@ -81,8 +101,16 @@ impl RedisStore {
     /// The store at `url`, connected to if it can be (it need not be: room
     /// calls get UNAVAILABLE until it is). Called from a plain thread: it
     /// blocks for up to a round trip's timeout.
-    pub(crate) fn open(url: &str, limits: RoomLimits, counters: Counters) -> Result<Self, String> {
-        let link = Arc::new(Link::new(url, counters.clone())?);
+    pub(crate) fn open(
+        addr: &RedisAddr,
+        limits: RoomLimits,
+        counters: Counters,
+    ) -> Result<Self, String> {
+        let link = Arc::new(Link::new(addr, counters.clone())?);
+        let publish = match addr.cluster {
+            true => Publish::Sharded,
+            false => Publish::Everywhere,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("room-store")
@@ -99,10 +127,13 @@ impl RedisStore {
                 history: limits.history,
                 linger: limits.linger,
                 presence_ttl: limits.presence_ttl,
+                page_events: PAGE_EVENTS,
+                page_bytes: PAGE_BYTES,
             },
             link: link.clone(),
-            scripts: Scripts::default(),
+            scripts: Scripts::new(publish),
             registry: Mutex::default(),
+            seen: Mutex::default(),
             subscriber,
             replica: format!("{:x}{:x}", started.as_micros(), std::process::id()),
             next_id: AtomicU64::new(1),
@@ -113,7 +144,10 @@ impl RedisStore {
         // The first connection before any call (bounded by the round-trip
         // timeout; a store that is down is logged, and rooms wait for it).
         runtime.block_on(link.check(&shared.scripts));
-        runtime.spawn(subscriber::run(link, commands, counters));
+        match addr.cluster {
+            true => runtime.spawn(shards::run(link, commands, counters)),
+            false => runtime.spawn(subscriber::run(link, commands, counters)),
+        };
         runtime.spawn(heartbeat::run(shared.clone()));
         runtime.spawn(watch(shared.clone()));
         Ok(RedisStore {
@@ -197,7 +231,7 @@ impl Drop for RedisStore {
 impl Shared {
     /// UNAVAILABLE: the store did not do what a room call needed.
     fn unreachable(&self, why: &dyn std::fmt::Display) -> RpcStatus {
-        unavailable(format!("the room store {} failed: {why}", self.link.url))
+        unavailable(format!("the room store failed: {why}"))
     }
 
     /// The room `name`, opened here if it is new, with one more join under way.
@@ -252,7 +286,10 @@ impl Shared {
     }
 
     /// Closes `room` here if nobody is in it or joining it: its task ends
-    /// and its channel is unsubscribed.
+    /// and its channel is unsubscribed. The unsubscribe is queued under the
+    /// registry's lock, so it reaches the subscriber before the subscribe of
+    /// any room opened again under that name, and it names this room: it
+    /// never leaves a newer one deaf.
     fn close_if_empty(self: &Arc<Self>, room: &Arc<RemoteRoom>) {
         let mut registry = self.registry.lock();
         let Some(entry) = registry.get(&room.name) else {
@@ -262,14 +299,36 @@ impl Shared {
             return;
         }
         registry.remove(&room.name);
-        drop(registry);
-        room.send(Input::Close);
         let _ = self
             .subscriber
             .unbounded_send(subscriber::Command::Unsubscribe {
-                channel: room.keys.channel.clone(),
+                room: Arc::downgrade(room),
             });
+        drop(registry);
+        room.send(Input::Close);
         self.counters.room_closed(&room.name);
+    }
+
+    /// How far this replica has seen `room`'s numbers.
+    fn seen(&self, room: &str) -> Option<Position> {
+        self.seen.lock().get(room).cloned()
+    }
+
+    /// This replica has seen `at` in `room`.
+    fn saw(&self, room: &str, at: &Position) {
+        let mut seen = self.seen.lock();
+        match seen.get_mut(room) {
+            Some(known) if known.epoch == at.epoch => known.seq = known.seq.max(at.seq),
+            Some(known) => *known = at.clone(),
+            None => {
+                // Bounded: past the bound, rooms no longer open here are forgotten.
+                if seen.len() >= SEEN_ROOMS.max(self.limits.max_rooms * 2) {
+                    let open = self.registry.lock();
+                    seen.retain(|name, _| open.contains_key(name));
+                }
+                seen.insert(room.to_owned(), at.clone());
+            }
+        }
     }
 
     /// The rooms with participants here.
@@ -319,9 +378,14 @@ impl Shared {
         self.runtime.spawn(async move {
             let started = Instant::now();
             loop {
-                let call = shared
-                    .scripts
-                    .leave(&room.keys, shared.terms, &id, notice.clone());
+                let seen = shared.seen(&room.name);
+                let call = shared.scripts.leave(
+                    &room.keys,
+                    shared.terms,
+                    seen.as_ref(),
+                    &id,
+                    notice.clone(),
+                );
                 match shared.link.run(call).await {
                     Ok(_) => break,
                     Err(e) if started.elapsed() >= shared.limits.presence_ttl => {
@@ -339,6 +403,9 @@ impl Shared {
     }
 }
 
+/// Rooms whose numbers a replica remembers at least (see [`Shared::seen`]).
+const SEEN_ROOMS: usize = 10_000;
+
 /// Pings the store; once it has been down for the grace, ends every open
 /// room call here with UNAVAILABLE (once per outage).
 async fn watch(shared: Arc<Shared>) {
@@ -354,8 +421,7 @@ async fn watch(shared: Arc<Shared>) {
         {
             ended_this_outage = true;
             let status = unavailable(format!(
-                "the room store {} has not answered for {} ms; rejoin with {SINCE_HEADER} once it is back",
-                shared.link.url,
+                "the room store has not answered for {} ms; rejoin with {SINCE_HEADER} once it is back",
                 shared.limits.store_grace.as_millis()
             ));
             for room in shared.rooms() {
@@ -440,4 +506,10 @@ impl Place for RedisPlace {
             self.shared.left(&self.room, &self.id);
         }
     }
+}
+
+/// What `--check-config` can check of the store without reaching it: its
+/// TLS files, and the client they make.
+pub(crate) fn check(addr: &RedisAddr) -> Result<(), String> {
+    Link::new(addr, Counters::new(None)).map(drop)
 }

@@ -1,10 +1,12 @@
 //! A room with participants on this replica, as the Redis store runs it: one
 //! task per room takes, in order, the events its subscription brings, the
 //! joins of local participants and the resyncs after a reconnect. Each
-//! event is delivered once, in number order: a repeat is dropped, a number
-//! skipped is filled from the room's history first, and if the history no
-//! longer has it, the room's calls here end with UNAVAILABLE (a client then
-//! recovers with `room-since`): never a silent gap.
+//! event is delivered once, in number order within the room's epoch: a
+//! repeat is dropped, a number skipped is filled from the room's history
+//! first. When the history no longer has it, or began a new epoch, or its
+//! numbers went back below what was delivered here (the store came back
+//! older), the room's calls here end with UNAVAILABLE saying so (a client
+//! then resumes with `room-since`, or learns what was lost): never a silent gap.
 
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -15,13 +17,14 @@ use grpcio::RpcStatus;
 use log::{debug, warn};
 use messenger_lab::room::{self, SINCE_HEADER};
 
+use super::super::epoch::Position;
 use super::super::event::{Event, ParticipantId};
 use super::super::local::{LocalRoom, Seat};
 use super::super::request::JoinRequest;
 use super::super::store::{exhausted, out_of_range, unavailable};
 use super::codec::{self, encode};
 use super::keys::Keys;
-use super::scripts::{history_reply, join_reply, JoinArgs, JoinReply};
+use super::scripts::{history_reply, join_reply, History, JoinArgs, JoinReply};
 use super::Shared;
 
 pub(super) struct RemoteRoom {
@@ -80,15 +83,16 @@ pub(super) async fn run(
         shared,
         room,
         subscribed: false,
-        last: None,
+        at: None,
     };
     while let Some(input) = inputs.next().await {
         match input {
             Input::Live(payload) => task.live(&payload).await,
             Input::Join(job) => task.join(job).await,
             Input::Resync => {
-                if let Some(last) = task.last {
-                    task.fill(last + 1, None).await;
+                if let Some(at) = &task.at {
+                    let from = at.seq + 1;
+                    task.fill(from, None).await;
                 }
             }
             Input::Close => break,
@@ -101,75 +105,106 @@ struct RoomTask {
     shared: Arc<Shared>,
     room: Arc<RemoteRoom>,
     subscribed: bool,
-    /// The number of the last event delivered here; None before the first
-    /// join (or after the room's calls were ended): events are then not needed.
-    last: Option<u64>,
+    /// The last event delivered here; None before the first join (or after
+    /// the room's calls were ended): events are then not needed.
+    at: Option<Position>,
 }
+
+/// Why a fill could not go on: the room's calls end, saying this.
+type Lost = String;
 
 impl RoomTask {
     async fn live(&mut self, payload: &[u8]) {
-        let Some(event) = codec::from_message(payload) else {
+        let Some((epoch, event)) = codec::from_message(payload) else {
             warn!(
                 "room {}: an event in an unknown form was skipped",
                 self.room.name
             );
             return;
         };
-        let Some(last) = self.last else {
+        let Some(at) = self.at.clone() else {
             return;
         };
-        if event.seq <= last {
+        if epoch != at.epoch {
+            self.lose(&format!(
+                "the room store began a new history for it (room-epoch {epoch}): \
+                 what came after event {} of room-epoch {} was lost",
+                at.seq, at.epoch
+            ));
             return;
         }
-        if event.seq > last + 1 && !self.fill(last + 1, Some(event.seq)).await {
+        if event.seq <= at.seq {
+            // A repeat: already filled from the history.
             return;
         }
-        if self.last.is_some_and(|last| event.seq == last + 1) {
-            self.deliver(event);
+        if event.seq > at.seq + 1 && !self.fill(at.seq + 1, Some(event.seq)).await {
+            return;
+        }
+        match self.at.as_ref().map(|at| at.seq) {
+            Some(seq) if event.seq == seq + 1 => self.deliver(&epoch, event),
+            Some(seq) => {
+                self.lose(&format!(
+                    "event {} does not follow event {seq} and the history could not fill the gap",
+                    event.seq
+                ));
+            }
+            None => {}
         }
     }
 
     /// Delivers the events from number `from` on out of the room's history
-    /// (up to `upto`, which the caller has: it is delivered after); says
-    /// whether the room's calls go on. The history must continue exactly
-    /// where this replica left off, else the calls end.
+    /// (up to `upto`, which the caller has: it is delivered after; without
+    /// it, up to the newest), page by page; says whether the room's calls go
+    /// on. The history must continue exactly where this replica left off, in
+    /// the same epoch, else the calls end.
     async fn fill(&mut self, from: u64, upto: Option<u64>) -> bool {
+        match self.fill_pages(from, upto).await {
+            Ok(filled) => {
+                if filled {
+                    debug!(
+                        "room {}: a gap from event {from} was filled from the history",
+                        self.room.name
+                    );
+                    self.shared.counters.gap_filled();
+                }
+                true
+            }
+            Err(why) => self.lose(&why),
+        }
+    }
+
+    async fn fill_pages(&mut self, mut from: u64, upto: Option<u64>) -> Result<bool, Lost> {
         let shared = self.shared.clone();
-        let call = shared.scripts.history(&self.room.keys, shared.terms, from);
-        let read = match shared.link.run(call).await {
-            Ok(value) => history_reply(&value),
-            Err(e) => Err(format!("the room store {} failed: {e}", shared.link.url)),
-        };
-        let events = match read {
-            Ok((Some(base), events))
-                if base < from
-                    && events.first().map_or(upto.is_none(), |first| first.seq == from) =>
-            {
-                events
+        // The last number to deliver: the one before `upto`, or the newest.
+        let mut target = upto.map(|upto| upto - 1);
+        let mut filled = false;
+        loop {
+            let Some(at) = self.at.clone() else {
+                return Ok(filled);
+            };
+            let page = read_page(&shared, &self.room, &at, from).await?;
+            let last = *target.get_or_insert(page.newest.seq);
+            if from > last {
+                return Ok(filled);
             }
-            Ok(_) => {
-                return self.lose(&format!(
-                    "events from {from} on are no longer in the room store {} (it lost or trimmed them)",
-                    shared.link.url
-                ))
+            let Some(first) = page.events.first() else {
+                return Err(trimmed(from));
+            };
+            if first.seq != from {
+                return Err(trimmed(from));
             }
-            Err(why) => return self.lose(&why),
-        };
-        let filled = events.iter().any(|e| upto.is_none_or(|upto| e.seq < upto));
-        for event in events {
-            if upto.is_some_and(|upto| event.seq >= upto) {
-                break;
+            for event in page.events {
+                if event.seq > last {
+                    return Ok(filled);
+                }
+                from = event.seq + 1;
+                filled = true;
+                self.deliver(&at.epoch, event);
             }
-            self.deliver(event);
+            if from > last {
+                return Ok(filled);
+            }
         }
-        if filled {
-            debug!(
-                "room {}: a gap from event {from} was filled from the history",
-                self.room.name
-            );
-            shared.counters.gap_filled();
-        }
-        true
     }
 
     /// Ends the room's calls here: events may be missing. Returns false.
@@ -185,13 +220,18 @@ impl RoomTask {
             removed.len()
         );
         self.shared.counters.calls_ended_for_gap(removed.len());
-        self.last = None;
+        self.at = None;
         self.shared.ended(&self.room, removed);
         false
     }
 
-    fn deliver(&mut self, event: Event) {
-        self.last = Some(event.seq);
+    fn deliver(&mut self, epoch: &str, event: Event) {
+        let at = Position {
+            epoch: epoch.to_owned(),
+            seq: event.seq,
+        };
+        self.shared.saw(&self.room.name, &at);
+        self.at = Some(at);
         let event = Arc::new(event);
         let removed = self.room.local.lock().deliver(&event);
         if !removed.is_empty() {
@@ -224,11 +264,15 @@ impl RoomTask {
         let args = JoinArgs {
             id,
             since: request.since,
+            since_epoch: request.epoch.as_deref(),
             most: shared.limits.max_room_size.max(1),
             joined,
             left,
         };
-        let call = shared.scripts.join(&self.room.keys, shared.terms, args);
+        let seen = shared.seen(&self.room.name);
+        let call = shared
+            .scripts
+            .join(&self.room.keys, shared.terms, seen.as_ref(), args);
         let value = shared
             .link
             .run(call)
@@ -247,20 +291,40 @@ impl RoomTask {
             }
             JoinReply::OutOfRange(why) => return Err(out_of_range(request, why)),
         };
-        match self.last {
-            None => self.last = Some(start),
-            // Numbers went back: the store lost the room and began it anew.
-            Some(last) if last > start => {
+        shared.saw(&self.room.name, &start);
+        match self.at.clone() {
+            None => self.at = Some(start.clone()),
+            // Numbers went back, or a new history began: the store lost events.
+            Some(at) if at.epoch != start.epoch || at.seq > start.seq => {
                 self.lose(&format!(
-                    "the room store {} began the room anew (its events were lost)",
-                    shared.link.url
+                    "the room store began the room anew (room-epoch {}): what came after \
+                     event {} of room-epoch {} was lost",
+                    start.epoch, at.seq, at.epoch
                 ));
-                self.last = Some(start);
+                self.at = Some(start.clone());
             }
             Some(_) => {}
         }
+        let backlog = match request.since {
+            Some(since) => self.backlog(since, &start, backlog).await,
+            None => Ok(Vec::new()),
+        };
+        let backlog = match backlog {
+            Ok(backlog) => backlog,
+            Err(why) => {
+                // It is in the room in the store: it leaves again.
+                shared.announce_leave(&self.room, id, None);
+                return Err(unavailable(format!(
+                    "room '{}': {why}; rejoin with {SINCE_HEADER}",
+                    request.room
+                )));
+            }
+        };
         let backlog = backlog.into_iter().map(Arc::new).collect();
-        let first = request.since.unwrap_or(start);
+        let first = Position {
+            seq: request.since.unwrap_or(start.seq),
+            epoch: start.epoch,
+        };
         let seat = self
             .room
             .local
@@ -269,4 +333,85 @@ impl RoomTask {
         shared.counters.joined(&request.room, id);
         Ok(seat)
     }
+
+    /// The events after `since` up to `start` (its join): the join script's
+    /// first page, then the history's next pages.
+    async fn backlog(
+        &self,
+        since: u64,
+        start: &Position,
+        mut backlog: Vec<Event>,
+    ) -> Result<Vec<Event>, Lost> {
+        let shared = &self.shared;
+        backlog.retain(|event| event.seq <= start.seq);
+        let mut from = since + 1;
+        for event in &backlog {
+            if event.seq != from {
+                return Err(trimmed(from));
+            }
+            from += 1;
+        }
+        while from <= start.seq {
+            let page = read_page(shared, &self.room, start, from).await?;
+            let mut events = page.events.into_iter().take_while(|e| e.seq <= start.seq);
+            let mut any = false;
+            for event in &mut events {
+                if event.seq != from {
+                    return Err(trimmed(from));
+                }
+                from += 1;
+                any = true;
+                backlog.push(event);
+            }
+            if !any {
+                return Err(trimmed(from));
+            }
+        }
+        Ok(backlog)
+    }
+}
+
+/// A page of `room`'s history from number `from` on, as seen from `at`:
+/// refused (the calls end) if the room began a new epoch, or its numbers went
+/// back below `at` (the script has then begun a new epoch).
+async fn read_page(
+    shared: &Arc<Shared>,
+    room: &RemoteRoom,
+    at: &Position,
+    from: u64,
+) -> Result<History, Lost> {
+    let seen = shared.seen(&room.name);
+    let call = shared
+        .scripts
+        .history(&room.keys, shared.terms, seen.as_ref().or(Some(at)), from);
+    let page = match shared.link.run(call).await {
+        Ok(value) => history_reply(&value)?,
+        Err(e) => return Err(format!("the room store failed: {e}")),
+    };
+    let Some(page) = page else {
+        return Err(format!(
+            "the room store no longer has its history (it lost or expired it): \
+             what came after event {} was lost",
+            at.seq
+        ));
+    };
+    if page.newest.epoch != at.epoch {
+        return Err(format!(
+            "the room store began a new history for it (room-epoch {}): \
+             what came after event {} of room-epoch {} was lost",
+            page.newest.epoch, at.seq, at.epoch
+        ));
+    }
+    if page.newest.seq < at.seq {
+        return Err(format!(
+            "the room store came back older (its newest event is {}, this replica had \
+             event {}): what came after event {} was lost, and a new room-epoch begins",
+            page.newest.seq, at.seq, page.newest.seq
+        ));
+    }
+    Ok(page)
+}
+
+fn trimmed(from: u64) -> Lost {
+    format!("events from {from} on are no longer in the room store (it lost or trimmed them)")
 }

@@ -9,14 +9,36 @@ use std::time::Duration;
 use messenger_lab::room::Recovery;
 use redis::{Script, Value};
 
+use super::super::epoch::{self, Position};
 use super::super::event::Event;
 use super::super::store::recovery;
 use super::codec::{array, bytes, from_entries, number};
 use super::keys::Keys;
 
+/// The command that publishes a room's events: the prelude's one use of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Publish {
+    /// One Redis: `PUBLISH` (any version).
+    Everywhere,
+    /// A cluster: `SPUBLISH` (Redis 7), on the shard of the room's keys
+    /// only; `PUBLISH` would go to every node of the cluster.
+    Sharded,
+}
+
+impl Publish {
+    fn command(self) -> &'static str {
+        match self {
+            Publish::Everywhere => "PUBLISH",
+            Publish::Sharded => "SPUBLISH",
+        }
+    }
+}
+
 macro_rules! script {
-    ($file:literal) => {
-        Script::new(concat!(
+    ($publish:expr, $file:literal) => {
+        Script::new(&format!(
+            "local publish_command = '{}'\n{}{}",
+            $publish.command(),
             include_str!("lua/prelude.lua"),
             include_str!(concat!("lua/", $file))
         ))
@@ -46,14 +68,14 @@ impl Scripts {
     }
 }
 
-impl Default for Scripts {
-    fn default() -> Self {
+impl Scripts {
+    pub(super) fn new(publish: Publish) -> Self {
         Scripts {
-            join: script!("join.lua"),
-            publish: script!("publish.lua"),
-            leave: script!("leave.lua"),
-            heartbeat: script!("heartbeat.lua"),
-            history: script!("history.lua"),
+            join: script!(publish, "join.lua"),
+            publish: script!(publish, "publish.lua"),
+            leave: script!(publish, "leave.lua"),
+            heartbeat: script!(publish, "heartbeat.lua"),
+            history: script!(publish, "history.lua"),
         }
     }
 }
@@ -64,6 +86,10 @@ pub(super) struct RoomTerms {
     pub(super) history: usize,
     pub(super) linger: Duration,
     pub(super) presence_ttl: Duration,
+    /// A page of history (the join's backlog, a gap's fill) holds at most
+    /// this many events, and past its first this many bytes.
+    pub(super) page_events: usize,
+    pub(super) page_bytes: usize,
 }
 
 /// A script call, ready to run on a connection.
@@ -74,8 +100,17 @@ pub(super) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    fn new(script: &'a Script, keys: &'a Keys, terms: RoomTerms) -> Self {
+    /// A call of `script` in the room of `keys`, by a replica that has seen
+    /// up to `seen` there: a store found below it begins a new epoch.
+    fn new(script: &'a Script, keys: &'a Keys, terms: RoomTerms, seen: Option<&Position>) -> Self {
         let millis = |d: Duration| d.as_millis().max(1).to_string().into_bytes();
+        let (seen_epoch, seen_high) = match seen {
+            Some(seen) => (
+                seen.epoch.clone().into_bytes(),
+                seen.seq.to_string().into_bytes(),
+            ),
+            None => Default::default(),
+        };
         Call {
             script,
             keys,
@@ -84,8 +119,16 @@ impl<'a> Call<'a> {
                 terms.history.max(1).to_string().into_bytes(),
                 millis(terms.linger.max(terms.presence_ttl)),
                 millis(terms.presence_ttl),
+                epoch::fresh().into_bytes(),
+                seen_epoch,
+                seen_high,
             ],
         }
+    }
+
+    fn page(self, terms: RoomTerms) -> Self {
+        self.arg(terms.page_events.max(1).to_string())
+            .arg(terms.page_bytes.to_string())
     }
 
     fn arg(mut self, arg: impl Into<Vec<u8>>) -> Self {
@@ -110,6 +153,8 @@ impl<'a> Call<'a> {
 pub(super) struct JoinArgs<'a> {
     pub(super) id: &'a str,
     pub(super) since: Option<u64>,
+    /// The epoch `since` counts in, if the caller said.
+    pub(super) since_epoch: Option<&'a str>,
     pub(super) most: usize,
     /// Its join notice, encoded; empty while it has no name.
     pub(super) joined: Vec<u8>,
@@ -122,29 +167,35 @@ impl Scripts {
         &'a self,
         keys: &'a Keys,
         terms: RoomTerms,
+        seen: Option<&Position>,
         join: JoinArgs<'_>,
     ) -> Call<'a> {
-        Call::new(&self.join, keys, terms)
+        Call::new(&self.join, keys, terms, seen)
             .arg(join.id)
             .arg(join.since.map(|s| s.to_string()).unwrap_or_default())
+            .arg(join.since_epoch.unwrap_or_default())
             .arg(join.most.to_string())
             .arg(join.joined)
             .arg(join.left)
+            .page(terms)
     }
 
     /// Participant `id`'s update number `counter` (a repeat is numbered
-    /// once); `named` its join and leave notices if this update names it.
+    /// once; only the one after the last numbered is taken); `named` its
+    /// join and leave notices if this update names it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn publish<'a>(
         &'a self,
         keys: &'a Keys,
         terms: RoomTerms,
+        seen: Option<&Position>,
         id: &str,
         counter: u64,
         update: Vec<u8>,
         named: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Call<'a> {
         let (joined, left) = named.unwrap_or_default();
-        Call::new(&self.publish, keys, terms)
+        Call::new(&self.publish, keys, terms, seen)
             .arg(id)
             .arg(counter.to_string())
             .arg(update)
@@ -157,10 +208,11 @@ impl Scripts {
         &'a self,
         keys: &'a Keys,
         terms: RoomTerms,
+        seen: Option<&Position>,
         id: &str,
         notice: Option<Vec<u8>>,
     ) -> Call<'a> {
-        Call::new(&self.leave, keys, terms)
+        Call::new(&self.leave, keys, terms, seen)
             .arg(id)
             .arg(notice.unwrap_or_default())
     }
@@ -169,25 +221,36 @@ impl Scripts {
         &'a self,
         keys: &'a Keys,
         terms: RoomTerms,
+        seen: Option<&Position>,
         ids: &[&str],
     ) -> Call<'a> {
         ids.iter()
-            .fold(Call::new(&self.heartbeat, keys, terms), |call, id| {
+            .fold(Call::new(&self.heartbeat, keys, terms, seen), |call, id| {
                 call.arg(*id)
             })
     }
 
-    pub(super) fn history<'a>(&'a self, keys: &'a Keys, terms: RoomTerms, from: u64) -> Call<'a> {
-        Call::new(&self.history, keys, terms).arg(from.to_string())
+    /// A page of the room's history from number `from` on.
+    pub(super) fn history<'a>(
+        &'a self,
+        keys: &'a Keys,
+        terms: RoomTerms,
+        seen: Option<&Position>,
+        from: u64,
+    ) -> Call<'a> {
+        Call::new(&self.history, keys, terms, seen)
+            .arg(from.to_string())
+            .page(terms)
     }
 }
 
 /// The join script's answer.
 #[derive(Debug)]
 pub(super) enum JoinReply {
-    /// Seated: `start` is its `room-seq`, `backlog` the events after `room-since`.
+    /// Seated: `start` is its `room-seq`, `backlog` the first page of the
+    /// events after `room-since`.
     Joined {
-        start: u64,
+        start: Position,
         backlog: Vec<Event>,
     },
     OutOfRange(Recovery),
@@ -199,6 +262,10 @@ pub(super) fn malformed(script: &str) -> String {
     format!("the room store's {script} script answered in an unknown form")
 }
 
+fn text(value: &Value) -> Option<String> {
+    Some(String::from_utf8_lossy(bytes(value)?).into_owned())
+}
+
 /// The join script's answer, and how many expired participants it announced.
 pub(super) fn join_reply(value: &Value, since: Option<u64>) -> Result<(JoinReply, u64), String> {
     let parse = || -> Option<(JoinReply, u64)> {
@@ -206,13 +273,21 @@ pub(super) fn join_reply(value: &Value, since: Option<u64>) -> Result<(JoinReply
         let expired = number(items.get(1)?)?;
         let reply = match bytes(items.first()?)? {
             b"ok" => JoinReply::Joined {
-                start: number(items.get(2)?)?,
-                backlog: from_entries(items.get(3)?)?,
+                start: Position {
+                    seq: number(items.get(2)?)?,
+                    epoch: text(items.get(3)?)?,
+                },
+                backlog: from_entries(items.get(4)?)?,
             },
             b"full" => JoinReply::Full,
-            b"range" => JoinReply::OutOfRange(match number(items.get(2)?) {
-                None => Recovery::NoHistory,
-                Some(base) => {
+            b"range" => JoinReply::OutOfRange(match bytes(items.get(5)?)? {
+                b"none" => Recovery::NoHistory,
+                b"epoch" => Recovery::OtherEpoch,
+                b"ahead" => Recovery::Ahead {
+                    newest: number(items.get(4)?)?,
+                },
+                _ => {
+                    let base = number(items.get(2)?)?;
                     let (oldest, newest) = (number(items.get(3)?)?, number(items.get(4)?)?);
                     recovery(since.unwrap_or_default(), base, oldest, newest).err()?
                 }
@@ -224,17 +299,33 @@ pub(super) fn join_reply(value: &Value, since: Option<u64>) -> Result<(JoinReply
     parse().ok_or_else(|| malformed("join"))
 }
 
-/// The publish script's answer: the update's number (None: its participant
-/// was no longer in the room), and how many expired participants it announced.
-pub(super) fn publish_reply(value: &Value) -> Result<(Option<u64>, u64), String> {
-    let parse = || -> Option<(Option<u64>, u64)> {
+/// The publish script's answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Published {
+    /// Numbered: its place (None for a repeat of an earlier one), in `epoch`.
+    Numbered { seq: Option<u64>, epoch: String },
+    /// Not taken: the store has numbered this participant's updates only up
+    /// to this counter, so the ones after it go first.
+    Behind(u64),
+    /// Its participant was no longer in the room.
+    Gone,
+}
+
+/// The publish script's answer, and how many expired participants it announced.
+pub(super) fn publish_reply(value: &Value) -> Result<(Published, u64), String> {
+    let parse = || -> Option<(Published, u64)> {
         let items = array(value)?;
         let expired = number(items.get(1)?)?;
-        match bytes(items.first()?)? {
-            b"ok" => Some((Some(number(items.get(2)?)?), expired)),
-            b"gone" => Some((None, expired)),
-            _ => None,
-        }
+        let published = match bytes(items.first()?)? {
+            b"ok" => Published::Numbered {
+                seq: number(items.get(2)?),
+                epoch: text(items.get(3)?)?,
+            },
+            b"behind" => Published::Behind(number(items.get(2)?)?),
+            b"gone" => Published::Gone,
+            _ => return None,
+        };
+        Some((published, expired))
     };
     parse().ok_or_else(|| malformed("publish"))
 }
@@ -245,22 +336,35 @@ pub(super) fn heartbeat_reply(value: &Value) -> Result<(u64, Vec<String>), Strin
     let parse = || -> Option<(u64, Vec<String>)> {
         let items = array(value)?;
         let expired = number(items.first()?)?;
-        let missing = items[1..]
-            .iter()
-            .map(|id| Some(String::from_utf8_lossy(bytes(id)?).into_owned()))
-            .collect::<Option<_>>()?;
+        let missing = items[1..].iter().map(text).collect::<Option<_>>()?;
         Some((expired, missing))
     };
     parse().ok_or_else(|| malformed("heartbeat"))
 }
 
-/// What the history script found: where the room's numbering began (None:
-/// the room has no history), and its events from the number asked for.
-pub(super) fn history_reply(value: &Value) -> Result<(Option<u64>, Vec<Event>), String> {
-    let parse = || -> Option<(Option<u64>, Vec<Event>)> {
+/// A page of a room's history, as the history script read it.
+#[derive(Debug)]
+pub(super) struct History {
+    /// The room's newest number, and its epoch.
+    pub(super) newest: Position,
+    /// Events from the number asked for on (one page).
+    pub(super) events: Vec<Event>,
+}
+
+/// What the history script found (None: the room has no history).
+pub(super) fn history_reply(value: &Value) -> Result<Option<History>, String> {
+    let parse = || -> Option<Option<History>> {
         let items = array(value)?;
-        let base = number(items.first()?);
-        Some((base, from_entries(items.get(2)?)?))
+        if number(items.first()?).is_none() {
+            return Some(None);
+        }
+        Some(Some(History {
+            newest: Position {
+                seq: number(items.get(1)?)?,
+                epoch: text(items.get(2)?)?,
+            },
+            events: from_entries(items.get(3)?)?,
+        }))
     };
     parse().ok_or_else(|| malformed("history"))
 }

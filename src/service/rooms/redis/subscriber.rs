@@ -2,6 +2,9 @@
 //! rooms that have participants here (and no others), it hands each message
 //! to its room's task. When the connection drops it reconnects, subscribes
 //! again, and tells every room to fill what it may have missed from history.
+//! A connection that goes quiet without closing (a NAT's or load balancer's
+//! idle timeout, a partition that swallows the reset) is found by a ping
+//! that gets no answer in time, and treated as dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -9,11 +12,11 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
-use log::{debug, info};
+use log::{debug, info, warn};
 use redis::aio::{PubSubSink, PubSubStream};
 
 use super::super::counters::Counters;
-use super::link::{Link, StoreError, ROUND_TRIP_TIMEOUT};
+use super::link::{Link, StoreError, PING_EVERY, ROUND_TRIP_TIMEOUT};
 use super::remote::{Input, RemoteRoom};
 
 /// What the subscription connection is asked to do.
@@ -23,9 +26,8 @@ pub(super) enum Command {
         room: Weak<RemoteRoom>,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
-    Unsubscribe {
-        channel: String,
-    },
+    /// Unsubscribe the room's channel, unless a newer room took it over.
+    Unsubscribe { room: Weak<RemoteRoom> },
 }
 
 /// The longest wait between two attempts to reconnect.
@@ -67,8 +69,17 @@ pub(super) async fn run(
         }
         connected_before = true;
         let (mut sink, mut messages) = connection;
+        let mut pings = tokio::time::interval(PING_EVERY);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = pings.tick() => {
+                    let answered = tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        warn!("room subscriptions: no answer to a ping within {} ms: connecting again", ROUND_TRIP_TIMEOUT.as_millis());
+                        break;
+                    }
+                },
                 command = commands.next() => match command {
                     None => return,
                     Some(command) => {
@@ -97,7 +108,10 @@ async fn connect(
     link: &Link,
     rooms: &HashMap<String, Weak<RemoteRoom>>,
 ) -> Result<(PubSubSink, PubSubStream), String> {
-    let pubsub = tokio::time::timeout(ROUND_TRIP_TIMEOUT, link.client().get_async_pubsub())
+    let client = link
+        .client()
+        .ok_or("a cluster's subscriptions are per shard")?;
+    let pubsub = tokio::time::timeout(ROUND_TRIP_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| StoreError::Timeout.to_string())?
         .map_err(|e| e.to_string())?;
@@ -128,8 +142,10 @@ async fn online(
                 tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.subscribe(&channel)).await;
             (subscribed, Some(done))
         }
-        Command::Unsubscribe { channel } => {
-            rooms.remove(&channel);
+        Command::Unsubscribe { room } => {
+            let Some(channel) = forget(rooms, &room) else {
+                return true;
+            };
             let unsubscribed =
                 tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.unsubscribe(&channel)).await;
             (unsubscribed, None)
@@ -156,8 +172,22 @@ fn offline(command: Command, rooms: &mut HashMap<String, Weak<RemoteRoom>>) {
             }
             let _ = done.send(Err(StoreError::Down));
         }
-        Command::Unsubscribe { channel } => {
-            rooms.remove(&channel);
+        Command::Unsubscribe { room } => {
+            forget(rooms, &room);
         }
     }
+}
+
+/// Takes `room` out of `rooms`, and returns its channel, if the channel is
+/// still that room's (not a newer room's of the same name).
+pub(super) fn forget(
+    rooms: &mut HashMap<String, Weak<RemoteRoom>>,
+    room: &Weak<RemoteRoom>,
+) -> Option<String> {
+    let channel = rooms
+        .iter()
+        .find(|(_, known)| Weak::ptr_eq(known, room))
+        .map(|(channel, _)| channel.clone())?;
+    rooms.remove(&channel);
+    Some(channel)
 }

@@ -1,8 +1,8 @@
--- ARGV[5..]: this replica's participants. Renews them and the room's keys.
+-- ARGV[8..]: this replica's participants. Renews them and the room's keys.
 -- {expired, participants that were no longer there...}
 local now = now_ms()
 local reply = {sweep(now)}
-for i = 5, #ARGV do
+for i = 8, #ARGV do
     if redis.call('ZSCORE', who_key, ARGV[i]) then
         redis.call('ZADD', who_key, now + ttl, ARGV[i])
     else

@@ -1,23 +1,35 @@
--- ARGV[5]: participant, [6]: its update's counter, [7]: the update,
--- [8]: its join notice if this update names it ('' if not), [9]: its leave notice then.
--- {'ok', expired, number} (a repeated counter: the number it got), or {'gone', expired}.
-local id, counter = ARGV[5], tonumber(ARGV[6])
+-- ARGV[8]: participant, [9]: its update's counter, [10]: the update,
+-- [11]: its join notice if this update names it ('' if not), [12]: its leave notice then.
+-- Only the counter after the last one numbered is taken, so a participant's
+-- updates keep their order however their round trips fail and are retried.
+-- {'ok', expired, number ('' for an earlier repeat), epoch}, {'behind', expired,
+-- the last counter numbered} (send the ones after it first), or {'gone', expired}.
+local id, counter = ARGV[8], tonumber(ARGV[9])
 local expired = sweep(now_ms())
 if not redis.call('ZSCORE', who_key, id) then
     return {'gone', expired}
 end
+local done, done_seq = 0, ''
 local sent = redis.call('HGET', sent_key, id)
 if sent then
     local c, seq = string.match(sent, '^(%d+) (%d+)$')
-    if tonumber(c) >= counter then
-        return {'ok', expired, seq}
+    done, done_seq = tonumber(c), seq
+end
+if counter <= done then
+    -- A repeat: numbered once already.
+    if counter == done then
+        return {'ok', expired, done_seq, epoch()}
     end
+    return {'ok', expired, '', epoch()}
 end
-if ARGV[8] ~= '' then
-    append('', ARGV[8])
-    redis.call('HSET', bye_key, id, ARGV[9])
+if counter > done + 1 then
+    return {'behind', expired, fmt(done)}
 end
-local seq = append(id, ARGV[7])
-redis.call('HSET', sent_key, id, ARGV[6] .. ' ' .. seq)
+if ARGV[11] ~= '' then
+    append('', ARGV[11])
+    redis.call('HSET', bye_key, id, ARGV[12])
+end
+local seq = append(id, ARGV[10])
+redis.call('HSET', sent_key, id, ARGV[9] .. ' ' .. seq)
 keep()
-return {'ok', expired, seq}
+return {'ok', expired, seq, epoch()}
