@@ -18,13 +18,20 @@ const PASSWORD: &str = "s3cret-Pa55";
 /// `replicas` that may touch only the rooms' keys and channels.
 fn redis_with_users() -> RedisServer {
     RedisServer::start_with(|port| {
+        let password = format!(">{PASSWORD}");
         let flags = [
             "--port",
             &port.to_string(),
             "--requirepass",
             "not-the-replicas",
+            // One config line, `user replicas on >PASSWORD ~room:* &room:* +@all`.
             "--user",
-            &format!("replicas on >{PASSWORD} ~room:* &room:* +@all"),
+            "replicas",
+            "on",
+            &password,
+            "~room:*",
+            "&room:*",
+            "+@all",
         ]
         .map(str::to_owned)
         .to_vec();

@@ -180,7 +180,7 @@ fn offline(command: Command, rooms: &mut HashMap<String, Weak<RemoteRoom>>) {
 
 /// Takes `room` out of `rooms`, and returns its channel, if the channel is
 /// still that room's (not a newer room's of the same name).
-fn forget(
+pub(super) fn forget(
     rooms: &mut HashMap<String, Weak<RemoteRoom>>,
     room: &Weak<RemoteRoom>,
 ) -> Option<String> {
