@@ -11,7 +11,7 @@
 #   scripts/fleet.sh 3 --rooms redis
 # `--rooms redis-cluster` starts a local Redis Cluster instead: three masters
 # (REDIS_PORT, +1, +2; cluster-enabled, joined with redis-cli --cluster
-# create), and the replicas use it by its seed nodes (redis+cluster://...),
+# create), and the replicas use it by its startup nodes (redis+cluster://...),
 # each room on the shard that owns its slot (sharded pub/sub, Redis 7).
 # Logs: target/fleet/rK.log (and redis-PORT.log). SERVER picks the binary (default:
 # a debug build); the `client` next to it checks that each replica is up.
@@ -39,7 +39,7 @@ LOGS="$CARGO_TARGET_DIR/fleet"
 mkdir -p "$LOGS"
 
 # `--rooms redis` (or --rooms=redis) becomes the local Redis's address,
-# `--rooms redis-cluster` the local cluster's seed nodes.
+# `--rooms redis-cluster` the local cluster's startup nodes.
 flags=()
 redis=false
 cluster=false

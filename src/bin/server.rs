@@ -120,7 +120,7 @@ struct Args {
     /// Participants of one feed room, on every replica sharing --rooms; a join beyond gets RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ROOM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     max_room_size: usize,
-    /// Where feed rooms are kept: memory (this replica's own), or shared by every replica naming the same Redis: redis://HOST:PORT[/DB], a Redis Cluster by its seed nodes redis+cluster://HOST:PORT,HOST:PORT,... (sharded pub/sub, Redis 7), and either over TLS as rediss:// or rediss+cluster://; with an ACL user and password as redis://USER:PASSWORD@HOST:PORT (never printed).
+    /// Where feed rooms are kept: memory (this replica's own), or shared by every replica naming the same Redis: redis://HOST:PORT[/DB], a Redis Cluster by its startup nodes redis+cluster://HOST:PORT,HOST:PORT,... (sharded pub/sub, Redis 7), and either over TLS as rediss:// or rediss+cluster://; with an ACL user and password as redis://USER:PASSWORD@HOST:PORT (never printed).
     #[arg(long, default_value = "memory", value_name = "STORE")]
     rooms: String,
     /// With --rooms rediss://: the CA (PEM) that signed the Redis servers' certificates (else the system's roots).

@@ -388,11 +388,11 @@ fn the_development_redis_refuses_writes_before_its_limit_and_never_evicts() {
 }
 
 /// redis-cluster.yaml: a StatefulSet of masters behind a headless Service
-/// (each node by its DNS name), joined by a Job; the seed-node URL its
+/// (each node by its DNS name), joined by a Job; the startup-node URL its
 /// comment gives the Deployment is one the server accepts, and names every
 /// node.
 #[test]
-fn the_redis_cluster_manifest_names_the_seed_nodes_it_serves() {
+fn the_redis_cluster_manifest_names_the_startup_nodes_it_serves() {
     const CLUSTER_APP: &str = "learning-messenger-redis-cluster";
     let nodes = one_of("StatefulSet", CLUSTER_APP);
     let service = one_of("Service", CLUSTER_APP);
@@ -415,10 +415,10 @@ fn the_redis_cluster_manifest_names_the_seed_nodes_it_serves() {
     let domain = service["metadata"]["name"].as_str().unwrap();
     let port = &service["spec"]["ports"][0]["port"];
     let count = nodes["spec"]["replicas"].as_u64().unwrap();
-    let seeds: Vec<String> = (0..count)
+    let nodes_named: Vec<String> = (0..count)
         .map(|k| format!("{name}-{k}.{domain}:{port}"))
         .collect();
-    let url = format!("redis+cluster://{}", seeds.join(","));
+    let url = format!("redis+cluster://{}", nodes_named.join(","));
     let manifest = std::fs::read_to_string(deploy_dir().join("k8s/redis-cluster.yaml")).unwrap();
     assert!(manifest.contains(&url), "the manifest documents {url}");
     let config = checked_config(&["--rooms".to_owned(), url.clone()]);

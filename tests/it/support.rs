@@ -760,14 +760,14 @@ impl RedisCluster {
         }
     }
 
-    /// `redis+cluster://` with every master as a seed node.
+    /// `redis+cluster://` with every master as a startup node.
     pub(crate) fn url(&self) -> String {
-        let seeds: Vec<String> = self
+        let nodes_named: Vec<String> = self
             .masters()
             .iter()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
-        format!("redis+cluster://{}", seeds.join(","))
+        format!("redis+cluster://{}", nodes_named.join(","))
     }
 
     /// The ports of the nodes that are masters now.

@@ -17,10 +17,10 @@ pub enum RoomStoreAddr {
     Redis(RedisAddr),
 }
 
-/// A Redis, or a Redis Cluster by its seed nodes, as `--rooms` named it.
+/// A Redis, or a Redis Cluster by its startup nodes, as `--rooms` named it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisAddr {
-    /// `HOST:PORT` of the server, or of each seed node of a cluster.
+    /// `HOST:PORT` of the server, or of each startup node of a cluster.
     pub(crate) nodes: Vec<String>,
     pub(crate) cluster: bool,
     /// `rediss://`: TLS to every node.
@@ -239,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_is_named_by_its_seed_nodes() {
+    fn a_cluster_is_named_by_its_startup_nodes() {
         let cluster = redis("rediss+cluster://a:7000,b:7001,c:7002");
         assert!(cluster.cluster && cluster.tls);
         assert_eq!(cluster.nodes, ["a:7000", "b:7001", "c:7002"]);

@@ -68,7 +68,7 @@ enum Target {
 
 struct Cluster {
     client: ClusterClient,
-    /// The seed nodes' address, credentials and TLS, for the subscriber's
+    /// The startup nodes' address, credentials and TLS, for the subscriber's
     /// own connection to each shard.
     addr: RedisAddr,
     certificates: Option<TlsCertificates>,
@@ -162,7 +162,7 @@ impl Link {
         }
     }
 
-    /// A client for one node of the cluster (`HOST:PORT`), with the seed
+    /// A client for one node of the cluster (`HOST:PORT`), with the startup
     /// nodes' credentials and TLS.
     pub(super) fn node(&self, node: &str) -> redis::RedisResult<Client> {
         match &self.target {
@@ -173,8 +173,8 @@ impl Link {
         }
     }
 
-    /// The cluster's seed nodes (`HOST:PORT`); none for one Redis.
-    pub(super) fn seeds(&self) -> &[String] {
+    /// The cluster's startup nodes (`HOST:PORT`); none for one Redis.
+    pub(super) fn startup_nodes(&self) -> &[String] {
         match &self.target {
             Target::Single(_) => &[],
             Target::Cluster(cluster) => &cluster.addr.nodes,

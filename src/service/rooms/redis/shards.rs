@@ -123,7 +123,7 @@ impl Shards {
         }
         let mut node = self
             .master_of(slot)
-            .or_else(|| self.link.seeds().first().cloned())
+            .or_else(|| self.link.startup_nodes().first().cloned())
             .ok_or(StoreError::Down)?;
         let mut asking = false;
         for _ in 0..4 {
