@@ -16,6 +16,9 @@
 //! The messages and the lab's expected answers live in `messenger-lab`,
 //! which needs no grpcio; [`proto`] is its generated code.
 
+// `ServerConfig::describe`'s one json! of every setting nests deeper than the default.
+#![recursion_limit = "256"]
+
 pub use messenger_lab::proto;
 
 mod allocator;
