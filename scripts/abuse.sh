@@ -48,6 +48,8 @@ floods=(
     "big-headers||big-headers --seconds $SECONDS_EACH"
     "slowloris||slowloris --seconds $SECONDS_EACH --connections 300"
     "no-read||no-read --seconds $SECONDS_EACH --connections 50 --streams 1000"
+    "declared||declared --seconds $SECONDS_EACH --streams 200"
+    "declared-within-limit|--max-request-bytes-in-flight 67108864|declared --seconds $SECONDS_EACH --streams 200 --declared 4194304 --send 4194304"
 )
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -27,9 +27,12 @@ struct Args {
     /// The lab's simulated work before each StreamLearnings update, in ms; 0 for none.
     #[arg(long, default_value_t = LAB_DELAY.as_millis() as u64)]
     delay_ms: u64,
-    /// Largest request message accepted, in bytes, once decompressed (gRPC's default, 4 MiB); bigger ones get RESOURCE_EXHAUSTED.
+    /// Largest request message accepted, in bytes, compressed or not (gRPC's default, 4 MiB); bigger ones get RESOURCE_EXHAUSTED as soon as their length prefix is read, or as decompression passes the limit.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::value_parser!(usize))]
     max_message_bytes: usize,
+    /// Request bytes the server may hold before handlers read them, all calls and connections together (declared by each message's length prefix); a message over 64 KiB that would pass it gets RESOURCE_EXHAUSTED at its prefix; 0 for no budget [default: 1/8 of the machine's memory (or cgroup limit), at least --max-message-bytes, at most 2 GiB - 1].
+    #[arg(long, value_name = "BYTES")]
+    max_request_bytes_in_flight: Option<usize>,
     /// On Ctrl-C or SIGTERM, how long health reports NOT_SERVING while calls are still served, in ms, before the server stops accepting them.
     #[arg(long, default_value_t = 0)]
     drain_ms: u64,
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         addr: args.addr,
         delay: Duration::from_millis(args.delay_ms),
         max_message_bytes: args.max_message_bytes,
+        max_request_bytes_in_flight: args.max_request_bytes_in_flight,
         max_concurrent_streams: args.max_concurrent_streams,
         max_calls_in_flight: args.max_calls_in_flight,
         max_open_streams: args.max_open_streams,

@@ -16,8 +16,9 @@ use crate::metrics::MethodMetrics;
 ///
 /// The limit is checked here, not by C-core's message-size filter, which the
 /// server leaves out of its stack: that filter's cost on every streamed
-/// message is measured in `docs/tuning-log.md`. C-core has the whole message
-/// either way before it is judged.
+/// message is measured in `docs/tuning-log.md`. Our server's C-core refuses
+/// a message over the limit earlier, at its length prefix (patch 0006), so
+/// this check is the one for a server without that channel argument.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestDecoder {
     max_message_bytes: usize,

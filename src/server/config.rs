@@ -7,6 +7,7 @@ use messenger_lab::answers::LAB_DELAY;
 
 use grpcio::ServerCredentials;
 
+use super::budget::{default_max_request_bytes_in_flight, MAX_REQUEST_BYTES_IN_FLIGHT};
 use crate::auth::AuthConfig;
 use crate::compression::Compression;
 use crate::service::{RoomLimits, RoomStoreAddr};
@@ -42,8 +43,15 @@ pub struct ServerConfig {
     pub addr: String,
     /// Pause before each StreamLearnings update.
     pub delay: Duration,
-    /// The largest request message accepted; larger ones get RESOURCE_EXHAUSTED.
+    /// The largest request message accepted; larger ones get RESOURCE_EXHAUSTED,
+    /// as soon as their length prefix is read (C-core patch 0006).
     pub max_message_bytes: usize,
+    /// Request bytes the server may hold on the wire's side, all calls and
+    /// connections together: let in by their length prefixes, not yet handed
+    /// to a handler. A message over 64 KiB that would pass it gets
+    /// RESOURCE_EXHAUSTED at its prefix. None: sized for the machine
+    /// ([`ServerConfig::request_budget`]); `Some(0)`: no budget.
+    pub max_request_bytes_in_flight: Option<usize>,
     /// Streams one connection may have open at once; 0 for no limit.
     pub max_concurrent_streams: u32,
     /// Calls the server may have in its handlers at once, all connections
@@ -106,6 +114,7 @@ impl Default for ServerConfig {
             addr: "[::]:50051".to_owned(),
             delay: LAB_DELAY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_request_bytes_in_flight: None,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
             max_open_streams: DEFAULT_MAX_OPEN_STREAMS,
@@ -138,6 +147,7 @@ impl ServerConfig {
     /// tried before a pod starts with them.
     pub fn check(&self) -> Result<(), String> {
         check_addr("--addr", &self.addr, true)?;
+        self.check_request_budget()?;
         if let Some(addr) = &self.metrics_addr {
             check_addr("--metrics-addr", addr, false)?;
         }
@@ -147,6 +157,36 @@ impl ServerConfig {
         self.check_web()?;
         self.auth.check(self.tls_client_ca.is_some())?;
         self.credentials().map(drop)
+    }
+
+    /// The request budget C-core is given: the flag's, or one sized for the
+    /// machine; None for no budget.
+    pub fn request_budget(&self) -> Option<usize> {
+        match self.max_request_bytes_in_flight {
+            Some(0) => None,
+            Some(bytes) => Some(bytes),
+            None => Some(default_max_request_bytes_in_flight(self.max_message_bytes)),
+        }
+    }
+
+    /// A budget must hold one message of the largest size, and fit C-core's
+    /// integer channel argument.
+    fn check_request_budget(&self) -> Result<(), String> {
+        let Some(budget) = self.max_request_bytes_in_flight.filter(|&b| b > 0) else {
+            return Ok(());
+        };
+        if budget > MAX_REQUEST_BYTES_IN_FLIGHT {
+            return Err(format!(
+                "--max-request-bytes-in-flight {budget}: at most {MAX_REQUEST_BYTES_IN_FLIGHT} (0 for no budget)"
+            ));
+        }
+        if budget < self.max_message_bytes {
+            return Err(format!(
+                "--max-request-bytes-in-flight {budget} is below --max-message-bytes {}: no message of the largest size could be let in",
+                self.max_message_bytes
+            ));
+        }
+        Ok(())
     }
 
     /// The gateway calls this server over plaintext TCP, on its own port.
@@ -200,6 +240,7 @@ impl ServerConfig {
             "auth_open_rooms": self.auth.open_rooms,
             "delay_ms": ms(self.delay),
             "max_message_bytes": self.max_message_bytes,
+            "max_request_bytes_in_flight": self.request_budget().unwrap_or(0),
             "max_concurrent_streams": self.max_concurrent_streams,
             "max_calls_in_flight": self.max_calls_in_flight,
             "max_open_streams": self.max_open_streams,
@@ -317,6 +358,23 @@ mod tests {
         };
         let err = bad_origin.check().unwrap_err();
         assert!(err.starts_with("--web-allow-origin 'nope'"), "{err}");
+    }
+
+    #[test]
+    fn a_request_budget_holds_one_largest_message_and_fits_c_core() {
+        let budget = |bytes| ServerConfig {
+            max_request_bytes_in_flight: Some(bytes),
+            ..ServerConfig::default()
+        };
+        assert_eq!(budget(0).request_budget(), None);
+        assert!(budget(0).check().is_ok());
+        assert_eq!(budget(8 << 20).request_budget(), Some(8 << 20));
+        let err = budget(1 << 20).check().unwrap_err();
+        assert!(err.contains("below --max-message-bytes 4194304"), "{err}");
+        let err = budget(4 << 30).check().unwrap_err();
+        assert!(err.contains("at most 2147483647"), "{err}");
+        let sized = ServerConfig::default().request_budget().unwrap();
+        assert!(sized >= DEFAULT_MAX_MESSAGE_BYTES, "{sized}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Running a LearningMessenger server: completion queues, message limits,
 //! keepalive, TLS, the health and reflection services, and a graceful stop.
 
+mod budget;
 mod config;
 
 pub use crate::service::rooms::{
@@ -9,6 +10,7 @@ pub use crate::service::rooms::{
     DEFAULT_STORE_GRACE,
 };
 pub use crate::tls::TlsIdentity;
+pub use budget::{default_max_request_bytes_in_flight, MAX_REQUEST_BYTES_IN_FLIGHT};
 pub use config::{
     default_completion_queues, default_replica_name, ServerConfig,
     DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND, DEFAULT_MAX_CALLS_IN_FLIGHT,
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use futures::future::{self, Either};
 use futures_timer::Delay;
-use grpcio::{ChannelBuilder, EnvBuilder, ServerBuilder, ServerCredentials};
+use grpcio::{ChannelBuilder, EnvBuilder, ResourceQuota, ServerBuilder, ServerCredentials};
 use log::info;
 use messenger_web::{Gateway, GatewayOptions};
 
@@ -181,7 +183,7 @@ fn start_web(config: &ServerConfig, addr: &str, port: u16) -> Result<Gateway, St
 /// Every C-core channel argument of the server, in one place:
 /// `ServerBuilder::channel_args` replaces what was set before.
 fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> ChannelBuilder {
-    let args = ChannelBuilder::new(env)
+    let mut args = ChannelBuilder::new(env)
         // No limit in C-core, so its message-size filter stays out of every
         // call: the services check each request against the limit themselves.
         .max_receive_message_len(-1)
@@ -195,7 +197,25 @@ fn channel_args(config: &ServerConfig, env: Arc<grpcio::Environment>) -> Channel
         .raw_cfg_int(
             CString::from(c"grpc.max_decompressed_message_length"),
             i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX),
+        )
+        // A message declaring more in its length prefix is refused there,
+        // before C-core holds its body or opens a window for it (patch 0006).
+        .raw_cfg_int(
+            CString::from(c"grpc.max_declared_message_length"),
+            i32::try_from(config.max_message_bytes).unwrap_or(i32::MAX),
         );
+    if let Some(budget) = config.request_budget() {
+        // The budget is counted in the resource quota that all of this
+        // server's connections share: a quota of its own, so that it is
+        // this server's (the quota's memory is left unlimited, as C-core's
+        // default quota's is).
+        args = args
+            .set_resource_quota(ResourceQuota::new(Some("learning-messenger server")))
+            .raw_cfg_int(
+                CString::from(c"grpc.max_request_bytes_in_flight"),
+                i32::try_from(budget).unwrap_or(i32::MAX),
+            );
+    }
     let mut args = config.compression.for_answers(args);
     if let Some(age) = config.max_connection_age {
         args = args.raw_cfg_int(

@@ -29,6 +29,8 @@ from collections import Counter
 
 import h2.config
 import h2.connection
+import h2.events
+import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
@@ -195,6 +197,7 @@ class Conn:
         self.send_blocked = False
         self.broken = False  # a frame was half written: no more sends
         self.port = port
+        self.on_data = None  # also given every byte read, if set
         self.h2.initiate_connection()
         self.flush()
 
@@ -221,6 +224,8 @@ class Conn:
                 self.eof = True
                 return
             self.rx.feed(data)
+            if self.on_data:
+                self.on_data(data)
 
     def send(self, data: bytes, deadline: float, read=True) -> bool:
         """Writes all of `data` before `deadline`, reading meanwhile if `read`.
@@ -647,6 +652,86 @@ def no_read(args):
     )
 
 
+def declared(args):
+    """Unary calls on one connection, each declaring a huge message in its length prefix and sending what the windows let."""
+    started = time.monotonic()
+    end = started + args.seconds
+    conn = Conn(args.host, args.port)
+    h2c = conn.h2
+    prefix = b"\x00" + struct.pack(">I", args.declared)
+    chunk = b"d" * 16384
+    # stream id -> {"sent": body bytes sent, "at": when its prefix went, "status", "after_s", "window_updates"}
+    streams = {}
+    window_updates = Counter()  # WINDOW_UPDATEs the server gave each stream
+
+    def on_data(data):
+        conn.rx.acks_owed = 0  # h2 acknowledges the server's SETTINGS itself
+        try:
+            events = h2c.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            conn.closed = conn.closed or f"h2: {type(e).__name__}: {e}"
+            return
+        for event in events:
+            stream = getattr(event, "stream_id", 0)
+            if isinstance(event, h2.events.WindowUpdated) and stream:
+                window_updates[stream] += 1
+            headers = getattr(event, "headers", None)
+            if stream in streams and headers:
+                status = dict(headers).get("grpc-status")
+                if status is not None and streams[stream]["status"] is None:
+                    streams[stream]["status"] = status
+                    streams[stream]["after_s"] = round(time.monotonic() - streams[stream]["at"], 3)
+
+    conn.on_data = on_data
+    conn.read(0.2)
+    for _ in range(args.streams):
+        stream = h2c.get_next_available_stream_id()
+        h2c.send_headers(stream, request_headers(args.port, "GetLearningStatus"))
+        h2c.send_data(stream, prefix)
+        streams[stream] = {"sent": 0, "at": time.monotonic(), "status": None, "after_s": None}
+    conn.flush(end)
+
+    def open_streams():
+        return [s for s, st in streams.items() if st["status"] is None and st["sent"] < args.send]
+
+    # Each stream sends its body as its window allows, until the server
+    # answers it, it has sent --send bytes, or the time is up.
+    while time.monotonic() < end and not conn.eof and any(st["status"] is None for st in streams.values()):
+        progressed = False
+        for stream in open_streams():
+            try:
+                window = min(h2c.local_flow_control_window(stream), h2c.max_outbound_frame_size, len(chunk))
+                window = min(window, args.send - streams[stream]["sent"])
+                if window > 0:
+                    h2c.send_data(stream, chunk[:window])
+                    streams[stream]["sent"] += window
+                    progressed = True
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                continue
+        if progressed:
+            conn.flush(end)
+        conn.read(0.0 if progressed else 0.05)
+    conn.drain(args.drain)
+    conn.close()
+    answered = [st["after_s"] for st in streams.values() if st["after_s"] is not None]
+    emit(
+        "declared",
+        args,
+        started,
+        {
+            "streams": len(streams),
+            "declared_bytes": args.declared,
+            "body_bytes": sum(st["sent"] for st in streams.values()),
+            "most_body_bytes_on_a_stream": max((st["sent"] for st in streams.values()), default=0),
+        },
+        conn.report(),
+        answered=len(answered),
+        status_of_streams=dict(Counter(st["status"] or "none" for st in streams.values())),
+        slowest_status_s=max(answered, default=None),
+        window_updates_on_streams=sum(window_updates.values()),
+    )
+
+
 def no_flood(args):
     """No attack: the same time with nothing sent, a control for the legitimate client's figures."""
     started = time.monotonic()
@@ -697,6 +782,14 @@ def main():
         frame_size=(16384, "bytes per CONTINUATION frame"),
     )
     add("big-headers", big_headers, size=(1 << 20, "bytes in the one header value"))
+    add(
+        "declared",
+        declared,
+        seconds=30.0,
+        streams=(200, "calls on the connection"),
+        declared=(1 << 30, "bytes each call's length prefix declares"),
+        send=(8 << 20, "body bytes each call tries to send"),
+    )
     add("slowloris", slowloris, connections=(300, "connections that never send the preface"))
     add(
         "no-read",

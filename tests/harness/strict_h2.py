@@ -112,6 +112,8 @@ class Watched:
         # h2 respects flow control: big messages go out as the window opens.
         view = memoryview(message)
         while True:
+            if self.stream_ended(stream) or self.closed:
+                return  # the server ended it (at a prefix, say): nothing more may be sent
             window = min(self.h2.local_flow_control_window(stream), self.h2.max_outbound_frame_size)
             if window > 0 or not view:
                 chunk = view[:window]
@@ -333,6 +335,51 @@ def oversize_upload(conn):
     return stream
 
 
+def declared(conn, method, flag, first=b"", extra=()):
+    """A call whose message declares --declared bytes in its length prefix
+    (after `first`, a valid message) and sends --declared-sent of them: the
+    server must refuse it at the prefix, before the body."""
+    stream = conn.start(method, extra)
+    prefix = bytes([flag]) + struct.pack(">I", conn.args.declared)
+    conn.send(stream, first + prefix + b"z" * conn.args.declared_sent)
+    conn.until_ended(stream, conn.args.seconds)
+    return stream
+
+
+def declared_oversize(conn):
+    """GetLearningStatus declaring 1 GiB in its prefix, then sending part of it (RESOURCE_EXHAUSTED at the prefix)."""
+    return declared(conn, "GetLearningStatus", 0)
+
+
+def declared_oversize_gzip(conn):
+    """The same, flagged gzip: the compressed size declared is over the limit (RESOURCE_EXHAUSTED at the prefix)."""
+    return declared(conn, "GetLearningStatus", 1, extra=[("grpc-encoding", "gzip")])
+
+
+def declared_oversize_upload(conn):
+    """SubmitResearchNotes: a valid note, then one declaring 1 GiB (RESOURCE_EXHAUSTED at its prefix)."""
+    return declared(conn, "SubmitResearchNotes", 0, first=grpc_message(field(1, b"first")))
+
+
+def declared_oversize_feed(conn):
+    """CollaborativeFeed: a valid update, then a gzip one declaring 1 GiB (RESOURCE_EXHAUSTED at its prefix)."""
+    first = grpc_message(field(1, b"strict") + field(2, b"hi"))
+    return declared(conn, "CollaborativeFeed", 1, first=first, extra=[("grpc-encoding", "gzip")])
+
+
+def over_budget(conn):
+    """A 4 MiB request while two others hold a budget of 8 MiB (--max-request-bytes-in-flight; RESOURCE_EXHAUSTED at its prefix)."""
+    for _ in range(2):
+        holder = conn.start("SubmitResearchNotes")
+        # Declared and let in, but not sent whole: held in the budget.
+        conn.send(holder, b"\x00" + struct.pack(">I", 4 << 20) + b"h" * 1024)
+    conn.read(0.3)
+    stream = conn.start("GetLearningStatus")
+    conn.send(stream, b"\x00" + struct.pack(">I", 4 << 20) + b"o" * 1024)
+    conn.until_ended(stream, conn.args.seconds)
+    return stream
+
+
 def big_header(conn):
     """A request whose header list (32 KiB) is over the server's MAX_HEADER_LIST_SIZE (RESOURCE_EXHAUSTED)."""
     return unary(conn, "GetLearningStatus", grpc_message(b""), [("x-big", "b" * (32 << 10))])
@@ -409,6 +456,11 @@ CASES = {
         malformed,
         malformed_gzip,
         oversize_upload,
+        declared_oversize,
+        declared_oversize_gzip,
+        declared_oversize_upload,
+        declared_oversize_feed,
+        over_budget,
         big_header,
         unimplemented,
         deadline,
@@ -438,6 +490,8 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
     parser.add_argument("--max-message-bytes", type=int, default=4 << 20, help="the server's limit")
+    parser.add_argument("--declared", type=int, default=1 << 30, help="bytes the declared-* cases' prefixes declare")
+    parser.add_argument("--declared-sent", type=int, default=256 << 10, help="bytes of them the declared-* cases send")
     parser.add_argument("--seconds", type=float, default=10.0, help="most to wait for a stream's end")
     parser.add_argument("--after", type=float, default=0.5, help="seconds to watch a stream after its end")
     parser.add_argument(

@@ -39,8 +39,8 @@ use crate::support::{
 use crate::tls::{mutual_tls_server, Pki, SERVER_NAME};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
-const ISSUER: &str = "https://issuer.example";
-const AUDIENCE: &str = "learning-messenger";
+pub(crate) const ISSUER: &str = "https://issuer.example";
+pub(crate) const AUDIENCE: &str = "learning-messenger";
 /// How long any one expected thing may take.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -77,7 +77,7 @@ impl Issuer {
         self.dir.path().join(name)
     }
 
-    fn jwks(&self) -> PathBuf {
+    pub(crate) fn jwks(&self) -> PathBuf {
         self.path("ours/jwks.json")
     }
 

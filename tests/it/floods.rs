@@ -38,7 +38,7 @@ const FLOOD_TIMEOUT: Duration = Duration::from_secs(90);
 static ONE_FLOOD: Mutex<()> = Mutex::new(());
 
 /// Runs `tests/harness/floods.py --port PORT FLOOD ARGS` and parses the JSON it prints.
-fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
+pub(crate) fn run_flood(port: u16, flood: &str, args: &[&str]) -> Value {
     let root = project_root();
     let python = venv_program("python3");
     let mut child = Command::new(&python)
@@ -203,7 +203,7 @@ fn flood_server(server_args: &[&str], name: &str, args: &[&str], peak_margin_kib
         before.rss_mib()
     );
     // The server still serves a new client.
-    let serves = wait_until(Duration::from_secs(5), || {
+    let serves = wait_until(crate::support::WAIT, || {
         server
             .client()
             .with_options(CallOption::default().timeout(LEGIT_DEADLINE))

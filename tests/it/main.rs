@@ -20,6 +20,7 @@ mod interop;
 mod messenger;
 mod metrics;
 mod multiplexing;
+mod prefix;
 mod reflection;
 mod reliability;
 mod room_store;

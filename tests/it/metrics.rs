@@ -19,6 +19,7 @@ use protobuf::Message;
 
 use crate::support::{
     failure, feed, note, raw_method, scrape, test_config, venv_program, wait_until, TestServer,
+    WAIT,
 };
 
 /// Every sample of `page` as Prometheus's Python parser reads it:
@@ -90,7 +91,9 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
     let raw = grpcio::Client::new(client.channel().clone());
     let bounded = || CallOption::default().timeout(Duration::from_secs(30));
 
-    // Unary: 3 OK, 1 INTERNAL (bytes that do not parse), 1 RESOURCE_EXHAUSTED.
+    // Unary: 3 OK, 1 INTERNAL (bytes that do not parse), 1 RESOURCE_EXHAUSTED
+    // that no handler sees: C-core refuses it at its length prefix (patch
+    // 0006), so it is not counted.
     for _ in 0..3 {
         client
             .get_learning_status(&StatusRequest::default())
@@ -136,9 +139,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
             "StreamLearnings"
         )
     );
-    assert!(wait_until(Duration::from_secs(10), || {
-        scrape(port).2.contains(&started)
-    }));
+    assert!(wait_until(WAIT, || { scrape(port).2.contains(&started) }));
     cancelled.cancel();
     drop(cancelled);
 
@@ -176,7 +177,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
     };
     let mut samples = HashMap::new();
     assert!(
-        wait_until(Duration::from_secs(10), || {
+        wait_until(WAIT, || {
             samples = parse(&scrape(port).2);
             ended(&samples)
         }),
@@ -198,10 +199,10 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
         ("client_stream", "SubmitResearchNotes"),
         ("bidi_stream", "CollaborativeFeed"),
     );
-    expect(counter("grpc_server_started_total", u.0, u.1), 5.0);
+    expect(counter("grpc_server_started_total", u.0, u.1), 4.0);
     expect(handled(u.0, u.1, "OK"), 3.0);
     expect(handled(u.0, u.1, "Internal"), 1.0);
-    expect(handled(u.0, u.1, "ResourceExhausted"), 1.0);
+    expect(handled(u.0, u.1, "ResourceExhausted"), 0.0);
     expect(handled(u.0, u.1, "Unimplemented"), 0.0);
     expect(counter("grpc_server_msg_received_total", u.0, u.1), 3.0);
     expect(counter("grpc_server_msg_sent_total", u.0, u.1), 3.0);
@@ -234,7 +235,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
 
     // Every call counted has ended: none in flight, each timed once.
     for (ty, method, calls) in [
-        (u.0, u.1, 5.0),
+        (u.0, u.1, 4.0),
         (ss.0, ss.1, 3.0),
         (cs.0, cs.1, 1.0),
         (bi.0, bi.1, 1.0),
@@ -257,7 +258,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
         .filter(|(name, _)| name.starts_with("grpc_server_started_total{"))
         .map(|(_, value)| value)
         .sum();
-    assert_eq!(total, 11.0, "{samples:?}");
+    assert_eq!(total, 10.0, "{samples:?}");
 }
 
 #[test]
@@ -277,7 +278,7 @@ fn health_calls_are_counted_and_metrics_are_off_by_default() {
     // after the client has it.
     let port = server.running().metrics_port().unwrap();
     let mut samples = parse(&scrape(port).2);
-    wait_until(Duration::from_secs(10), || {
+    wait_until(WAIT, || {
         samples = parse(&scrape(port).2);
         samples.get(&key) == Some(&1.0)
     });
