@@ -23,7 +23,7 @@ pub enum Caller {
 
 impl Caller {
     /// What a log line says of the caller before what the call claims (a
-    /// `user_id`, a topic): `[caller ada, token] ` for a verified one, so
+    /// `user_id`, a topic): `[caller ada, token] ` (or `, mTLS] `) for a verified one, so
     /// that who really called stands beside what it says; nothing for an
     /// anonymous one, whose lines read as the lab's.
     pub fn in_log(&self) -> CallerInLog<'_> {
@@ -41,7 +41,7 @@ impl std::fmt::Display for CallerInLog<'_> {
             Caller::Authenticated(identity) => {
                 let source = match identity.source {
                     Source::Token => "token",
-                    Source::Certificate => "certificate",
+                    Source::Certificate => "mTLS",
                 };
                 write!(f, "[caller {}, {source}] ", untrusted(&identity.name))
             }
