@@ -122,6 +122,11 @@ impl LearningMessengerClient {
     }
 
     /// Client streaming, async: a `Sink` for the notes and a future of the summary.
+    /// The sink's `close` is refused with `RpcFinished` when the call's end
+    /// is processed before the half-close's own completion (the server can
+    /// answer before C-core reports the write done; a loaded machine shows
+    /// it): [`ok_if_call_over`] counts that as done, and the summary says
+    /// how the call went. Likewise for [`Self::collaborative_feed_async`].
     pub fn submit_research_notes_async(
         &self,
     ) -> Result<(

@@ -812,14 +812,19 @@ fn show_replica_prints_the_replica_of_each_call_and_the_other_targets_reach_it()
 fn wait_for_ready_waits_for_a_server_that_comes_up_late() {
     let port = crate::support::free_port();
     let target = format!("127.0.0.1:{port}");
+    // No server yet: the port takes the client's first attempt and closes
+    // it. Without --wait-for-ready the call would fail on that.
+    let refusing = std::net::TcpListener::bind(&target).unwrap();
+    refusing.set_nonblocking(true).unwrap();
     let child = client(
         &target,
         &["--wait-for-ready", "--timeout-ms", "60000", "status"],
     )
     .spawn()
     .expect("client starts");
-    // Without --wait-for-ready it would fail at once: nobody listens yet.
-    std::thread::sleep(Duration::from_millis(1500));
+    let attempted = crate::support::wait_until(PATIENCE, || refusing.accept().is_ok());
+    assert!(attempted, "the client never tried to connect");
+    drop(refusing);
     let _server = TestServer::with_config(ServerConfig {
         addr: target.clone(),
         ..test_config()

@@ -203,7 +203,7 @@ fn flood_server(server_args: &[&str], name: &str, args: &[&str], peak_margin_kib
         before.rss_mib()
     );
     // The server still serves a new client.
-    let serves = wait_until(Duration::from_secs(5), || {
+    let serves = wait_until(crate::support::WAIT, || {
         server
             .client()
             .with_options(CallOption::default().timeout(LEGIT_DEADLINE))

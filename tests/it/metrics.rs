@@ -19,6 +19,7 @@ use protobuf::Message;
 
 use crate::support::{
     failure, feed, note, raw_method, scrape, test_config, venv_program, wait_until, TestServer,
+    WAIT,
 };
 
 /// Every sample of `page` as Prometheus's Python parser reads it:
@@ -138,9 +139,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
             "StreamLearnings"
         )
     );
-    assert!(wait_until(Duration::from_secs(10), || {
-        scrape(port).2.contains(&started)
-    }));
+    assert!(wait_until(WAIT, || { scrape(port).2.contains(&started) }));
     cancelled.cancel();
     drop(cancelled);
 
@@ -178,7 +177,7 @@ fn a_scrape_counts_every_call_once_with_its_outcome() {
     };
     let mut samples = HashMap::new();
     assert!(
-        wait_until(Duration::from_secs(10), || {
+        wait_until(WAIT, || {
             samples = parse(&scrape(port).2);
             ended(&samples)
         }),
@@ -279,7 +278,7 @@ fn health_calls_are_counted_and_metrics_are_off_by_default() {
     // after the client has it.
     let port = server.running().metrics_port().unwrap();
     let mut samples = parse(&scrape(port).2);
-    wait_until(Duration::from_secs(10), || {
+    wait_until(WAIT, || {
         samples = parse(&scrape(port).2);
         samples.get(&key) == Some(&1.0)
     });

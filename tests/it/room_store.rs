@@ -22,7 +22,7 @@ use learning_messenger::rpc::messenger::LearningMessengerClient;
 use messenger_lab::answers::acknowledgement;
 use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 
-use crate::rooms::{own_connection, sample, Chatter, WAIT};
+use crate::rooms::{own_connection, sample, wait_for_sample, Chatter, WAIT};
 use crate::support::{
     feed, free_port, python_client_command, python_stubs, redis_command, scrape, wait_until,
     RedisServer, ServerProcess,
@@ -110,7 +110,10 @@ impl Fleet {
     }
 
     /// Runs `join` (a participant joining replica `k`) and waits until the
-    /// replica counts it: joins that race would see each other or not by chance.
+    /// replica counts it: joins that race would see each other or not by
+    /// chance. The count is of participants now: wait for the notice of a
+    /// leave on that replica before the next join, or the leave may cancel
+    /// the join out in the count (a loaded machine delays the leave).
     fn joining<T>(&self, k: usize, join: impl FnOnce(&str) -> T) -> T {
         const PARTICIPANTS: &str = "messenger_feed_participants";
         let before = self.metric(k, PARTICIPANTS);
@@ -601,8 +604,9 @@ fn a_killed_replicas_participant_leaves_within_the_ttl_once() {
     let killed = Instant::now();
     olga.wait_for_text("System: kim left the room");
     let took = killed.elapsed();
-    // The TTL (1.5 s), plus a heartbeat period, plus a busy machine's slack.
-    assert!(took < Duration::from_secs(6), "kim left after {took:?}");
+    // The TTL (1.5 s), plus a heartbeat period, plus a loaded machine's
+    // slack (its timers and the store's round trips come late).
+    assert!(took < Duration::from_secs(10), "kim left after {took:?}");
     std::thread::sleep(Duration::from_millis(2000));
     let leaves = olga
         .texts()
@@ -697,11 +701,14 @@ fn redis_restarted_empty_gives_unavailable_then_a_clear_out_of_range() {
         status.message().contains("keeps no history") || status.message().contains("new history"),
         "{status:?}"
     );
-    // Rooms work again without a restart; bob's client said what it lost.
+    // Rooms work again without a restart; bob's client said what it lost,
+    // then rejoined (counted by its replica: its call had ended, so it is
+    // the one participant there).
     let mut back = fleet.raw(0, "lab", "ann", None);
-    bob.wait_for("bob back in the room", |_| {
+    bob.wait_for("bob's loss said", |_| {
         bob.stderr().contains("an unknown number of events lost")
     });
+    wait_for_sample(fleet.places[1].1, "messenger_feed_participants", 1.0);
     back.say("after");
     bob.wait_for("the update after", |lines| {
         json_events(lines).iter().any(|(_, t)| t == "ann: after")
@@ -722,8 +729,9 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let took = stopped.elapsed();
     let status = ended.expect_err("unavailable");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
-    // The bound: a ping's period and timeout (0.5 s + 1 s), then the grace, and slack.
-    assert!(took < Duration::from_secs(5), "ended after {took:?}");
+    // The bound: a ping's period and timeout (0.5 s + 1 s), then the grace
+    // (0.5 s), and a loaded machine's slack: four times the bound.
+    assert!(took < Duration::from_secs(8), "ended after {took:?}");
     // A new room call is refused at once; the echo goes on.
     let cy = Raw::join(fleet.target(0), "lab", "cy", None);
     let refused = cy
@@ -745,6 +753,7 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let mut eve = fleet.raw(0, "lab", "eve", None);
     dan.wait_for_text("System: eve joined the room");
     eve.leave();
+    dan.wait_for_text("System: eve left the room");
     // The store kept its data: ann recovers after the outage, nothing missed or repeated.
     let back = fleet.raw(0, "lab", "ann", Some(since));
     back.wait_for("eve's leave and its own join", |events| {

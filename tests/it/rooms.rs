@@ -609,8 +609,8 @@ fn talk(
                 }
             }
         }
-        sink.close()
-            .await
+        // The call's end can overtake the half-close; what was read is the outcome.
+        learning_messenger::rpc::ok_if_call_over(sink.close().await)
             .map_err(|e| format!("{me}: close: {e}"))?;
         Ok(talked)
     })

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{failure, run_server_binary, wait_until, ServerProcess};
+use crate::support::{failure, run_server_binary, wait_until, ServerProcess, WAIT};
 use futures::executor::block_on;
 use futures::TryStreamExt;
 use grpcio::{ClientSStreamReceiver, RpcStatusCode};
@@ -71,7 +71,7 @@ fn graceful_stop_on(signal: &str) {
             .is_err()
     };
     assert!(
-        wait_until(Duration::from_secs(10), || refused(&fresh)),
+        wait_until(WAIT, || refused(&fresh)),
         "SIG{signal}: a new connection is still served"
     );
     let status = failure(client.get_learning_status(&StatusRequest::default()));
@@ -170,7 +170,7 @@ fn a_drain_turns_health_not_serving_at_once_while_calls_are_still_served() {
         "the checks took longer than the drain"
     );
     assert!(
-        wait_until(Duration::from_secs(10), || server.log().contains(
+        wait_until(WAIT, || server.log().contains(
             "draining: health NOT_SERVING, calls still served for 6000 ms"
         )),
         "log:\n{}",

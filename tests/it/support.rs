@@ -141,6 +141,11 @@ pub(crate) fn failure<T: std::fmt::Debug>(result: grpcio::Result<T>) -> RpcStatu
     }
 }
 
+/// How long a test waits for an event it expects (a status, a line, a
+/// count): long enough for a loaded machine (docs/testing-under-load.md),
+/// and spent in full only by a test that fails.
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
+
 /// Polls `done` every 10 ms until it holds or `timeout` passes; says whether it held.
 pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

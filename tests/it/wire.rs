@@ -13,12 +13,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use learning_messenger::server::ServerConfig;
 use serde_json::{json, Value};
 
 use crate::support::{
     free_port, is_clock_time, mask_times, node, project_root, python_stubs, run_bounded, status_of,
-    venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess, TestServer,
-    LAB_TRANSCRIPT, SERVER_BIN,
+    test_config, venv_program, wait_until, wiretap_bin, BoundedOutput, PeakWatcher, ServerProcess,
+    TestServer, LAB_TRANSCRIPT, SERVER_BIN,
 };
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
@@ -378,7 +379,7 @@ fn the_rust_client_shows_every_pattern_on_the_wire() {
 
 #[test]
 fn all_concurrent_interleaves_four_streams_on_one_connection() {
-    let server = TestServer::start();
+    let server = paced_server();
     let output = client(&[
         "--target",
         &server.target,
@@ -386,15 +387,30 @@ fn all_concurrent_interleaves_four_streams_on_one_connection() {
         "all",
         "--concurrent",
         "--delay-ms",
-        "400",
+        PACE_MS,
     ]);
     let records = json_lines(&output.stderr);
     check_lab_demos(&records);
     assert_four_streams_interleave(&records);
 }
 
-/// `client all --concurrent`'s records: streams 1, 3, 5 and 7 on one
-/// connection, interleaved (before a second stream ends, all four began).
+/// The pause between the messages of `client all --concurrent`'s three
+/// streams, on both sides ([`paced_server`] and the client's `--delay-ms`):
+/// each stream then lasts three or four pauses, longer than a loaded
+/// machine takes to start the last call.
+const PACE_MS: &str = "400";
+
+/// A server whose StreamLearnings pauses [`PACE_MS`] before each update.
+fn paced_server() -> TestServer {
+    TestServer::with_config(ServerConfig {
+        delay: Duration::from_millis(PACE_MS.parse().unwrap()),
+        ..test_config()
+    })
+}
+
+/// `client all --concurrent`'s records (against [`paced_server`], with
+/// `--delay-ms` [`PACE_MS`]): streams 1, 3, 5 and 7 on one connection,
+/// interleaved (before a second stream ends, all four began).
 fn assert_four_streams_interleave(records: &[Value]) {
     let streams: Vec<u64> = records
         .iter()
@@ -415,8 +431,7 @@ fn assert_four_streams_interleave(records: &[Value]) {
         "streams one after the other, not interleaved: {on_streams:?}"
     );
     // The unary call may be over before the last call starts (on a busy
-    // machine it is); the three streams with pauses (400 ms, longer than a
-    // loaded machine takes to start the last call) are not.
+    // machine it is); the three streams with pauses are not.
     let mut ends: Vec<usize> = [1, 3, 5, 7]
         .iter()
         .map(|s| on_streams.iter().rposition(|x| x == s).unwrap())
@@ -790,7 +805,7 @@ fn malformed_traffic_gets_one_clear_line_and_the_tap_goes_on() {
     for conn in [1, 2] {
         drain(send_raw(&down.addr, preface, true));
         let mut lines = Vec::new();
-        wait_until(Duration::from_secs(10), || {
+        wait_until(crate::support::WAIT, || {
             lines = notices(&down, conn);
             !lines.is_empty()
         });
@@ -1002,7 +1017,7 @@ fn assert_raw_is_the_frame(record: &Value) {
 
 #[test]
 fn the_web_view_sends_every_record_as_a_server_sent_event() {
-    let server = TestServer::start();
+    let server = paced_server();
     let tap = TapProcess::start_web(&server.target, true);
     let web = tap.web.clone().unwrap();
     let mut page = EventReader::open(&web);
@@ -1018,7 +1033,7 @@ fn the_web_view_sends_every_record_as_a_server_sent_event() {
         "all",
         "--concurrent",
         "--delay-ms",
-        "100",
+        PACE_MS,
     ]);
     let records = page.records_until_closed(1);
     check_lab_demos(&records);
@@ -1081,7 +1096,7 @@ fn the_web_view_sends_every_record_as_a_server_sent_event() {
 
 #[test]
 fn show_wire_web_serves_the_page_until_ctrl_c() {
-    let server = TestServer::start();
+    let server = paced_server();
     let mut child = Command::new(CLIENT)
         .args([
             "--target",
@@ -1090,7 +1105,7 @@ fn show_wire_web_serves_the_page_until_ctrl_c() {
             "all",
             "--concurrent",
         ])
-        .args(["--delay-ms", "100"])
+        .args(["--delay-ms", PACE_MS])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
