@@ -189,6 +189,15 @@ impl Service<Request<Body>> for Proxy {
                 None => match client.request(request).await {
                     Ok(response) => {
                         debug!("{path}: upstream answered {}", response.status());
+                        // A status in the headers ends the call, maybe before
+                        // its request was read whole (the server refuses a
+                        // message at its length prefix): over HTTP/1.1 the
+                        // rest is read first, as for a failed call.
+                        if version < Version::HTTP_2
+                            && response.headers().contains_key("grpc-status")
+                        {
+                            unread.drain().await;
+                        }
                         return Ok(answer(response));
                     }
                     Err(e) => {
