@@ -682,14 +682,18 @@ fn a_participant_that_never_reads_is_removed_while_the_others_go_on_in_flat_memo
             }
         }
     });
+    // Its status if the window let it through, else the stream is cut
+    // (RST_STREAM: CANCELLED here), so that it holds nothing.
     let status = failure(outcome);
-    assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
-    assert!(
-        status
-            .message()
-            .contains("updates behind the room for 5000 ms"),
-        "{status:?}"
-    );
+    match status.code() {
+        RpcStatusCode::RESOURCE_EXHAUSTED => assert!(
+            status
+                .message()
+                .contains("updates behind the room for 5000 ms"),
+            "{status:?}"
+        ),
+        code => assert_eq!(code, RpcStatusCode::CANCELLED, "{status:?}"),
+    }
     wait_for_sample(metrics_port, "messenger_feed_rooms", 0.0);
 }
 
@@ -715,10 +719,9 @@ fn a_removed_laggard_that_grants_no_window_is_cut_at_once() {
     headers.add_str(ROOM_HEADER, ROOM).unwrap();
     headers.add_str(USER_HEADER, "fast").unwrap();
     // fast is in the room first, so that it sees slow join.
-    let (mut sink, mut echoes) = client
-        .with_options(CallOption::default().headers(headers.build()))
-        .collaborative_feed_async()
-        .unwrap();
+    // The client is kept: a call does not keep its channel alive.
+    let client = client.with_options(CallOption::default().headers(headers.build()));
+    let (mut sink, mut echoes) = client.collaborative_feed_async().unwrap();
     let saw = |echoes: &mut ClientDuplexReceiver<FeedUpdate>, text: &str| loop {
         let update = block_on(echoes.try_next()).unwrap().expect("still open");
         if update.message.contains(text) {
@@ -807,10 +810,9 @@ fn a_room_update_past_its_byte_limit_is_resource_exhausted_and_the_echo_keeps_it
     let mut headers = MetadataBuilder::new();
     headers.add_str(ROOM_HEADER, "bytes").unwrap();
     headers.add_str(USER_HEADER, "ann").unwrap();
-    let (mut sink, mut updates) = client
-        .with_options(CallOption::default().headers(headers.build()))
-        .collaborative_feed_async()
-        .unwrap();
+    // The client is kept: a call does not keep its channel alive.
+    let client = client.with_options(CallOption::default().headers(headers.build()));
+    let (mut sink, mut updates) = client.collaborative_feed_async().unwrap();
     let _ = block_on(sink.send((feed("ann", &big), WriteFlags::default())));
     let status = failure(block_on(async {
         while updates.try_next().await?.is_some() {}

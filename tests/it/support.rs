@@ -798,45 +798,6 @@ impl RedisCluster {
         self.wait_ok();
     }
 
-    /// Adds a replica of the master on `master`; returns its port.
-    pub(crate) fn add_replica(&mut self, master: u16) -> u16 {
-        let replica = ClusterNode::start();
-        let port = replica.port;
-        let id = redis_info(master, &["CLUSTER", "MYID"]);
-        let added = Command::new("redis-cli")
-            .args(["--cluster", "add-node"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(format!("127.0.0.1:{master}"))
-            .args(["--cluster-slave", "--cluster-master-id", id.trim()])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli runs");
-        assert!(
-            added.status.success(),
-            "redis-cli --cluster add-node failed: {}",
-            String::from_utf8_lossy(&added.stdout)
-        );
-        self.nodes.push(replica);
-        let synced = wait_until(Duration::from_secs(60), || {
-            redis_info(port, &["INFO", "replication"]).contains("master_link_status:up")
-        });
-        assert!(synced, "the replica on {port} never synced with {master}");
-        self.wait_ok();
-        port
-    }
-
-    /// `CLUSTER FAILOVER` on the replica on `replica`: it becomes the master
-    /// of its shard, and the old master its replica; waits until it is so.
-    pub(crate) fn fail_over_to(&self, replica: u16) {
-        let reply = redis_command(replica, &["CLUSTER", "FAILOVER"]).expect("the replica answers");
-        assert_eq!(reply, "+OK");
-        let promoted = wait_until(Duration::from_secs(60), || {
-            redis_info(replica, &["ROLE"]).starts_with("master")
-        });
-        assert!(promoted, "the replica on {replica} was not promoted");
-        self.wait_ok();
-    }
-
     /// Moves the hash slot of `key` to the master on `to`, its keys with it
     /// (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), as
     /// `redis-cli --cluster reshard` does; returns the master it left.
