@@ -34,8 +34,11 @@ pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 20_000;
 pub const DEFAULT_MAX_OPEN_STREAMS: usize = 100;
 
 /// Streams a connection may waste per second (reset before their calls
-/// start, or refused) before it gets GOAWAY ENHANCE_YOUR_CALM.
-pub const DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND: u32 = 100;
+/// start, or refused) before it gets GOAWAY ENHANCE_YOUR_CALM. On a loaded
+/// server a call starts late, so a legitimate client's quick cancels count
+/// too: 100 sent a soak's client away (docs/http2-floods.md); a reset flood
+/// is tens of thousands a second.
+pub const DEFAULT_MAX_ABORTED_STREAMS_PER_SECOND: u32 = 1000;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {

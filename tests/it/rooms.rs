@@ -827,7 +827,8 @@ fn a_room_update_past_its_byte_limit_is_resource_exhausted_and_the_echo_keeps_it
         status.message().contains("--room-update-bytes"),
         "{status:?}"
     );
-    let (mut sink, mut echoes) = server.client().collaborative_feed_async().unwrap();
+    let echo_client = server.client();
+    let (mut sink, mut echoes) = echo_client.collaborative_feed_async().unwrap();
     block_on(sink.send((feed("ann", &big), WriteFlags::default()))).unwrap();
     let echo = block_on(echoes.try_next()).unwrap().expect("an echo");
     assert_eq!(echo.message, acknowledgement("ann", &big));
