@@ -1313,9 +1313,18 @@ fn fleet_script_shares_a_room(store: &str, redis_nodes: u16) {
         }
     }
     let port = free_port();
-    let redis_port = (0..100)
+    // A cluster node's bus is its port + 10000 (redis-server's default,
+    // which fleet.sh keeps): that port must exist and be free too.
+    // (The first is reserved for this test already.)
+    let usable = |first: u16, k: u16| {
+        first.checked_add(k).is_some_and(|port| {
+            (k == 0 || port_is_free(port))
+                && (redis_nodes == 1 || port.checked_add(10000).is_some_and(port_is_free))
+        })
+    };
+    let redis_port = (0..1000)
         .map(|_| free_port())
-        .find(|first| (1..redis_nodes).all(|k| port_is_free(first + k)))
+        .find(|&first| (0..redis_nodes).all(|k| usable(first, k)))
         .expect("consecutive free ports");
     let mut script = Script(
         Command::new("bash")
