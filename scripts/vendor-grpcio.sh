@@ -70,10 +70,16 @@ vendor() {
     for p in "${patches[@]}"; do
         patch -s -p1 -d "$fresh" <"$p" || fail "$p does not apply to $name $version"
     done
+    rm -f "$dest/.patches"
+    if [ ! -d "$dest" ]; then
+        chmod 755 "$fresh"
+        mv -T "$fresh" "$dest"
+        echo "$hash" >"$dest/.patches"
+        exec 8>&-
+        return 0
+    fi
     # Only what differs is written, so the rest keeps its time and make
     # does not rebuild it; what the new set no longer has is removed.
-    mkdir -p "$dest"
-    rm -f "$dest/.patches"
     (cd "$fresh" && find . -type f -print0) | while IFS= read -r -d '' f; do
         cmp -s "$fresh/$f" "$dest/$f" || { mkdir -p "$(dirname "$dest/$f")" && cp "$fresh/$f" "$dest/$f"; }
     done
