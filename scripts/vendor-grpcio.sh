@@ -5,10 +5,12 @@
 # the PATH's CMake is not CMake 3, at the venv's, copied out of the clone
 # ([env] CMAKE).
 #
-# The patched crates live outside the clone, in a folder named by the
-# patches' hash: C-core's CMake cache records its source folder, so a path
-# that is the same for every clone lets a shared target folder (.ci/run)
-# reuse one C-core build across clones. A changed patch set gets a new folder.
+# The patched crates live outside the clone, at a path that is the same for
+# every clone and every patch set: C-core's CMake cache records its source
+# folder, so a shared target folder (.ci/run) reuses one C-core build across
+# clones, and a changed patch set rewrites only the files it changes (the
+# others keep their times), so C-core rebuilds only those. One patch set per
+# machine at a time: each script's bootstrap brings the folder to its clone's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -30,9 +32,16 @@ vendor() {
     local patches=(patches/"$name"/*.patch)
     local hash
     hash="$(cat /dev/null "${patches[@]}" | sha256sum | cut -c1-16)"
-    dest="$store/$name-$version-$hash"
-    [ -f "$dest/.complete" ] && return 0
+    dest="$store/$name-$version"
+    [ "$(cat "$dest/.patches" 2>/dev/null)" = "$hash" ] && return 0
 
+    mkdir -p "$store" || fail "cannot create $store"
+    exec 8>"$dest.lock"
+    flock 8
+    if [ "$(cat "$dest/.patches" 2>/dev/null)" = "$hash" ]; then
+        exec 8>&-
+        return 0
+    fi
     local crate
     crate="$(find_crate "$name" "$version")"
     if [ -z "$crate" ]; then
@@ -53,19 +62,33 @@ vendor() {
         [ -n "$crate" ] || fail "$name $version is not in $cargo_home/registry/cache after cargo fetch"
     fi
 
-    echo "vendor-grpcio: unpacking $name $version into $dest and applying patches/$name" >&2
-    mkdir -p "$store" || fail "cannot create $store"
+    echo "vendor-grpcio: bringing $dest to patches/$name ($hash)" >&2
     local fresh
     fresh="$(mktemp -d "$store/.$name.XXXXXX")"
-    chmod 755 "$fresh"
     tar -xzf "$crate" -C "$fresh" --strip-components=1 || fail "cannot unpack $crate"
     local p
     for p in "${patches[@]}"; do
         patch -s -p1 -d "$fresh" <"$p" || fail "$p does not apply to $name $version"
     done
-    touch "$fresh/.complete"
-    # Another clone may have finished the same folder meanwhile: keep theirs.
-    mv -T "$fresh" "$dest" 2>/dev/null || rm -rf "$fresh"
+    rm -f "$dest/.patches"
+    if [ ! -d "$dest" ]; then
+        chmod 755 "$fresh"
+        mv -T "$fresh" "$dest"
+        echo "$hash" >"$dest/.patches"
+        exec 8>&-
+        return 0
+    fi
+    # Only what differs is written, so the rest keeps its time and make
+    # does not rebuild it; what the new set no longer has is removed.
+    (cd "$fresh" && find . -type f -print0) | while IFS= read -r -d '' f; do
+        cmp -s "$fresh/$f" "$dest/$f" || { mkdir -p "$(dirname "$dest/$f")" && cp "$fresh/$f" "$dest/$f"; }
+    done
+    (cd "$dest" && find . -type f ! -name .patches -print0) | while IFS= read -r -d '' f; do
+        [ -e "$fresh/$f" ] || rm -f "$dest/$f"
+    done
+    rm -rf "$fresh"
+    echo "$hash" >"$dest/.patches"
+    exec 8>&-
 }
 
 vendor grpcio-sys 0.13.0+1.56.2-patched
