@@ -93,43 +93,32 @@ pub(crate) trait Refusable {
     ) -> Option<T>;
 }
 
-impl<S> Refusable for Reply<S>
-where
-    S: SingleAnswer,
-    S::Answer: Send + 'static,
-{
-    fn record(&mut self) -> &mut CallRecord {
-        Reply::record(self)
-    }
+// Both replies refuse alike: their failure, driven on the call's queue.
+macro_rules! refusable {
+    ($reply:ident, $kind:ident, $sent:ident) => {
+        impl<S> Refusable for $reply<S>
+        where
+            S: $kind,
+            S::$sent: Send + 'static,
+        {
+            fn record(&mut self) -> &mut CallRecord {
+                $reply::record(self)
+            }
 
-    fn refuse<T>(
-        self,
-        ctx: &RpcContext<'_>,
-        status: RpcStatus,
-        unread: impl Send + 'static,
-    ) -> Option<T> {
-        send_on(ctx, self.fail(status), unread)
-    }
+            fn refuse<T>(
+                self,
+                ctx: &RpcContext<'_>,
+                status: RpcStatus,
+                unread: impl Send + 'static,
+            ) -> Option<T> {
+                send_on(ctx, self.fail(status), unread)
+            }
+        }
+    };
 }
 
-impl<S> Refusable for StreamReply<S>
-where
-    S: StreamFailure,
-    S::Failure: Send + 'static,
-{
-    fn record(&mut self) -> &mut CallRecord {
-        StreamReply::record(self)
-    }
-
-    fn refuse<T>(
-        self,
-        ctx: &RpcContext<'_>,
-        status: RpcStatus,
-        unread: impl Send + 'static,
-    ) -> Option<T> {
-        send_on(ctx, self.fail(status), unread)
-    }
-}
+refusable!(Reply, SingleAnswer, Answer);
+refusable!(StreamReply, StreamFailure, Failure);
 
 /// Drives a refusal to the client on the call's queue, then drops `unread`;
 /// if the client has gone, there is nobody left to tell.

@@ -48,6 +48,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// RSA key has the same kid as ours.
 pub(crate) struct Issuer {
     dir: TempDir,
+    /// The path of its JWKS, as a server's flag takes it.
+    jwks_flag: String,
 }
 
 /// The keys tests/harness/tokens.py makes, by file name and kid.
@@ -70,7 +72,8 @@ impl Issuer {
                 .arg(dir.path().join(keys));
             assert_succeeded("tokens.py keys", &run_bounded(command, WAIT));
         }
-        Issuer { dir }
+        let jwks_flag = dir.path().join("ours/jwks.json").display().to_string();
+        Issuer { dir, jwks_flag }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -79,6 +82,19 @@ impl Issuer {
 
     pub(crate) fn jwks(&self) -> PathBuf {
         self.path("ours/jwks.json")
+    }
+
+    /// A server process's flags that require this issuer's tokens for
+    /// ISSUER and AUDIENCE.
+    pub(crate) fn server_flags(&self) -> [&str; 6] {
+        [
+            "--auth-jwks",
+            &self.jwks_flag,
+            "--auth-issuer",
+            ISSUER,
+            "--auth-audience",
+            AUDIENCE,
+        ]
     }
 
     fn pem(&self, key: Key) -> (PathBuf, Algorithm, &'static str) {

@@ -6,9 +6,10 @@
 //! .cargo/config.toml, the venv, the Python stubs. Only pip's download cache
 //! is the machine's, to spare the downloads: it holds no state of the project.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::support::{project_root, run_bounded, BoundedOutput};
 
@@ -182,7 +183,7 @@ fn bootstrap_works_with_an_empty_home_and_cargo_home() {
     for name in ["grpcio-sys", "grpcio"] {
         let path = patched_path(&config, name);
         assert!(path.starts_with(&vendor), "{}", path.display());
-        assert!(path.join(".complete").exists(), "{}", path.display());
+        assert!(path.join(".patches").exists(), "{}", path.display());
         assert!(path.join("Cargo.toml").exists(), "{}", path.display());
     }
     // Cargo takes it, and Cargo.lock agrees (--locked): grpcio-sys is the patched folder.
@@ -230,4 +231,113 @@ fn bootstrap_works_with_an_empty_home_and_cargo_home() {
         said(&second)
     );
     assert_eq!(said(&second), "", "the second run did something");
+}
+
+/// A change of the patches rewrites only the files it changes, in the same
+/// folder: the others keep their times, so C-core's build (make) recompiles
+/// only those. The vendoring script alone, with a new cache folder; the
+/// crate comes from the machine's cargo cache.
+#[test]
+#[ignore = "slow: unpacks and compares gRPC C-core's sources three times"]
+fn a_patch_change_rewrites_only_the_files_it_changes() {
+    let machine = FreshMachine::new();
+    let vendor = |what: &str| {
+        let mut command = machine.command("bash", &["scripts/vendor-grpcio.sh"]);
+        // The machine's registry cache: the crate is not downloaded again.
+        command.env("CARGO_HOME", cargo_home());
+        let output = run_bounded(command, BOOTSTRAP_TIMEOUT);
+        assert!(
+            output.status.is_some_and(|s| s.success()),
+            "{what}: {}",
+            said(&output)
+        );
+        let config = std::fs::read_to_string(machine.clone.join(".cargo/config.toml")).unwrap();
+        patched_path(&config, "grpcio-sys")
+    };
+    let sys = vendor("the first vendoring");
+    let vendored = sys.join(PATCHED_FILE);
+    let original = std::fs::read_to_string(&vendored).unwrap();
+
+    let before = file_times(&sys);
+    let patch = machine
+        .clone
+        .join("patches/grpcio-sys/9999-one-more-line.patch");
+    std::fs::write(&patch, appending_patch(&vendored, "// one more line")).unwrap();
+    assert_eq!(vendor("with a new patch"), sys, "the patched crate moved");
+    assert!(std::fs::read_to_string(&vendored)
+        .unwrap()
+        .ends_with("// one more line\n"));
+    assert_eq!(rewritten(&before, &file_times(&sys)), [PATCHED_FILE]);
+
+    // Taken away again: the file is as it was, and written anew, so that
+    // make sees it changed; nothing else was touched.
+    std::fs::remove_file(&patch).unwrap();
+    let before = file_times(&sys);
+    assert_eq!(vendor("without it"), sys, "the patched crate moved");
+    assert_eq!(std::fs::read_to_string(&vendored).unwrap(), original);
+    assert_eq!(rewritten(&before, &file_times(&sys)), [PATCHED_FILE]);
+}
+
+/// The machine's cargo home (CARGO_HOME, else ~/.cargo).
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cargo"),
+        PathBuf::from,
+    )
+}
+
+/// A C-core source file that no patch of ours touches.
+const PATCHED_FILE: &str = "grpc/src/core/ext/transport/chttp2/transport/frame_ping.cc";
+
+/// A patch (for `patch -p1` in grpcio-sys's folder) that appends `line` to
+/// PATCHED_FILE, whose text is `file`'s.
+fn appending_patch(file: &Path, line: &str) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.len() - 2;
+    let mut patch =
+        format!("--- a/{PATCHED_FILE}\n+++ b/{PATCHED_FILE}\n@@ -{first},3 +{first},4 @@\n");
+    for context in &lines[first - 1..] {
+        patch.push_str(&format!(" {context}\n"));
+    }
+    patch.push_str(&format!("+{line}\n"));
+    patch
+}
+
+/// Files by path, and when each was last written.
+type FileTimes = BTreeMap<PathBuf, SystemTime>;
+
+/// Every file below `folder` (its marker aside) and when it was last written.
+fn file_times(folder: &Path) -> FileTimes {
+    let mut times = FileTimes::new();
+    let mut folders = vec![folder.to_path_buf()];
+    while let Some(next) = folders.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                folders.push(entry.path());
+            } else if entry.file_name() != ".patches" {
+                let path = entry.path().strip_prefix(folder).unwrap().to_path_buf();
+                times.insert(path, meta.modified().unwrap());
+            }
+        }
+    }
+    times
+}
+
+/// The files whose time changed, or that came or went, between two readings.
+fn rewritten(before: &FileTimes, after: &FileTimes) -> Vec<String> {
+    let mut changed: Vec<String> = after
+        .iter()
+        .filter(|(path, time)| before.get(*path) != Some(*time))
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    changed.extend(
+        before
+            .keys()
+            .filter(|path| !after.contains_key(*path))
+            .map(|path| path.display().to_string()),
+    );
+    changed
 }

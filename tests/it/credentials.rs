@@ -7,8 +7,7 @@
 //! is searched for the token, whole and in pieces, as text, hex, decimal
 //! bytes and base64.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -17,7 +16,7 @@ use crate::auth::{claims, server, strict_call, Issuer, Key};
 use crate::support::{
     assert_not_shown, mask_times, node, run_bounded, wait_until, BoundedOutput, LAB_TRANSCRIPT,
 };
-use crate::wire::{EventReader, TapProcess};
+use crate::wire::{EventReader, ShowWireWeb, TapProcess};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
 const WAIT: Duration = Duration::from_secs(60);
@@ -163,23 +162,16 @@ fn a_real_token_shows_in_no_wire_view() {
     }
 
     // client --show-wire=web: its page's events.
-    let mut child = Command::new(CLIENT)
-        .args(["--target", &server.target, "--token-file", file])
-        .args(["--show-wire=web", "all", "--concurrent"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let web = line
-        .strip_prefix("client: the wire view is at http://")
-        .and_then(|rest| rest.split_once('/'))
-        .unwrap_or_else(|| panic!("no page: {line}"))
-        .0
-        .to_owned();
+    let run = ShowWireWeb::start(&[
+        "--target",
+        &server.target,
+        "--token-file",
+        file,
+        "--show-wire=web",
+        "all",
+        "--concurrent",
+    ]);
+    let web = run.web.clone();
     let mut events = EventReader::open(&web);
     assert_eq!(events.next().0, "reset");
     let records = events.records_until_closed(1);
@@ -188,10 +180,6 @@ fn a_real_token_shows_in_no_wire_view() {
         "{records:#?}"
     );
     assert_not_shown("client --show-wire=web", events.text(), secret);
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let mut rest = String::new();
-    let _ = stderr.read_to_string(&mut rest);
-    assert!(child.wait().unwrap().success(), "{rest}");
+    let (status, rest, _) = run.interrupt();
+    assert!(status.success(), "{status}: {rest}");
 }

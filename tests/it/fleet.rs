@@ -19,7 +19,7 @@ use learning_messenger::rpc::messenger::LearningMessengerClient;
 use messenger_lab::demo::TOPIC;
 use messenger_testkit::checks::{check_learning_update, check_status};
 
-use crate::support::{free_port, wait_until, ServerProcess, WAIT};
+use crate::support::{free_port, lines_of, wait_until, ServerProcess, WAIT};
 
 /// Deadline of each call: generous, for a loaded 2-core machine.
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
@@ -385,7 +385,6 @@ fn with_a_connection_age_a_replica_started_later_gets_calls_within_seconds() {
 /// and SIGTERM stops every replica.
 #[test]
 fn fleet_script_prints_a_target_that_balances_and_stops_every_replica() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     let port = free_port();
@@ -413,13 +412,7 @@ fn fleet_script_prints_a_target_that_balances_and_stops_every_replica() {
         }
     }
     let mut guard = StopOnDrop(Some(fleet.id()));
-    let (line_tx, line_rx) = std::sync::mpsc::channel();
-    let stdout = BufReader::new(fleet.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = line_tx.send(line);
-        }
-    });
+    let line_rx = lines_of(fleet.stdout.take().unwrap());
     let target = line_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("fleet.sh prints its target");

@@ -14,7 +14,7 @@ use grpcio::CallOption;
 use learning_messenger::proto::messenger::StatusRequest;
 use serde_json::{json, Value};
 
-use crate::auth::{claims, Issuer, Key, AUDIENCE, ISSUER};
+use crate::auth::{claims, Issuer, Key};
 use crate::strict_h2::strict_h2;
 use crate::support::{wait_until, PeakWatcher, ServerProcess};
 
@@ -70,18 +70,8 @@ fn run_declared_cases(server: &ServerProcess, cases: &[(&str, &str)], flags: &[&
 
 /// A server requiring tokens from `issuer`.
 fn server_with_auth(issuer: &Issuer, extra: &[&str]) -> ServerProcess {
-    let jwks = issuer.jwks();
-    let args = [
-        "--delay-ms",
-        "0",
-        "--auth-jwks",
-        jwks.to_str().unwrap(),
-        "--auth-issuer",
-        ISSUER,
-        "--auth-audience",
-        AUDIENCE,
-    ];
-    ServerProcess::start(&[&args[..], extra].concat())
+    let delay = ["--delay-ms", "0"];
+    ServerProcess::start(&[&delay[..], &issuer.server_flags(), extra].concat())
 }
 
 #[test]

@@ -25,8 +25,8 @@ use messenger_lab::answers::acknowledgement;
 use messenger_lab::room::{classify, Kind, ROOM_HEADER, USER_HEADER};
 
 use crate::support::{
-    failure, feed, free_port, python_client_command, python_stubs, scrape, test_config, wait_until,
-    PeakWatcher, ServerProcess, TestServer,
+    failure, feed, free_port, gathered, python_client_command, python_stubs, scrape, test_config,
+    wait_until, PeakWatcher, ServerProcess, TestServer,
 };
 
 pub(crate) const CLIENT: &str = env!("CARGO_BIN_EXE_client");
@@ -61,16 +61,7 @@ impl Chatter {
                 collected.lock().unwrap().push(line);
             }
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = BufReader::new(child.stderr.take().unwrap());
-        let errors = stderr.clone();
-        std::thread::spawn(move || {
-            for line in pipe.lines().map_while(Result::ok) {
-                let mut errors = errors.lock().unwrap();
-                errors.push_str(&line);
-                errors.push('\n');
-            }
-        });
+        let stderr = gathered(child.stderr.take().unwrap());
         Chatter {
             name: name.to_owned(),
             stdin: child.stdin.take(),

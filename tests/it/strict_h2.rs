@@ -19,22 +19,11 @@ pub(crate) fn strict_h2(target: &str, args: &[&str]) -> Vec<Value> {
         .arg(project_root().join("tests/harness/strict_h2.py"))
         .args(["--port", port])
         .args(args);
-    let output = run_bounded(command, Duration::from_secs(120));
     // Exit 1 means violations, which the reports name; anything else is a failure to run.
-    assert!(
-        output
-            .status
-            .is_some_and(|s| matches!(s.code(), Some(0 | 1))),
-        "strict_h2.py {args:?}: {:?}\n{}\n{}",
-        output.status,
-        output.stdout,
-        output.stderr
-    );
-    output
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON report"))
-        .collect()
+    run_bounded(command, Duration::from_secs(120))
+        .json_lines(&format!("strict_h2.py {args:?}"), |s| {
+            matches!(s.code(), Some(0 | 1))
+        })
 }
 
 /// The one report of a run of one case.

@@ -456,6 +456,53 @@ pub(crate) struct BoundedOutput {
     pub(crate) stderr: String,
 }
 
+/// Each line `pipe` gives, sent on as it comes by a thread of its own.
+pub(crate) fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    lines
+}
+
+/// What `pipe` gives, line by line, gathered by a thread of its own.
+pub(crate) fn gathered(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let gathering = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            gathering.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    text
+}
+
+impl BoundedOutput {
+    /// Its stdout's lines, each a JSON report, once its exit status passes
+    /// `ran` (else it panics with what `what` printed).
+    pub(crate) fn json_lines(
+        &self,
+        what: &str,
+        ran: impl FnOnce(ExitStatus) -> bool,
+    ) -> Vec<serde_json::Value> {
+        assert!(
+            self.status.is_some_and(ran),
+            "{what}: {:?}\n{}\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{what}: {e}: {line}"))
+            })
+            .collect()
+    }
+}
+
 /// Runs `command` (stdin closed) to completion, killing it after `timeout`;
 /// its output is read while it runs, so a chatty program cannot block on a full pipe.
 pub(crate) fn run_bounded(mut command: Command, timeout: Duration) -> BoundedOutput {

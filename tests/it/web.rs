@@ -5,11 +5,10 @@
 //! driven by Playwright (web/tests/page.mjs). The Node scripts report what
 //! they saw as JSON; these tests judge it against the lab's answers.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use learning_messenger::transport::DEFAULT_MAX_MESSAGE_BYTES;
@@ -17,10 +16,10 @@ use messenger_lab::answers::{learning_contents, STATUS_MESSAGE};
 use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 use serde_json::{json, Value};
 
-use crate::auth::{claims, Issuer, Key, AUDIENCE, ISSUER};
+use crate::auth::{claims, Issuer, Key};
 use crate::support::{
-    free_port, node, project_root, run_bounded, run_server_binary, scrape, wait_until, webgate_bin,
-    ChildGuard, ServerProcess, WAIT,
+    free_port, lines_of, node, project_root, run_bounded, run_server_binary, scrape, wait_until,
+    webgate_bin, ChildGuard, ServerProcess, WAIT,
 };
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -280,13 +279,7 @@ fn a_graceful_stop_lets_a_browser_s_stream_finish() {
     .stderr(Stdio::inherit())
     .spawn()
     .expect("node starts");
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = lines_of(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     while !seen
         .iter()
@@ -925,13 +918,7 @@ fn browser_shows_the_error_line_of_a_stopped_server() {
     .stderr(Stdio::inherit())
     .spawn()
     .expect("node starts");
-    let (lines_tx, lines) = mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = lines_of(child.stdout.take().unwrap());
     let loaded = lines.recv_timeout(NODE_TIMEOUT).expect("the page loaded");
     assert_eq!(loaded, r#"{"event":"loaded"}"#);
     web.server.kill();
@@ -1026,16 +1013,7 @@ fn a_client_abandoning_calls_in_a_loop_costs_another_nothing() {
 /// A server that requires tokens of `issuer` (ISSUER, AUDIENCE), with
 /// `--web-addr` and `args`; and a real token for "ada", signed by PyJWT.
 fn web_server_with_auth(issuer: &Issuer, args: &[&str]) -> (WebServer, String) {
-    let jwks = issuer.jwks();
-    let auth = [
-        "--auth-jwks",
-        jwks.to_str().unwrap(),
-        "--auth-issuer",
-        ISSUER,
-        "--auth-audience",
-        AUDIENCE,
-    ];
-    let web = WebServer::start(&[&auth[..], args].concat());
+    let web = WebServer::start(&[&issuer.server_flags()[..], args].concat());
     let token = issuer.sign_with_pyjwt(Key::Rs256, &claims("ada", json!({})));
     (web, token)
 }

@@ -15,11 +15,11 @@ use std::time::Duration;
 use messenger_lab::answers::learning_contents;
 use serde_json::{json, Value};
 
-use crate::auth::{claims, Issuer, Key, AUDIENCE, ISSUER};
+use crate::auth::{claims, Issuer, Key};
 use crate::rooms::Chatter;
 use crate::support::{
-    free_port, node, project_root, python_client_command, python_stubs, run_bounded, scrape,
-    status_of, wait_until, web_dir, PeakWatcher, RedisServer, ServerProcess,
+    free_port, gathered, node, project_root, python_client_command, python_stubs, run_bounded,
+    scrape, status_of, wait_until, web_dir, PeakWatcher, RedisServer, ServerProcess,
 };
 use crate::web::{WebServer, Webgate};
 
@@ -43,19 +43,7 @@ fn ws_call(url: &str, args: &[&str]) -> Vec<Value> {
         ])
         .args(["--url", url])
         .args(args);
-    let output = run_bounded(command, WAIT);
-    assert!(
-        output.status.is_some_and(|status| status.success()),
-        "ws-client {args:?}: {:?}\n{}\n{}",
-        output.status,
-        output.stdout,
-        output.stderr
-    );
-    output
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
+    run_bounded(command, WAIT).json_lines(&format!("ws-client {args:?}"), |s| s.success())
 }
 
 fn events<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -304,14 +292,7 @@ impl Page {
                 seen.lock().unwrap().push(event);
             }
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = BufReader::new(child.stderr.take().unwrap());
-        let errors = stderr.clone();
-        std::thread::spawn(move || {
-            for line in pipe.lines().map_while(Result::ok) {
-                errors.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
+        let stderr = gathered(child.stderr.take().unwrap());
         let page = Page {
             stdin: child.stdin.take().unwrap(),
             child,
@@ -574,17 +555,7 @@ fn the_page_s_scripts_name_what_they_drive() {
 #[ignore = "slow: headless Chromium against a server that authenticates"]
 fn with_auth_the_page_joins_the_room_its_token_names_and_without_one_is_told_why() {
     let issuer = Issuer::generate();
-    let jwks = issuer.jwks();
-    let web = WebServer::start(&[
-        "--delay-ms",
-        "0",
-        "--auth-jwks",
-        jwks.to_str().unwrap(),
-        "--auth-issuer",
-        ISSUER,
-        "--auth-audience",
-        AUDIENCE,
-    ]);
+    let web = WebServer::start(&[&["--delay-ms", "0"][..], &issuer.server_flags()].concat());
     let mut page = Page::open(&web.url);
     // No token: refused, and the page says a token is wanted.
     page.run(json!({"do": "join", "room": ROOM, "user": "alice"}));

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -933,6 +933,56 @@ fn show_wire_taps_a_target_that_names_one_address() {
     );
 }
 
+/// A `client --show-wire=web` run, up to its first line: the page's address.
+pub(crate) struct ShowWireWeb {
+    child: Child,
+    pub(crate) stderr: BufReader<ChildStderr>,
+    /// host:port of the wire view's page.
+    pub(crate) web: String,
+}
+
+impl ShowWireWeb {
+    pub(crate) fn start(args: &[&str]) -> ShowWireWeb {
+        let mut child = Command::new(CLIENT)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let web = line
+            .strip_prefix("client: the wire view is at http://")
+            .and_then(|rest| rest.split_once('/'))
+            .unwrap_or_else(|| panic!("no page: {line}"))
+            .0
+            .to_owned();
+        ShowWireWeb { child, stderr, web }
+    }
+
+    /// Ctrl-C, as a user ends it: its exit status, the rest of its stderr
+    /// and its whole stdout.
+    pub(crate) fn interrupt(mut self) -> (ExitStatus, String, String) {
+        let interrupted = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(interrupted.success());
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        (self.child.wait().unwrap(), rest, stdout)
+    }
+}
+
 /// The web view's `/events` as a program reads it: server-sent events over
 /// HTTP/1.0, so that the body is the events as they are, ended by a close.
 pub(crate) struct EventReader {
@@ -1137,36 +1187,23 @@ fn the_web_view_sends_every_record_as_a_server_sent_event() {
 #[test]
 fn show_wire_web_serves_the_page_until_ctrl_c() {
     let server = paced_server();
-    let mut child = Command::new(CLIENT)
-        .args([
-            "--target",
-            &server.target,
-            "--show-wire=web",
-            "all",
-            "--concurrent",
-        ])
-        .args(["--delay-ms", PACE_MS])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let web = line
-        .strip_prefix("client: the wire view is at http://")
-        .and_then(|rest| rest.split_once('/'))
-        .unwrap_or_else(|| panic!("no page: {line}"))
-        .0
-        .to_owned();
+    let mut run = ShowWireWeb::start(&[
+        "--target",
+        &server.target,
+        "--show-wire=web",
+        "all",
+        "--concurrent",
+        "--delay-ms",
+        PACE_MS,
+    ]);
+    let web = run.web.clone();
     let mut page = EventReader::open(&web);
     assert_eq!(page.next().0, "reset");
     let records = page.records_until_closed(1);
     check_lab_demos(&records);
     assert_four_streams_interleave(&records);
-    line.clear();
-    stderr.read_line(&mut line).unwrap();
+    let mut line = String::new();
+    run.stderr.read_line(&mut line).unwrap();
     assert_eq!(
         line,
         "client: the calls are done; the wire view stays up until Ctrl-C\n"
@@ -1175,23 +1212,9 @@ fn show_wire_web_serves_the_page_until_ctrl_c() {
     let mut late = EventReader::open(&web);
     assert_eq!(late.next().0, "reset");
     assert_eq!(late.records_until_closed(1), records);
-    let interrupted = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let (status, rest, stdout) = run.interrupt();
     assert!(status.success(), "{status}: {rest}");
     assert_eq!(rest, "");
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
     assert!(stdout.contains("System ready for research"), "{stdout}");
 }
 

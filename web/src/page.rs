@@ -108,8 +108,9 @@ pub fn foreign_host() -> Response<Body> {
     )
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Full::new(Bytes::from_static(text.as_bytes()))));
+/// A plain-text answer: a refusal, or what went wrong.
+pub(crate) fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::new(Full::new(text.into())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

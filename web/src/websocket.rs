@@ -53,6 +53,7 @@ use tower_service::Service;
 
 use crate::grpc_frame::{self, FrameError, FrameReader};
 use crate::origin::Origins;
+use crate::page::plain;
 use crate::upstream::Proxy;
 
 /// The subprotocol of improbable-eng's WebSocket transport.
@@ -122,14 +123,14 @@ impl Sockets {
     pub fn accept(&self, mut request: Request<Incoming>) -> Response<Body> {
         if let Err(refusal) = self.origins.check_upgrade(request.headers()) {
             debug!("WebSocket {}: {refusal}", request.uri().path());
-            return plain(StatusCode::FORBIDDEN, refusal);
+            return plain(StatusCode::FORBIDDEN, refusal + "\n");
         }
         let headers = request.headers();
         if !offers_subprotocol(headers) {
             return plain(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "this gateway's WebSockets speak gRPC-Web: offer the subprotocol {SUBPROTOCOL}"
+                    "this gateway's WebSockets speak gRPC-Web: offer the subprotocol {SUBPROTOCOL}\n"
                 ),
             );
         }
@@ -142,8 +143,7 @@ impl Sockets {
         else {
             return plain(
                 StatusCode::BAD_REQUEST,
-                "not a WebSocket handshake (Sec-WebSocket-Key and Sec-WebSocket-Version: 13)"
-                    .into(),
+                "not a WebSocket handshake (Sec-WebSocket-Key and Sec-WebSocket-Version: 13)\n",
             );
         };
         let accept_key = derive_accept_key(key.as_bytes());
@@ -608,19 +608,6 @@ impl http_body::Body for ClientMessages {
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
     }
-}
-
-/// A plain-text refusal of an upgrade.
-fn plain(status: StatusCode, text: String) -> Response<Body> {
-    let mut response = Response::new(Body::new(http_body_util::Full::new(Bytes::from(
-        text + "\n",
-    ))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 #[cfg(test)]
