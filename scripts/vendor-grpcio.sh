@@ -79,13 +79,35 @@ vendor() {
         return 0
     fi
     # Only what differs is written, so the rest keeps its time and make
-    # does not rebuild it; what the new set no longer has is removed.
-    (cd "$fresh" && find . -type f -print0) | while IFS= read -r -d '' f; do
-        cmp -s "$fresh/$f" "$dest/$f" || { mkdir -p "$(dirname "$dest/$f")" && cp "$fresh/$f" "$dest/$f"; }
-    done
-    (cd "$dest" && find . -type f ! -name .patches -print0) | while IFS= read -r -d '' f; do
-        [ -e "$fresh/$f" ] || rm -f "$dest/$f"
-    done
+    # does not rebuild it; what the new set no longer has is removed. Written
+    # now, not with the archive's times: a file back to the crate's text is
+    # newer than its objects too.
+    local changes line rest dir name rel
+    changes="$(mktemp)"
+    diff -rq -x .patches "$fresh" "$dest" >"$changes" || (($? == 1)) || fail "cannot compare $fresh with $dest"
+    while IFS= read -r line; do
+        case "$line" in
+        "Files $fresh/"*" differ")
+            rel="${line#"Files $fresh/"}"
+            rel="${rel%%" and $dest/"*}"
+            cp "$fresh/$rel" "$dest/$rel"
+            ;;
+        "Only in "*)
+            rest="${line#"Only in "}"
+            dir="${rest%%": "*}"
+            name="${rest#*": "}"
+            case "$dir" in
+            "$fresh" | "$fresh/"*)
+                rel="${dir#"$fresh"}"
+                cp -R "$dir/$name" "$dest$rel/$name"
+                ;;
+            *) rm -rf "${dir:?}/$name" ;;
+            esac
+            ;;
+        *) fail "cannot read diff's line: $line" ;;
+        esac
+    done <"$changes"
+    rm -f "$changes"
     rm -rf "$fresh"
     echo "$hash" >"$dest/.patches"
     exec 8>&-
