@@ -92,6 +92,26 @@ fn an_acl_user_and_password_reach_the_store_and_the_password_is_never_shown() {
 }
 
 #[test]
+fn a_mistyped_rooms_url_is_refused_without_showing_its_password() {
+    // No `scheme://` before the credentials: not a URL, but a password all the same.
+    for url in [
+        format!("redis:/replicas:{PASSWORD}@127.0.0.1:6379"),
+        format!("replicas:{PASSWORD}@127.0.0.1:6379"),
+        format!("redis//:{PASSWORD}@127.0.0.1:6379"),
+    ] {
+        let bad = run_server_binary(
+            &["--rooms", &url, "--check-config"],
+            Duration::from_secs(30),
+        );
+        let said = String::from_utf8_lossy(&bad.stderr);
+        assert!(!bad.status.success(), "{url}: {said}");
+        assert!(said.contains("unknown store"), "{url}: {said}");
+        assert!(!said.contains(PASSWORD), "{url}: {said}");
+        assert!(bad.stdout.is_empty(), "{url}");
+    }
+}
+
+#[test]
 fn a_wrong_password_is_unavailable_naming_the_room_store_not_its_url() {
     let redis = redis_with_users();
     let wrong = "wrong-Pa55";
