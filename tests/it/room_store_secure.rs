@@ -230,3 +230,31 @@ fn tls_files_need_a_tls_store_and_must_exist() {
     );
     assert_eq!(said.lines().count(), 1, "{said}");
 }
+
+#[test]
+fn tls_files_that_hold_no_pem_certificate_are_refused_by_check_config() {
+    let pki = Pki::generate();
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(junk.path(), "not a certificate\n").unwrap();
+    let key = pki.identity().key;
+    let (junk, key) = (junk.path().to_str().unwrap(), key.to_str().unwrap());
+    // A CA without a certificate would trust nothing: the store could never be reached.
+    for (flags, flag) in [
+        (vec!["--rooms-ca-file", junk], "--rooms-ca-file"),
+        (vec!["--rooms-ca-file", key], "--rooms-ca-file"),
+        (
+            vec!["--rooms-client-cert", junk, "--rooms-client-key", key],
+            "--rooms-client-cert",
+        ),
+    ] {
+        let mut args = vec!["--rooms", "rediss://127.0.0.1:6379", "--check-config"];
+        args.extend(&flags);
+        let checked = run_server_binary(&args, Duration::from_secs(30));
+        let said = String::from_utf8_lossy(&checked.stderr);
+        assert!(!checked.status.success(), "{flags:?}: {said}");
+        assert!(
+            said.contains(flag) && said.contains("PEM"),
+            "{flags:?}: {said}"
+        );
+    }
+}
