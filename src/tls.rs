@@ -20,8 +20,7 @@ pub struct TlsIdentity {
 fn read_pem(path: &Path, what: &str, marker: &str) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path)
         .map_err(|e| format!("cannot read TLS {what} {}: {e}", path.display()))?;
-    // grpcio hands PEM to C-core as a C string: no NUL may be inside.
-    if pem.contains(&0) || !String::from_utf8_lossy(&pem).contains(marker) {
+    if !is_pem(&pem, marker) {
         return Err(format!(
             "TLS {what} {} is not a PEM {what} (no {marker:?} line)",
             path.display()
@@ -30,8 +29,14 @@ fn read_pem(path: &Path, what: &str, marker: &str) -> Result<Vec<u8>, String> {
     Ok(pem)
 }
 
-const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
-const PRIVATE_KEY: &str = "PRIVATE KEY-----";
+/// Whether `pem` is PEM text with a `marker` line.
+pub(crate) fn is_pem(pem: &[u8], marker: &str) -> bool {
+    // grpcio hands PEM to C-core as a C string: no NUL may be inside.
+    !pem.contains(&0) && String::from_utf8_lossy(pem).contains(marker)
+}
+
+pub(crate) const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
+pub(crate) const PRIVATE_KEY: &str = "PRIVATE KEY-----";
 
 /// Credentials serving `identity`; with `client_ca`, only clients presenting
 /// a certificate signed by it complete the handshake.

@@ -7,17 +7,21 @@
 //! the room's history (or came back older) cannot take it into a new run of
 //! numbers: if the room can no longer recover that far (OUT_OF_RANGE), it
 //! rejoins without `room-since` and says that updates were lost, and how
-//! many when it knows. Each of these is one line on stderr.
+//! many when it knows. Updates of its own that were read from the input but
+//! not acknowledged when a call ended are not sent again (that could repeat
+//! them): it says how many. Each of these is one line on stderr.
 
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use futures_timer::Delay;
 use grpcio::{Metadata, MetadataBuilder, RpcStatusCode};
 use messenger_lab::room::{
-    classify, lost_events, name_problem, EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER,
+    classify, lost_events, name_problem, Kind, EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER,
     USER_HEADER,
 };
 
@@ -50,7 +54,14 @@ pub async fn chat<W: Write>(
     delay: Duration,
     printer: &mut Printer<W>,
 ) -> Result<(), ClientError> {
-    let mut updates: Updates = Box::pin(updates);
+    // Updates taken from the input, to tell those never acknowledged.
+    let taken = Arc::new(AtomicU64::new(0));
+    let counted = taken.clone();
+    let mut updates: Updates = Box::pin(updates.inspect(move |update| {
+        if update.is_ok() {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
     let mut place = Place::default();
     let mut cut: Option<(Instant, Duration)> = None;
     loop {
@@ -62,6 +73,17 @@ pub async fn chat<W: Write>(
         let outcome = attempt(&client, room, &mut updates, delay, printer, &mut place).await;
         if opened.elapsed() >= SETTLED {
             place.joined = true;
+        }
+        if outcome.is_err() {
+            let unacknowledged = taken
+                .load(Ordering::Relaxed)
+                .saturating_sub(place.acknowledged);
+            if unacknowledged > 0 {
+                place.acknowledged += unacknowledged;
+                say(&format!(
+                    "chat: room {room}: {unacknowledged} of your updates were not acknowledged when the call ended; they are not sent again, and may not have reached the room"
+                ));
+            }
         }
         match outcome {
             Ok(()) => return Ok(()),
@@ -111,6 +133,8 @@ struct Place {
     joined: bool,
     /// Whether the last attempt got back in after a cut.
     reconnected: bool,
+    /// Own updates acknowledged, or already told as not (see [`chat`]).
+    acknowledged: u64,
 }
 
 /// The headers that join `room` as `user`, resuming after event `since` of
@@ -191,9 +215,13 @@ async fn attempt<W: Write>(
             };
             next = Some(seq + 1);
             place.last = Some(seq);
+            let kind = classify(&update);
+            if kind == Kind::Ack {
+                place.acknowledged += 1;
+            }
             printer.received(Received::InRoom {
                 room,
-                kind: classify(&update),
+                kind,
                 update: &update,
                 seq: Some(seq),
             })?;

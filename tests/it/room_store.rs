@@ -957,6 +957,38 @@ fn client_chat_says_updates_were_lost_when_the_store_comes_back_older() {
     bob.wait_for("cy's update after the rewind", heard("cy: after"));
 }
 
+/// `client chat --room` does not send again its updates that a call took
+/// but never acknowledged (the store stopped): that could repeat them. It
+/// says how many, rather than dropping them without a word.
+#[test]
+fn client_chat_says_how_many_of_its_updates_were_not_acknowledged() {
+    let mut fleet = Fleet::redis(1, &[]);
+    let mut bob = fleet.rust(0, "unacked", "bob");
+    bob.say("before");
+    bob.wait_for("the ack of before", |lines| {
+        json_events(lines)
+            .iter()
+            .any(|(_, text)| text == "System: Acknowledged bob's update: before")
+    });
+    fleet.store().pause();
+    for i in 0..3 {
+        bob.say(&format!("u{i}"));
+    }
+    // Told once for each, however the calls that took them ended.
+    let told = |stderr: &str| -> u64 {
+        stderr
+            .lines()
+            .filter_map(|line| line.split_once(" of your updates were not acknowledged"))
+            .filter_map(|(head, _)| head.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let all_told = wait_until(WAIT, || told(&bob.stderr()) >= 3);
+    fleet.store().resume();
+    let said = bob.stderr();
+    assert!(all_told, "{said}");
+    assert_eq!(told(&said), 3, "{said}");
+}
+
 #[test]
 fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let mut fleet = Fleet::redis(1, &[]);

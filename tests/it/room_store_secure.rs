@@ -92,6 +92,26 @@ fn an_acl_user_and_password_reach_the_store_and_the_password_is_never_shown() {
 }
 
 #[test]
+fn a_mistyped_rooms_url_is_refused_without_showing_its_password() {
+    // No `scheme://` before the credentials: not a URL, but a password all the same.
+    for url in [
+        format!("redis:/replicas:{PASSWORD}@127.0.0.1:6379"),
+        format!("replicas:{PASSWORD}@127.0.0.1:6379"),
+        format!("redis//:{PASSWORD}@127.0.0.1:6379"),
+    ] {
+        let bad = run_server_binary(
+            &["--rooms", &url, "--check-config"],
+            Duration::from_secs(30),
+        );
+        let said = String::from_utf8_lossy(&bad.stderr);
+        assert!(!bad.status.success(), "{url}: {said}");
+        assert!(said.contains("unknown store"), "{url}: {said}");
+        assert!(!said.contains(PASSWORD), "{url}: {said}");
+        assert!(bad.stdout.is_empty(), "{url}");
+    }
+}
+
+#[test]
 fn a_wrong_password_is_unavailable_naming_the_room_store_not_its_url() {
     let redis = redis_with_users();
     let wrong = "wrong-Pa55";
@@ -209,4 +229,32 @@ fn tls_files_need_a_tls_store_and_must_exist() {
         "{said}"
     );
     assert_eq!(said.lines().count(), 1, "{said}");
+}
+
+#[test]
+fn tls_files_that_hold_no_pem_certificate_are_refused_by_check_config() {
+    let pki = Pki::generate();
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(junk.path(), "not a certificate\n").unwrap();
+    let key = pki.identity().key;
+    let (junk, key) = (junk.path().to_str().unwrap(), key.to_str().unwrap());
+    // A CA without a certificate would trust nothing: the store could never be reached.
+    for (flags, flag) in [
+        (vec!["--rooms-ca-file", junk], "--rooms-ca-file"),
+        (vec!["--rooms-ca-file", key], "--rooms-ca-file"),
+        (
+            vec!["--rooms-client-cert", junk, "--rooms-client-key", key],
+            "--rooms-client-cert",
+        ),
+    ] {
+        let mut args = vec!["--rooms", "rediss://127.0.0.1:6379", "--check-config"];
+        args.extend(&flags);
+        let checked = run_server_binary(&args, Duration::from_secs(30));
+        let said = String::from_utf8_lossy(&checked.stderr);
+        assert!(!checked.status.success(), "{flags:?}: {said}");
+        assert!(
+            said.contains(flag) && said.contains("PEM"),
+            "{flags:?}: {said}"
+        );
+    }
 }

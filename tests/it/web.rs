@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use learning_messenger::transport::DEFAULT_MAX_MESSAGE_BYTES;
 use messenger_lab::answers::{learning_contents, STATUS_MESSAGE};
-use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
+use messenger_lab::room::{EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 use serde_json::{json, Value};
 
 use crate::auth::{claims, Issuer, Key};
@@ -499,6 +499,8 @@ fn cors_answers_only_the_allowed_origins() {
         ROOM_HEADER,
         USER_HEADER,
         SINCE_HEADER,
+        // A resume names the history its position counts in.
+        EPOCH_HEADER,
     ];
     let preflight = |origin: &str| {
         http(
@@ -543,7 +545,13 @@ fn cors_answers_only_the_allowed_origins() {
     let exposed = call
         .header("access-control-expose-headers")
         .unwrap_or_default();
-    for needed in ["grpc-status", "grpc-message", "x-served-by", SEQ_HEADER] {
+    for needed in [
+        "grpc-status",
+        "grpc-message",
+        "x-served-by",
+        SEQ_HEADER,
+        EPOCH_HEADER,
+    ] {
         assert!(exposed.contains(needed), "{needed} not exposed: {exposed}");
     }
     let body = String::from_utf8_lossy(&call.body);

@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use messenger_lab::room::{ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
+use messenger_lab::room::{EPOCH_HEADER, ROOM_HEADER, SEQ_HEADER, SINCE_HEADER, USER_HEADER};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// What gRPC-Web clients send besides the content type (grpc-web's and
 /// connect's), a caller's token, and the headers that join a room.
-const REQUEST_HEADERS: [&str; 9] = [
+const REQUEST_HEADERS: [&str; 10] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
@@ -24,17 +24,19 @@ const REQUEST_HEADERS: [&str; 9] = [
     ROOM_HEADER,
     USER_HEADER,
     SINCE_HEADER,
+    EPOCH_HEADER,
 ];
 
 /// What a page's script may read of an answer: the status when it comes in
 /// the headers (trailers-only), which replica answered, and where a room's
-/// deliveries start.
-const RESPONSE_HEADERS: [&str; 5] = [
+/// deliveries start (a number and the history it counts in).
+const RESPONSE_HEADERS: [&str; 6] = [
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "x-served-by",
     SEQ_HEADER,
+    EPOCH_HEADER,
 ];
 
 /// How long a browser may keep a preflight's answer.

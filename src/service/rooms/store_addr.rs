@@ -149,20 +149,20 @@ impl FromStr for RoomStoreAddr {
     }
 }
 
-/// `text` with the password of a URL's credentials replaced by `***`.
+/// `text` with the password of a URL's credentials replaced by `***`; of
+/// text that is not a URL (no `scheme://` before its `@`, a mistyped one),
+/// nothing before the `@` is shown.
 fn mask(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
+    let Some((credentials, hosts)) = text.rsplit_once('@') else {
         return text.to_owned();
     };
-    match rest.rsplit_once('@') {
-        Some((credentials, hosts)) => {
-            let user = credentials.split_once(':').map_or("", |(user, _)| user);
-            match credentials.contains(':') {
-                true => format!("{scheme}://{user}:***@{hosts}"),
-                false => text.to_owned(),
-            }
-        }
-        None => text.to_owned(),
+    match credentials.split_once("://") {
+        Some((scheme, userinfo)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}"),
+            // A user alone: nothing secret.
+            None => text.to_owned(),
+        },
+        None => format!("***@{hosts}"),
     }
 }
 
@@ -270,6 +270,15 @@ mod tests {
             .unwrap_err();
         assert!(!error.contains("hunter2"), "{error}");
         assert!(error.contains("ann:***@host:x"), "{error}");
+        // Not a URL (a mistyped scheme): nothing before the `@` is shown.
+        for text in ["redis:/ann:hunter2@host:1", "ann:hunter2@host:1"] {
+            let error = text.parse::<RoomStoreAddr>().unwrap_err();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(
+                error.contains("--rooms ***@host:1: unknown store"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use redis::{
 use super::super::counters::Counters;
 use super::super::store_addr::RedisAddr;
 use super::scripts::{Call, Scripts};
+use crate::tls;
 
 /// The longest a round trip to the store may take before it counts as failed.
 pub(super) const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -368,17 +369,27 @@ fn tcp_settings() -> TcpSettings {
 /// The CA and client certificate `--rooms-ca-file` and `--rooms-client-cert`
 /// name (None: the system's roots, and no client certificate).
 pub(crate) fn certificates(addr: &RedisAddr) -> Result<Option<TlsCertificates>, String> {
-    let read = |flag: &str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+    // A file without its PEM block is refused here (and by --check-config):
+    // a CA without a certificate would trust nothing, and the store would
+    // never be reached.
+    let read = |flag: &str, path: &std::path::Path, marker: &str| {
+        let pem = std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        match tls::is_pem(&pem, marker) {
+            true => Ok(pem),
+            false => Err(format!(
+                "{flag} {}: not a PEM file with a {marker:?} line",
+                path.display()
+            )),
+        }
     };
     let root_cert = match &addr.files.ca {
-        Some(ca) => Some(read("--rooms-ca-file", ca)?),
+        Some(ca) => Some(read("--rooms-ca-file", ca, tls::CERTIFICATE)?),
         None => None,
     };
     let client_tls = match &addr.files.client {
         Some((cert, key)) => Some(ClientTlsConfig {
-            client_cert: read("--rooms-client-cert", cert)?,
-            client_key: read("--rooms-client-key", key)?,
+            client_cert: read("--rooms-client-cert", cert, tls::CERTIFICATE)?,
+            client_key: read("--rooms-client-key", key, tls::PRIVATE_KEY)?,
         }),
         None => None,
     };
