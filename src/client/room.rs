@@ -210,10 +210,10 @@ async fn attempt<W: Write>(
                     if printer.shows_replica() {
                         printer.replica("CollaborativeFeed", served_by(headers))?;
                     }
-                    start + 1
+                    after(start)?
                 }
             };
-            next = Some(seq + 1);
+            next = Some(after(seq)?);
             place.last = Some(seq);
             let kind = classify(&update);
             if kind == Kind::Ack {
@@ -229,6 +229,15 @@ async fn attempt<W: Write>(
         Ok(())
     };
     send_and_receive(send, receive).await
+}
+
+/// The number after `seq`; a server numbering past the last u64 is not one of ours.
+fn after(seq: u64) -> Result<u64, ClientError> {
+    seq.checked_add(1).ok_or_else(|| {
+        ClientError::Setup(format!(
+            "the server numbered an event {seq}: no number follows it, not a room of this kind"
+        ))
+    })
 }
 
 /// The answer's `room-seq`.

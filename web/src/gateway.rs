@@ -34,7 +34,7 @@ use tower_service::Service;
 use crate::hosts::AllowedHosts;
 use crate::origin::Origins;
 use crate::upstream::{self, Proxy, Upstream};
-use crate::websocket::{self, Sockets};
+use crate::websocket::{self, OpenSockets, Sockets};
 use crate::{cors, page};
 
 /// Worker threads of the gateway's runtime: it only moves bytes.
@@ -192,12 +192,13 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot:
         });
     }
     drop(listener);
-    if tokio::time::timeout(STOP_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    // Upgraded connections (WebSockets) are out of hyper's graceful
+    // shutdown: their calls get the same grace, then UNAVAILABLE.
+    let settled = async { tokio::join!(graceful.shutdown(), shared.sockets.all_closed()) };
+    if tokio::time::timeout(STOP_GRACE, settled).await.is_err() {
         debug!("stopping: calls still in flight after {STOP_GRACE:?} are ended");
     }
+    shared.sockets.stop().await;
 }
 
 /// The gRPC-Web stack: CORS outside, tonic-web's translation, the proxy inside.
@@ -213,6 +214,7 @@ struct Shared {
     /// Who may open a WebSocket.
     origins: Arc<Origins>,
     max_message_bytes: usize,
+    sockets: OpenSockets,
 }
 
 impl Shared {
@@ -224,6 +226,7 @@ impl Shared {
             hosts: AllowedHosts::new(&options.allowed_hosts)?,
             origins: Arc::new(Origins::new(&options.allowed_origins)?),
             max_message_bytes: options.max_message_bytes,
+            sockets: OpenSockets::default(),
         })
     }
 }
@@ -245,6 +248,7 @@ impl Router {
             proxy.carrying_streamed_requests(),
             shared.origins.clone(),
             shared.max_message_bytes,
+            shared.sockets.clone(),
         );
         Router {
             grpc_web: shared.cors.clone().layer(GrpcWebLayer::new().layer(proxy)),

@@ -47,6 +47,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::body::Body;
 use tonic::Status;
 use tower_service::Service;
@@ -105,15 +107,51 @@ pub struct Sockets {
     proxy: Proxy,
     origins: Arc<Origins>,
     max_message_bytes: usize,
+    open: OpenSockets,
+}
+
+/// The gateway's open sockets: an upgraded connection leaves hyper's
+/// graceful shutdown, so the gateway tracks them itself, and on a stop
+/// ends each call still open with UNAVAILABLE, trailers and a close,
+/// rather than dropping its connection.
+#[derive(Clone, Default)]
+pub struct OpenSockets {
+    tasks: TaskTracker,
+    stopping: CancellationToken,
+}
+
+impl OpenSockets {
+    /// Waits until every socket has closed.
+    pub async fn all_closed(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Ends every call still open with UNAVAILABLE, and waits for their
+    /// sockets to close (each client has CLOSE_WAIT to answer the close).
+    pub async fn stop(&self) {
+        self.stopping.cancel();
+        let wait = 2 * CLOSE_WAIT;
+        if tokio::time::timeout(wait, self.all_closed()).await.is_err() {
+            debug!("stopping: WebSockets still open after {wait:?} are dropped");
+        }
+    }
 }
 
 impl Sockets {
-    /// `proxy` carries every pattern; `origins` decides who may open a socket.
-    pub fn new(proxy: Proxy, origins: Arc<Origins>, max_message_bytes: usize) -> Sockets {
+    /// `proxy` carries every pattern; `origins` decides who may open a
+    /// socket; `open` tracks them, for the gateway's stop.
+    pub fn new(
+        proxy: Proxy,
+        origins: Arc<Origins>,
+        max_message_bytes: usize,
+        open: OpenSockets,
+    ) -> Sockets {
         Sockets {
             proxy,
             origins,
             max_message_bytes,
+            open,
         }
     }
 
@@ -150,7 +188,7 @@ impl Sockets {
         let path = request.uri().path().to_owned();
         let upgrade = hyper::upgrade::on(&mut request);
         let sockets = self.clone();
-        tokio::spawn(async move {
+        self.open.tasks.spawn(async move {
             match upgrade.await {
                 Ok(upgraded) => sockets.serve(upgraded, path).await,
                 Err(e) => debug!("WebSocket {path}: the upgrade failed: {e}"),
@@ -197,15 +235,12 @@ impl Sockets {
         .await;
         let (sink, mut stream) = socket.split();
         let mut writer = Writer::new(sink);
-        let ending = match tokio::time::timeout(HEADERS_WAIT, stream.next()).await {
-            Err(_) => Ending::Fail(Status::deadline_exceeded(format!(
-                "no request headers within {HEADERS_WAIT:?} of the WebSocket opening"
-            ))),
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => Ending::Gone,
-            Ok(Some(Ok(first))) => match request_headers(&first) {
-                Ok(headers) => self.call(&path, headers, &mut stream, &mut writer).await,
-                Err(status) => Ending::Fail(status),
-            },
+        let stopping = self.open.stopping.clone();
+        let ending = tokio::select! {
+            ending = self.run(&path, &mut stream, &mut writer) => ending,
+            () = stopping.cancelled() => Ending::Fail(Status::unavailable(
+                "the gateway is stopping: call again (another replica, or this one once it is back)",
+            )),
         };
         match ending {
             Ending::Done => debug!("WebSocket {path}: the call ended"),
@@ -238,6 +273,20 @@ impl Sockets {
                 }
             })
             .await;
+        }
+    }
+
+    /// The request headers, then the call.
+    async fn run(&self, path: &str, stream: &mut Incoming_, writer: &mut Writer) -> Ending {
+        match tokio::time::timeout(HEADERS_WAIT, stream.next()).await {
+            Err(_) => Ending::Fail(Status::deadline_exceeded(format!(
+                "no request headers within {HEADERS_WAIT:?} of the WebSocket opening"
+            ))),
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => Ending::Gone,
+            Ok(Some(Ok(first))) => match request_headers(&first) {
+                Ok(headers) => self.call(path, headers, stream, writer).await,
+                Err(status) => Ending::Fail(status),
+            },
         }
     }
 

@@ -39,8 +39,10 @@ pub(crate) fn requested_room(
         .transpose()?;
     let since = header(headers, SINCE_HEADER)?
         .map(|since| {
+            // Digits only: u64's parser would take "+5" too.
             std::str::from_utf8(since)
                 .ok()
+                .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|text| text.parse::<u64>().ok())
                 .ok_or_else(|| {
                     invalid(format!(
@@ -150,6 +152,8 @@ mod tests {
         for (pairs, why) in [
             (&[("room", "lab"), ("room-since", "-1")][..], "event number"),
             (&[("room", "lab"), ("room-since", "x")][..], "event number"),
+            (&[("room", "lab"), ("room-since", "+5")][..], "event number"),
+            (&[("room", "lab"), ("room-since", "")][..], "event number"),
             (&[("room", "a"), ("room", "b")][..], "more than one room"),
             (&[("room", "")][..], "empty"),
             (
