@@ -25,6 +25,9 @@ use super::scripts::{Call, Scripts};
 pub(super) const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the watcher pings the store.
 pub(super) const PING_EVERY: Duration = Duration::from_millis(500);
+/// The pause between two tries of a round trip that failed while the store
+/// may be back within the grace (an update it did not take, a page of history).
+pub(super) const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// Why the store could not do something.
 #[derive(Debug)]
