@@ -986,10 +986,16 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let echo = block_on(echoes.try_next()).unwrap().unwrap();
     assert_eq!(echo.message, acknowledgement("Lead", "still here"));
     fleet.store().resume();
-    let back = wait_until(WAIT, || {
-        fleet.replicas[0].log().contains("is reachable again")
-    });
-    assert!(back, "the replica did not see the store come back");
+    let replica = &fleet.replicas[0];
+    assert!(
+        replica.logged("is reachable again"),
+        "the replica did not see the store come back:\n{}",
+        replica.log()
+    );
+    // One line as the outage begins, one as it ends.
+    let log = replica.log();
+    assert_eq!(log.matches("is unreachable").count(), 1, "{log}");
+    assert_eq!(log.matches("is reachable again").count(), 1, "{log}");
     let dan = fleet.raw(0, "lab", "dan", None);
     let mut eve = fleet.raw(0, "lab", "eve", None);
     dan.wait_for_text("System: eve joined the room");
@@ -1329,6 +1335,7 @@ fn a_subscription_that_goes_silent_is_found_and_its_gap_filled() {
     let sent: Vec<String> = (0..10).map(|i| format!("ann: during {i}")).collect();
     assert_eq!(heard, sent);
     assert!(bob.ended.lock().unwrap().is_none(), "bob's call ended");
+    assert!(quiet.logged("no answer to a ping"), "{}", quiet.log());
     ann.leave();
 }
 
