@@ -992,10 +992,12 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
         "the replica did not see the store come back:\n{}",
         replica.log()
     );
-    // One line as the outage begins, one as it ends.
+    // One line as the outage begins, one as it ends: the subscription's
+    // own lines do not repeat them.
     let log = replica.log();
     assert_eq!(log.matches("is unreachable").count(), 1, "{log}");
     assert_eq!(log.matches("is reachable again").count(), 1, "{log}");
+    assert!(!log.contains("room subscriptions"), "{log}");
     let dan = fleet.raw(0, "lab", "dan", None);
     let mut eve = fleet.raw(0, "lab", "eve", None);
     dan.wait_for_text("System: eve joined the room");

@@ -5,6 +5,7 @@
 //! slot map, MOVED and ASK): the scripts run on the shard of their room's keys.
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -59,6 +60,8 @@ pub(super) struct Link {
     pub(super) shown: String,
     connection: Mutex<Option<Connection>>,
     state: Mutex<State>,
+    /// Outages begun so far (each logged once).
+    outages: AtomicU64,
     counters: Counters,
 }
 
@@ -153,6 +156,7 @@ impl Link {
             shown: addr.to_string(),
             connection: Mutex::new(None),
             state: Mutex::new(State::Starting),
+            outages: AtomicU64::new(0),
             counters,
         })
     }
@@ -192,6 +196,11 @@ impl Link {
     /// Whether the store is known to answer: calls are not tried while not.
     pub(super) fn is_up(&self) -> bool {
         matches!(*self.state.lock(), State::Up)
+    }
+
+    /// Outages of the store begun so far.
+    pub(super) fn outages(&self) -> u64 {
+        self.outages.load(Ordering::SeqCst)
     }
 
     /// How long the store has been down, if it is.
@@ -318,6 +327,7 @@ impl Link {
         let mut state = self.state.lock();
         if !matches!(*state, State::Down(_)) {
             *state = State::Down(Instant::now());
+            self.outages.fetch_add(1, Ordering::SeqCst);
             warn!(
                 "room store {} is unreachable ({why}): room calls get UNAVAILABLE until it is back",
                 self.shown
