@@ -110,10 +110,11 @@ pub(super) async fn run(
         if let Some(lost) = lost.take() {
             counters.subscription_reconnected();
             let count = rooms.len();
-            if lost.told_by_the_store(&link) {
-                debug!("room subscriptions re-established ({count} room(s)): filling gaps from history");
-            } else if lost.warned {
+            // Its end is said where its trouble was.
+            if lost.warned {
                 info!("room subscriptions re-established ({count} room(s)): filling gaps from history");
+            } else if lost.told_by_the_store(&link) {
+                debug!("room subscriptions re-established ({count} room(s)): filling gaps from history");
             } else {
                 warn!(
                     "room subscriptions: {}: connected again ({count} room(s)), filling gaps \
