@@ -11,6 +11,7 @@
 //! for `RUST_LOG=grpcio=debug`; everything else keeps C-core's severity.
 
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use grpcio_sys::{gpr_log_func_args, gpr_log_severity};
 use log::Level;
@@ -44,6 +45,26 @@ const PEER_HANDSHAKE_FAILURES: &[(&str, &str)] = &[
     ("chttp2_server.cc", "Handshaking failed"),
 ];
 
+/// Runs under way in [`muted`]: while any is, C-core's lines are dropped.
+static MUTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` with C-core's own lines muted (a failed start is said in one
+/// line of ours, not C-core's). Only C-core's: what the rest of the process
+/// logs meanwhile (the room store found unreachable as the server starts)
+/// goes out, and the level set by `RUST_LOG` is never touched, so runs on
+/// several threads at once cannot leave it off.
+pub fn muted<T>(f: impl FnOnce() -> T) -> T {
+    struct Unmute;
+    impl Drop for Unmute {
+        fn drop(&mut self) {
+            MUTED.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    MUTED.fetch_add(1, Ordering::SeqCst);
+    let _unmute = Unmute;
+    f()
+}
+
 /// The level a C-core line is logged at.
 fn level_of(file: &str, severity: gpr_log_severity, message: &str) -> Level {
     let file_name = file.rsplit(['/', '\\']).next().unwrap_or(file);
@@ -68,7 +89,7 @@ extern "C" fn log_line(args: *mut gpr_log_func_args) {
     let (file, message) = unsafe { (CStr::from_ptr(args.file), CStr::from_ptr(args.message)) };
     let (file, message) = (file.to_string_lossy(), message.to_string_lossy());
     let level = level_of(&file, args.severity, &message);
-    if !log::log_enabled!(target: TARGET, level) {
+    if MUTED.load(Ordering::SeqCst) > 0 || !log::log_enabled!(target: TARGET, level) {
         return;
     }
     log::logger().log(

@@ -62,13 +62,11 @@ pub enum Stopped {
 }
 
 /// Starts serving per `config`, or says in one line why it cannot. C-core's
-/// own log lines about a failed start are muted: the one line says it.
+/// own log lines about a failed start are muted: the one line says it. The
+/// server's own lines are not (the room store, connected to as it starts,
+/// says where rooms are kept, or that it is unreachable: said once).
 pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
-    let log_level = log::max_level();
-    log::set_max_level(log::LevelFilter::Off);
-    let started = start_muted(config);
-    log::set_max_level(log_level);
-    started
+    crate::grpc_log::muted(|| start_muted(config))
 }
 
 fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {

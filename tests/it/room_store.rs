@@ -1018,10 +1018,18 @@ fn a_stopped_store_gives_unavailable_within_the_bound_and_echo_goes_on() {
     let echo = block_on(echoes.try_next()).unwrap().unwrap();
     assert_eq!(echo.message, acknowledgement("Lead", "still here"));
     fleet.store().resume();
-    let back = wait_until(WAIT, || {
-        fleet.replicas[0].log().contains("is reachable again")
-    });
-    assert!(back, "the replica did not see the store come back");
+    let replica = &fleet.replicas[0];
+    assert!(
+        replica.logged("is reachable again"),
+        "the replica did not see the store come back:\n{}",
+        replica.log()
+    );
+    // One line as the outage begins, one as it ends: the subscription's
+    // own lines do not repeat them.
+    let log = replica.log();
+    assert_eq!(log.matches("is unreachable").count(), 1, "{log}");
+    assert_eq!(log.matches("is reachable again").count(), 1, "{log}");
+    assert!(!log.contains("room subscriptions"), "{log}");
     let dan = fleet.raw(0, "lab", "dan", None);
     let mut eve = fleet.raw(0, "lab", "eve", None);
     dan.wait_for_text("System: eve joined the room");
@@ -1260,6 +1268,12 @@ impl StallingProxy {
         self.held_below.store(now, Ordering::SeqCst);
     }
 
+    /// What was held goes on.
+    fn release(&self) {
+        self.held_below
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -1278,6 +1292,51 @@ fn replica_behind(proxy: &StallingProxy, flags: &[&str]) -> ServerProcess {
     ];
     args.extend(flags);
     ServerProcess::start_at(&format!("127.0.0.2:{}", free_port()), &args)
+}
+
+/// Every connection of a replica to its store stalls while its participant
+/// has updates in flight: their round trips time out, and they are sent
+/// again on a new connection; then the stalled connection delivers the
+/// originals, late. Each update is in the room once, in the order sent.
+#[test]
+fn updates_retried_over_a_stalled_connection_keep_their_order_once() {
+    const ROOM: &str = "retry";
+    const COUNT: usize = 10;
+    let fleet = Fleet::redis(1, &[]);
+    let proxy = StallingProxy::start(fleet.redis.as_ref().unwrap().port);
+    let behind = replica_behind(&proxy, &["--room-store-grace-ms", "15000"]);
+    let bob = fleet.raw(0, ROOM, "bob", None);
+    let mut ann = Raw::join(&behind.target, ROOM, "ann", None);
+    bob.wait_for_text("System: ann joined the room");
+    ann.say("first");
+    bob.wait_for_text("ann: first");
+    proxy.stall(true);
+    for i in 0..COUNT {
+        ann.say(&format!("held {i}"));
+    }
+    let last = format!("ann: held {}", COUNT - 1);
+    bob.wait_for(&last, |events| events.iter().any(|(_, t)| *t == last));
+    proxy.release();
+    ann.say("after");
+    bob.wait_for_text("ann: after");
+    ann.wait_for_text("System: Acknowledged ann's update: after");
+    let heard: Vec<String> = bob
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("ann: "))
+        .collect();
+    let mut sent = vec!["ann: first".to_owned()];
+    sent.extend((0..COUNT).map(|i| format!("ann: held {i}")));
+    sent.push("ann: after".to_owned());
+    assert_eq!(heard, sent, "each update once, in the order sent");
+    assert_contiguous("bob", &bob.events());
+    assert!(ann.ended.lock().unwrap().is_none(), "ann's call ended");
+    assert!(
+        behind.logged("is unreachable"),
+        "the stall was not noticed:\n{}",
+        behind.log()
+    );
+    ann.leave();
 }
 
 /// A replica whose subscription stops answering without closing (the
@@ -1310,6 +1369,7 @@ fn a_subscription_that_goes_silent_is_found_and_its_gap_filled() {
     let sent: Vec<String> = (0..10).map(|i| format!("ann: during {i}")).collect();
     assert_eq!(heard, sent);
     assert!(bob.ended.lock().unwrap().is_none(), "bob's call ended");
+    assert!(quiet.logged("no answer to a ping"), "{}", quiet.log());
     ann.leave();
 }
 

@@ -64,6 +64,11 @@ fn an_acl_user_and_password_reach_the_store_and_the_password_is_never_shown() {
     let fleet = Fleet::on(&url, 2, &[]);
     share_a_room(&fleet);
     for replica in &fleet.replicas {
+        assert!(
+            replica.logged("rooms are kept in redis://replicas:***@"),
+            "{}",
+            replica.log()
+        );
         let log = replica.log();
         assert!(!log.contains(PASSWORD), "{log}");
     }
@@ -126,7 +131,9 @@ fn a_wrong_password_is_unavailable_naming_the_room_store_not_its_url() {
     assert!(status.message().contains("the room store"), "{status:?}");
     assert!(!status.message().contains(wrong), "{status:?}");
     assert!(!status.message().contains("redis://"), "{status:?}");
-    let log = fleet.replicas[0].log();
+    let replica = &fleet.replicas[0];
+    assert!(replica.logged("is unreachable"), "{}", replica.log());
+    let log = replica.log();
     assert!(!log.contains(wrong), "{log}");
 }
 
@@ -195,6 +202,8 @@ fn replicas_share_rooms_over_tls_with_a_client_certificate() {
         .expect_err("no client certificate");
     assert_eq!(status.code(), RpcStatusCode::UNAVAILABLE, "{status:?}");
     assert!(status.message().contains("the room store"), "{status:?}");
+    let replica = &refused.replicas[0];
+    assert!(replica.logged("is unreachable"), "{}", replica.log());
 }
 
 #[test]

@@ -316,6 +316,12 @@ impl ServerProcess {
     pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Whether the server logs `text`, waiting up to [`WAIT`] for it: its
+    /// lines reach stderr in batches, a moment after what they tell of.
+    pub(crate) fn logged(&self, text: &str) -> bool {
+        wait_until(WAIT, || self.log().contains(text))
+    }
 }
 
 impl Drop for ServerProcess {

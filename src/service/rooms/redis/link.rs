@@ -5,6 +5,7 @@
 //! slot map, MOVED and ASK): the scripts run on the shard of their room's keys.
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -26,6 +27,9 @@ use crate::tls;
 pub(super) const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the watcher pings the store.
 pub(super) const PING_EVERY: Duration = Duration::from_millis(500);
+/// The pause between two tries of a round trip that failed while the store
+/// may be back within the grace (an update it did not take, a page of history).
+pub(super) const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// Why the store could not do something.
 #[derive(Debug)]
@@ -57,6 +61,8 @@ pub(super) struct Link {
     pub(super) shown: String,
     connection: Mutex<Option<Connection>>,
     state: Mutex<State>,
+    /// Outages begun so far (each logged once).
+    outages: AtomicU64,
     counters: Counters,
 }
 
@@ -151,6 +157,7 @@ impl Link {
             shown: addr.to_string(),
             connection: Mutex::new(None),
             state: Mutex::new(State::Starting),
+            outages: AtomicU64::new(0),
             counters,
         })
     }
@@ -190,6 +197,11 @@ impl Link {
     /// Whether the store is known to answer: calls are not tried while not.
     pub(super) fn is_up(&self) -> bool {
         matches!(*self.state.lock(), State::Up)
+    }
+
+    /// Outages of the store begun so far.
+    pub(super) fn outages(&self) -> u64 {
+        self.outages.load(Ordering::SeqCst)
     }
 
     /// How long the store has been down, if it is.
@@ -316,6 +328,7 @@ impl Link {
         let mut state = self.state.lock();
         if !matches!(*state, State::Down(_)) {
             *state = State::Down(Instant::now());
+            self.outages.fetch_add(1, Ordering::SeqCst);
             warn!(
                 "room store {} is unreachable ({why}): room calls get UNAVAILABLE until it is back",
                 self.shown

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
@@ -22,7 +22,7 @@ use redis::Value;
 use super::super::epoch::Position;
 use super::super::event::ParticipantId;
 use super::super::store::unavailable;
-use super::link::StoreError;
+use super::link::{StoreError, RETRY_EVERY};
 use super::remote::RemoteRoom;
 use super::scripts::{publish_reply, Published};
 use super::Shared;
@@ -39,8 +39,6 @@ pub(super) struct Update {
 
 /// Updates sent to the store and not yet answered, at most.
 const IN_FLIGHT: usize = 64;
-/// The pause between two tries of an update the store did not take.
-const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts the publishing task of participant `id` in `room`; it ends when
 /// the returned sender is dropped and its last update is answered.

@@ -10,6 +10,7 @@
 
 use parking_lot::Mutex;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
@@ -24,6 +25,7 @@ use super::super::request::JoinRequest;
 use super::super::store::{exhausted, out_of_range, unavailable};
 use super::codec::{self, encode};
 use super::keys::Keys;
+use super::link::RETRY_EVERY;
 use super::scripts::{history_reply, join_reply, History, JoinArgs, JoinReply};
 use super::Shared;
 
@@ -371,23 +373,36 @@ impl RoomTask {
     }
 }
 
-/// A page of `room`'s history from number `from` on, as seen from `at`:
-/// refused (the calls end) if the room began a new epoch, or its numbers went
-/// back below `at` (the script has then begun a new epoch).
+/// A page of `room`'s history from number `from` on, as seen from `at`,
+/// tried until the store answers or the store grace runs out: refused (the
+/// calls end) if the room began a new epoch, or its numbers went back below
+/// `at` (the script has then begun a new epoch).
 async fn read_page(
     shared: &Arc<Shared>,
     room: &RemoteRoom,
     at: &Position,
     from: u64,
 ) -> Result<History, Lost> {
-    let seen = shared.seen(&room.name);
-    let call = shared
-        .scripts
-        .history(&room.keys, shared.terms, seen.as_ref().or(Some(at)), from);
-    let page = match shared.link.run(call).await {
-        Ok(value) => history_reply(&value)?,
-        Err(e) => return Err(format!("the room store failed: {e}")),
+    let started = Instant::now();
+    let value = loop {
+        let seen = shared.seen(&room.name);
+        let call =
+            shared
+                .scripts
+                .history(&room.keys, shared.terms, seen.as_ref().or(Some(at)), from);
+        match shared.link.run(call).await {
+            Ok(value) => break value,
+            // A store that does not answer has not lost the history: the
+            // room's calls ride it out for the grace, as a publish does (a
+            // resubscription's fill often races the watcher's reconnect).
+            Err(e) if started.elapsed() < shared.limits.store_grace => {
+                debug!("room {}: a page of history, tried again: {e}", room.name);
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            Err(e) => return Err(format!("the room store failed: {e}")),
+        }
     };
+    let page = history_reply(&value)?;
     let Some(page) = page else {
         return Err(format!(
             "the room store no longer has its history (it lost or expired it): \

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
@@ -33,6 +33,46 @@ pub(super) enum Command {
 /// The longest wait between two attempts to reconnect.
 const MOST_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Why the subscription connection was lost, and what the store's own
+/// lines (the link's) say of it: during an outage of the whole store they
+/// tell its beginning and end, and the subscription's lines would repeat them.
+struct Lost {
+    why: String,
+    /// The store was up as this connection was lost, and its outages then.
+    store_up: bool,
+    outages: u64,
+    since: Instant,
+    /// Whether a failure to connect again was logged.
+    warned: bool,
+}
+
+impl Lost {
+    fn new(why: String, link: &Link) -> Lost {
+        Lost {
+            why,
+            store_up: link.is_up(),
+            outages: link.outages(),
+            since: Instant::now(),
+            warned: false,
+        }
+    }
+
+    /// Whether the store's lines tell of it: an outage of the whole store
+    /// was under way, or began, since.
+    fn told_by_the_store(&self, link: &Link) -> bool {
+        !self.store_up || link.outages() != self.outages
+    }
+
+    /// Whether failing to connect again is the subscription's own trouble,
+    /// to be logged: the store still answers its pings well after the loss
+    /// (the watcher finds an outage within a ping period and a round trip).
+    fn stuck_on_its_own(&self, link: &Link) -> bool {
+        !self.warned
+            && !self.told_by_the_store(link)
+            && self.since.elapsed() >= PING_EVERY + ROUND_TRIP_TIMEOUT
+    }
+}
+
 /// Runs until the store is dropped (its commands end).
 pub(super) async fn run(
     link: Arc<Link>,
@@ -41,12 +81,22 @@ pub(super) async fn run(
 ) {
     let mut rooms: HashMap<String, Weak<RemoteRoom>> = HashMap::new();
     let mut backoff = Duration::from_millis(50);
-    let mut connected_before = false;
+    let mut lost: Option<Lost> = None;
     loop {
         let connection = match connect(&link, &rooms).await {
             Ok(connection) => connection,
             Err(why) => {
-                debug!("room subscriptions: cannot connect: {why}");
+                match &mut lost {
+                    Some(lost) if lost.stuck_on_its_own(&link) => {
+                        lost.warned = true;
+                        warn!(
+                            "room subscriptions: {}; cannot connect again ({why}): rooms here \
+                             get no updates until it can",
+                            lost.why
+                        );
+                    }
+                    _ => debug!("room subscriptions: cannot connect: {why}"),
+                }
                 // Answered at once meanwhile: the joins waiting on them fail fast.
                 while let Ok(command) = commands.try_recv() {
                     offline(command, &mut rooms);
@@ -57,34 +107,41 @@ pub(super) async fn run(
             }
         };
         backoff = Duration::from_millis(50);
-        if connected_before {
+        if let Some(lost) = lost.take() {
             counters.subscription_reconnected();
-            info!(
-                "room subscriptions re-established ({} room(s)): filling gaps from history",
-                rooms.len()
-            );
+            let count = rooms.len();
+            // Its end is said where its trouble was.
+            if lost.warned {
+                info!("room subscriptions re-established ({count} room(s)): filling gaps from history");
+            } else if lost.told_by_the_store(&link) {
+                debug!("room subscriptions re-established ({count} room(s)): filling gaps from history");
+            } else {
+                warn!(
+                    "room subscriptions: {}: connected again ({count} room(s)), filling gaps \
+                     from history",
+                    lost.why
+                );
+            }
             for room in rooms.values().filter_map(Weak::upgrade) {
                 room.send(Input::Resync);
             }
         }
-        connected_before = true;
         let (mut sink, mut messages) = connection;
         let mut pings = tokio::time::interval(PING_EVERY);
         pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let why = loop {
             tokio::select! {
                 _ = pings.tick() => {
                     let answered = tokio::time::timeout(ROUND_TRIP_TIMEOUT, sink.ping::<redis::Value>()).await;
                     if !matches!(answered, Ok(Ok(_))) {
-                        warn!("room subscriptions: no answer to a ping within {} ms: connecting again", ROUND_TRIP_TIMEOUT.as_millis());
-                        break;
+                        break format!("no answer to a ping within {} ms", ROUND_TRIP_TIMEOUT.as_millis());
                     }
                 },
                 command = commands.next() => match command {
                     None => return,
                     Some(command) => {
                         if !online(command, &mut rooms, &mut sink).await {
-                            break;
+                            break "a subscribe or unsubscribe failed".to_owned();
                         }
                     }
                 },
@@ -95,11 +152,12 @@ pub(super) async fn run(
                             room.send(Input::Live(message.get_payload_bytes().to_vec()));
                         }
                     }
-                    None => break,
+                    None => break "the connection dropped".to_owned(),
                 },
             }
-        }
-        debug!("room subscriptions: the connection dropped");
+        };
+        debug!("room subscriptions: {why}");
+        lost = Some(Lost::new(why, &link));
     }
 }
 
