@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use crate::auth::{claims, Issuer, Key};
 use crate::rooms::Chatter;
 use crate::support::{
-    free_port, gathered, node, project_root, python_client_command, python_stubs, run_bounded,
-    scrape, status_of, wait_until, web_dir, PeakWatcher, RedisServer, ServerProcess,
+    free_port, gathered, lines_of, node, project_root, python_client_command, python_stubs,
+    run_bounded, scrape, status_of, wait_until, web_dir, PeakWatcher, RedisServer, ServerProcess,
 };
 use crate::web::{WebServer, Webgate};
 
@@ -110,6 +110,54 @@ fn improbable_eng_s_websocket_client_makes_every_pattern() {
     let call = ws_call(&web.url, &["--call", "status"]);
     assert_eq!(end(&call).0, 0, "{call:#?}");
     assert_eq!(messages(&call).len(), 1, "{call:#?}");
+}
+
+/// A chat open over a WebSocket when the gateway stops (webgate, SIGTERM)
+/// gets the stop's grace, then UNAVAILABLE in its trailers and a close:
+/// the page is told why, not left with a dropped connection.
+#[test]
+#[ignore = "slow: Node processes against a real server"]
+fn a_socket_open_when_the_gateway_stops_is_told_unavailable() {
+    let server = ServerProcess::start(&["--delay-ms", "0"]);
+    let gate = Webgate::start(&server.target, &[]);
+    let mut chat = Command::new("node")
+        .current_dir(web_dir())
+        .args([
+            "--experimental-websocket",
+            "--no-warnings",
+            "tests/ws-client.mjs",
+        ])
+        .args(["--url", &gate.url, "--call", "chat", "--user", "ada"])
+        .args(["--say", "hi", "--linger-ms", "600000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node runs");
+    let lines = lines_of(chat.stdout.take().unwrap());
+    let mut seen: Vec<Value> = Vec::new();
+    // Its update acknowledged: the call is up, and stays up (it lingers).
+    while !seen.iter().any(|event| event["event"] == "message") {
+        let line = lines
+            .recv_timeout(WAIT)
+            .expect("the chat's acknowledgement");
+        seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    let stopped = Command::new("kill")
+        .args(["-TERM", &gate.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    while !seen.iter().any(|event| event["event"] == "end") {
+        let line = lines.recv_timeout(WAIT).expect("the chat's end");
+        seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    // It would linger on: its call's end is all this test needs.
+    let _ = chat.kill();
+    let _ = chat.wait();
+    let (code, message) = end(&seen);
+    assert_eq!(code, 14, "{seen:#?}");
+    assert!(message.contains("the gateway is stopping"), "{seen:#?}");
 }
 
 /// Calls of `method` the server's metrics count as ended Canceled.
