@@ -9,7 +9,7 @@ cd "$ROOT"
 PORT="${PORT:-50051}"
 
 bash scripts/bootstrap.sh
-echo "Building (the first build compiles gRPC C-core: 10-15 minutes)..."
+echo "Building (the first build compiles gRPC C-core: about 15 minutes on 2 quiet cores)..."
 cargo build --quiet --bins
 bin="$CARGO_TARGET_DIR/debug"
 
