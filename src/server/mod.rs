@@ -62,11 +62,13 @@ pub enum Stopped {
 }
 
 /// Starts serving per `config`, or says in one line why it cannot. C-core's
-/// own log lines about a failed start are muted: the one line says it. The
-/// server's own lines are not (the room store, connected to as it starts,
-/// says where rooms are kept, or that it is unreachable: said once).
+/// own log lines about a failed start are muted: the one line says it. Once
+/// started, the room store says where rooms are kept, or that it is
+/// unreachable (it is reached as the server starts; said once).
 pub fn start(config: &ServerConfig) -> Result<RunningServer, String> {
-    crate::grpc_log::muted(|| start_muted(config))
+    let running = crate::grpc_log::muted(|| start_muted(config))?;
+    running.rooms.announce();
+    Ok(running)
 }
 
 fn start_muted(config: &ServerConfig) -> Result<RunningServer, String> {

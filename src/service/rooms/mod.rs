@@ -106,6 +106,12 @@ impl Rooms {
     pub fn close(&self, within: Duration) {
         self.0.close(within);
     }
+
+    /// Logs where rooms are kept (or that the store is unreachable): once
+    /// the server has started, so that a failed start says one line.
+    pub fn announce(&self) {
+        self.0.announce();
+    }
 }
 
 impl Default for Rooms {

@@ -28,6 +28,10 @@ pub(crate) trait RoomStore: Send + Sync {
     /// Waits up to `within` for what the store still has to do (leaves being
     /// announced), then stops its own work.
     fn close(&self, within: Duration);
+
+    /// Logs where rooms are kept, once the server has started (a start that
+    /// fails says only its error); nothing to say for rooms in this process.
+    fn announce(&self) {}
 }
 
 /// A participant's place in its room, as its call holds it.

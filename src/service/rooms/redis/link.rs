@@ -5,7 +5,7 @@
 //! slot map, MOVED and ASK): the scripts run on the shard of their room's keys.
 
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -63,6 +63,12 @@ pub(super) struct Link {
     state: Mutex<State>,
     /// Outages begun so far (each logged once).
     outages: AtomicU64,
+    /// Whether the store's state is logged yet: not while the server starts
+    /// (a start that fails says one line, its error), then once by
+    /// [`Link::announce`], then at each change.
+    announced: AtomicBool,
+    /// Why the store was unreachable before it was announced.
+    unannounced_why: Mutex<String>,
     counters: Counters,
 }
 
@@ -158,6 +164,8 @@ impl Link {
             connection: Mutex::new(None),
             state: Mutex::new(State::Starting),
             outages: AtomicU64::new(0),
+            announced: AtomicBool::new(false),
+            unannounced_why: Mutex::default(),
             counters,
         })
     }
@@ -329,17 +337,43 @@ impl Link {
         if !matches!(*state, State::Down(_)) {
             *state = State::Down(Instant::now());
             self.outages.fetch_add(1, Ordering::SeqCst);
-            warn!(
-                "room store {} is unreachable ({why}): room calls get UNAVAILABLE until it is back",
-                self.shown
-            );
+            if self.announced.load(Ordering::SeqCst) {
+                self.log_unreachable(why);
+            } else {
+                *self.unannounced_why.lock() = why.to_owned();
+            }
         }
         false
     }
 
+    fn log_unreachable(&self, why: &str) {
+        warn!(
+            "room store {} is unreachable ({why}): room calls get UNAVAILABLE until it is back",
+            self.shown
+        );
+    }
+
+    /// Logs where rooms are kept, or that the store is unreachable (once,
+    /// when the server has started); later changes are logged as they come.
+    pub(super) fn announce(&self) {
+        let state = self.state.lock();
+        if self.announced.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match *state {
+            State::Down(_) => self.log_unreachable(&self.unannounced_why.lock()),
+            State::Up => info!("rooms are kept in {}", self.shown),
+            State::Starting => {}
+        }
+    }
+
     fn mark_up(&self) {
         let mut state = self.state.lock();
-        match std::mem::replace(&mut *state, State::Up) {
+        let was = std::mem::replace(&mut *state, State::Up);
+        if !self.announced.load(Ordering::SeqCst) {
+            return;
+        }
+        match was {
             State::Starting => info!("rooms are kept in {}", self.shown),
             State::Down(since) => info!(
                 "room store {} is reachable again, after {} ms",

@@ -209,6 +209,10 @@ impl RoomStore for RedisStore {
         self.shared.registry.lock().len()
     }
 
+    fn announce(&self) {
+        self.shared.link.announce();
+    }
+
     fn close(&self, within: Duration) {
         let deadline = Instant::now() + within;
         while self.shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
