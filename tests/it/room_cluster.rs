@@ -3,11 +3,12 @@
 //! shared by three replicas (`--rooms redis+cluster://...`): rooms spread
 //! over the masters, each room's events on its own shard only (SPUBLISH and
 //! SSUBSCRIBE), one order, recovery across a replica restart, OUT_OF_RANGE,
-//! a master restarted empty, and a failover to a replica.
-
-use grpcio::RpcStatusCode;
+//! a master restarted empty, a failover to a replica, and a killed master's
+//! replica taking over.
 
 use std::time::Duration;
+
+use grpcio::RpcStatusCode;
 
 use crate::room_store::{
     assert_contiguous, json_events, one_order, out_of_range, recovery, store_restarted_empty,
@@ -100,10 +101,10 @@ fn a_failover_to_a_replica_loses_nothing_silently() {
     fail_over(|cluster, _master, replica| cluster.fail_over_to(replica, &[]));
 }
 
-/// The master of a busy room's shard is killed, and its replica takes over
-/// (`CLUSTER FAILOVER FORCE`: it cannot ask its master): the room's calls
-/// get UNAVAILABLE while the cluster has no master for the slot, then go on
-/// with every update once, in order.
+/// The master of a busy room's shard is killed once its replica has all it
+/// wrote, and the replica takes over (`CLUSTER FAILOVER FORCE`: it cannot
+/// ask its master): every update once, in order (a call that ends with
+/// UNAVAILABLE while no master serves the slot rejoins with room-since).
 #[test]
 fn a_killed_masters_replica_takes_over_and_loses_nothing_silently() {
     fail_over(|cluster, master, replica| {

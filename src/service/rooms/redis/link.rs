@@ -223,7 +223,13 @@ impl Link {
                 if self.stale_slot_map(&e) {
                     // A fresh connection reads the slot map anew, and loads
                     // the scripts into every node (the new master too).
-                    *self.connection.lock() = None;
+                    if self.connection.lock().take().is_some() {
+                        info!(
+                            "room store {}: a script reached a replica (a failover?): \
+                             connecting afresh for the cluster's new slot map",
+                            self.shown
+                        );
+                    }
                     self.reconnect.notify_one();
                 } else if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
                 {
