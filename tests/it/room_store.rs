@@ -31,7 +31,7 @@ use crate::support::{
 /// The presence TTL the replicas run with here, long enough that a busy
 /// machine's late heartbeat expires nobody; the test of a killed replica
 /// sets a shorter one.
-const TTL_MS: &str = "5000";
+pub(crate) const TTL_MS: &str = "5000";
 /// How long open calls ride out a silent store here.
 const GRACE_MS: &str = "500";
 

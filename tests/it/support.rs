@@ -233,7 +233,10 @@ impl ServerProcess {
         let mut child = Command::new(SERVER_BIN)
             .args(["--addr", addr])
             .args(args)
-            .env_remove("RUST_LOG")
+            .env(
+                "RUST_LOG",
+                std::env::var("DEBUG_SERVER_LOG").unwrap_or("info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -849,6 +852,82 @@ impl RedisCluster {
         let _ = node.child.wait();
         node.child = ClusterNode::spawn(node.port, node.bus, node.dir.path());
         self.wait_ok();
+    }
+
+    /// Adds a replica of the master on `master`; returns its port.
+    pub(crate) fn add_replica(&mut self, master: u16) -> u16 {
+        let replica = ClusterNode::start();
+        let port = replica.port;
+        let id = redis_info(master, &["CLUSTER", "MYID"]);
+        let added = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{master}"))
+            .args(["--cluster-slave", "--cluster-master-id", id.trim()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            added.status.success(),
+            "redis-cli --cluster add-node failed: {}",
+            String::from_utf8_lossy(&added.stdout)
+        );
+        self.nodes.push(replica);
+        let synced = wait_until(Duration::from_secs(60), || {
+            redis_info(port, &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        assert!(synced, "the replica on {port} never synced with {master}");
+        self.wait_ok();
+        port
+    }
+
+    /// `CLUSTER FAILOVER [options]` on the replica on `replica`: it becomes
+    /// the master of its shard (and the old master, if alive, its replica);
+    /// waits until it is so and the cluster is ok.
+    pub(crate) fn fail_over_to(&self, replica: u16, options: &[&str]) {
+        let mut command = vec!["CLUSTER", "FAILOVER"];
+        command.extend(options);
+        let reply = redis_command(replica, &command).expect("the replica answers");
+        assert_eq!(reply, "+OK");
+        let promoted = wait_until(Duration::from_secs(60), || {
+            redis_info(replica, &["ROLE"]).starts_with("master")
+        });
+        assert!(promoted, "the replica on {replica} was not promoted");
+        self.wait_ok();
+    }
+
+    /// Waits until the replica on `replica` has all that its master on
+    /// `master` has written (their replication offsets are equal).
+    pub(crate) fn wait_replicated(&self, master: u16, replica: u16) {
+        let offset = |port: u16| {
+            redis_info(port, &["INFO", "replication"])
+                .lines()
+                .find_map(|line| {
+                    line.trim()
+                        .strip_prefix("master_repl_offset:")
+                        .map(str::to_owned)
+                })
+        };
+        let caught_up = wait_until(Duration::from_secs(60), || {
+            offset(master).is_some() && offset(master) == offset(replica)
+        });
+        assert!(
+            caught_up,
+            "the replica on {replica} never caught up with {master}"
+        );
+    }
+
+    /// Kills the node on `port` (SIGKILL: it says nothing to anyone); it is
+    /// no longer one of the nodes this cluster waits for.
+    pub(crate) fn kill(&mut self, port: u16) {
+        let at = self
+            .nodes
+            .iter()
+            .position(|node| node.port == port)
+            .expect("a node of the cluster");
+        let mut node = self.nodes.remove(at);
+        let _ = node.child.kill();
+        let _ = node.child.wait();
     }
 
     /// Moves the hash slot of `key` to the master on `to`, its keys with it

@@ -14,9 +14,10 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture,
-    TlsCertificates, Value,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisError, RedisFuture, ServerErrorKind, TlsCertificates, Value,
 };
+use tokio::sync::Notify;
 
 use super::super::counters::Counters;
 use super::super::store_addr::RedisAddr;
@@ -60,6 +61,9 @@ pub(super) struct Link {
     /// (clients are told of "the room store").
     pub(super) shown: String,
     connection: Mutex<Option<Connection>>,
+    /// Wakes the watcher to connect afresh at once (a cluster's slot map
+    /// found stale), rather than at its next ping.
+    reconnect: Notify,
     state: Mutex<State>,
     /// Outages begun so far (each logged once).
     outages: AtomicU64,
@@ -162,6 +166,7 @@ impl Link {
             target,
             shown: addr.to_string(),
             connection: Mutex::new(None),
+            reconnect: Notify::new(),
             state: Mutex::new(State::Starting),
             outages: AtomicU64::new(0),
             announced: AtomicBool::new(false),
@@ -236,7 +241,19 @@ impl Link {
         match answer {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                if self.stale_slot_map(&e) {
+                    // A fresh connection reads the slot map anew, and loads
+                    // the scripts into every node (the new master too).
+                    if self.connection.lock().take().is_some() {
+                        info!(
+                            "room store {}: a script reached a replica (a failover?): \
+                             connecting afresh for the cluster's new slot map",
+                            self.shown
+                        );
+                    }
+                    self.reconnect.notify_one();
+                } else if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+                {
                     // The watcher connects afresh (the store may have restarted).
                     *self.connection.lock() = None;
                 }
@@ -244,6 +261,24 @@ impl Link {
             }
             Err(_) => Err(StoreError::Timeout),
         }
+    }
+
+    /// Whether `error` says the cluster client sent a script to a node that
+    /// is no longer its slot's master: a failover made the old master a
+    /// replica, and the client's connections are all READONLY (the redis
+    /// crate sets it on every node, for reads from replicas), so the replica
+    /// runs the script instead of answering MOVED, and refuses its first
+    /// write. Nothing was written; the client's slot map stays stale until
+    /// it is read again.
+    fn stale_slot_map(&self, error: &RedisError) -> bool {
+        matches!(self.target, Target::Cluster(_))
+            && error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+    }
+
+    /// Resolves when a call found the connection stale (see
+    /// [`Link::stale_slot_map`]): the watcher then connects at once.
+    pub(super) async fn reconnect_wanted(&self) {
+        self.reconnect.notified().await;
     }
 
     /// Pings the store (connecting first if need be, and loading `scripts`

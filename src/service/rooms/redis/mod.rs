@@ -433,7 +433,10 @@ async fn watch(shared: Arc<Shared>) {
                 shared.ended(&room, ended);
             }
         }
-        tokio::time::sleep(PING_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(PING_EVERY) => {}
+            _ = shared.link.reconnect_wanted() => {}
+        }
     }
 }
 

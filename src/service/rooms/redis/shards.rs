@@ -21,6 +21,7 @@ use futures::StreamExt;
 use log::{debug, info};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::time::Instant;
 
 use super::super::counters::Counters;
 use super::codec::{array, bytes, number};
@@ -48,10 +49,16 @@ pub(super) async fn run(
         pushes,
         orphans: HashSet::new(),
     };
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
+    // A deadline, not a pause made afresh on each turn: the pings (every
+    // 0.5 s) would otherwise restart a longer pause forever, and orphans
+    // whose first tries failed (a killed master not yet replaced) would
+    // never be tried again.
+    let mut adopt_at = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let had_orphans = !shards.orphans.is_empty();
         tokio::select! {
             command = commands.next() => match command {
                 None => return,
@@ -66,16 +73,28 @@ pub(super) async fn run(
                 }
             },
             Some((id, push)) = pushed.next() => shards.pushed(id, push),
-            _ = tokio::time::sleep(backoff), if !shards.orphans.is_empty() => {
+            _ = tokio::time::sleep_until(adopt_at), if had_orphans => {
                 backoff = match shards.adopt_orphans().await {
-                    true => Duration::from_millis(50),
-                    false => (backoff * 2).min(Duration::from_secs(1)),
+                    true => FIRST_BACKOFF,
+                    false => (backoff * 2).min(MOST_BACKOFF),
                 };
+                adopt_at = Instant::now() + backoff;
+                continue;
             }
             _ = ping.tick() => shards.ping().await,
         }
+        if !had_orphans && !shards.orphans.is_empty() {
+            // Newly orphaned: tried again soon.
+            backoff = FIRST_BACKOFF;
+            adopt_at = Instant::now() + backoff;
+        }
     }
 }
+
+/// The pause before subscribing orphaned rooms again, doubled after each
+/// failed try up to the most.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MOST_BACKOFF: Duration = Duration::from_secs(1);
 
 struct Shards {
     link: Arc<Link>,
@@ -127,7 +146,15 @@ impl Shards {
             .ok_or(StoreError::Down)?;
         let mut asking = false;
         for _ in 0..4 {
-            let mut connection = self.connection(&node).await?;
+            let mut connection = match self.connection(&node).await {
+                Ok(connection) => connection,
+                Err(why) => {
+                    // The map may name a master that is gone (killed, and
+                    // replaced since): read afresh next time.
+                    self.slots.clear();
+                    return Err(why);
+                }
+            };
             let mut subscribe = redis::pipe();
             if asking {
                 subscribe.cmd("ASKING").ignore();
@@ -345,24 +372,54 @@ impl Shards {
         master_of(&self.slots, slot)
     }
 
-    /// Reads the slot map (`CLUSTER SLOTS`) through the cluster client; kept
-    /// as it was if that fails.
+    /// Reads the slot map (`CLUSTER SLOTS`) through the cluster client, else
+    /// from the first startup node that answers; kept as it was if none does.
+    /// (The cluster client asks a node at random, which may be one that is
+    /// gone: a killed master stays in its connections.)
     async fn read_slot_map(&mut self) {
-        let Some(mut connection) = self.link.connection() else {
-            return;
-        };
-        let read = tokio::time::timeout(
-            ROUND_TRIP_TIMEOUT,
-            redis::cmd("CLUSTER")
-                .arg("SLOTS")
-                .query_async::<Value>(&mut connection),
-        )
-        .await;
-        if let Ok(Ok(value)) = read {
-            if let Some(slots) = slot_map(&value) {
-                self.slots = slots;
+        if let Some(mut connection) = self.link.connection() {
+            match read_slots(&mut connection).await {
+                Ok(slots) => return self.slots = slots,
+                Err(why) => {
+                    debug!("room subscriptions: no slot map from the cluster client: {why}")
+                }
             }
         }
+        for node in self.link.startup_nodes() {
+            let read = async {
+                let client = self.link.node(node).map_err(|e| e.to_string())?;
+                let mut connection = tokio::time::timeout(
+                    ROUND_TRIP_TIMEOUT,
+                    client.get_multiplexed_async_connection(),
+                )
+                .await
+                .map_err(|_| StoreError::Timeout.to_string())?
+                .map_err(|e| e.to_string())?;
+                read_slots(&mut connection).await
+            };
+            match read.await {
+                Ok(slots) => return self.slots = slots,
+                Err(why) => debug!("room subscriptions: no slot map from {node}: {why}"),
+            }
+        }
+    }
+}
+
+/// `CLUSTER SLOTS` on `connection`, bounded.
+async fn read_slots(
+    connection: &mut impl redis::aio::ConnectionLike,
+) -> Result<BTreeMap<u16, (u16, String)>, String> {
+    let read = tokio::time::timeout(
+        ROUND_TRIP_TIMEOUT,
+        redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async::<Value>(connection),
+    )
+    .await;
+    match read {
+        Ok(Ok(value)) => slot_map(&value).ok_or_else(|| "a reply in an unknown form".to_owned()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(StoreError::Timeout.to_string()),
     }
 }
 
