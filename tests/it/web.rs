@@ -138,16 +138,10 @@ fn grpc_web(url: &str, args: &[&str]) -> Call {
         node("grpcweb-client.mjs", &[&["--url", url], args].concat()),
         NODE_TIMEOUT,
     );
-    assert!(
-        output.status.is_some_and(|status| status.success()),
-        "grpcweb-client {args:?}: {:?}\n{}\n{}",
-        output.status,
-        output.stdout,
-        output.stderr
-    );
+    let events = output.json_lines(&format!("grpcweb-client {args:?}"), |s| s.success());
     let mut call = Call::default();
     let mut ended = false;
-    for event in json_lines(&output.stdout) {
+    for event in events {
         match event["event"].as_str() {
             Some("headers") => call.served_by = event["served_by"].as_str().map(str::to_owned),
             Some("message") => call
@@ -943,16 +937,10 @@ fn browser_shows_the_error_line_of_a_stopped_server() {
 
 /// The calls of `grpcweb-client.mjs --repeat`: each one's messages and end.
 fn repeated_calls(args: &[&str]) -> Vec<Call> {
-    let output = run_bounded(node("grpcweb-client.mjs", args), NODE_TIMEOUT);
-    assert!(
-        output.status.is_some_and(|status| status.success()),
-        "grpcweb-client {args:?}: {:?}\n{}\n{}",
-        output.status,
-        output.stdout,
-        output.stderr
-    );
+    let events = run_bounded(node("grpcweb-client.mjs", args), NODE_TIMEOUT)
+        .json_lines(&format!("grpcweb-client {args:?}"), |s| s.success());
     let mut calls = vec![Call::default()];
-    for event in json_lines(&output.stdout) {
+    for event in events {
         let call = calls.last_mut().unwrap();
         match event["event"].as_str() {
             Some("headers") => {}
